@@ -1,0 +1,1 @@
+"""The ``medfusion`` command: argument parsing only; every subcommand makes one API call."""
