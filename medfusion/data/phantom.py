@@ -1,0 +1,525 @@
+"""BraTS-like phantoms: four MR contrasts and a tumour label map on real brain anatomy.
+
+The anatomy is the MNI ICBM152 2009 template that ships inside nilearn (grey- and white-matter probability
+maps and the brain mask, 1 mm; no download). CSF is the brain mask minus grey and white matter, so it holds
+the ventricles and the sulcal CSF. Each seed gives a different head and tumour:
+
+1. **Geometry.** The tissue maps are resampled (trilinear) onto the requested grid through a small random
+   rotation (±6° per axis), scaling (±8% per axis) and translation (±5 mm). The default field of view is
+   BraTS's 240 × 240 × 155 mm, so the brain fills most of the volume with a background margin. The affine
+   is RAS+ with the requested spacing and the world origin at the centre of the grid.
+2. **Tumour.** One glioma per case, centred in the deep white matter of a random hemisphere: a union of 3
+   to 5 randomly oriented ellipsoids (core radius 10–25 mm) with a smoothly perturbed boundary. Labels as
+   in BraTS 2023+: 1 necrotic core (NCR) inside, 3 enhancing tumour (ET) as a rim around it, 2 oedema
+   (ED/SNFH) around the core, reaching further into white matter than into grey matter and not into CSF.
+3. **Contrasts.** Each voxel mixes the tissue intensities below by its tissue fractions (partial
+   volume), then a smooth multiplicative bias field (≤ ±10%, shared by the contrasts), a per-contrast
+   gain and Rician noise (σ ≈ 2%) are applied. Outside the brain every voxel is exactly 0, as in
+   skull-stripped BraTS data.
+
+The same seed gives identical output; the anatomy and tumour parameters are drawn before anything that
+depends on the grid, so one seed gives the same head and tumour at every resolution (only the noise
+differs). The phantoms are synthetic test data: plausible relative contrasts, not a physical MR simulation.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+from scipy import ndimage
+
+from medfusion.data.brats import CONTRASTS, SEG, BraTSCase
+from medfusion.errors import InputError
+from medfusion.io import ensure_absent, save_like, volume_from_array
+
+__all__ = [
+    "BRATS_FOV_MM",
+    "TISSUE_INTENSITIES",
+    "make_brats_phantom",
+    "write_phantom_case",
+    "write_phantom_dataset",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: BraTS field of view (mm): 240 × 240 × 155 voxels of 1 mm.
+BRATS_FOV_MM: tuple[float, float, float] = (240.0, 240.0, 155.0)
+
+#: Relative intensity of each tissue in each contrast (before bias field, gain and noise).
+TISSUE_INTENSITIES: dict[str, dict[str, float]] = {
+    #        grey   white  CSF    oedema  necrosis  enhancing
+    "t1n": {"gm": 0.55, "wm": 0.80, "csf": 0.20, "ed": 0.45, "ncr": 0.25, "et": 0.55},
+    "t1c": {"gm": 0.55, "wm": 0.80, "csf": 0.20, "ed": 0.45, "ncr": 0.25, "et": 1.00},
+    "t2w": {"gm": 0.60, "wm": 0.40, "csf": 1.00, "ed": 0.85, "ncr": 0.95, "et": 0.60},
+    "t2f": {"gm": 0.60, "wm": 0.45, "csf": 0.10, "ed": 0.95, "ncr": 0.40, "et": 0.70},
+}
+
+# BraTS 2023+ labels.
+_NCR, _ED, _ET = 1, 2, 3
+
+# Top of the brain this far (mm) below the top of the default field of view; the lowest part of the
+# brainstem leaves the field of view instead, as in BraTS.
+_TOP_MARGIN_MM = 8.0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Template anatomy (loaded once per process)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Anatomy:
+    """Tissue fractions on one template grid: ``tissues`` is ``(3, X, Y, Z)`` float32 (GM, WM, CSF; they
+    sum to the brain fraction in [0, 1]); ``affine`` maps template voxels to MNI mm."""
+
+    tissues: np.ndarray
+    affine: np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def _mni152_1mm() -> _Anatomy:
+    """GM, WM and CSF fractions of the MNI152 2009 template at 1 mm, from the files shipped in nilearn."""
+    from nilearn import datasets  # heavy import (~1 s): only when a phantom is made
+
+    gm_img = datasets.load_mni152_gm_template(resolution=1)
+    wm_img = datasets.load_mni152_wm_template(resolution=1)
+    mask_img = datasets.load_mni152_brain_mask(resolution=1)
+    mask = np.asarray(mask_img.get_fdata(dtype=np.float32)) > 0.5
+    gm = np.asarray(gm_img.get_fdata(dtype=np.float32)) * mask
+    wm = np.asarray(wm_img.get_fdata(dtype=np.float32)) * mask
+    excess = np.maximum(gm + wm, 1.0)  # GM + WM never exceeds 1 in the shipped maps; guard anyway
+    gm, wm = gm / excess, wm / excess
+    csf = np.clip(mask - gm - wm, 0.0, 1.0)
+    tissues = np.ascontiguousarray(np.stack([gm, wm, csf]), dtype=np.float32)
+    tissues.setflags(write=False)
+    return _Anatomy(tissues=tissues, affine=np.array(gm_img.affine, dtype=np.float64))
+
+
+@functools.lru_cache(maxsize=4)
+def _mni152(level: int) -> _Anatomy:
+    """The template averaged over ``level``³ blocks (``level`` mm voxels): anti-aliasing for coarse grids."""
+    full = _mni152_1mm()
+    if level == 1:
+        return full
+    pad = [(0, 0)] + [(0, (-n) % level) for n in full.tissues.shape[1:]]
+    t = np.pad(full.tissues, pad)
+    c, x, y, z = t.shape
+    t = t.reshape(c, x // level, level, y // level, level, z // level, level).mean(axis=(2, 4, 6))
+    block = np.diag([level, level, level, 1.0])
+    block[:3, 3] = (level - 1) / 2.0  # centre of the first block, in 1 mm voxels
+    tissues = np.ascontiguousarray(t, dtype=np.float32)
+    tissues.setflags(write=False)
+    return _Anatomy(tissues=tissues, affine=full.affine @ block)
+
+
+@functools.lru_cache(maxsize=1)
+def _brain_anchor() -> np.ndarray:
+    """MNI point (mm) placed at the centre of the field of view: the centre of the brain's bounding box
+    in x and y; in z, the point that leaves the top of the brain ``_TOP_MARGIN_MM`` below the top of a
+    155 mm field of view."""
+    anatomy = _mni152(2)
+    idx = np.argwhere(anatomy.tissues.sum(axis=0) >= 0.5)
+    lo = anatomy.affine[:3, :3] @ idx.min(axis=0) + anatomy.affine[:3, 3]
+    hi = anatomy.affine[:3, :3] @ idx.max(axis=0) + anatomy.affine[:3, 3]
+    centre = (lo + hi) / 2.0
+    centre[2] = hi[2] + _TOP_MARGIN_MM - BRATS_FOV_MM[2] / 2.0
+    return centre
+
+
+@functools.lru_cache(maxsize=1)
+def _tumour_sites() -> tuple[np.ndarray, np.ndarray]:
+    """Candidate tumour centres (MNI mm) in deep white matter of the left and right hemisphere: white
+    matter fraction ≥ 0.7, at least 30 mm inside the brain, at least 12 mm from the midline."""
+    anatomy = _mni152(2)
+    gm, wm, csf = anatomy.tissues
+    brain = (gm + wm + csf) >= 0.5
+    depth = ndimage.distance_transform_edt(brain, sampling=2.0)
+    idx = np.argwhere((wm >= 0.7) & (depth >= 30.0))
+    world = idx @ anatomy.affine[:3, :3].T + anatomy.affine[:3, 3]
+    left, right = world[world[:, 0] <= -12.0], world[world[:, 0] >= 12.0]
+    left.setflags(write=False)
+    right.setflags(write=False)
+    return left, right
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Random parameters
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    """3x3 rotation from angles (radians) about the x, y and z axes (applied in that order)."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+@dataclass(frozen=True)
+class _Waves:
+    """A smooth random field in mm coordinates: a normalised sum of plane waves (std ≈ 1, clipped to ±2)."""
+
+    directions: np.ndarray  # (K, 3) unit vectors
+    wavelengths: np.ndarray  # (K,) mm
+    phases: np.ndarray  # (K,) radians
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, k: int, wavelength_mm: tuple[float, float]) -> _Waves:
+        d = rng.standard_normal((k, 3))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        return cls(d, rng.uniform(*wavelength_mm, k), rng.uniform(0.0, 2.0 * np.pi, k))
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Evaluate on broadcastable world coordinates (mm); returns float32."""
+        out = np.zeros(np.broadcast_shapes(x.shape, y.shape, z.shape), dtype=np.float32)
+        for (dx, dy, dz), wl, ph in zip(self.directions, self.wavelengths, self.phases):
+            k = 2.0 * np.pi / wl
+            out += np.cos((k * dx) * x + (k * dy) * y + (k * dz) * z + ph, dtype=np.float32)
+        out *= np.float32(np.sqrt(2.0 / len(self.phases)))
+        return np.clip(out, -2.0, 2.0, out=out)
+
+
+@dataclass(frozen=True)
+class _Tumour:
+    """Tumour shape in world mm: ellipsoid lobes, rim thickness, oedema reach and boundary noise."""
+
+    centres: np.ndarray  # (L, 3) mm
+    rotations: np.ndarray  # (L, 3, 3)
+    axes: np.ndarray  # (L, 3) semi-axes, mm
+    rim_mm: float  # enhancing rim thickness
+    oedema_mm: float  # oedema reach beyond the core in pure white matter
+    core_noise_mm: float
+    oedema_noise_mm: float
+    core_waves: _Waves
+    oedema_waves: _Waves
+
+    def reach_mm(self) -> float:
+        """Radius (mm) around ``centres[0]`` outside which no tumour label can occur."""
+        lobe = np.linalg.norm(self.centres - self.centres[0], axis=1) + self.axes.max(axis=1)
+        return float(lobe.max() + 2.0 * self.core_noise_mm + self.oedema_mm + 2.0 * self.oedema_noise_mm)
+
+
+def _draw_tumour(rng: np.random.Generator, centre: np.ndarray) -> _Tumour:
+    radius = rng.uniform(10.0, 25.0)
+    n_extra = int(rng.integers(2, 5))
+    centres = [centre]
+    axes = [radius * rng.uniform(0.8, 1.2, 3)]
+    for _ in range(n_extra):
+        direction = rng.standard_normal(3)
+        direction /= np.linalg.norm(direction)
+        centres.append(centre + direction * radius * rng.uniform(0.3, 0.7))
+        axes.append(radius * rng.uniform(0.45, 0.8) * rng.uniform(0.75, 1.25, 3))
+    rotations = [_rotation(rng.uniform(-np.pi, np.pi, 3)) for _ in centres]
+    return _Tumour(
+        centres=np.array(centres),
+        rotations=np.array(rotations),
+        axes=np.array(axes),
+        rim_mm=float(np.clip(radius * rng.uniform(0.2, 0.4), 3.0, 7.0)),
+        oedema_mm=float(rng.uniform(10.0, 25.0)),
+        core_noise_mm=0.12 * radius,
+        oedema_noise_mm=float(rng.uniform(3.0, 6.0)),
+        core_waves=_Waves.draw(rng, 12, (15.0, 40.0)),
+        oedema_waves=_Waves.draw(rng, 12, (20.0, 60.0)),
+    )
+
+
+def _default_spacing(shape: tuple[int, int, int]) -> tuple[float, float, float]:
+    return tuple(fov / n for fov, n in zip(BRATS_FOV_MM, shape))  # type: ignore[return-value]
+
+
+def _check_shape_spacing(shape, spacing) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    shape_t = tuple(int(n) for n in shape)
+    if len(shape_t) != 3 or min(shape_t) < 1 or any(n != s for n, s in zip(shape_t, shape)):
+        raise InputError(f"phantom shape must be three positive integers, got {tuple(shape)}")
+    spacing_t = _default_spacing(shape_t) if spacing is None else tuple(float(s) for s in spacing)
+    if len(spacing_t) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing_t):
+        raise InputError(f"phantom spacing must be three positive numbers (mm), got {spacing}")
+    return shape_t, spacing_t  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The phantom
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _resample_tissues(
+    shape: tuple[int, int, int], affine: np.ndarray, to_template_mm: np.ndarray
+) -> np.ndarray:
+    """GM, WM, CSF fractions ``(3, *shape)`` on the output grid (trilinear, 0 outside the template)."""
+    level = 1
+    while level < 8 and 2 * level <= min(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))):
+        level *= 2
+    anatomy = _mni152(level)
+    # output voxel -> output mm -> template mm -> template voxel, as one matrix
+    m = np.linalg.inv(anatomy.affine) @ to_template_mm @ affine
+    out = np.empty((3, *shape), dtype=np.float32)
+    for i in range(3):
+        ndimage.affine_transform(
+            anatomy.tissues[i], m[:3, :3], offset=m[:3, 3], output=out[i], order=1, mode="constant", cval=0.0
+        )
+    return out
+
+
+def _bias_field(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Smooth multiplicative field, 1 ± at most 10%: random Legendre polynomials of degree ≤ 2 in the
+    coordinates normalised to [-1, 1] over the default field of view. Shape: broadcast of x, y, z."""
+    u = [c / (fov / 2.0) for c, fov in zip((x, y, z), BRATS_FOV_MM)]
+    legendre = [[np.ones_like(c), c, 1.5 * c * c - 0.5] for c in u]
+    terms = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
+    coef = rng.standard_normal(len(terms))
+    coef *= 0.10 / np.abs(coef).sum()
+    field = np.ones(np.broadcast_shapes(x.shape, y.shape, z.shape), dtype=np.float32)
+    for c, (i, j, k) in zip(coef, terms):
+        field += np.float32(c) * (legendre[0][i] * legendre[1][j] * legendre[2][k]).astype(np.float32)
+    return field
+
+
+def _tumour_fractions(
+    tumour: _Tumour, x: np.ndarray, y: np.ndarray, z: np.ndarray, wm_share: np.ndarray, csf_share: np.ndarray,
+    blur_mm: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fractions of necrosis, enhancing tumour and oedema in each voxel (partial volume over ``blur_mm``).
+
+    ``x, y, z`` are broadcastable world coordinates (mm) of a box of voxels; ``wm_share``/``csf_share`` are
+    the white-matter and CSF shares of the brain tissue there. Returns three float32 arrays of the box shape.
+    """
+    # Distance (mm, approximate) outside the union of the ellipsoid lobes; negative inside.
+    dist = None
+    for centre, rot, ax in zip(tumour.centres, tumour.rotations, tumour.axes):
+        dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+        r2 = sum(((rot[0, j] * dx + rot[1, j] * dy + rot[2, j] * dz) / ax[j]) ** 2 for j in range(3))
+        lobe = (np.sqrt(r2) - 1.0) * ax.mean()
+        dist = lobe if dist is None else np.minimum(dist, lobe)
+    dist = dist.astype(np.float32) + tumour.core_noise_mm * tumour.core_waves(x, y, z)
+    reach = tumour.oedema_mm * (0.25 + 0.75 * wm_share) + tumour.oedema_noise_mm * tumour.oedema_waves(x, y, z)
+
+    def inside(edge):  # soft indicator of dist < edge
+        return 0.5 * (1.0 + np.tanh((edge - dist) / blur_mm))
+
+    core = inside(0.0)
+    ncr = inside(-tumour.rim_mm)
+    et = np.clip(core - ncr, 0.0, 1.0)
+    ed = np.clip(inside(reach) - core, 0.0, 1.0) * np.clip(1.0 - 2.0 * csf_share, 0.0, 1.0)
+    return ncr.astype(np.float32), et.astype(np.float32), ed.astype(np.float32)
+
+
+def make_brats_phantom(
+    shape: tuple[int, int, int] = (96, 96, 64),
+    *,
+    spacing: tuple[float, float, float] | None = None,
+    seed: int = 0,
+    return_tissues: bool = False,
+) -> dict[str, np.ndarray]:
+    """Make one BraTS-like case in memory.
+
+    Args:
+        shape: grid size ``(X, Y, Z)``; any positive sizes (odd included).
+        spacing: voxel size in mm; default ``240/X, 240/Y, 155/Z`` (BraTS's field of view).
+        seed: all randomness comes from ``numpy.random.default_rng(seed)``.
+        return_tissues: also return the tumour-free tissue fractions ``"gm"``, ``"wm"``, ``"csf"``.
+
+    Returns:
+        ``"t1n"``, ``"t1c"``, ``"t2w"``, ``"t2f"``: ``float32 (X, Y, Z)`` intensities, about [0, 1]
+        (brightest tissue ≈ 1), exactly 0 outside the brain; ``"seg"``: ``uint8 (X, Y, Z)`` labels
+        0 background/healthy, 1 NCR, 2 oedema, 3 ET; ``"affine"``: ``(4, 4)`` float64 voxel → RAS+ mm.
+        On grids too coarse to resolve a tumour class, the voxel with the largest share of that class
+        gets its label, so labels 1, 2 and 3 are all present whenever the tumour lies in the field of view.
+    """
+    shape, spacing = _check_shape_spacing(shape, spacing)
+    rng = np.random.default_rng(seed)
+
+    # --- anatomy and tumour parameters (independent of the grid) ---
+    rotation = _rotation(np.deg2rad(rng.uniform(-6.0, 6.0, 3)))
+    scale = rng.uniform(0.92, 1.08, 3)
+    shift = rng.uniform(-5.0, 5.0, 3)
+    sites = _tumour_sites()[int(rng.integers(2))]
+    site_mni = sites[int(rng.integers(len(sites)))]
+    anchor = _brain_anchor()
+    # template (MNI) mm -> output mm:  x_out = R S (x_mni - anchor) + shift
+    linear = rotation @ np.diag(scale)
+    to_output_mm = np.eye(4)
+    to_output_mm[:3, :3] = linear
+    to_output_mm[:3, 3] = shift - linear @ anchor
+    tumour = _draw_tumour(rng, to_output_mm[:3, :3] @ site_mni + to_output_mm[:3, 3])
+    gains = rng.uniform(0.9, 1.05, len(CONTRASTS))
+    sigma = rng.uniform(0.015, 0.025)
+
+    # --- output grid: RAS+, centre of the grid at the world origin ---
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = -(np.array(shape) - 1) / 2.0 * np.array(spacing)
+    axes_mm = [(affine[i, 3] + spacing[i] * np.arange(shape[i])).astype(np.float32) for i in range(3)]
+    x, y, z = axes_mm[0][:, None, None], axes_mm[1][None, :, None], axes_mm[2][None, None, :]
+
+    tissues = _resample_tissues(shape, affine, np.linalg.inv(to_output_mm))
+    gm, wm, csf = tissues
+    total = gm + wm + csf
+    brain = total >= 0.5
+    bias = _bias_field(rng, x, y, z)
+
+    # --- tumour, computed in a box around it ---
+    seg = np.zeros(shape, dtype=np.uint8)
+    box = _tumour_box(tumour, affine, shape)
+    if box is not None:
+        bx, by, bz = box
+        t_box = total[box]
+        share = 1.0 / np.maximum(t_box, 1e-6)
+        ncr, et, ed = _tumour_fractions(
+            tumour, x[bx], y[:, by], z[:, :, bz], wm[box] * share, csf[box] * share,
+            blur_mm=0.3 * float(np.mean(spacing)),
+        )
+        healthy = np.clip(1.0 - ncr - et - ed, 0.0, 1.0)
+        classes = np.argmax(np.stack([healthy, ncr, ed, et]), axis=0)  # 0 healthy, then BraTS label order
+        labels = np.array([0, _NCR, _ED, _ET], dtype=np.uint8)[classes]
+        labels[~brain[box]] = 0
+        _ensure_labels(labels, brain[box], {_NCR: ncr, _ED: ed, _ET: et})
+        seg[box] = labels
+
+    # --- contrasts: partial-volume mixture x bias x gain, Rician noise, 0 outside the brain ---
+    inside = np.flatnonzero(brain)
+    bias_in = bias.ravel()[inside]
+    out: dict[str, np.ndarray] = {}
+    for contrast, gain in zip(CONTRASTS, gains):
+        v = {k: np.float32(val) for k, val in TISSUE_INTENSITIES[contrast].items()}
+        image = gm * v["gm"] + wm * v["wm"] + csf * v["csf"]
+        if box is not None:
+            image[box] = healthy * image[box] + t_box * (ncr * v["ncr"] + et * v["et"] + ed * v["ed"])
+        signal = image.ravel()[inside] * bias_in * np.float32(gain)
+        # Rician noise: magnitude of a complex signal with Gaussian noise in both channels.
+        real = signal + np.float32(sigma) * rng.standard_normal(signal.size, dtype=np.float32)
+        imag = np.float32(sigma) * rng.standard_normal(signal.size, dtype=np.float32)
+        result = np.zeros(shape, dtype=np.float32)
+        result.ravel()[inside] = np.sqrt(real * real + imag * imag)
+        out[contrast] = result
+
+    out[SEG] = seg
+    out["affine"] = affine
+    if return_tissues:
+        out.update(gm=gm, wm=wm, csf=csf)
+    return out
+
+
+def _tumour_box(tumour: _Tumour, affine: np.ndarray, shape: tuple[int, int, int]):
+    """Index box (tuple of slices) of the grid that can hold tumour labels, or ``None`` if outside."""
+    centre_vox = (tumour.centres[0] - affine[:3, 3]) / np.diag(affine)[:3]
+    half_vox = tumour.reach_mm() / np.diag(affine)[:3] + 1.0
+    lo = np.maximum(np.floor(centre_vox - half_vox).astype(int), 0)
+    hi = np.minimum(np.ceil(centre_vox + half_vox).astype(int) + 1, shape)
+    if np.any(hi <= lo):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _ensure_labels(labels: np.ndarray, brain: np.ndarray, fractions: dict[int, np.ndarray]) -> None:
+    """Give a missing label (a class thinner than the voxels) to the brain voxel with its largest share."""
+    taken = np.zeros(labels.shape, dtype=bool)
+    for label in (_NCR, _ET, _ED):
+        if np.any(labels == label):
+            continue
+        score = np.where(brain & ~taken, fractions[label], -1.0)
+        best = np.unravel_index(int(np.argmax(score)), labels.shape)
+        if score[best] <= 0.0:
+            continue
+        labels[best] = label
+        taken[best] = True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Writing cases and datasets
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _case_paths(out_dir: PathLike, name: str, drop: str | None) -> dict[str, str]:
+    folder = os.path.join(os.fspath(out_dir), name)
+    kinds = [c for c in CONTRASTS if c != drop] + [SEG]
+    return {k: os.path.join(folder, f"{name}-{k}.nii.gz") for k in kinds}
+
+
+def _check_drop(drop: str | None) -> None:
+    if drop is not None and drop not in CONTRASTS:
+        raise InputError(f"drop must be one of {', '.join(CONTRASTS)} (or None), got {drop!r}")
+
+
+def write_phantom_case(
+    out_dir: PathLike,
+    name: str,
+    *,
+    shape: tuple[int, int, int],
+    seed: int,
+    spacing: tuple[float, float, float] | None = None,
+    drop: str | None = None,
+    overwrite: bool = False,
+) -> BraTSCase:
+    """Write one phantom as a BraTS case folder ``<out_dir>/<name>/<name>-{t1n,t1c,t2w,t2f,seg}.nii.gz``.
+
+    Contrasts are float32, the label map uint8, all with the phantom's RAS+ affine.
+
+    Args:
+        out_dir: dataset folder (created if needed).
+        name: case name, e.g. ``"BraTS-PHANTOM-00000-000"``.
+        shape, spacing, seed: see :func:`make_brats_phantom`.
+        drop: a contrast not to write (a missing-modality case), or ``None`` to write all four.
+        overwrite: replace existing files; otherwise any existing output is an error raised before writing.
+
+    Returns:
+        The written case (``missing`` = ``drop``).
+    """
+    _check_drop(drop)
+    paths = _case_paths(out_dir, name, drop)
+    ensure_absent(paths.values(), overwrite)
+    phantom = make_brats_phantom(shape, spacing=spacing, seed=seed)
+    reference = volume_from_array(phantom["t1n"], phantom["affine"])
+    reference.header["descrip"] = f"medfusion BraTS phantom, seed {seed}".encode()[:80]
+    for kind, path in paths.items():
+        dtype = np.uint8 if kind == SEG else np.float32
+        save_like(phantom[kind], reference, path, overwrite=overwrite, dtype=dtype)
+    return BraTSCase(
+        name=name,
+        paths={c: paths[c] for c in CONTRASTS if c in paths},
+        missing=drop,
+        seg=paths[SEG],
+        folder=os.path.join(os.fspath(out_dir), name),
+    )
+
+
+def write_phantom_dataset(
+    out_dir: PathLike,
+    n: int,
+    *,
+    shape: tuple[int, int, int],
+    seed0: int = 0,
+    prefix: str = "BraTS-PHANTOM",
+    drop: str | None = None,
+    spacing: tuple[float, float, float] | None = None,
+    overwrite: bool = False,
+) -> list[BraTSCase]:
+    """Write ``n`` phantom cases ``<prefix>-00000-000``, ``<prefix>-00001-000``, ... with seeds
+    ``seed0``, ``seed0 + 1``, ...
+
+    Args:
+        drop: a contrast left out of every case, ``"random"`` for one left out per case (chosen
+            reproducibly from ``seed0``, as in BraSyn), or ``None`` for complete cases.
+        Others: see :func:`write_phantom_case`.
+
+    Raises:
+        OutputExistsError: some output exists and ``overwrite`` is false (checked before writing anything).
+    """
+    if n < 0:
+        raise InputError(f"number of cases must be ≥ 0, got {n}")
+    if drop == "random":
+        picks = np.random.default_rng(seed0).integers(len(CONTRASTS), size=n)
+        drops = [CONTRASTS[int(i)] for i in picks]
+    else:
+        _check_drop(drop)
+        drops = [drop] * n
+    names = [f"{prefix}-{i:05d}-000" for i in range(n)]
+    ensure_absent([p for nm, d in zip(names, drops) for p in _case_paths(out_dir, nm, d).values()], overwrite)
+    return [
+        write_phantom_case(out_dir, nm, shape=shape, seed=seed0 + i, spacing=spacing, drop=d, overwrite=overwrite)
+        for i, (nm, d) in enumerate(zip(names, drops))
+    ]

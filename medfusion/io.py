@@ -1,0 +1,309 @@
+"""NIfTI reading and writing that keeps the geometry (shape, affine, orientation, spacing).
+
+Every application reads its inputs with :func:`load_volume` and writes its outputs with :func:`save_like`,
+so "where does the output get its affine back?" has one answer: from the :class:`Volume` it was computed
+from. Outputs are written atomically (temporary file in the target folder, then :func:`os.replace`), so a
+failed or interrupted run never leaves a partial file behind, and an existing output is only replaced when
+the caller asks for it.
+
+Bad user input (missing, unreadable or non-3D files, non-finite voxels, inconsistent geometry, existing
+outputs) raises :class:`~medfusion.errors.InputError` with a one-line message that names the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Union
+
+import nibabel as nib
+import numpy as np
+
+from medfusion.errors import InputError, OutputExistsError
+
+__all__ = [
+    "Volume",
+    "load_volume",
+    "check_same_geometry",
+    "save_like",
+    "ensure_absent",
+    "volume_from_array",
+    "NIFTI_EXTENSIONS",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: File name endings this module reads and writes (single-file NIfTI, optionally gzip-compressed).
+NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+
+#: NIfTI ``xform`` code "scanner anatomical" (used for headers created from scratch).
+_XFORM_SCANNER = 1
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3D image with its geometry.
+
+    Attributes:
+        data: voxel values, ``float32``, shape ``(X, Y, Z)`` in the file's voxel order, C-contiguous copy
+            (never a view of the file).
+        affine: ``(4, 4)`` ``float64`` voxel-index → world (RAS+ mm) matrix, as nibabel reads it
+            (sform if its code is set, else qform).
+        header: the file's NIfTI header (a copy); :func:`save_like` writes outputs with it.
+        path: the file it was read from, or ``None`` for volumes made in memory.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    path: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Voxel grid size ``(X, Y, Z)``."""
+        return tuple(int(n) for n in self.data.shape)
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Voxel size in mm along each voxel axis: the column norms of the affine's 3x3 part."""
+        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+
+
+def _describe(path: PathLike) -> str:
+    return os.fspath(path)
+
+
+def _nifti_extension(path: PathLike) -> str | None:
+    name = os.fspath(path).lower()
+    for ext in NIFTI_EXTENSIONS:
+        if name.endswith(ext):
+            return ext
+    return None
+
+
+def load_volume(path: PathLike, *, ndim: int = 3) -> Volume:
+    """Read a NIfTI file (``.nii`` or ``.nii.gz``) into a :class:`Volume`; the file is never modified.
+
+    Args:
+        path: the file to read.
+        ndim: the number of spatial dimensions required (3 for MR/CT volumes). Trailing singleton
+            dimensions beyond ``ndim`` (e.g. a ``(X, Y, Z, 1)`` image) are squeezed; anything else with a
+            different number of dimensions is an error.
+
+    Returns:
+        A :class:`Volume` with ``float32`` data scaled by the header's ``scl_slope``/``scl_inter``
+        (as nibabel applies them) and the image's affine.
+
+    Raises:
+        InputError: the file is missing, unreadable or corrupt, not a NIfTI image, has the wrong number of
+            dimensions (the message gives the shape) or contains NaN/Inf voxels (the message counts them).
+    """
+    where = _describe(path)
+    if not os.path.exists(path):
+        raise InputError(f"input file not found: {where}")
+    if os.path.isdir(path):
+        raise InputError(f"input is a folder, not a NIfTI file: {where}")
+    try:
+        # mmap=False: read the bytes and close the file; nothing keeps a handle on the user's file.
+        img = nib.load(os.fspath(path), mmap=False)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
+        raise InputError(f"cannot read {where} as a NIfTI image: {exc}") from None
+    if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
+        raise InputError(f"{where} is a {type(img).__name__}, not a NIfTI (.nii/.nii.gz) image")
+    try:
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except (OSError, EOFError, zlib.error, ValueError, TypeError) as exc:
+        raise InputError(f"cannot read the voxel data of {where} (truncated or corrupt file?): {exc}") from None
+
+    original_shape = data.shape
+    while data.ndim > ndim and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != ndim:
+        raise InputError(
+            f"{where} has shape {original_shape}: expected a {ndim}D image"
+            + (" (4D time series and multi-channel images are not supported)" if data.ndim > ndim else "")
+        )
+
+    n_nan = int(np.isnan(data).sum())
+    n_inf = int(np.isinf(data).sum())
+    if n_nan or n_inf:
+        parts = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "Inf")) if n]
+        raise InputError(f"{where} contains non-finite voxels: {' and '.join(parts)} of {data.size}")
+
+    header = img.header.copy()
+    if header.get_data_shape() != data.shape:
+        header.set_data_shape(data.shape)
+    return Volume(
+        data=np.array(data, dtype=np.float32, order="C", copy=True),
+        affine=np.array(img.affine, dtype=np.float64),
+        header=header,
+        path=where,
+    )
+
+
+def check_same_geometry(volumes: Mapping[str, Volume], *, atol: float = 1e-3) -> None:
+    """Check that all volumes share one voxel grid: the same shape and the same affine.
+
+    Args:
+        volumes: named volumes, e.g. ``{"t1n": ..., "t1c": ..., "t2w": ...}``.
+        atol: largest allowed absolute difference of any affine entry (mm, or mm per voxel).
+
+    Raises:
+        InputError: naming the first pair of inputs that disagree and how (shapes, or the largest affine
+            difference).
+    """
+    items = list(volumes.items())
+    if len(items) < 2:
+        return
+
+    def label(name: str, vol: Volume) -> str:
+        return f"{name} ({vol.path})" if vol.path else name
+
+    ref_name, ref = items[0]
+    for name, vol in items[1:]:
+        if vol.shape != ref.shape:
+            raise InputError(
+                f"{label(ref_name, ref)} and {label(name, vol)} have different shapes: {ref.shape} vs {vol.shape}"
+            )
+        diff = float(np.max(np.abs(vol.affine - ref.affine)))
+        if not diff <= atol:
+            raise InputError(
+                f"{label(ref_name, ref)} and {label(name, vol)} have different affines "
+                f"(max difference {diff:.4g} > {atol:g}): the images are not co-registered"
+            )
+
+
+def ensure_absent(paths: Iterable[PathLike], overwrite: bool) -> None:
+    """Refuse to go on if any output already exists (call it before doing any work).
+
+    Args:
+        paths: every output the caller is about to write.
+        overwrite: if true, existing outputs are allowed (they will be replaced) and nothing is checked.
+
+    Raises:
+        OutputExistsError: listing all the outputs that exist.
+    """
+    if overwrite:
+        return
+    existing = [os.fspath(p) for p in paths if os.path.lexists(p)]
+    if existing:
+        listed = ", ".join(existing)
+        raise OutputExistsError(f"output already exists (use overwrite to replace it): {listed}")
+
+
+def volume_from_array(data: np.ndarray, affine: np.ndarray) -> Volume:
+    """Make an in-memory :class:`Volume` with a fresh NIfTI header (qform and sform = ``affine``,
+    code "scanner", units mm) — the reference to use with :func:`save_like` for generated images.
+
+    Args:
+        data: ``(X, Y, Z)`` array (stored as ``float32``).
+        affine: ``(4, 4)`` voxel → world (RAS+ mm) matrix.
+    """
+    data = np.array(data, dtype=np.float32, order="C", copy=True)
+    affine = np.array(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise ValueError(f"affine must be 4x4, got {affine.shape}")
+    header = nib.Nifti1Header()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(np.float32)
+    header.set_xyzt_units("mm", "sec")
+    header.set_qform(affine, code=_XFORM_SCANNER)
+    header.set_sform(affine, code=_XFORM_SCANNER)
+    return Volume(data=data, affine=affine, header=header, path=None)
+
+
+def _as_dtype(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast to the on-disk dtype; integer outputs are rounded and must fit (no silent wrap-around)."""
+    data = np.asarray(data)
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer) and not np.issubdtype(data.dtype, np.integer):
+        if not np.all(np.isfinite(data)):
+            raise ValueError(f"cannot store non-finite values as {dtype}")
+        data = np.rint(data)
+    if np.issubdtype(dtype, np.integer) and data.size:
+        info = np.iinfo(dtype)
+        lo, hi = data.min(), data.max()
+        if lo < info.min or hi > info.max:
+            raise ValueError(f"values [{lo}, {hi}] do not fit in {dtype}")
+    return np.ascontiguousarray(data, dtype=dtype)
+
+
+def save_like(
+    data: np.ndarray,
+    reference: Volume,
+    path: PathLike,
+    *,
+    overwrite: bool = False,
+    dtype: np.dtype | type = np.float32,
+) -> str:
+    """Write ``data`` as a NIfTI file on the reference's voxel grid (same affine, orientation, spacing).
+
+    The reference header is reused (qform/sform and their codes, units, description), with the data type
+    set to ``dtype`` and the intensity scaling (``scl_slope``/``scl_inter``) reset, so the file stores
+    ``data`` as given. The file is written to a temporary file in the same folder and then moved into
+    place, so there is never a partial output; the parent folder is created if needed.
+
+    Args:
+        data: array with exactly ``reference.shape``.
+        reference: the volume whose geometry the output takes (usually an input of the computation).
+        path: output file, ending in ``.nii.gz`` (compressed) or ``.nii``.
+        overwrite: replace an existing file; otherwise an existing ``path`` is an error and is left as is.
+        dtype: on-disk data type, e.g. ``np.float32`` for images or ``np.uint8`` for label maps (float
+            data is rounded for integer types; values must fit).
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        ValueError: ``data`` does not have the reference's shape or does not fit ``dtype``.
+        OutputExistsError: ``path`` exists and ``overwrite`` is false (checked before anything is written).
+        InputError: ``path`` does not end in ``.nii``/``.nii.gz`` or is a folder.
+    """
+    target = os.fspath(path)
+    ext = _nifti_extension(target)
+    if ext is None:
+        raise InputError(f"output file must end in .nii.gz or .nii: {target}")
+    if os.path.isdir(target):
+        raise InputError(f"output path is a folder: {target}")
+    data = np.asarray(data)
+    if tuple(data.shape) != reference.shape:
+        raise ValueError(f"data shape {tuple(data.shape)} does not match the reference shape {reference.shape}")
+    ensure_absent([target], overwrite)
+    data = _as_dtype(data, dtype)
+
+    header = reference.header.copy()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(data.dtype)
+    header.set_slope_inter(None, None)
+    # Keep the reference's geometry and codes exactly (nibabel would otherwise reset them whenever the
+    # affine and the header's best affine differ by rounding).
+    header.set_sform(reference.affine, code=int(header["sform_code"]))
+    header.set_qform(reference.affine, code=int(header["qform_code"]))
+    image = nib.Nifti1Image(data, reference.affine, header=header)
+    image.header.set_slope_inter(None, None)
+    payload = image.to_bytes()
+
+    folder = os.path.dirname(target) or "."
+    os.makedirs(folder, exist_ok=True)
+    # A hidden name in the same folder (same file system, so os.replace is atomic); created exclusively,
+    # with the default permissions.
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            if ext == ".nii.gz":
+                with gzip.GzipFile(filename="", fileobj=fh, mode="wb", compresslevel=1, mtime=0) as gz:
+                    gz.write(payload)
+            else:
+                fh.write(payload)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
