@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny phantom cases and a tiny (untrained) cWDM checkpoint for plumbing tests.
+
+The tiny checkpoint has random weights: tests that use it check files, shapes, geometry and errors — never
+image quality.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A network small enough for seconds-long CPU tests (2 levels → sizes padded to multiples of 4).
+TINY_NETWORK = {
+    "spatial_dims": 3,
+    "n_conditions": 3,
+    "num_class_embeds": 4,
+    "channels": [8, 16],
+    "num_res_blocks": 1,
+    "norm_num_groups": 8,
+    "num_head_channels": 8,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from medfusion.cwdm import CWDMModel
+
+    torch.manual_seed(0)
+    model = CWDMModel.create(TINY_NETWORK, info={"description": "tiny random-weight test checkpoint"})
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two complete phantom cases of 20×24×18 voxels (odd-free but not multiples of 4)."""
+    from medfusion.data.phantom import write_phantom_dataset
+
+    out = tmp_path_factory.mktemp("phantoms")
+    write_phantom_dataset(out, 2, shape=(20, 24, 18), seed0=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_missing_dataset(tmp_path_factory) -> Path:
+    """Two phantom cases of 20×24×18 voxels with t2f missing."""
+    from medfusion.data.phantom import write_phantom_dataset
+
+    out = tmp_path_factory.mktemp("phantoms_missing")
+    write_phantom_dataset(out, 2, shape=(20, 24, 18), seed0=11, drop="t2f")
+    return out
+
+
+def run_env() -> dict:
+    """Environment for subprocesses: this interpreter's packages, no GPU, quiet threads."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+PYTHON = sys.executable
