@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -128,6 +129,8 @@ class CWDMModel:
 
     @classmethod
     def from_state(cls, state: Mapping) -> "CWDMModel":
+        if not isinstance(state, Mapping):
+            raise InputError(f"not a medfusion cWDM checkpoint (a {type(state).__name__}, not a dictionary)")
         if state.get("format") != CHECKPOINT_FORMAT:
             raise InputError(f"not a medfusion cWDM checkpoint (format {state.get('format')!r})")
         model = cls.create(
@@ -140,7 +143,10 @@ class CWDMModel:
             background_threshold=state.get("background_threshold", 0.04),
             info=dict(state.get("info", {})),
         )
-        model.network.load_state_dict(state["state_dict"])
+        try:
+            model.network.load_state_dict(state["state_dict"])
+        except (KeyError, RuntimeError) as e:
+            raise InputError(f"checkpoint weights do not fit its network_config: {_first_line(e)}") from e
         return model
 
 
@@ -157,7 +163,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> C
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read means "not a usable checkpoint"
-        raise InputError(f"cannot read weights {path}: {e}") from e
+        reason = "not a PyTorch checkpoint of plain data" if isinstance(e, pickle.UnpicklingError) else _first_line(e)
+        raise InputError(f"cannot read weights {path}: {reason}") from e
     model = CWDMModel.from_state(state)
     model.network.eval()
     return model.to(device)
@@ -296,6 +303,12 @@ def _check_contrast(name: str) -> None:
         raise InputError(f"unknown contrast {name!r}; BraTS contrasts are {', '.join(CONTRASTS)}")
 
 
+def _first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's messages run over many lines)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def _plain(obj):
     """Tuples → lists recursively, so a checkpoint holds only plain JSON-like values."""
     if isinstance(obj, Mapping):
@@ -303,3 +316,104 @@ def _plain(obj):
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj
+
+
+# ---- evaluation on complete cases (held-out phantoms or real BraTS training cases) ------------------------------
+def score_synthesis(pred: np.ndarray, truth_raw: np.ndarray, inputs: Mapping[str, np.ndarray], *,
+                    seg: np.ndarray | None = None, lower: float = 0.1, upper: float = 99.9) -> dict:
+    """Scores of a synthesized contrast and of the no-learning baseline against the true contrast.
+
+    ``ssim``/``psnr``: truth percentile-normalised like the model's inputs (``lower``/``upper`` → [0, 1]),
+    3D SSIM (Gaussian σ 1.5) and PSNR with data range 1.  ``brasyn_*``: the BraSyn 2024 protocol (each image
+    0.5/99.5-percentile scaled; tumour = ``seg > 0``).  The baseline is the oracle histogram-matched best
+    available contrast (:func:`medfusion.baselines.best_contrast_baseline`).
+    """
+    from .baselines import best_contrast_baseline
+    from .metrics import brasyn_ssim, psnr, ssim
+
+    norm = PercentileNormalize(lower, upper)
+    truth = np.asarray(norm(truth_raw[None]))[0]
+    normed = {c: np.asarray(norm(np.asarray(v)[None]))[0] for c, v in inputs.items()}
+    base_name, baseline = best_contrast_baseline(normed, truth)
+
+    def scores(img):
+        out = {"ssim": ssim(img, truth, data_range=1.0), "psnr": psnr(img, truth, data_range=1.0)}
+        out.update({f"brasyn_{k}": v for k, v in brasyn_ssim(img, truth_raw, seg).items()})
+        return out
+
+    return {"model": scores(pred), "baseline": {"name": f"oracle histogram-matched {base_name}", **scores(baseline)},
+            "_images": {"truth": truth, "baseline": baseline, "inputs": normed}}
+
+
+def evaluate_heldout(
+    model: CWDMModel,
+    dataset_dir: str | os.PathLike,
+    *,
+    missing: Sequence[str] | None = None,
+    steps: int = 50,
+    sampler: str = "ddim",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    max_cases: int | None = None,
+    report: str | os.PathLike | None = None,
+) -> dict:
+    """Hide each contrast in ``missing`` (default: every contrast the model can synthesize) of every complete
+    case in ``dataset_dir``, synthesize it, and score model and baseline (:func:`score_synthesis`).
+
+    Returns ``{"cases": [...], "summary": {missing: {"model": {metric: mean}, "baseline": {...}}, "all": ...}}``
+    and writes it as JSON to ``report`` when given.
+    """
+    import json
+    import time
+
+    from .data.brats import list_cases
+    from .io import load_volume
+
+    cases = [c for c in list_cases(dataset_dir, require_missing=False) if c.missing is None][:max_cases]
+    if not cases:
+        raise InputError(f"no complete cases in {dataset_dir}")
+    targets = list(missing) if missing else ([model.target] if model.target else list(CONTRASTS))
+    records = []
+    for case in cases:
+        vols = load_case(case)
+        seg = load_volume(case.seg).data if case.seg else None
+        for m in targets:
+            inputs = {c: v.data for c, v in vols.items() if c != m}
+            t0 = time.time()
+            pred = synthesize(model, inputs, m, steps=steps, sampler=sampler, seed=seed, device=device)
+            seconds = time.time() - t0
+            s = score_synthesis(pred, vols[m].data, inputs, seg=seg, lower=model.lower, upper=model.upper)
+            s.pop("_images")
+            records.append({"case": case.name, "missing": m, "seconds": seconds, **s})
+    summary = {}
+    for group in targets + ["all"]:
+        rows = [r for r in records if group == "all" or r["missing"] == group]
+        summary[group] = {
+            who: {k: float(np.mean([r[who][k] for r in rows])) for k in rows[0][who] if k != "name"}
+            for who in ("model", "baseline")
+        }
+        summary[group]["n"] = len(rows)
+        summary[group]["seconds_per_volume"] = float(np.mean([r["seconds"] for r in rows]))
+    result = {"dataset": os.fspath(dataset_dir), "steps": steps, "sampler": sampler, "seed": seed,
+              "model_info": model.info, "cases": records, "summary": summary}
+    if report is not None:
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        Path(report).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+class CWDMEvaluator:
+    """Bundle entry point for ``evaluate.json``: :func:`evaluate_heldout` with a checkpoint path."""
+
+    def __init__(self, checkpoint, dataset_dir, report, *, missing=None, steps=50, sampler="ddim", seed=0,
+                 device="cpu", max_cases=None):
+        self.checkpoint, self.device = checkpoint, device
+        self.kwargs = dict(dataset_dir=dataset_dir, report=report, missing=missing, steps=int(steps),
+                           sampler=sampler, seed=int(seed), device=device, max_cases=max_cases)
+
+    def run(self) -> dict:
+        result = evaluate_heldout(load_model(self.checkpoint, self.device), **self.kwargs)
+        for group, s in result["summary"].items():
+            print(f"[evaluate] {group}: model SSIM {s['model']['ssim']:.4f} PSNR {s['model']['psnr']:.2f} | "
+                  f"baseline SSIM {s['baseline']['ssim']:.4f} PSNR {s['baseline']['psnr']:.2f} (n={s['n']})")
+        return result

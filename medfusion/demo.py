@@ -30,14 +30,15 @@ def run_demo(
     """Run the demo and return its metrics; writes ``<case>-<missing>.nii.gz``, ``montage.png`` and
     ``metrics.json`` into ``out_dir`` (the folder is replaced on each run)."""
     from . import cwdm
-    from .baselines import best_contrast_baseline
     from .data.brats import CONTRASTS, find_case, load_case
-    from .io import save_like
-    from .metrics import brasyn_ssim, psnr, ssim
+    from .io import load_volume, save_like
     from .paths import bundle_dir, sample_data_dir
-    from .transforms.intensity import PercentileNormalize
 
     data_dir = Path(data_dir) if data_dir else sample_data_dir("brats_phantom")
+    if not data_dir.is_dir():
+        raise InputError(f"sample data folder not found: {data_dir}")
+    out = Path(out_dir)
+    _check_replaceable(out)  # before any work: never delete a folder the demo did not make
     folders = sorted(p for p in data_dir.iterdir() if p.is_dir())
     if case is not None:
         folders = [p for p in folders if p.name == case]
@@ -61,14 +62,9 @@ def run_demo(
                            progress=progress)
     seconds = time.time() - t0
 
-    truth = np.asarray(PercentileNormalize(model.lower, model.upper)(truth_raw[None]))[0]
-    normed = {c: np.asarray(PercentileNormalize(model.lower, model.upper)(v[None]))[0] for c, v in inputs.items()}
-    base_name, baseline = best_contrast_baseline(normed, truth)
-    seg = None
-    if full.seg:
-        from .io import load_volume
-
-        seg = load_volume(full.seg).data
+    seg = load_volume(full.seg).data if full.seg else None
+    scored = cwdm.score_synthesis(pred, truth_raw, inputs, seg=seg, lower=model.lower, upper=model.upper)
+    images = scored.pop("_images")
     metrics = {
         "case": full.name,
         "missing": missing,
@@ -78,27 +74,24 @@ def run_demo(
         "device": str(device),
         "seconds": round(seconds, 2),
         "weights": model.info.get("description", "medfusion cWDM checkpoint"),
-        "model": {"ssim": ssim(pred, truth, data_range=1.0), "psnr": psnr(pred, truth, data_range=1.0),
-                  **{f"brasyn_{k}": v for k, v in brasyn_ssim(pred, truth_raw, seg).items()}},
-        "baseline": {"name": f"oracle histogram-matched {base_name}",
-                     "ssim": ssim(baseline, truth, data_range=1.0),
-                     "psnr": psnr(baseline, truth, data_range=1.0),
-                     **{f"brasyn_{k}": v for k, v in brasyn_ssim(baseline, truth_raw, seg).items()}},
-        "protocol": "ssim/psnr: inputs and truth percentile-normalised (0.1/99.9) to [0, 1], 3D SSIM (Gaussian "
-                    "σ 1.5), data range 1; brasyn_*: BraSyn 2024 protocol (0.5/99.5 percentiles, tumour = seg>0)",
+        **scored,
+        "protocol": "ssim/psnr: truth percentile-normalised (0.1/99.9) to [0, 1] like the inputs, 3D SSIM "
+                    "(Gaussian σ 1.5), data range 1; brasyn_*: BraSyn 2024 protocol (0.5/99.5 percentiles, "
+                    "tumour = seg > 0)",
     }
 
-    out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     ref = next(iter(vols.values()))
     nifti = save_like(pred, ref, out / f"{full.name}-{missing}.nii.gz")
-    montage(normed, pred, truth, missing, out / "montage.png", baseline=(base_name, baseline))
+    montage(images["inputs"], pred, images["truth"], missing, out / "montage.png",
+            baseline=(scored["baseline"]["name"], images["baseline"]))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     rows = [("", "SSIM", "PSNR dB", "BraSyn SSIM tumour", "non-tumour")]
-    for key, label in (("model", "cWDM (shipped weights)"), ("baseline", metrics["baseline"]["name"])):
+    model_label = "cWDM" if weights else "cWDM (shipped weights)"
+    for key, label in (("model", model_label), ("baseline", metrics["baseline"]["name"])):
         m = metrics[key]
         rows.append((label, f"{m['ssim']:.4f}", f"{m['psnr']:.2f}", f"{m.get('brasyn_ssim_tumour', float('nan')):.4f}",
                      f"{m.get('brasyn_ssim_non_tumour', float('nan')):.4f}"))
@@ -109,6 +102,22 @@ def run_demo(
         print("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)))
     print(f"wrote {nifti}, {out / 'montage.png'}, {out / 'metrics.json'}")
     return metrics
+
+
+_DEMO_FILES = ("montage.png", "metrics.json")
+
+
+def _check_replaceable(out: Path) -> None:
+    """The demo replaces its output folder; refuse when that would delete anything the demo does not write."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"demo output {out} exists and is not a folder")
+    foreign = sorted(p.name for p in out.iterdir()
+                     if not (p.is_file() and (p.name in _DEMO_FILES or p.name.endswith(".nii.gz"))))
+    if foreign:
+        raise InputError(f"demo output folder {out} holds files the demo did not write ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); choose another --out")
 
 
 def montage(inputs: dict, pred: np.ndarray, truth: np.ndarray, missing: str, path, *, baseline=None) -> None:

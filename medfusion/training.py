@@ -58,13 +58,14 @@ def brats_train_transforms(patch_size: Sequence[int] | None = None, *, lower: fl
         PercentileNormalized(keys=keys, lower=lower, upper=upper),
         ConcatItemsd(keys=keys, name="image", dim=0),
         SelectItemsd(keys=["image"]),
-        EnsureTyped(keys=["image"], dtype=torch.float32, track_meta=False),
     ]
     if patch_size is not None:
         steps += [
             SpatialPadd(keys=["image"], spatial_size=list(patch_size)),
             RandSpatialCropd(keys=["image"], roi_size=list(patch_size), random_size=False),
         ]
+    # last: plain float32 tensors (the crops would otherwise wrap them into MetaTensors again)
+    steps.append(EnsureTyped(keys=["image"], dtype=torch.float32, track_meta=False))
     return Compose(steps)
 
 
@@ -189,6 +190,7 @@ class CWDMTrainer:
         from torch.utils.data import DistributedSampler, RandomSampler
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._log({"event": "start", "world_size": self.world_size, "device": str(self.device)})
         torch.manual_seed(self.seed + self.rank)
         np.random.seed(self.seed + self.rank)
         net = self.model.network.to(self.device)

@@ -65,7 +65,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     run_demo(out_dir=args.out, case=args.case, missing=args.missing, steps=args.steps, sampler=args.sampler,
-             seed=args.seed, device=args.device, weights=args.weights or args.bundle)
+             seed=args.seed, device=args.device, weights=args.weights or args.bundle, data_dir=args.data,
+             quiet=args.quiet)
     return 0
 
 
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "outputs/demo)")
     p.add_argument("--case", help="sample case name (default: the first)")
     p.add_argument("--missing", choices=CONTRASTS, default="t2f", help="contrast to hide (default t2f)")
+    p.add_argument("--data", help="folder of complete BraTS-layout case folders to take the case from (default: "
+                   "the embedded data/brats_phantom)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_sampling(p, 50)
     p.set_defaults(func=cmd_demo)
 
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as e:
-        print(f"medfusion {args.command}: error: {e}", file=sys.stderr)
+        reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # always one line
+        print(f"medfusion {args.command}: error: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"medfusion {args.command}: interrupted", file=sys.stderr)

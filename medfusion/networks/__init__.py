@@ -22,12 +22,16 @@ def conditional_unet(
     resblock_updown: bool = True,
     num_class_embeds: int | None = None,
     num_head_channels: int | Sequence[int] = 32,
+    use_flash_attention: bool = True,
 ):
     """A MONAI ``DiffusionModelUNet`` for input-concatenation conditioning.
 
     Defaults follow the cWDM denoiser: no attention in the levels (MONAI still adds one self-attention block
     at the bottleneck), residual up/down-sampling, concatenated skips.  ``num_class_embeds`` adds a learned
     class embedding to the timestep embedding; the network must then be called with ``class_labels``.
+    ``use_flash_attention`` computes attention with PyTorch's ``scaled_dot_product_attention`` (memory-efficient
+    kernels on CPU and GPU; same weights and results up to rounding): without it the bottleneck attention of a
+    full BraTS volume would materialise an N×N matrix.
     """
     from monai.networks.nets import DiffusionModelUNet
 
@@ -45,6 +49,7 @@ def conditional_unet(
         resblock_updown=resblock_updown,
         num_class_embeds=num_class_embeds,
         num_head_channels=num_head_channels,
+        use_flash_attention=use_flash_attention,
     )
 
 

@@ -1,0 +1,102 @@
+"""Helpers shared by the benchmark scripts: machine description, peak memory, results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    import torch
+
+    info = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def _status(field: str) -> int:
+    """A memory field of /proc/self/status in bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+class PeakMemory:
+    """Peak extra memory of a block: resident-set high-water mark on CPU (Linux), allocator peak on CUDA.
+
+    ``with PeakMemory(device) as pm: ...`` then ``pm.peak_bytes`` (above what was resident before the block).
+    """
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self.peak_bytes = 0
+
+    def __enter__(self):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.before = torch.cuda.memory_allocated()
+        else:
+            self.before = _status("VmRSS")
+            with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current RSS
+                f.write("5")
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            self.peak_bytes = torch.cuda.max_memory_allocated() - self.before
+        else:
+            self.peak_bytes = _status("VmHWM") - self.before
+        return False
+
+
+def timed(fn, repeats: int, device: str = "cpu") -> list[float]:
+    import torch
+
+    out = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def write_results(name: str, payload: dict, out: str | None = None) -> Path:
+    path = Path(out) if out else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **payload}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000) -> Path:
+    """Held-out phantom cases (seeds never used for training: the shipped weights used 1000–1031 and
+    2000–2001 for validation), written once into a cache folder beside the results."""
+    from medfusion.data.phantom import write_phantom_dataset
+
+    folder = RESULTS / "_heldout" / f"{'x'.join(map(str, shape))}-seed{seed0}-n{n}"
+    if not folder.is_dir():
+        write_phantom_dataset(folder, n, shape=tuple(shape), seed0=seed0, prefix="BraTS-HELDOUT")
+    return folder

@@ -1,0 +1,79 @@
+"""A full BraTS-size case (240×240×155, 1 mm) through the shipped configuration: time and peak memory.
+
+The case is a phantom written as NIfTI files; it goes through the same path as ``medfusion synthesize``
+(load → normalise → pad to 240×240×160 → wavelet-space sampling → crop → write in the input geometry).
+
+    python benchmarks/bench_full_volume.py --steps 50             # CPU
+    python benchmarks/bench_full_volume.py --steps 50 --device cuda
+Results: benchmarks/results/full_volume_<device>.json (or --out).  Peak memory: the process's resident-set
+high-water mark on CPU (everything: Python, model, volumes), the allocator peak on CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import _status, write_results  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", help="checkpoint or bundle (default: the shipped bundle)")
+    p.add_argument("--shape", type=int, nargs=3, default=[240, 240, 155])
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out")
+    a = p.parse_args()
+
+    import torch
+
+    from medfusion import cwdm
+    from medfusion.data.phantom import write_phantom_case
+    from medfusion.paths import bundle_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        case = write_phantom_case(tmp, "BraTS-FULLSIZE-00000-000", shape=tuple(a.shape), seed=4242, drop="t2f")
+        t0 = time.time()
+        model = cwdm.load_model(a.weights or bundle_dir("brats_mri_cwdm"), a.device)
+        step_times = []
+        last = [time.time()]
+
+        def progress(i, n):
+            now = time.time()
+            step_times.append(now - last[0])
+            last[0] = now
+
+        if a.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        t_start = time.time()
+        last[0] = t_start
+        out = cwdm.synthesize_case(case, model, Path(tmp) / "out.nii.gz", steps=a.steps, device=a.device,
+                                   progress=progress)
+        total = time.time() - t0
+        sampling = sum(step_times)
+        import nibabel as nib
+
+        shape_out = nib.load(out).shape
+    peak = torch.cuda.max_memory_allocated() if a.device.startswith("cuda") else _status("VmHWM")
+    result = {
+        "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
+        "input_shape": a.shape, "output_shape": list(shape_out), "steps": a.steps, "device": a.device,
+        "seconds_total": total, "seconds_sampling": sampling,
+        "seconds_per_step": sampling / max(len(step_times), 1),
+        "peak_memory_bytes": peak,
+        "peak_memory_kind": "CUDA allocator peak" if a.device.startswith("cuda") else "process RSS high-water mark",
+        "network_config": model.network_config,
+    }
+    print(f"{a.shape} on {a.device}: {total:.1f} s total, {result['seconds_per_step']:.2f} s/step, "
+          f"peak {peak / 2**30:.2f} GiB")
+    path = write_results(f"full_volume_{a.device.split(':')[0]}", result, a.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

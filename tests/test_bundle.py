@@ -1,0 +1,264 @@
+"""The MONAI bundle ``bundles/brats_mri_cwdm``: metadata against the model-zoo schema, configs against the
+package, and the real ``python -m monai.bundle`` command line (inference, evaluation, training, resume, DDP).
+
+Everything runs offline on the CPU with the tiny random-weight checkpoint and tiny phantoms of ``conftest``:
+these tests check plumbing (files, shapes, geometry, exit codes, logs), never image quality.
+
+``verify_metadata`` always calls ``download_url(schema_url, filepath)``; MONAI's ``download_url`` returns without
+touching the network when ``filepath`` already exists (after an optional hash check), so ``--filepath`` naming the
+copy of the schema in ``tests/data`` (byte-identical to MONAI's ``meta_schema_20240725.json``) makes the check
+work offline, and ``--hash_val`` pins that copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import pydoc
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, REPO, TINY_NETWORK, run_env
+
+BUNDLE = "bundles/brats_mri_cwdm"  # relative to REPO (every subprocess runs with cwd=REPO)
+CONFIGS = REPO / BUNDLE / "configs"
+SCHEMA = "tests/data/meta_schema_20240725.json"
+SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
+SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
+CONFIG_FILES = ["inference.json", "evaluate.json", "train.json", "multi_gpu_train.json"]
+# keys of a config component that MONAI consumes itself (not arguments of the target)
+RESERVED = {"_target_", "_disabled_", "_requires_", "_desc_", "_mode_"}
+
+
+def _env() -> dict:
+    env = run_env()
+    env["OMP_NUM_THREADS"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU and gloo even on a GPU machine
+    return env
+
+
+def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _bundle(command: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return _run([PYTHON, "-m", "monai.bundle", command, *args], timeout=timeout)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        f"\n--- errors\n{_errors(proc.stderr)}"
+    )
+
+
+def _errors(text: str) -> str:
+    """The exception lines of a (possibly multi-process) traceback, which the tail of a long log may miss."""
+    return "\n".join(line for line in text.splitlines() if "Error:" in line or "Exception:" in line)
+
+
+def _cfg(*names: str) -> str:
+    """``--config_file`` value: one file, or a list merged left to right."""
+    paths = [f"{BUNDLE}/configs/{n}" for n in names]
+    return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{p}'" for p in paths) + "]"
+
+
+def _log_records(output_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _tiny_train_args(dataset: Path, out: Path, *, max_steps: int, val_dir: Path | None) -> list[str]:
+    return [
+        "--bundle_root", BUNDLE,
+        "--dataset_dir", str(dataset),
+        "--output_dir", str(out),
+        # `monai.bundle run` drops overrides whose value is None (fire turns `None` into None), so "no
+        # validation" is the config expression "$None"
+        "--val_dir", str(val_dir) if val_dir is not None else "$None",
+        "--device", "cpu",
+        "--network_config", repr(TINY_NETWORK),
+        "--patch_size", "[16,16,16]",
+        "--trainer#max_steps", str(max_steps),
+        "--trainer#val_every", "2",
+        "--trainer#val_cases", "1",
+        "--trainer#val_sampling_steps", "2",
+        "--trainer#log_every", "1",
+    ]
+
+
+# ---- metadata ------------------------------------------------------------------------------------------------
+def test_schema_copy_is_monais_file():
+    assert hashlib.md5((REPO / SCHEMA).read_bytes()).hexdigest() == SCHEMA_MD5
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    assert meta["schema"] == SCHEMA_URL
+
+
+@pytest.mark.slow
+def test_metadata_verifies_offline(tmp_path):
+    proc = _bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
+                   "--hash_val", SCHEMA_MD5)
+    _ok(proc)
+    assert "metadata is verified with no error" in proc.stdout + proc.stderr
+
+    # a broken copy fails (in-process: same function, no second interpreter start-up)
+    from monai.bundle import verify_metadata
+
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    del meta["network_data_format"]["outputs"]
+    meta["version"] = 1
+    broken = tmp_path / "metadata.json"
+    broken.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="Failed validating"):
+        verify_metadata(meta_file=str(broken), filepath=str(REPO / SCHEMA), hash_val=SCHEMA_MD5)
+
+
+def test_metadata_matches_network_layout():
+    """The documented input size rule (multiple of 8) is the one the shipped network layout needs."""
+    from medfusion.networks import spatial_divisor
+
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    train = json.loads((CONFIGS / "train.json").read_text())
+    k = spatial_divisor(train["network_config"]["channels"])
+    fmt = meta["network_data_format"]
+    assert fmt["inputs"]["image"]["spatial_shape"] == [f"{k}*n"] * 3
+    assert fmt["outputs"]["pred"]["spatial_shape"] == [f"{k}*n"] * 3
+    assert fmt["inputs"]["image"]["num_channels"] == train["network_config"]["n_conditions"] == 3
+    assert fmt["outputs"]["pred"]["num_channels"] == 1
+
+
+# ---- configs -------------------------------------------------------------------------------------------------
+def _components(node, path=""):
+    """Every ``(id, dict)`` with a ``_target_`` in a config tree."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield path, node
+        for k, v in node.items():
+            yield from _components(v, f"{path}#{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _components(v, f"{path}#{i}")
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_config_parses_and_targets_are_medfusion(name):
+    from monai.bundle import ConfigParser
+
+    files = [CONFIGS / "train.json", CONFIGS / name] if name == "multi_gpu_train.json" else [CONFIGS / name]
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files])
+    parser.parse()
+    assert parser.get("run") is not None, "a bundle config must have a `run` key"
+    # ids are resolvable references (no instantiation, nothing loads)
+    assert parser.get_parsed_content("bundle_root") == "."
+
+    for f in files:
+        for imp in ConfigParser.load_config_file(str(f)).get("imports", []):
+            assert imp in ("$import torch",) or "medfusion" in imp, f"{f.name}: unexpected import {imp!r}"
+
+    for cid, comp in _components(parser.get()):
+        target = comp["_target_"]
+        assert target.startswith("medfusion."), f"{name}#{cid}: {target} is not a medfusion callable"
+        obj = pydoc.locate(target)
+        assert callable(obj), f"{name}#{cid}: {target} does not resolve"
+        params = inspect.signature(obj).parameters
+        unknown = set(comp) - RESERVED - set(params)
+        assert not unknown, f"{name}#{cid}: {target} takes no argument(s) {sorted(unknown)}"
+
+
+# ---- the real command line -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    out = tmp_path / "out"
+    args = ["--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE, "--checkpoint", str(tiny_checkpoint),
+            "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(out), "--steps", "2", "--device", "cpu"]
+    first = _bundle("run", *args)
+    _ok(first)
+    # the bundle's configs/logging.conf was found and accepted by MONAI's logging-config checks
+    assert "Setting logging properties based on config" in first.stdout + first.stderr
+
+    cases = sorted(p for p in tiny_missing_dataset.iterdir() if p.is_dir())
+    assert len(cases) == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{c.name}-t2f.nii.gz" for c in cases)
+    before = {}
+    for case in cases:
+        pred = nib.load(out / f"{case.name}-t2f.nii.gz")
+        ref = nib.load(case / f"{case.name}-t1n.nii.gz")
+        assert pred.shape == ref.shape
+        np.testing.assert_allclose(pred.affine, ref.affine, atol=1e-5)
+        data = np.asarray(pred.dataobj)
+        assert np.isfinite(data).all() and data.min() >= 0 and data.max() <= 1
+        before[case.name] = (out / f"{case.name}-t2f.nii.gz").read_bytes()
+
+    again = _bundle("run", *args)
+    assert again.returncode != 0
+    assert "already exists" in again.stdout + again.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}-t2f.nii.gz" for n in before)
+    for name, content in before.items():
+        assert (out / f"{name}-t2f.nii.gz").read_bytes() == content
+
+
+@pytest.mark.slow
+def test_evaluate_cli(tiny_checkpoint, tiny_dataset, tmp_path):
+    report = tmp_path / "eval" / "report.json"
+    _ok(_bundle("run", "--config_file", _cfg("evaluate.json"), "--bundle_root", BUNDLE,
+                "--checkpoint", str(tiny_checkpoint), "--dataset_dir", str(tiny_dataset), "--report", str(report),
+                "--steps", "2", "--missing", "['t2f']", "--device", "cpu"))
+    result = json.loads(report.read_text())
+    assert {r["missing"] for r in result["cases"]} == {"t2f"} and len(result["cases"]) == 2
+    for group in ("t2f", "all"):
+        summary = result["summary"][group]
+        assert summary["n"] == 2
+        for who in ("model", "baseline"):
+            assert {"ssim", "psnr"} <= set(summary[who])
+
+
+@pytest.mark.slow
+def test_train_cli_and_resume(tiny_dataset, tmp_path):
+    out = tmp_path / "train"
+    _ok(_bundle("run", "--config_file", _cfg("train.json"),
+                *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=tiny_dataset)))
+    assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
+    records = _log_records(out)
+    assert records[0] == {"event": "start", "world_size": 1, "device": "cpu"}
+    assert any("val_ssim" in r and r["step"] == 2 for r in records)
+
+    import torch
+
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["step"] == 2
+    proc = _bundle("run", "--config_file", _cfg("train.json"),
+                   *_tiny_train_args(tiny_dataset, out, max_steps=3, val_dir=tiny_dataset))
+    _ok(proc)
+    assert "event=resumed step=2" in proc.stdout
+    records = _log_records(out)
+    assert {"event": "resumed", "step": 2} in records
+    assert any(r.get("step") == 3 and "loss" in r for r in records)
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["step"] == 3
+
+
+@pytest.mark.slow
+def test_train_ddp_two_processes(tiny_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    proc = _run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                 "-m", "monai.bundle", "run", "--config_file", _cfg("train.json", "multi_gpu_train.json"),
+                 *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=None)], timeout=180)
+    _ok(proc)
+    records = _log_records(out)
+    starts = [r for r in records if r.get("event") == "start"]
+    assert starts == [{"event": "start", "world_size": 2, "device": "cpu"}]  # logged once, by rank 0
+    assert proc.stdout.count("event=start") == 1
+    assert any(r.get("step") == 2 and "loss" in r for r in records)
+    assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
+    assert sorted(p.name for p in out.glob("*.pt")) == ["last.pt", "model.pt"]
+
+    import torch
+
+    state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    assert state["info"]["train_steps"] == 2
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert last["step"] == 2 and len(last["generator"]) == 2  # one sampling-RNG state per rank

@@ -1,0 +1,241 @@
+"""The cWDM Python API: padding, checkpoints, synthesis contract, and a tiny end-to-end train → sample run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_NETWORK
+from medfusion.cwdm import (
+    CHECKPOINT_FORMAT,
+    CWDMModel,
+    crop_to_shape,
+    evaluate_heldout,
+    load_model,
+    pad_to_divisible,
+    synthesize,
+)
+from medfusion.data.brats import CONTRASTS, list_cases, load_case
+from medfusion.errors import InputError
+from medfusion.training import BraTSTrainingSet, CWDMTrainer, split_missing
+from medfusion.transforms.intensity import PercentileNormalize
+
+CASE = "BraTS-PHANTOM-00000-000"
+
+
+def lively(model: CWDMModel, seed: int = 0) -> CWDMModel:
+    """MONAI zero-initialises the U-Net's output convolution, so an untrained model predicts x̂₀ = 0 and every
+    sample is exactly 0.  Random output weights (and an LLL bias of ≈ 0.5 in image space) give samples that
+    depend on the conditions and the noise, which the contract tests below need."""
+    conv = [m for m in model.network.out.modules() if isinstance(m, torch.nn.Conv3d)][-1]
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.05)
+        conv.bias.zero_()
+        conv.bias[0] = 0.5 * np.sqrt(8) / model.diffusion.lll_scale
+    return model
+
+
+@pytest.fixture(scope="module")
+def case_volumes(tiny_dataset) -> dict[str, np.ndarray]:
+    """The four contrasts of one tiny phantom case (20×24×18), raw intensities."""
+    case = list_cases(tiny_dataset, require_missing=False)[0]
+    return {c: v.data for c, v in load_case(case).items()}
+
+
+def normalised(volume: np.ndarray) -> np.ndarray:
+    return np.asarray(PercentileNormalize()(volume[None]))[0]
+
+
+# ---- padding ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 2, 4, 8, 16, 32])
+def test_pad_crop_inverse_and_like_monai(k):
+    from monai.transforms import DivisiblePad
+
+    rng = np.random.default_rng(k)
+    shapes = [(1, 1, 1), (7, 8, 9), (16, 16, 16), (23, 19, 15), (31, 32, 33), (96, 96, 64), (5, 40, 3)]
+    for shape in shapes:
+        x = rng.standard_normal((2, *shape)).astype(np.float32)
+        y = pad_to_divisible(x, k)
+        assert y.shape[0] == 2 and y.dtype == x.dtype
+        for s, p in zip(shape, y.shape[1:]):
+            assert p % k == 0 and s <= p < s + k  # the smallest size that fits
+        np.testing.assert_array_equal(y, np.asarray(DivisiblePad(k=k, method="symmetric")(x)))
+        assert y.sum() == pytest.approx(x.sum(), rel=1e-5, abs=1e-4)  # zero padding
+        np.testing.assert_array_equal(crop_to_shape(y, shape), x)
+
+
+def test_pad_2d_and_already_divisible():
+    x = np.arange(2 * 6 * 5, dtype=np.float32).reshape(2, 6, 5)
+    y = pad_to_divisible(x, 4)
+    assert y.shape == (2, 8, 8)
+    np.testing.assert_array_equal(y[:, 1:7, 1:6], x)  # symmetric, the odd extra voxel after
+    np.testing.assert_array_equal(crop_to_shape(y, (6, 5)), x)
+    z = np.ones((1, 8, 16, 4), dtype=np.float32)
+    assert pad_to_divisible(z, 4).shape == z.shape
+
+
+# ---- checkpoints ------------------------------------------------------------------------------------------------
+def test_checkpoint_round_trip(tmp_path, case_volumes):
+    torch.manual_seed(1)
+    model = lively(CWDMModel.create(TINY_NETWORK, info={"description": "round trip"}))
+    path = tmp_path / "ckpt" / "model.pt"
+    model.save(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]  # no temporary file left
+
+    state = torch.load(path, map_location="cpu", weights_only=True)  # plain data, no code
+    assert state["format"] == CHECKPOINT_FORMAT
+    assert state["contrasts"] == list(CONTRASTS)
+    assert state["network_config"]["channels"] == TINY_NETWORK["channels"]
+    assert state["info"]["description"] == "round trip"
+
+    for where in (path, tmp_path):  # a .pt file or a bundle-like folder holding models/model.pt
+        if where == tmp_path:
+            (tmp_path / "models").mkdir()
+            (tmp_path / "models" / "model.pt").write_bytes(path.read_bytes())
+        loaded = load_model(where)
+        assert not loaded.network.training
+        assert loaded.target is None and loaded.info == model.info
+        assert (loaded.lower, loaded.upper, loaded.background_threshold) == (
+            model.lower, model.upper, model.background_threshold)
+        a, b = model.network.state_dict(), loaded.network.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+        inputs = {c: v for c, v in case_volumes.items() if c != "t1c"}
+        y0 = synthesize(model, inputs, "t1c", steps=2, seed=3)
+        y1 = synthesize(loaded, inputs, "t1c", steps=2, seed=3)
+        assert y0.any()
+        np.testing.assert_array_equal(y0, y1)
+
+
+def test_load_model_rejects_bad_checkpoints(tmp_path):
+    with pytest.raises(InputError, match="weights not found"):
+        load_model(tmp_path / "absent.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
+    with pytest.raises(InputError, match="cannot read weights") as err:
+        load_model(garbage)
+    assert "\n" not in str(err.value)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(InputError, match="not a medfusion cWDM checkpoint"):
+        load_model(other)
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(InputError, match="not a medfusion cWDM checkpoint"):
+        load_model(tensor)
+    state = CWDMModel.create(TINY_NETWORK).state()
+    state["state_dict"].pop(next(iter(state["state_dict"])))
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    with pytest.raises(InputError, match="do not fit") as err:
+        load_model(broken)
+    assert "\n" not in str(err.value)
+
+
+# ---- synthesis --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lively_model() -> CWDMModel:
+    torch.manual_seed(0)
+    return lively(CWDMModel.create(TINY_NETWORK))
+
+
+def test_synthesize_is_seeded(lively_model, case_volumes):
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    for sampler in ("ddim", "ddpm"):
+        a = synthesize(lively_model, inputs, "t2f", steps=3, sampler=sampler, seed=5)
+        b = synthesize(lively_model, inputs, "t2f", steps=3, sampler=sampler, seed=5)
+        np.testing.assert_array_equal(a, b)
+    c = synthesize(lively_model, inputs, "t2f", steps=3, sampler="ddpm", seed=6)
+    assert a.any() and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_synthesize_output_contract(lively_model, case_volumes, dtype):
+    # an odd-sized crop (not a multiple of the network's divisor 4) in the file's intensity unit
+    inputs = {c: np.asarray(v[1:20, :23, 2:17] * 1000, dtype=dtype) for c, v in case_volumes.items() if c != "t2w"}
+    copies = {c: v.copy() for c, v in inputs.items()}
+    y = synthesize(lively_model, inputs, "t2w", steps=2, seed=0)
+    assert y.dtype == np.float32 and y.shape == (19, 23, 15) and y.flags.c_contiguous
+    assert np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 1.0
+    background = np.all([v == 0 for v in inputs.values()], axis=0)
+    assert background.any() and np.all(y[background] == 0) and y[~background].any()
+    for c in inputs:  # the caller's arrays are untouched
+        assert inputs[c].dtype == dtype
+        np.testing.assert_array_equal(inputs[c], copies[c])
+
+
+def test_synthesize_input_errors(case_volumes):
+    per_contrast = CWDMModel.create({**TINY_NETWORK, "num_class_embeds": None}, target="t2f")
+    assert per_contrast.network_config["num_class_embeds"] is None
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    y = synthesize(per_contrast, inputs, "t2f", steps=1)  # its own contrast works (no class label)
+    assert y.shape == case_volumes["t2f"].shape
+    with pytest.raises(InputError, match="synthesizes t2f only"):
+        synthesize(per_contrast, {c: v for c, v in case_volumes.items() if c != "t1n"}, "t1n", steps=1)
+
+    model = CWDMModel.create(TINY_NETWORK)
+    with pytest.raises(InputError, match="unknown contrast"):
+        synthesize(model, inputs, "flair", steps=1)
+    with pytest.raises(InputError, match="t1c"):
+        synthesize(model, {"t1n": inputs["t1n"], "t2w": inputs["t2w"]}, "t2f", steps=1)
+    with pytest.raises(InputError, match="3D"):
+        synthesize(model, {c: v[:, :, 0] for c, v in inputs.items()}, "t2f", steps=1)
+    with pytest.raises(InputError, match="unknown contrast"):
+        CWDMModel.create(TINY_NETWORK, target="pd")
+
+
+# ---- training -----------------------------------------------------------------------------------------------------
+def test_split_missing():
+    image = torch.stack([torch.full((3, 4, 5), 10.0 * (i + 1)) for i in range(4)])[None].repeat(4, 1, 1, 1, 1)
+    image[1] += 0.5  # tell the batch items apart
+    labels = torch.tensor([2, 0, 3, 1])
+    target, conds = split_missing(image, labels)
+    assert target.shape == (4, 1, 3, 4, 5) and conds.shape == (4, 3, 3, 4, 5)
+    for b, k in enumerate(labels.tolist()):
+        offset = 0.5 if b == 1 else 0.0
+        assert torch.all(target[b, 0] == 10.0 * (k + 1) + offset)
+        others = [j for j in range(4) if j != k]  # canonical order t1n, t1c, t2w, t2f without the target
+        for i, j in enumerate(others):
+            assert torch.all(conds[b, i] == 10.0 * (j + 1) + offset)
+
+
+def test_train_then_sample(tmp_path, tiny_dataset, case_volumes):
+    """A few dozen steps on 16³ patches: the loss falls clearly and samples get closer to the truth."""
+    torch.manual_seed(0)
+    model = CWDMModel.create(TINY_NETWORK)
+    untrained = CWDMModel.from_state(model.state())
+    data = BraTSTrainingSet(tiny_dataset, patch_size=(16, 16, 16), seed=0)
+    patch = data[0]["image"]
+    assert type(patch) is torch.Tensor and patch.dtype == torch.float32  # plain tensors, not MetaTensors
+    assert len(data) == 2 and tuple(patch.shape) == (4, 16, 16, 16) and 0 <= patch.min() <= patch.max() <= 1
+
+    out = tmp_path / "run"
+    trainer = CWDMTrainer(model, data, out, max_steps=60, lr=1e-3, log_every=1, save_every=30, device="cpu",
+                          seed=0, info={"data": "tiny phantoms"})
+    record = trainer.run()
+    assert record["step"] == 60
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt", "log.jsonl", "model.pt"]
+    losses = [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(losses) == 60 and np.isfinite(losses).all()
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < 0.6 * first, (first, last)
+
+    trained = load_model(out / "model.pt")
+    assert trained.info["train_steps"] == 60 and trained.info["data"] == "tiny phantoms"
+    for missing in ("t2f", "t1n"):
+        inputs = {c: v for c, v in case_volumes.items() if c != missing}
+        truth = normalised(case_volumes[missing])
+        mse = {name: float(np.mean((synthesize(m, inputs, missing, steps=4, seed=0) - truth) ** 2))
+               for name, m in (("trained", trained), ("untrained", untrained))}
+        assert mse["trained"] < 0.7 * mse["untrained"], (missing, mse)
+
+    report = tmp_path / "eval.json"
+    scores = {name: evaluate_heldout(m, tiny_dataset, missing=["t2f"], steps=4, max_cases=1, report=report)
+              for name, m in (("untrained", untrained), ("trained", trained))}
+    saved = json.loads(report.read_text())
+    assert saved["summary"]["t2f"]["n"] == 1 and saved["cases"][0]["case"] == CASE
+    assert scores["trained"]["summary"]["t2f"]["model"]["psnr"] > scores["untrained"]["summary"]["t2f"]["model"]["psnr"]
