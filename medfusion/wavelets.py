@@ -8,13 +8,15 @@ the first spatial axis, ``a`` = low pass, ``d`` = high pass).  For each block of
     band[pqr] = 2**(-d/2) * sum_{a,b,c in {0,1}} s_p(a) s_q(b) s_r(c) x[2i+a, 2j+b, 2k+c]
 
 with ``s_a = (1, 1)`` and ``s_d = (1, -1)``.  The transform is orthonormal, so the inverse is its transpose and
-reconstruction is exact (to rounding) for even sizes.  Both directions are a single strided (transposed)
-convolution with ``2**d`` fixed kernels, which is faster on CPU and GPU than per-axis matrix products
-(``../shared/specs/cwdm.md``), and differentiable.
+reconstruction is exact (to rounding) for even sizes.  Both directions are one strided (transposed) convolution
+with the ``2**d`` fixed :func:`haar_filters` kernels (``groups = C``): a single kernel call on CPU and GPU, and
+differentiable through PyTorch's own convolution gradients.  ``benchmarks/bench_wavelets.py`` times it against
+copying the same bytes and against other formulations (reshape + matmul, per-axis 1D transforms).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -23,7 +25,6 @@ import torch.nn.functional as F
 
 __all__ = ["haar_dwt", "haar_idwt", "haar_filters", "subband_names"]
 
-
 def subband_names(spatial_dims: int) -> list[str]:
     """Sub-band names in channel order, e.g. ``['aaa', 'aad', ..., 'ddd']`` for 3D (PyWavelets keys)."""
     _check_dims(spatial_dims)
@@ -31,7 +32,11 @@ def subband_names(spatial_dims: int) -> list[str]:
 
 
 def haar_filters(spatial_dims: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """The ``2**d`` Haar analysis kernels as a tensor of shape ``(2**d, 1, 2, ..., 2)``."""
+    """The ``2**d`` Haar analysis kernels as a tensor of shape ``(2**d, 1, 2, ..., 2)``.
+
+    ``conv3d(x.reshape(B * C, 1, *S), haar_filters(3), stride=2)`` is the 3D transform with the sub-band in the
+    channel dimension (and ``conv_transpose3d`` with the same kernels its inverse).
+    """
     _check_dims(spatial_dims)
     low = torch.tensor([1.0, 1.0], dtype=torch.float64)
     high = torch.tensor([1.0, -1.0], dtype=torch.float64)
@@ -51,20 +56,23 @@ def haar_dwt(x: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     Raises ``ValueError`` for a wrong number of dimensions, odd spatial sizes or a non-floating dtype.
     """
     _check_input(x, spatial_dims, inverse=False)
-    c = x.shape[1]
-    w = haar_filters(spatial_dims, x.dtype, x.device).repeat(c, *([1] * (spatial_dims + 1)))
     conv = F.conv2d if spatial_dims == 2 else F.conv3d
-    return conv(x, w, stride=2, groups=c)
+    c = x.shape[1]
+    return conv(x, _grouped_filters(spatial_dims, c, x.dtype, x.device), stride=2, groups=c)
 
 
 def haar_idwt(y: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     """Inverse of :func:`haar_dwt`: ``(B, C * 2**d, *S)`` → ``(B, C, *2S)``."""
     _check_input(y, spatial_dims, inverse=True)
-    n = 2**spatial_dims
-    c = y.shape[1] // n
-    w = haar_filters(spatial_dims, y.dtype, y.device).repeat(c, *([1] * (spatial_dims + 1)))
     conv_t = F.conv_transpose2d if spatial_dims == 2 else F.conv_transpose3d
-    return conv_t(y, w, stride=2, groups=c)
+    c = y.shape[1] // 2**spatial_dims
+    return conv_t(y, _grouped_filters(spatial_dims, c, y.dtype, y.device), stride=2, groups=c)
+
+
+@functools.lru_cache(maxsize=32)
+def _grouped_filters(d: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`haar_filters` repeated for ``channels`` groups (cached: read-only, a few hundred bytes)."""
+    return haar_filters(d, dtype, device).repeat(channels, *(1,) * (d + 1))
 
 
 def _check_dims(spatial_dims: int) -> None:

@@ -1,0 +1,49 @@
+"""The README's Quick start: exactly two commands, and both work (in the current environment)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+def quickstart_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_readme_has_exactly_two_quickstart_commands():
+    assert quickstart_commands() == ["bash dev.sh demo", "bash dev.sh test"]
+    assert "bash dev.sh test" in (REPO / ".ci" / "run").read_text()
+
+
+def _env():
+    env = dict(os.environ, VIRTUAL_ENV=sys.prefix, OMP_NUM_THREADS="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    return env
+
+
+@pytest.mark.slow
+def test_demo_command_runs(tmp_path, tiny_checkpoint, tiny_dataset):
+    out = tmp_path / "demo"
+    r = subprocess.run(["bash", "dev.sh", "demo", "--weights", str(tiny_checkpoint), "--data", str(tiny_dataset),
+                        "--steps", "2", "--out", str(out), "--quiet"], cwd=REPO, env=_env(), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "metrics.json").is_file() and (out / "montage.png").is_file()
+    assert "SSIM" in r.stdout
+
+
+@pytest.mark.slow
+def test_test_command_collects_the_suite():
+    r = subprocess.run(["bash", "dev.sh", "test", "--collect-only", "-q"], cwd=REPO, env=_env(),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"\d+ tests? collected", r.stdout)
+    assert "test_quickstart.py" in r.stdout
