@@ -42,7 +42,7 @@ def test_demo_command_runs(tmp_path, tiny_checkpoint, tiny_dataset):
 
 @pytest.mark.slow
 def test_test_command_collects_the_suite():
-    r = subprocess.run(["bash", "dev.sh", "test", "--collect-only", "-q"], cwd=REPO, env=_env(),
+    r = subprocess.run(["bash", "dev.sh", "test", "--collect-only"], cwd=REPO, env=_env(),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert re.search(r"\d+ tests? collected", r.stdout)

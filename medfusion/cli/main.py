@@ -45,10 +45,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     else:
         raise InputError("give a BraTS case folder or three of --t1n/--t1c/--t2w/--t2f")
     out = args.out
-    if out is None:
-        out = case.output_path(case.folder or ".")
-    elif out.endswith("/") or not out.endswith((".nii", ".nii.gz")):
-        out = case.output_path(out)
+    if out.endswith("/") or not out.endswith((".nii", ".nii.gz")):
+        out = case.output_path(out)  # a folder: <out>/<case>-<missing>.nii.gz
     from ..io import ensure_absent
 
     ensure_absent([out], args.overwrite)  # before loading the model: fail fast, write nothing
@@ -98,7 +96,10 @@ def _add_sampling(p: argparse.ArgumentParser, steps: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medfusion", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="medfusion",
+        description="Diffusion models for medical imaging: missing-modality BraTS MRI synthesis (cWDM), phantoms.",
+    )
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"medfusion {__version__}")
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case", nargs="?", help="BraTS case folder with exactly one contrast file absent")
     for c in CONTRASTS:
         p.add_argument(f"--{c}", metavar="FILE", help=f"{c} NIfTI file (give three, leave the missing one out)")
-    p.add_argument("--out", help="output file (.nii.gz) or folder (default: the case folder)")
+    p.add_argument("--out", required=True, help="output file (.nii.gz), or a folder for <case>-<missing>.nii.gz")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_sampling(p, 50)
