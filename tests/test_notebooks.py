@@ -1,7 +1,6 @@
 """The research notebooks run top to bottom (code cells executed in order, few sampling steps)."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest

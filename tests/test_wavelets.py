@@ -15,7 +15,6 @@ import torch
 from monai.data import MetaTensor
 
 from medfusion.transforms import HaarDWT, HaarDWTd, HaarIDWT, HaarIDWTd, WaveletDWT2D, WaveletIDWT2D
-from medfusion import wavelets
 from medfusion.wavelets import haar_dwt, haar_filters, haar_idwt, subband_names
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, ScaleIntensityRangePercentiles, Transform
+from monai.transforms import ScaleIntensityRangePercentiles, Transform
+
+from ._dictionary import KeyWise
 
 __all__ = ["PercentileNormalize", "PercentileNormalized", "ZeroBackground"]
 
@@ -23,18 +25,11 @@ class PercentileNormalize(ScaleIntensityRangePercentiles):
         super().__init__(lower, upper, b_min=0.0, b_max=1.0, clip=True, relative=False, channel_wise=True)
 
 
-class PercentileNormalized(MapTransform):
+class PercentileNormalized(KeyWise):
     """Dictionary wrapper of :class:`PercentileNormalize`."""
 
     def __init__(self, keys: KeysCollection, lower: float = 0.1, upper: float = 99.9, allow_missing_keys=False):
-        super().__init__(keys, allow_missing_keys)
-        self.normalize = PercentileNormalize(lower, upper)
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.normalize(d[key])
-        return d
+        super().__init__(keys, PercentileNormalize(lower, upper), allow_missing_keys)
 
 
 class ZeroBackground(Transform):

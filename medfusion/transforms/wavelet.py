@@ -25,17 +25,18 @@ rescaled to the coarser (or finer) grid: coarse voxel ``i`` is centred on fine v
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
 
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
 from medfusion.wavelets import haar_dwt, haar_idwt
+
+from ._dictionary import KeyWise
 
 __all__ = [
     "HaarDWT",
@@ -153,7 +154,7 @@ class WaveletIDWT2D(Transform):
         return _like(x[0], img, 2, zoom=0.5)
 
 
-class HaarDWTd(MapTransform):
+class HaarDWTd(KeyWise):
     """Dictionary wrapper of :class:`HaarDWT`: transforms each of ``keys`` in place of its value.
 
     Args:
@@ -165,17 +166,10 @@ class HaarDWTd(MapTransform):
     backend = HaarDWT.backend
 
     def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.transform = HaarDWT(spatial_dims)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.transform(d[key])
-        return d
+        super().__init__(keys, HaarDWT(spatial_dims), allow_missing_keys)
 
 
-class HaarIDWTd(MapTransform):
+class HaarIDWTd(KeyWise):
     """Dictionary wrapper of :class:`HaarIDWT`.
 
     Args:
@@ -187,14 +181,7 @@ class HaarIDWTd(MapTransform):
     backend = HaarIDWT.backend
 
     def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.transform = HaarIDWT(spatial_dims)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.transform(d[key])
-        return d
+        super().__init__(keys, HaarIDWT(spatial_dims), allow_missing_keys)
 
 
 def _check_spatial_dims(spatial_dims: int) -> int:
