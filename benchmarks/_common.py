@@ -21,6 +21,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_1_5_15min_at_end": list(os.getloadavg()),  # other work on the machine skews CPU timings
     }
     return info
 
