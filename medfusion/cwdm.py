@@ -288,10 +288,10 @@ class CWDMSynthesizer:
     """Bundle entry point: ``synthesizer.run()`` fills in every case folder of ``dataset_dir``."""
 
     def __init__(self, checkpoint, dataset_dir, output_dir, *, steps=50, sampler="ddim", seed=0,
-                 device="cpu", overwrite=False, progress=True):
+                 device="cpu", overwrite=False):
         self.checkpoint, self.dataset_dir, self.output_dir = checkpoint, dataset_dir, output_dir
         self.kwargs = dict(steps=int(steps), sampler=sampler, seed=int(seed), device=device)
-        self.overwrite, self.progress = overwrite, progress
+        self.overwrite = overwrite
 
     def run(self) -> list[str]:
         model = load_model(self.checkpoint, self.kwargs["device"])

@@ -55,9 +55,9 @@ def run_demo(
     model = cwdm.load_model(weights or bundle_dir("brats_mri_cwdm"), device)
     progress = None
     if not quiet:
-        from .cli.main import _progress_bar
+        from .progress import progress_bar
 
-        progress = _progress_bar(f"{full.name}: synthesizing {missing}")
+        progress = progress_bar(f"{full.name}: synthesizing {missing}")
     pred = cwdm.synthesize(model, inputs, missing, steps=steps, sampler=sampler, seed=seed, device=device,
                            progress=progress)
     seconds = time.time() - t0

@@ -10,25 +10,9 @@ import argparse
 import sys
 
 from ..errors import InputError
+from ..progress import progress_bar
 
 CONTRASTS = ("t1n", "t1c", "t2w", "t2f")  # duplicated here only to keep `medfusion --help` free of heavy imports
-
-
-def _progress_bar(desc: str):
-    """A tqdm progress bar on stderr, as a ``progress(i, n)`` callback."""
-    from tqdm import tqdm
-
-    bar = None
-
-    def update(i: int, n: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=n, desc=desc, unit="step", file=sys.stderr, leave=False)
-        bar.update(i - bar.n)
-        if i >= n:
-            bar.close()
-
-    return update
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -53,7 +37,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     model = cwdm.load_model(args.weights or args.bundle or _default_bundle(), args.device)
     path = cwdm.synthesize_case(
         case, model, out, overwrite=args.overwrite, steps=args.steps, sampler=args.sampler, seed=args.seed,
-        device=args.device, progress=None if args.quiet else _progress_bar(f"{case.name}: {case.missing}"),
+        device=args.device, progress=None if args.quiet else progress_bar(f"{case.name}: {case.missing}"),
     )
     print(path)
     return 0

@@ -1,0 +1,22 @@
+"""Progress reporting for long sampling loops."""
+
+from __future__ import annotations
+
+import sys
+
+
+def progress_bar(desc: str):
+    """A tqdm progress bar on stderr, as a ``progress(i, n)`` callback."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(i: int, n: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, desc=desc, unit="step", file=sys.stderr, leave=False)
+        bar.update(i - bar.n)
+        if i >= n:
+            bar.close()
+
+    return update
