@@ -172,12 +172,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> C
 
 # ---- geometry helpers ---------------------------------------------------------------------------------------
 def pad_to_divisible(x: np.ndarray, k: int) -> np.ndarray:
-    """Zero-pad the spatial axes of ``(C, *S)`` symmetrically (extra voxel after) to multiples of ``k``."""
-    pads = [(0, 0)]
-    for s in x.shape[1:]:
-        d = (-s) % k
-        pads.append((d // 2, d - d // 2))
-    return np.pad(x, pads)
+    """Zero-pad the spatial axes of ``(C, *S)`` symmetrically (the extra voxel after) to multiples of ``k``:
+    MONAI's ``DivisiblePad``, returned as a plain array."""
+    from monai.transforms import DivisiblePad
+
+    return np.asarray(DivisiblePad(k, method="symmetric", mode="constant")(x))
 
 
 def crop_to_shape(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -149,6 +149,7 @@ class CWDMTrainer:
         self.save_every, self.log_every, self.seed = int(save_every), int(log_every), int(seed)
         self.distributed, self.num_workers = bool(distributed), int(num_workers)
         self.info = dict(info or {})
+        self._val_volumes: list[dict] | None = None  # validation cases, loaded at the first validation
         self.rank, self.world_size = 0, 1
         if self.distributed:
             self._init_distributed()
@@ -272,21 +273,21 @@ class CWDMTrainer:
 
     def validate(self) -> dict | None:
         """Mean SSIM (data range 1, 3D) of full-volume DDIM samples on up to ``val_cases`` validation cases,
-        each with a different missing contrast in turn.  Main process only."""
+        each with a different missing contrast in turn.  Main process only; the cases are read once."""
         if not self.is_main:
             return None
-        from monai.transforms import LoadImage
-
+        from .data.brats import load_case
         from .metrics import ssim
         from .transforms.intensity import PercentileNormalize
 
-        items = brats_datalist(self.val_dir)[: self.val_cases]
-        loader, norm = LoadImage(image_only=True), PercentileNormalize(self.model.lower, self.model.upper)
+        if self._val_volumes is None:
+            cases = [c for c in list_cases(self.val_dir, require_missing=False) if c.missing is None]
+            self._val_volumes = [{k: v.data for k, v in load_case(c).items()} for c in cases[: self.val_cases]]
+        norm = PercentileNormalize(self.model.lower, self.model.upper)
         scores = []
         self.model.network.eval()
-        for i, item in enumerate(items):
+        for i, vols in enumerate(self._val_volumes):
             missing = self.model.target or CONTRASTS[i % len(CONTRASTS)]
-            vols = {c: np.asarray(loader(item[c]), dtype=np.float32) for c in CONTRASTS}
             pred = synthesize(self.model, {c: v for c, v in vols.items() if c != missing}, missing,
                               steps=self.val_sampling_steps, seed=i, device=self.device)
             truth = np.asarray(norm(vols[missing][None]))[0]
