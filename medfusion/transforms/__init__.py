@@ -7,8 +7,7 @@ To export a new module's transforms, add one line to ``_EXPORTS``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 #: submodule -> the public names it defines
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -16,18 +15,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "intensity": ("PercentileNormalize", "PercentileNormalized", "ZeroBackground"),
 }
 
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
