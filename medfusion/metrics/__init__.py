@@ -1,8 +1,27 @@
-"""Image-similarity and segmentation metrics with the field's protocols (see ``../shared/specs/evaluation.md``).
+"""Metrics with the field's published protocols (see :mod:`medfusion.metrics.protocols`).
 
-Submodules load lazily; ``from medfusion.metrics import ssim`` imports scikit-image only when called.
+* image similarity — :func:`ssim` (2D/3D, per slice, masked), :func:`psnr`, :func:`mae`, :func:`mse`,
+  :func:`brasyn_ssim`, :func:`fsim` / :func:`fsim_volume`;
+* segmentation — :func:`dice`, :func:`hd95` (mm), :func:`surface_distances`, :class:`AggregatedDice`
+  (HECKTOR DSCagg), :func:`label_counts`, :func:`check_label_map`;
+* distributions — :func:`fid`, :func:`kid`, :func:`frechet_distance` from feature vectors; feature networks in
+  :mod:`medfusion.metrics.features` (weights supplied by the user);
+* protocols and reports — :data:`PROTOCOLS`, :func:`get_protocol`, :class:`Report`.
+
+Names resolve lazily: ``from medfusion.metrics import ssim`` imports scikit-image only when called.
 """
 
-from .image import brasyn_ssim, psnr, ssim
+from __future__ import annotations
 
-__all__ = ["ssim", "psnr", "brasyn_ssim"]
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "image": ("ssim", "psnr", "mae", "mse", "brasyn_ssim", "percentile_scale"),
+    "segmentation": ("dice", "hd95", "surface_distances", "label_counts", "AggregatedDice", "check_label_map"),
+    "fsim": ("fsim", "fsim_volume"),
+    "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),
+    "protocols": ("PROTOCOLS", "get_protocol", "Settings"),
+    "report": ("Report",),
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,0 +1,351 @@
+"""Named evaluation protocols: the published pipelines, from the arrays of one case to its metric values.
+
+A protocol fixes what is done to the images before a metric sees them (percentile scaling, a HU window, 8-bit
+RGB), which metrics it reports and under which names, and the set-level metrics that need all cases at once
+(HECKTOR's aggregated Dice).  File handling (pairing, geometry, resampling) lives in :mod:`medfusion.evaluate`;
+this module works on numpy arrays only.
+
+=============  =========================================================================================
+``brasyn``     BraSyn 2023/24 missing-modality MRI: each image clipped at its own 0.5/99.5 percentiles (lower
+               bound ≥ 0) and scaled to [0, 1]; 3D SSIM (data range 1) of the whole volume and, with a
+               tumour label map as mask, of the tumour (seg > 0) and non-tumour regions (images multiplied by
+               the mask / its complement); PSNR and MSE of the scaled volumes.
+``synthrad``   SynthRAD-style CT synthesis (as seg2med reports it): both images clipped to a HU window
+               (default [−1024, 3000]) and shifted to ≥ 0, data range = window width; SSIM per 2D axial
+               slice averaged over slices; PSNR and MAE (HU) — inside the body mask when one is given;
+               FSIM per axial slice on request.
+``hecktor``    HECKTOR 2022 head-and-neck PET/CT tumours: labels 1 GTVp and 2 GTVn; per case Dice and HD95
+               (mm) per class; over the set the aggregated Dice per class and its mean (the ranking value).
+``bci``        BCI H&E→IHC virtual staining: 8-bit RGB images, PSNR (data range 255) and SSIM as the BCI
+               evaluation script computes them (scikit-image defaults: 7×7 uniform window, sample covariance,
+               mean over the RGB channels), averaged over images.
+``image``      Generic image similarity: SSIM (3D, or per slice), PSNR, MAE, MSE, FSIM with an explicit data
+               range (or ``"ref"``: the reference's max − min per case) and an optional clipping window.
+``labels``     Generic segmentation: Dice and HD95 per label (labels given, or the union found in the files)
+               and the aggregated Dice over the set.
+=============  =========================================================================================
+
+Undefined values are ``nan``: Dice of a label absent from both prediction and reference when
+``empty_dice=nan`` (the default counts it as 1.0), HD95 when exactly one of them is empty (unless
+``hd95_empty`` gives a number to use instead, e.g. BraTS' 373.13 mm), SSIM over an empty mask.  HD95 of a
+label absent from both is 0.0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Settings", "Protocol", "PROTOCOLS", "get_protocol", "HIGHER_IS_BETTER", "LOWER_IS_BETTER"]
+
+#: per-case metric families and the direction in which they improve (for "worst case" and plots)
+HIGHER_IS_BETTER = ("ssim", "psnr", "fsim", "dice", "dsc_agg")
+LOWER_IS_BETTER = ("mae", "mse", "hd95", "fid", "kid")
+
+IMAGE_METRICS = ("ssim", "ssim_slice", "psnr", "mae", "mse", "fsim")
+LABEL_METRICS = ("dice", "hd95", "dsc_agg")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Choices that change metric values; all of them are written into the report.
+
+    Attributes:
+        metrics: metric families to compute (e.g. ``("ssim", "psnr")`` or ``("dice", "hd95", "dsc_agg")``).
+        data_range: SSIM/PSNR data range ``R`` for the generic ``image`` protocol: a number in the images'
+            unit, or ``"ref"`` for the reference's max − min of each case.
+        window: ``(lo, hi)``: clip both images to it and shift by −lo (then ``R`` defaults to hi − lo).
+        labels: label value → name; ``None`` = the union of the labels found (``labels`` protocol).
+        empty_dice: Dice when a label is absent from prediction and reference (1.0, or nan = undefined).
+        hd95_empty: HD95 (mm) to use when exactly one of them is empty; ``None`` = undefined.
+        slice_axis: axis of the 2D slices for per-slice SSIM/FSIM (axial = the last NIfTI axis).
+    """
+
+    metrics: tuple[str, ...] = ()
+    data_range: float | str | None = None
+    window: tuple[float, float] | None = None
+    labels: dict[int, str] | None = None
+    empty_dice: float = 1.0
+    hd95_empty: float | None = None
+    slice_axis: int = -1
+
+    def as_dict(self) -> dict:
+        return {
+            "metrics": list(self.metrics),
+            "data_range": self.data_range,
+            "window": list(self.window) if self.window else None,
+            "labels": {str(k): v for k, v in self.labels.items()} if self.labels else None,
+            "empty_dice": "nan (undefined)" if math.isnan(self.empty_dice) else self.empty_dice,
+            "hd95_empty": "undefined" if self.hd95_empty is None else self.hd95_empty,
+            "hd95_both_empty": 0.0,
+            "slice_axis": self.slice_axis,
+        }
+
+
+@dataclass
+class CaseResult:
+    """Per-case metric values (``nan`` = undefined) and what set-level metrics need from the case."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    label_counts: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+
+
+class Protocol:
+    """Base: ``inputs`` says how files are read ("image", "labels" or "rgb"); subclasses compute one case."""
+
+    name = ""
+    inputs = "image"
+    available: tuple[str, ...] = ()
+    default: tuple[str, ...] = ()
+    uses_mask = True
+    description = ""
+
+    def settings(self, metrics=None, **kwargs) -> Settings:
+        """Validated settings: ``metrics`` defaults to the protocol's, unknown ones are an error."""
+        metrics = tuple(metrics) if metrics else self.default
+        unknown = [m for m in metrics if m not in self.available]
+        if unknown:
+            raise InputError(f"protocol {self.name} has no metric {', '.join(unknown)}; it offers "
+                             f"{', '.join(self.available)}")
+        return self._check(Settings(metrics=metrics, **kwargs))
+
+    def _check(self, s: Settings) -> Settings:
+        return s
+
+    def case(self, pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None, spacing, s: Settings) -> CaseResult:
+        raise NotImplementedError
+
+    def set_metrics(self, results: list[CaseResult], s: Settings) -> dict[str, float]:
+        return {}
+
+
+# ----------------------------------------------------------------------------------------------- images
+class ImageProtocol(Protocol):
+    name = "image"
+    available = IMAGE_METRICS
+    default = ("ssim", "psnr", "mae")
+    description = ("generic image similarity with an explicit data range (SSIM Gaussian σ 1.5, 11-wide window; "
+                   "PSNR; MAE/MSE in the images' unit; FSIM per slice)")
+
+    def _check(self, s: Settings) -> Settings:
+        if s.data_range is None and s.window is None and set(s.metrics) & {"ssim", "ssim_slice", "psnr", "fsim"}:
+            raise InputError("give the data range of the images (--data-range R, e.g. 1 for [0, 1] images, or "
+                             "--data-range ref for each reference's max - min), or a window (--window LO HI)")
+        if isinstance(s.data_range, (int, float)) and not s.data_range > 0:
+            raise InputError(f"the data range must be positive, got {s.data_range}")
+        if s.window is not None and not s.window[1] > s.window[0]:
+            raise InputError(f"the window must be LO HI with LO < HI, got {s.window}")
+        return s
+
+    def prepare(self, pred, ref, s: Settings):
+        """Clip/shift to the window; return the images and the data range R."""
+        if s.window is not None:
+            lo, hi = s.window
+            pred = np.clip(pred, lo, hi) - lo
+            ref = np.clip(ref, lo, hi) - lo
+        if s.data_range == "ref":
+            r = float(ref.max() - ref.min())
+            if r <= 0:
+                raise InputError("the reference is constant: --data-range ref is undefined for it")
+        elif s.data_range is not None:
+            r = float(s.data_range)
+        elif s.window is not None:
+            r = float(s.window[1] - s.window[0])
+        else:
+            r = None
+        return pred, ref, r
+
+    def case(self, pred, ref, mask, spacing, s):
+        from . import image
+
+        pred, ref, r = self.prepare(pred, ref, s)
+        out = {}
+        for m in s.metrics:
+            if m == "ssim":
+                out["ssim"] = image.ssim(pred, ref, data_range=r, mask=mask)
+            elif m == "ssim_slice":
+                out["ssim_slice"] = image.ssim(pred, ref, data_range=r, mask=mask, per_slice=True, axis=s.slice_axis)
+            elif m == "psnr":
+                out["psnr"] = image.psnr(pred, ref, data_range=r, mask=mask)
+            elif m == "mae":
+                out["mae"] = image.mae(pred, ref, mask=mask)
+            elif m == "mse":
+                out["mse"] = image.mse(pred, ref, mask=mask)
+            elif m == "fsim":
+                out["fsim"] = _fsim(pred, ref, r, mask, s.slice_axis)
+        return CaseResult(out)
+
+
+def _fsim(pred, ref, r, mask, axis) -> float:
+    from .fsim import fsim_volume
+
+    return fsim_volume(pred, ref, data_range=r, axis=axis, mask=mask)
+
+
+class BraSynProtocol(Protocol):
+    name = "brasyn"
+    available = ("ssim", "psnr", "mse")
+    default = ("ssim", "psnr", "mse")
+    description = ("BraSyn: each image clipped at its own 0.5/99.5 percentiles (lower bound >= 0) and scaled to "
+                   "[0, 1]; 3D SSIM (data range 1) of the whole volume and, with a tumour label map as --mask, "
+                   "of the tumour (seg > 0) and non-tumour regions; PSNR and MSE of the scaled volumes")
+
+    def case(self, pred, ref, mask, spacing, s):
+        from . import image
+
+        p, r = image.percentile_scale(pred), image.percentile_scale(ref)
+        out = {}
+        if "ssim" in s.metrics:
+            out["ssim"] = image.ssim(p, r, data_range=1.0)
+            if mask is not None:
+                m = (mask > 0).astype(np.float64)
+                out["ssim_tumour"] = image.ssim(p * m, r * m, data_range=1.0)
+                out["ssim_non_tumour"] = image.ssim(p * (1 - m), r * (1 - m), data_range=1.0)
+        if "psnr" in s.metrics:
+            out["psnr"] = image.psnr(p, r, data_range=1.0)
+        if "mse" in s.metrics:
+            out["mse"] = image.mse(p, r)
+        return CaseResult(out)
+
+
+class SynthRADProtocol(ImageProtocol):
+    name = "synthrad"
+    available = ("ssim", "psnr", "mae", "fsim")
+    default = ("ssim", "psnr", "mae")
+    description = ("SynthRAD-style CT: both images clipped to the HU window (default [-1024, 3000]) and shifted "
+                   "to >= 0, data range = window width; SSIM per 2D axial slice averaged over slices; PSNR and "
+                   "MAE (HU) inside the body mask when one is given; FSIM per axial slice on request")
+    window = (-1024.0, 3000.0)
+
+    def _check(self, s: Settings) -> Settings:
+        if s.data_range is not None:
+            raise InputError("synthrad takes its data range from the HU window: use --window LO HI, not "
+                             "--data-range")
+        if s.window is None:
+            s = Settings(**{**s.__dict__, "window": self.window})
+        return super()._check(s)
+
+    def case(self, pred, ref, mask, spacing, s):
+        from . import image
+
+        pred, ref, r = self.prepare(pred, ref, s)
+        out = {}
+        if "ssim" in s.metrics:
+            out["ssim"] = image.ssim(pred, ref, data_range=r, mask=mask, per_slice=True, axis=s.slice_axis)
+        if "psnr" in s.metrics:
+            out["psnr"] = image.psnr(pred, ref, data_range=r, mask=mask)
+        if "mae" in s.metrics:
+            out["mae"] = image.mae(pred, ref, mask=mask)
+        if "fsim" in s.metrics:
+            out["fsim"] = _fsim(pred, ref, r, mask, s.slice_axis)
+        return CaseResult(out)
+
+
+class BCIProtocol(Protocol):
+    name = "bci"
+    inputs = "rgb"
+    available = ("psnr", "ssim")
+    default = ("psnr", "ssim")
+    uses_mask = False
+    description = ("BCI virtual staining: 8-bit RGB images; PSNR with data range 255 and SSIM with scikit-image "
+                   "defaults (7x7 uniform window, sample covariance, mean over the RGB channels), as the BCI "
+                   "evaluation script computes them")
+
+    def case(self, pred, ref, mask, spacing, s):
+        from skimage.metrics import structural_similarity
+
+        from . import image
+
+        out = {}
+        if "psnr" in s.metrics:
+            out["psnr"] = image.psnr(pred, ref, data_range=255.0)
+        if "ssim" in s.metrics:
+            out["ssim"] = float(structural_similarity(pred, ref, data_range=255.0, channel_axis=-1))
+        return CaseResult(out)
+
+
+# ----------------------------------------------------------------------------------------------- labels
+class LabelProtocol(Protocol):
+    name = "labels"
+    inputs = "labels"
+    available = LABEL_METRICS
+    default = LABEL_METRICS
+    uses_mask = False
+    description = ("generic segmentation: Dice and HD95 (mm, max of the two directed 95th percentiles of the "
+                   "surface distances) per label, and the aggregated Dice per label over the set")
+
+    def case(self, pred, ref, mask, spacing, s):
+        from . import segmentation as seg
+
+        labels = s.labels or {int(v): str(int(v)) for v in np.union1d(np.unique(pred), np.unique(ref)) if v != 0}
+        counts = seg.label_counts(pred, ref, tuple(labels))
+        out = {}
+        for label, name in labels.items():
+            p, g = pred == label, ref == label
+            if "dice" in s.metrics:
+                out[f"dice_{name}"] = seg.dice(p, g, empty=s.empty_dice)
+            if "hd95" in s.metrics:
+                d = seg.hd95(p, g, spacing)
+                if math.isinf(d):
+                    d = float("nan") if s.hd95_empty is None else float(s.hd95_empty)
+                out[f"hd95_{name}"] = d
+        return CaseResult(out, counts)
+
+    def fill_absent(self, results: list[CaseResult], s: Settings) -> dict[int, str]:
+        """With inferred labels, a label missing from a case (both ways) gets the empty-mask conventions."""
+        if s.labels:
+            return s.labels
+        found = sorted({lab for r in results for lab in r.label_counts})
+        names = {lab: str(lab) for lab in found}
+        for r in results:
+            for lab, name in names.items():
+                if lab not in r.label_counts:
+                    r.label_counts[lab] = (0, 0, 0)
+                    if "dice" in s.metrics:
+                        r.values[f"dice_{name}"] = float(s.empty_dice)
+                    if "hd95" in s.metrics:
+                        r.values[f"hd95_{name}"] = 0.0
+        return names
+
+    def set_metrics(self, results, s):
+        from .segmentation import AggregatedDice
+
+        names = self.fill_absent(results, s)
+        if "dsc_agg" not in s.metrics or not names:
+            return {}
+        agg = AggregatedDice(labels=tuple(names))
+        for r in results:
+            agg.update_counts(r.label_counts)
+        values = agg.aggregate()
+        out = {f"dsc_agg_{names[lab]}": float(v) for lab, v in values.items()}
+        finite = [v for v in values.values() if not math.isnan(v)]
+        out["dsc_agg_mean"] = float(np.mean(finite)) if len(finite) == len(values) else float("nan")
+        return out
+
+
+class HecktorProtocol(LabelProtocol):
+    name = "hecktor"
+    description = ("HECKTOR 2022: labels 1 GTVp, 2 GTVn; per case Dice and HD95 (mm) per class; over the set "
+                   "the aggregated Dice per class, 2*sum|P&G| / sum(|P|+|G|), and their mean (the ranking value)")
+    labels = {1: "GTVp", 2: "GTVn"}
+
+    def _check(self, s: Settings) -> Settings:
+        if s.labels and s.labels != self.labels:
+            raise InputError("hecktor fixes the labels (1 GTVp, 2 GTVn); use --protocol labels for others")
+        return Settings(**{**s.__dict__, "labels": dict(self.labels)})
+
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (BraSynProtocol(), SynthRADProtocol(), HecktorProtocol(),
+                                                      BCIProtocol(), ImageProtocol(), LabelProtocol())}
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol called ``name`` (see :data:`PROTOCOLS`)."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise InputError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}") from None

@@ -1,0 +1,199 @@
+"""The evaluation report: per-case records, a summary per metric, set-level metrics; JSON, CSV, table, plots.
+
+JSON layout::
+
+    {"protocol": ..., "description": ..., "settings": {...}, "inputs": {...},
+     "cases": [{"case": name, "pred": file, "ref": file, "<metric>": value or null, ...}, ...],
+     "summary": {"<metric>": {"mean", "std", "median", "min", "max", "n", "undefined"}, ...},
+     "set_metrics": {"dsc_agg_GTVp": ..., ...},
+     "unpaired": {"pred_only": [...], "ref_only": [...]}}
+
+``null`` marks an undefined value (e.g. HD95 with an empty prediction, SSIM over an empty mask, PSNR of identical
+images = ∞).  The summary runs over the defined values: ``n`` counts them, ``undefined`` counts the others; ``std``
+is the population standard deviation (ddof 0).  CSV: one row per case, then one row per summary statistic
+(``case`` = ``summary:mean`` …) and one ``set`` row with the set-level metrics in their own columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Report", "summarize", "STATISTICS"]
+
+STATISTICS = ("mean", "std", "median", "min", "max", "n", "undefined")
+_FILE_KEYS = ("case", "pred", "ref", "mask")
+
+
+def summarize(values) -> dict[str, float | int | None]:
+    """Statistics of one metric over the cases; non-finite values count as undefined."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    ok = v[np.isfinite(v)]
+    undefined = len(values) - ok.size
+    if not ok.size:
+        return {"mean": None, "std": None, "median": None, "min": None, "max": None, "n": 0, "undefined": undefined}
+    return {"mean": float(ok.mean()), "std": float(ok.std()), "median": float(np.median(ok)),
+            "min": float(ok.min()), "max": float(ok.max()), "n": int(ok.size), "undefined": int(undefined)}
+
+
+def _json_value(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+@dataclass
+class Report:
+    """Result of :func:`medfusion.evaluate.evaluate`."""
+
+    protocol: str
+    description: str
+    settings: dict
+    cases: list[dict]
+    set_metrics: dict[str, float] = field(default_factory=dict)
+    unpaired: dict[str, list[str]] = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Per-case metric keys, in first-seen order."""
+        names: list[str] = []
+        for c in self.cases:
+            names += [k for k in c if k not in _FILE_KEYS and k not in names]
+        return names
+
+    @property
+    def summary(self) -> dict[str, dict]:
+        return {m: summarize([c.get(m) for c in self.cases]) for m in self.metric_names}
+
+    def as_dict(self) -> dict:
+        from .. import __version__
+
+        return {
+            "medfusion_version": __version__,
+            "protocol": self.protocol,
+            "description": self.description,
+            "settings": self.settings,
+            "inputs": self.inputs,
+            "n_cases": len(self.cases),
+            "cases": [{k: _json_value(v) for k, v in c.items()} for c in self.cases],
+            "summary": self.summary,
+            "set_metrics": {k: _json_value(v) for k, v in self.set_metrics.items()},
+            "unpaired": self.unpaired,
+        }
+
+    # ------------------------------------------------------------------------------------------ writing
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, allow_nan=False) + "\n"
+
+    def to_csv(self) -> str:
+        metrics = self.metric_names
+        header = ["case", "pred", "ref"] + metrics + list(self.set_metrics)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        for c in self.cases:
+            w.writerow([c["case"], c["pred"], c["ref"]] + [_cell(c.get(m)) for m in metrics] + [""] * len(self.set_metrics))
+        summary = self.summary
+        for stat in STATISTICS:
+            w.writerow([f"summary:{stat}", "", ""] + [_cell(summary[m][stat]) for m in metrics]
+                       + [""] * len(self.set_metrics))
+        if self.set_metrics:
+            w.writerow(["set", "", ""] + [""] * len(metrics) + [_cell(v) for v in self.set_metrics.values()])
+        return buf.getvalue()
+
+    def write(self, path: str, *, overwrite: bool = False) -> str:
+        """Write the report as JSON or CSV (by the file's ending), atomically; refuses to replace a file
+        unless ``overwrite``."""
+        from ..io import ensure_absent
+
+        text = self._render(path)
+        ensure_absent([path], overwrite)
+        _atomic_write(path, text)
+        return path
+
+    def _render(self, path: str) -> str:
+        if path.lower().endswith(".json"):
+            return self.to_json()
+        if path.lower().endswith(".csv"):
+            return self.to_csv()
+        raise InputError(f"the report file must end in .json or .csv: {path}")
+
+    # ------------------------------------------------------------------------------------------ reading
+    def table(self) -> str:
+        """A readable summary table (and the set-level metrics, and unpaired cases)."""
+        rows = [("metric", "mean ± std", "median", "n", "undefined")]
+        for m, s in self.summary.items():
+            ms = "—" if s["mean"] is None else f"{s['mean']:.4f} ± {s['std']:.4f}"
+            med = "—" if s["median"] is None else f"{s['median']:.4f}"
+            rows.append((m, ms, med, str(s["n"]), str(s["undefined"])))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [f"protocol {self.protocol}: {len(self.cases)} case(s)"]
+        for i, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+            if i == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        for k, v in self.set_metrics.items():
+            lines.append(f"{k} (over all cases): " + ("undefined" if not math.isfinite(v) else f"{v:.4f}"))
+        for side, names in self.unpaired.items():
+            if names:
+                lines.append(f"unpaired ({side.replace('_', ' ')}): {len(names)}: " + ", ".join(names[:5])
+                             + (" …" if len(names) > 5 else ""))
+        return "\n".join(lines)
+
+    def worst_case(self) -> tuple[dict, str] | None:
+        """The case with the worst value of the protocol's first metric (and that metric's name)."""
+        from .protocols import LOWER_IS_BETTER
+
+        for m in self.metric_names:
+            vals = [(c.get(m), c) for c in self.cases if c.get(m) is not None and math.isfinite(c.get(m))]
+            if not vals:
+                continue
+            lower_better = m.split("_")[0] in LOWER_IS_BETTER
+            value, case = (max if lower_better else min)(vals, key=lambda t: t[0])
+            return case, m
+        return None
+
+    def plot(self, folder: str, *, overwrite: bool = False) -> list[str]:
+        """Write ``metrics.png`` (per-metric distributions over the cases) and ``worst_case.png`` (slices of the
+        case with the worst first metric) into ``folder``; returns the files written."""
+        from .plots import plot_distributions, plot_worst_case
+        from ..io import ensure_absent
+
+        paths = [os.path.join(folder, "metrics.png"), os.path.join(folder, "worst_case.png")]
+        ensure_absent(paths, overwrite)
+        os.makedirs(folder, exist_ok=True)
+        written = [plot_distributions(self, paths[0])]
+        worst = self.worst_case()
+        if worst is not None:
+            written.append(plot_worst_case(self, worst[0], worst[1], paths[1]))
+        return written
+
+
+def _cell(x) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return "" if not math.isfinite(x) else repr(x)
+    return str(x)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

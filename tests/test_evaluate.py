@@ -1,0 +1,379 @@
+"""`medfusion evaluate` end to end: protocols against independent references, reports, pairing, geometry, errors.
+
+Volumes are tiny NIfTI files with a real (anisotropic, oblique-free) affine; every expected value is computed in
+the test with scikit-image, MONAI or by hand, never taken from medfusion itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medfusion.errors import InputError
+from medfusion.evaluate import evaluate, pair_cases
+
+SPACING = (1.2, 1.0, 2.5)
+AFFINE = np.diag(SPACING + (1.0,))
+AFFINE[:3, 3] = (-20.0, 10.0, 5.0)
+
+
+def write(path, data, affine=AFFINE, dtype=np.float32):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(data, dtype=dtype), affine), str(path))
+    return str(path)
+
+
+def smooth_volume(rng, shape=(24, 22, 20)):
+    from scipy.ndimage import gaussian_filter
+
+    v = gaussian_filter(rng.random(shape), 2.0)
+    return (v - v.min()) / (v.max() - v.min())
+
+
+def blob_labels(shape, centres, radii, labels):
+    grid = np.indices(shape)
+    out = np.zeros(shape, dtype=np.uint8)
+    for c, r, lab in zip(centres, radii, labels):
+        d2 = sum(((g - ci) * s) ** 2 for g, ci, s in zip(grid, c, SPACING))
+        out[d2 <= r * r] = lab
+    return out
+
+
+@pytest.fixture
+def image_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    truth, preds = {}, {}
+    for i in range(3):
+        ref = smooth_volume(rng) * 900 + 50
+        pred = ref + rng.normal(0, 20 + 10 * i, ref.shape)
+        truth[f"case{i}"], preds[f"case{i}"] = ref, pred
+        write(tmp_path / "ref" / f"case{i}.nii.gz", ref)
+        write(tmp_path / "pred" / f"case{i}.nii.gz", pred)
+    write(tmp_path / "ref" / "extra.nii.gz", truth["case0"])  # a reference with no prediction
+    return tmp_path, truth, preds
+
+
+def read_back(path):
+    return np.asarray(nib.load(path).get_fdata(dtype=np.float32), dtype=np.float64)
+
+
+def test_image_protocol_matches_skimage(image_folders):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    root, truth, preds = image_folders
+    report = evaluate(str(root / "pred"), str(root / "ref"), protocol="image", metrics=["ssim", "psnr", "mae", "mse"],
+                      data_range=1000.0)
+    assert [c["case"] for c in report.cases] == ["case0", "case1", "case2"]
+    assert report.unpaired == {"pred_only": [], "ref_only": ["extra"]}
+    for c in report.cases:
+        p, r = read_back(c["pred"]), read_back(c["ref"])
+        expected = structural_similarity(p, r, data_range=1000.0, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False)
+        assert c["ssim"] == pytest.approx(expected, abs=1e-3)
+        assert c["psnr"] == pytest.approx(peak_signal_noise_ratio(r, p, data_range=1000.0), abs=1e-3)
+        assert c["mae"] == pytest.approx(np.mean(np.abs(p - r)), rel=1e-9)
+        assert c["mse"] == pytest.approx(np.mean((p - r) ** 2), rel=1e-9)
+    ssims = [c["ssim"] for c in report.cases]
+    s = report.summary["ssim"]
+    assert s["mean"] == pytest.approx(np.mean(ssims)) and s["std"] == pytest.approx(np.std(ssims))
+    assert s["median"] == pytest.approx(np.median(ssims)) and (s["n"], s["undefined"]) == (3, 0)
+    assert ssims[0] > ssims[1] > ssims[2]  # more noise, lower SSIM
+
+
+def test_image_protocol_mask_and_per_slice(image_folders, tmp_path):
+    from skimage.metrics import structural_similarity
+
+    root, truth, preds = image_folders
+    mask = np.zeros(truth["case0"].shape, dtype=np.uint8)
+    mask[6:18, 5:15, 4:16] = 1
+    mask_file = write(tmp_path / "mask.nii.gz", mask, dtype=np.uint8)
+    report = evaluate(str(root / "pred" / "case0.nii.gz"), str(root / "ref" / "case0.nii.gz"), mask=mask_file,
+                      metrics=["ssim", "ssim_slice", "mae"], data_range=1000.0)
+    (c,) = report.cases
+    p, r = read_back(c["pred"]), read_back(c["ref"])
+    _, full = structural_similarity(p, r, data_range=1000.0, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    inner = (slice(5, -5),) * 3
+    assert c["ssim"] == pytest.approx(full[inner][mask[inner] > 0].mean(), abs=1e-4)
+    per_slice = []
+    for z in range(p.shape[2]):
+        _, f2 = structural_similarity(p[..., z], r[..., z], data_range=1000.0, gaussian_weights=True, sigma=1.5,
+                                      use_sample_covariance=False, full=True)
+        m = mask[5:-5, 5:-5, z] > 0
+        if m.any():
+            per_slice.append(f2[5:-5, 5:-5][m].mean())
+    assert c["ssim_slice"] == pytest.approx(np.mean(per_slice), abs=1e-4)
+    assert c["mae"] == pytest.approx(np.abs(p - r)[mask > 0].mean(), rel=1e-9)
+
+
+def test_brasyn_protocol_pairs_seg_masks_by_case(tmp_path):
+    from medfusion.metrics.image import percentile_scale
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    shape = (24, 22, 20)
+    for i in range(2):
+        ref = smooth_volume(rng, shape) * 1200
+        seg = blob_labels(shape, [(12, 11, 10)], [8.0], [2])
+        write(tmp_path / "truth" / f"BraTS-{i:03d}" / f"BraTS-{i:03d}-t2f.nii.gz", ref)
+        write(tmp_path / "truth" / f"BraTS-{i:03d}" / f"BraTS-{i:03d}-seg.nii.gz", seg, dtype=np.uint8)
+        write(tmp_path / "synth" / f"BraTS-{i:03d}-t2f.nii.gz", ref * 0.7 + rng.normal(0, 30, shape))
+    report = evaluate(str(tmp_path / "synth"), str(tmp_path / "truth"), protocol="brasyn",
+                      mask=str(tmp_path / "truth"), pattern="*-t2f.nii.gz")
+    assert len(report.cases) == 2 and report.unpaired == {"pred_only": [], "ref_only": []}
+    for c in report.cases:
+        assert c["mask"].endswith(c["case"].replace("t2f", "seg") + ".nii.gz")
+        p, r = percentile_scale(read_back(c["pred"])), percentile_scale(read_back(c["ref"]))
+        m = read_back(c["mask"]) > 0
+
+        def sk(a, b):
+            return structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False)
+
+        assert c["ssim"] == pytest.approx(sk(p, r), abs=1e-3)
+        assert c["ssim_tumour"] == pytest.approx(sk(p * m, r * m), abs=1e-3)
+        assert c["ssim_non_tumour"] == pytest.approx(sk(p * ~m, r * ~m), abs=1e-3)
+        assert c["psnr"] == pytest.approx(10 * np.log10(1 / np.mean((p - r) ** 2)), abs=1e-6)
+
+
+def test_synthrad_protocol_hu_window_per_slice(tmp_path):
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(2)
+    ref = smooth_volume(rng, (24, 24, 12)) * 3000 - 1500  # reaches below the −1024 HU floor
+    pred = ref + rng.normal(0, 60, ref.shape)
+    body = np.zeros(ref.shape, dtype=np.uint8)
+    body[3:21, 3:21, :] = 1
+    f = {k: write(tmp_path / f"{k}.nii.gz", v) for k, v in (("pred", pred), ("ref", ref))}
+    mask = write(tmp_path / "body.nii.gz", body, dtype=np.uint8)
+    (c,) = evaluate(f["pred"], f["ref"], protocol="synthrad", mask=mask, metrics=["ssim", "psnr", "mae"]).cases
+    p = np.clip(read_back(f["pred"]), -1024, 3000) + 1024
+    r = np.clip(read_back(f["ref"]), -1024, 3000) + 1024
+    m = body > 0
+    slices = []
+    for z in range(p.shape[2]):
+        _, full = structural_similarity(p[..., z], r[..., z], data_range=4024.0, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, full=True)
+        slices.append(full[5:-5, 5:-5][m[5:-5, 5:-5, z]].mean())
+    assert c["ssim"] == pytest.approx(np.mean(slices), abs=1e-3)
+    assert c["mae"] == pytest.approx(np.abs(p - r)[m].mean(), rel=1e-6)
+    assert c["psnr"] == pytest.approx(10 * np.log10(4024.0**2 / np.mean((p - r)[m] ** 2)), abs=1e-4)
+
+
+@pytest.fixture
+def hecktor_folders(tmp_path):
+    shape = (32, 30, 16)
+    cases = {
+        # (reference, prediction)
+        "P1": (blob_labels(shape, [(10, 10, 8), (22, 20, 8)], [7, 5], [1, 2]),
+               blob_labels(shape, [(11, 10, 8), (22, 21, 8)], [7, 4], [1, 2])),
+        "P2": (blob_labels(shape, [(16, 15, 8)], [8], [1]),  # no GTVn anywhere
+               blob_labels(shape, [(15, 15, 7)], [9], [1])),
+        "P3": (blob_labels(shape, [(10, 12, 8), (24, 18, 9)], [6, 5], [1, 2]),
+               blob_labels(shape, [(10, 12, 8)], [6], [1])),  # GTVn missed
+    }
+    for name, (ref, pred) in cases.items():
+        write(tmp_path / "gt" / f"{name}.nii.gz", ref, dtype=np.uint8)
+        write(tmp_path / "pr" / f"{name}.nii.gz", pred, dtype=np.uint8)
+    return tmp_path, cases
+
+
+def test_hecktor_protocol_dice_hd95_and_aggregated_dice(hecktor_folders):
+    from monai.metrics import compute_hausdorff_distance
+
+    root, cases = hecktor_folders
+    report = evaluate(str(root / "pr"), str(root / "gt"), protocol="hecktor")
+    by_case = {c["case"]: c for c in report.cases}
+    inter = {1: 0, 2: 0}
+    total = {1: 0, 2: 0}
+    for name, (ref, pred) in cases.items():
+        for lab, cls in ((1, "GTVp"), (2, "GTVn")):
+            p, g = pred == lab, ref == lab
+            inter[lab] += int((p & g).sum())
+            total[lab] += int(p.sum() + g.sum())
+            expected = 1.0 if not (p.any() or g.any()) else 2 * (p & g).sum() / (p.sum() + g.sum())
+            assert by_case[name][f"dice_{cls}"] == expected  # exact
+            if p.any() and g.any():
+                hd = compute_hausdorff_distance(p[None, None], g[None, None], percentile=95, spacing=SPACING)
+                assert by_case[name][f"hd95_{cls}"] == pytest.approx(float(hd), abs=1e-6)
+    assert by_case["P2"]["hd95_GTVn"] == 0.0  # absent from both: perfect
+    assert by_case["P3"]["hd95_GTVn"] != by_case["P3"]["hd95_GTVn"]  # missed entirely: undefined (nan)
+    agg = {lab: 2 * inter[lab] / total[lab] for lab in (1, 2)}
+    assert report.set_metrics["dsc_agg_GTVp"] == agg[1]
+    assert report.set_metrics["dsc_agg_GTVn"] == agg[2]
+    assert report.set_metrics["dsc_agg_mean"] == pytest.approx((agg[1] + agg[2]) / 2, abs=1e-15)
+    assert report.summary["hd95_GTVn"]["undefined"] == 1 and report.summary["hd95_GTVn"]["n"] == 2
+    data = json.loads(report.to_json())
+    assert data["cases"][2]["hd95_GTVn"] is None
+    assert data["settings"]["hd95_empty"] == "undefined" and data["settings"]["empty_dice"] == 1.0
+
+
+def test_labels_protocol_empty_conventions_and_inferred_labels(hecktor_folders):
+    root, cases = hecktor_folders
+    report = evaluate(str(root / "pr"), str(root / "gt"), metrics=["dice", "hd95"], empty_dice=float("nan"),
+                      hd95_empty=373.13)
+    assert report.protocol == "labels"
+    by_case = {c["case"]: c for c in report.cases}
+    assert np.isnan(by_case["P2"]["dice_2"])  # absent both ways, reported as undefined on request
+    assert by_case["P3"]["hd95_2"] == 373.13
+    assert report.summary["dice_2"]["undefined"] == 1
+
+
+def test_bci_protocol_rgb_pngs(tmp_path):
+    from PIL import Image
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        ref = (smooth_volume(rng, (40, 48, 3)) * 255).astype(np.uint8)
+        pred = np.clip(ref.astype(int) + rng.integers(-25, 26, ref.shape), 0, 255).astype(np.uint8)
+        for folder, img in (("real", ref), ("fake", pred)):
+            os.makedirs(tmp_path / folder, exist_ok=True)
+            Image.fromarray(img).save(tmp_path / folder / f"{i:05d}_test_2+.png")
+    report = evaluate(str(tmp_path / "fake"), str(tmp_path / "real"), protocol="bci")
+    for c in report.cases:
+        p, r = np.asarray(Image.open(c["pred"])), np.asarray(Image.open(c["ref"]))
+        assert c["psnr"] == pytest.approx(peak_signal_noise_ratio(r, p), abs=1e-9)  # uint8: data range 255
+        assert c["ssim"] == pytest.approx(structural_similarity(p, r, channel_axis=-1), abs=1e-9)
+
+
+def test_geometry_mismatch_is_refused_or_resampled(tmp_path):
+    shape = (20, 20, 12)
+    ref = blob_labels(shape, [(10, 10, 6)], [7], [1])
+    write(tmp_path / "ref.nii.gz", ref, dtype=np.uint8)
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 0.5
+    write(tmp_path / "pred.nii.gz", ref, affine=shifted, dtype=np.uint8)
+    with pytest.raises(InputError, match="--resample"):
+        evaluate(str(tmp_path / "pred.nii.gz"), str(tmp_path / "ref.nii.gz"), metrics=["dice"])
+    # a prediction on a grid twice as fine in x, same physical object: nearest-neighbour resampling recovers it
+    fine = AFFINE.copy()
+    fine[0, 0] = SPACING[0] / 2
+    fine[0, 3] = AFFINE[0, 3] - SPACING[0] / 4
+    write(tmp_path / "fine.nii.gz", np.repeat(ref, 2, axis=0), affine=fine, dtype=np.uint8)
+    (c,) = evaluate(str(tmp_path / "fine.nii.gz"), str(tmp_path / "ref.nii.gz"), metrics=["dice", "hd95"],
+                    resample=True).cases
+    assert c["dice_1"] == 1.0 and c["hd95_1"] == 0.0
+
+
+def test_unexpected_label_is_an_error(hecktor_folders):
+    root, _ = hecktor_folders
+    with pytest.raises(InputError, match="3"):
+        bad = blob_labels((32, 30, 16), [(10, 10, 8)], [5], [3])
+        write(root / "pr" / "P1.nii.gz", bad, dtype=np.uint8)
+        evaluate(str(root / "pr"), str(root / "gt"), protocol="hecktor")
+
+
+def test_pairing_rules(tmp_path):
+    for side in ("a", "b"):
+        for name in ("x-t2f", "y-t2f"):
+            write(tmp_path / side / f"{name}.nii.gz", np.zeros((4, 4, 4)))
+    write(tmp_path / "a" / "z-t2f.nii", np.zeros((4, 4, 4)))
+    write(tmp_path / "m" / "x-seg.nii.gz", np.zeros((4, 4, 4)))
+    write(tmp_path / "m" / "y_mask.nii.gz", np.zeros((4, 4, 4)))
+    cases, unpaired = pair_cases(str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "m"))
+    assert [c.name for c in cases] == ["x-t2f", "y-t2f"]
+    assert [os.path.basename(c.mask) for c in cases] == ["x-seg.nii.gz", "y_mask.nii.gz"]
+    assert unpaired == {"pred_only": ["z-t2f"], "ref_only": []}
+    with pytest.raises(InputError, match="no prediction"):
+        pair_cases(str(tmp_path / "a"), str(tmp_path / "m"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(InputError, match="holds no"):
+        pair_cases(str(tmp_path / "empty"), str(tmp_path / "b"))
+
+
+def test_parallel_workers_give_the_same_report(image_folders):
+    root, _, _ = image_folders
+    args = (str(root / "pred"), str(root / "ref"))
+    one = evaluate(*args, data_range=1000.0, workers=1)
+    two = evaluate(*args, data_range=1000.0, workers=2)
+    assert one.cases == two.cases
+
+
+def test_csv_report_and_plots(image_folders, tmp_path):
+    root, _, _ = image_folders
+    report = evaluate(str(root / "pred"), str(root / "ref"), data_range=1000.0)
+    path = report.write(str(tmp_path / "r.csv"))
+    rows = list(csv.DictReader(open(path)))
+    assert [r["case"] for r in rows] == ["case0", "case1", "case2"] + [f"summary:{s}" for s in
+                                                                       ("mean", "std", "median", "min", "max", "n",
+                                                                        "undefined")]
+    assert float(rows[3]["ssim"]) == pytest.approx(np.mean([float(r["ssim"]) for r in rows[:3]]))
+    with pytest.raises(InputError, match="exists"):
+        report.write(path)
+    files = report.plot(str(tmp_path / "plots"))
+    assert [os.path.basename(f) for f in files] == ["metrics.png", "worst_case.png"]
+    for f in files:
+        assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------ the command
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "medfusion.cli.main", "evaluate", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            h.update(open(os.path.join(root, f), "rb").read())
+    return h.hexdigest()
+
+
+def test_cli_writes_json_report_and_leaves_inputs_alone(hecktor_folders, tmp_path):
+    root, _ = hecktor_folders
+    before = digest(root / "pr") + digest(root / "gt")
+    out = tmp_path / "out" / "report.json"
+    res = run_cli("--pred", str(root / "pr"), "--ref", str(root / "gt"), "--protocol", "hecktor", "--out", str(out),
+                  "--plot", str(tmp_path / "plots"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "dsc_agg_mean" in res.stdout and "hd95_GTVn" in res.stdout
+    data = json.loads(out.read_text())
+    assert data["n_cases"] == 3 and set(data["summary"]) == {"dice_GTVp", "dice_GTVn", "hd95_GTVp", "hd95_GTVn"}
+    assert data["set_metrics"]["dsc_agg_mean"] > 0.5
+    assert sorted(os.listdir(tmp_path / "plots")) == ["metrics.png", "worst_case.png"]
+    assert digest(root / "pr") + digest(root / "gt") == before
+
+
+@pytest.mark.parametrize("problem", ["missing", "nan", "label", "empty", "exists", "shape", "range", "nopair"])
+def test_cli_bad_input_one_line_error_no_report(hecktor_folders, tmp_path, problem):
+    root, cases = hecktor_folders
+    pred, ref = root / "pr", root / "gt"
+    extra = ["--protocol", "hecktor"]
+    out = tmp_path / "r.json"
+    if problem == "missing":
+        pred = root / "nowhere"
+    elif problem == "nan":
+        bad = cases["P2"][1].astype(np.float32)
+        bad[0, 0, 0] = np.nan
+        write(pred / "P2.nii.gz", bad)
+    elif problem == "label":
+        write(pred / "P2.nii.gz", cases["P2"][1] * 3, dtype=np.uint8)
+    elif problem == "empty":
+        pred = tmp_path / "empty"
+        os.makedirs(pred)
+    elif problem == "exists":
+        out.write_text("keep me")
+    elif problem == "shape":
+        write(pred / "P3.nii.gz", cases["P3"][1][:-2], dtype=np.uint8)
+    elif problem == "range":
+        extra = ["--metrics", "ssim"]  # image metric without a data range
+    elif problem == "nopair":
+        ref = tmp_path / "other"
+        write(ref / "Q1.nii.gz", cases["P1"][0], dtype=np.uint8)
+    res = run_cli("--pred", str(pred), "--ref", str(ref), "--out", str(out), "--quiet", *extra)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("medfusion evaluate: error:")
+    if problem == "exists":
+        assert out.read_text() == "keep me"
+    else:
+        assert not out.exists()
