@@ -245,6 +245,8 @@ def evaluate(
     """
     from .metrics.report import Report
 
+    if workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
     metrics = list(metrics or [])
     set_level = [m for m in metrics if m in ("fid", "kid")]
     metrics = [m for m in metrics if m not in set_level]
@@ -261,7 +263,8 @@ def evaluate(
         raise InputError(f"FID/KID apply to image volumes, not to the {proto.name} protocol's inputs")
     if set_level and not fid:
         raise InputError("FID/KID need a feature network: give --fid-extractor NAME and --fid-weights FILE")
-    settings = proto.settings(metrics or None, data_range=data_range, window=window, labels=labels,
+    per_case = metrics if metrics else (() if set_level else None)  # only FID/KID asked for: no per-case metric
+    settings = proto.settings(per_case, data_range=data_range, window=window, labels=labels,
                               empty_dice=empty_dice, hd95_empty=hd95_empty)
     extractor = None
     if set_level:
@@ -275,10 +278,13 @@ def evaluate(
     results: list[CaseResult] = []
     bar = _bar(len(cases), progress)
     if workers > 1 and len(cases) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(cases))) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(cases)))
+        try:
             for r in pool.map(score, cases):
                 results.append(r)
                 bar()
+        finally:  # on a bad case, stop at once: drop the cases not started yet
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         for c in cases:
             results.append(score(c))
@@ -310,13 +316,21 @@ def _bar(n: int, show: bool):
 
 
 def _distribution_metrics(cases: list[Case], extractor, which: Sequence[str]) -> dict[str, float]:
-    """FID/KID between the feature sets of all predictions and all references."""
+    """FID/KID between the features of all predictions and all references, per plane of the extractor (one for
+    2D slices and 3D volumes, three for 2.5D) and averaged over the planes."""
     from .io import load_volume
-    from .metrics.features import distribution_metrics
+    from .metrics.distribution import fid, kid
+    from .metrics.features import extract_features
 
-    feats = {"pred": [], "ref": []}
-    for c in cases:
-        feats["pred"].append(extractor(load_volume(c.pred).data))
-        feats["ref"].append(extractor(load_volume(c.ref).data))
-    return distribution_metrics(feats["pred"], feats["ref"], which, name=extractor.name)
-
+    feats = {side: extract_features((load_volume(getattr(c, side)).data for c in cases), extractor)
+             for side in ("pred", "ref")}
+    out: dict[str, float] = {}
+    for metric in which:
+        per_plane = {}
+        for plane in extractor.planes:
+            a, b = feats["pred"][plane], feats["ref"][plane]
+            per_plane[plane] = fid(a, b) if metric == "fid" else kid(a, b)[0]
+        out[metric] = float(np.mean(list(per_plane.values())))
+        if len(per_plane) > 1:
+            out.update({f"{metric}_{p}": v for p, v in per_plane.items()})
+    return out

@@ -377,3 +377,37 @@ def test_cli_bad_input_one_line_error_no_report(hecktor_folders, tmp_path, probl
         assert out.read_text() == "keep me"
     else:
         assert not out.exists()
+
+
+def test_fid_and_kid_through_evaluate(tmp_path):
+    """Plumbing of the FID path with a random-weight file in MedicalNet's release layout (not an FID result):
+    the set-level values equal FID/KID of the extractor's features of the same files."""
+    import torch
+    from test_fid import _resnet50_state
+
+    from medfusion.metrics.distribution import fid, kid
+    from medfusion.metrics.features import extract_features, make_extractor
+
+    sd = _resnet50_state(3, 1, conv_bias=False, seed=3)
+    weights = tmp_path / "resnet_50_23dataset.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, weights)
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        write(tmp_path / "ref" / f"v{i}.nii.gz", rng.random((16, 16, 16)))
+        write(tmp_path / "pred" / f"v{i}.nii.gz", rng.random((16, 16, 16)) ** 2)
+    report = evaluate(str(tmp_path / "pred"), str(tmp_path / "ref"), metrics=["fid", "kid"],
+                      fid={"extractor": "medicalnet3d", "weights": str(weights)})
+    assert report.metric_names == [] and set(report.set_metrics) == {"fid", "kid"}
+    ex = make_extractor("medicalnet3d", str(weights))
+    fa = extract_features([read_back(str(tmp_path / "pred" / f"v{i}.nii.gz")) for i in range(3)], ex)["volume"]
+    fb = extract_features([read_back(str(tmp_path / "ref" / f"v{i}.nii.gz")) for i in range(3)], ex)["volume"]
+    assert report.set_metrics["fid"] == pytest.approx(fid(fa, fb), rel=1e-6)
+    assert report.set_metrics["kid"] == pytest.approx(kid(fa, fb)[0], rel=1e-6, abs=1e-12)
+
+
+def test_cli_fid_without_weights_names_the_file(image_folders, tmp_path):
+    root, _, _ = image_folders
+    res = run_cli("--pred", str(root / "pred"), "--ref", str(root / "ref"), "--metrics", "fid", "--fid-extractor",
+                  "medicalnet3d", "--fid-weights", str(tmp_path / "nowhere.pth"), "--out", str(tmp_path / "r.json"))
+    assert res.returncode == 2 and "resnet_50_23dataset.pth" in res.stderr and res.stderr.count("\n") == 1
+    assert not (tmp_path / "r.json").exists()

@@ -80,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.pred, args.ref, protocol=args.protocol, metrics=args.metrics, mask=args.mask,
         labels=_parse_labels(args.labels), data_range=_parse_range(args.data_range),
         window=tuple(args.window) if args.window else None, empty_dice=float(args.empty_dice),
-        hd95_empty=args.hd95_empty, resample=args.resample, pattern=args.glob, workers=args.workers, fid=fid,
+        hd95_empty=args.hd95_empty, resample=args.resample, pattern=args.glob, workers=args.workers or _cores(), fid=fid,
         progress=not args.quiet,
     )
     if args.out:
@@ -91,6 +91,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for path in ([args.out] if args.out else []) + ([args.plot] if args.plot else []):
         print(f"wrote {path}")
     return 0
+
+
+def _cores() -> int:
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not Linux
+        return max(1, min(8, os.cpu_count() or 1))
 
 
 def _parse_labels(items):
@@ -207,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-extractor", help="FID/KID feature network: inception2d, radimagenet25d or medicalnet3d")
     p.add_argument("--fid-weights", metavar="FILE", help="the feature network's weights file (you supply it)")
     p.add_argument("--device", default="cpu", help="torch device for the FID feature network (default cpu)")
-    p.add_argument("--workers", type=int, default=1, help="processes scoring cases in parallel (default 1)")
+    p.add_argument("--workers", type=int, help="processes scoring cases in parallel (default: the CPU cores this "
+                   "process may use, at most 8)")
     p.add_argument("--out", help="report file ending in .json or .csv")
     p.add_argument("--plot", metavar="DIR", help="write metrics.png and worst_case.png into DIR")
     p.add_argument("--overwrite", action="store_true", help="replace existing report/plot files")

@@ -105,8 +105,8 @@ class Protocol:
     description = ""
 
     def settings(self, metrics=None, **kwargs) -> Settings:
-        """Validated settings: ``metrics`` defaults to the protocol's, unknown ones are an error."""
-        metrics = tuple(metrics) if metrics else self.default
+        """Validated settings: ``metrics=None`` means the protocol's default; unknown ones are an error."""
+        metrics = self.default if metrics is None else tuple(metrics)
         unknown = [m for m in metrics if m not in self.available]
         if unknown:
             raise InputError(f"protocol {self.name} has no metric {', '.join(unknown)}; it offers "
