@@ -306,7 +306,7 @@ def _bar(n: int, show: bool):
         return lambda: None
     from .progress import progress_bar
 
-    update, done = progress_bar("evaluate"), [0]
+    update, done = progress_bar("evaluate", unit="case"), [0]
 
     def step():
         done[0] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 
-def progress_bar(desc: str):
+def progress_bar(desc: str, unit: str = "step"):
     """A tqdm progress bar on stderr, as a ``progress(i, n)`` callback."""
     from tqdm import tqdm
 
@@ -14,7 +14,7 @@ def progress_bar(desc: str):
     def update(i: int, n: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=n, desc=desc, unit="step", file=sys.stderr, leave=False)
+            bar = tqdm(total=n, desc=desc, unit=unit, file=sys.stderr, leave=False)
         bar.update(i - bar.n)
         if i >= n:
             bar.close()

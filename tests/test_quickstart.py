@@ -39,6 +39,19 @@ def test_demo_command_runs(tmp_path, tiny_checkpoint, tiny_dataset):
     assert (out / "metrics.json").is_file() and (out / "montage.png").is_file()
     assert "SSIM" in r.stdout
 
+    # the README's evaluation example on the demo's output gives the demo's own BraSyn numbers
+    report = tmp_path / "brasyn.json"
+    r = subprocess.run([sys.executable, "-m", "medfusion.cli.main", "evaluate", "--pred", str(out), "--ref",
+                        str(tiny_dataset), "--mask", str(tiny_dataset), "--glob", "*-t2f.nii.gz", "--protocol",
+                        "brasyn", "--out", str(report), "--quiet"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    demo = json.loads((out / "metrics.json").read_text())["model"]
+    (case,) = json.loads(report.read_text())["cases"]
+    for key in ("ssim", "ssim_tumour", "ssim_non_tumour"):
+        assert case[key] == pytest.approx(demo[f"brasyn_{key}"], abs=1e-6)
+
 
 @pytest.mark.slow
 def test_test_command_collects_the_suite():

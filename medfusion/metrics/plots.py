@@ -85,22 +85,30 @@ def plot_worst_case(report, case: dict, metric: str, path: str) -> str:
         ref = ref_vol.data
         if labels:
             rows = [("reference", ref, "tab10"), ("prediction", pred, "tab10"),
-                    ("false pos. (red) / false neg. (blue)", (pred > 0).astype(float) - (ref > 0).astype(float), "bwr")]
+                    ("foreground: false pos. (red), false neg. (blue)", (pred > 0).astype(float) - (ref > 0).astype(float), "bwr")]
             centre = _centre(ref > 0, ref.shape)
             ranges = [(0, 10), (0, 10), (-1, 1)]
         else:
+            pred, ref = proto.display(pred, ref, report.settings.get("window"))
             lo, hi = np.percentile(ref, [0.5, 99.5])
             diff = np.abs(pred - ref)
             rows = [("prediction", pred, "gray"), ("reference", ref, "gray"), ("|difference|", diff, "magma")]
-            centre = _centre(None, ref.shape)
+            mask = load_volume(case["mask"]).data > 0 if case.get("mask") else None
+            centre = _centre(mask if mask is not None and mask.shape == ref.shape else None, ref.shape)
             ranges = [(lo, hi), (lo, hi), (0, max(float(np.percentile(diff, 99.5)), 1e-6))]
+        sx, sy, sz = ref_vol.spacing
+        aspects = (sy / sx, sz / sx, sz / sy)  # rot90 puts the second array axis horizontally
         fig, axes = plt.subplots(3, 3, figsize=(8.4, 8.4))
         for r, ((t, vol, cmap), (vmin, vmax)) in enumerate(zip(rows, ranges)):
             for c, (plane, img) in enumerate(zip(("axial", "coronal", "sagittal"), _planes(vol, centre))):
                 ax = axes[r, c]
-                ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+                if cmap == "tab10":  # label maps: background black, label k in colour k
+                    img = np.ma.masked_equal(img, 0)
+                    ax.set_facecolor("black")
+                ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect=aspects[c])
                 ax.set_title(f"{t}\n{plane}" if c == 0 else plane, fontsize=8)
-                ax.axis("off")
+                ax.set_xticks([])
+                ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -122,6 +122,10 @@ class Protocol:
     def set_metrics(self, results: list[CaseResult], s: Settings) -> dict[str, float]:
         return {}
 
+    def display(self, pred: np.ndarray, ref: np.ndarray, window=None) -> tuple[np.ndarray, np.ndarray]:
+        """The images as the metrics see them (for plots)."""
+        return pred, ref
+
 
 # ----------------------------------------------------------------------------------------------- images
 class ImageProtocol(Protocol):
@@ -143,10 +147,7 @@ class ImageProtocol(Protocol):
 
     def prepare(self, pred, ref, s: Settings):
         """Clip/shift to the window; return the images and the data range R."""
-        if s.window is not None:
-            lo, hi = s.window
-            pred = np.clip(pred, lo, hi) - lo
-            ref = np.clip(ref, lo, hi) - lo
+        pred, ref = self.display(pred, ref, s.window)
         if s.data_range == "ref":
             r = float(ref.max() - ref.min())
             if r <= 0:
@@ -158,6 +159,12 @@ class ImageProtocol(Protocol):
         else:
             r = None
         return pred, ref, r
+
+    def display(self, pred, ref, window=None):
+        if window is None:
+            return pred, ref
+        lo, hi = window
+        return np.clip(pred, lo, hi) - lo, np.clip(ref, lo, hi) - lo
 
     def case(self, pred, ref, mask, spacing, s):
         from . import image
@@ -194,10 +201,15 @@ class BraSynProtocol(Protocol):
                    "[0, 1]; 3D SSIM (data range 1) of the whole volume and, with a tumour label map as --mask, "
                    "of the tumour (seg > 0) and non-tumour regions; PSNR and MSE of the scaled volumes")
 
+    def display(self, pred, ref, window=None):
+        from .image import percentile_scale
+
+        return percentile_scale(pred), percentile_scale(ref)
+
     def case(self, pred, ref, mask, spacing, s):
         from . import image
 
-        p, r = image.percentile_scale(pred), image.percentile_scale(ref)
+        p, r = self.display(pred, ref)
         out = {}
         if "ssim" in s.metrics:
             out["ssim"] = image.ssim(p, r, data_range=1.0)
