@@ -3,7 +3,7 @@
 The inputs are feature vectors, one row per image (or slice, or volume), e.g. the 2048-d pool features of a
 pretrained network (see :mod:`medfusion.metrics.features`). Nothing here knows which network produced them:
 a number is only comparable with another computed from the same network, weights, preprocessing and sample
-sizes (see ``../shared/specs/evaluation.md``, "Distribution distance").
+sizes.
 
 * **FID** (Fréchet Inception Distance; Heusel et al., NeurIPS 2017, arXiv:1706.08500): the Fréchet
   (2-Wasserstein) distance between Gaussians fitted to the two feature sets,

@@ -1,6 +1,6 @@
 """Feature networks for FID, each built from a weights file that the user supplies.
 
-The three protocols of ``../shared/specs/evaluation.md`` ("Distribution distance") each use a different
+The three FID protocols of the field (2D seg2med, 2.5D MAISI, 3D WDM) each use a different
 pretrained network. None ships inside a pip package, and this module never downloads anything and never
 falls back to random weights: every extractor takes the path of a weights file, checks that it exists before
 building anything, loads it with ``torch.load(path, map_location="cpu", weights_only=True)`` and refuses a

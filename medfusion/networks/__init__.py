@@ -6,7 +6,7 @@ from typing import Sequence
 
 __all__ = ["conditional_unet", "cwdm_unet", "spatial_divisor", "CWDM_PUBLISHED"]
 
-#: The published cWDM denoiser (≈ 81.5 M parameters; ../shared/specs/cwdm.md).
+#: The published cWDM denoiser (≈ 81.5 M parameters, as reported with the paper).
 CWDM_PUBLISHED = {"channels": (64, 128, 128, 256, 256), "num_res_blocks": 2, "norm_num_groups": 32}
 
 
