@@ -40,7 +40,7 @@ def worker(mode: str, shape, channels, res_blocks: int, repeats: int, device: st
         x = torch.randn(1, 8, *[s // 2 for s in shape])
 
         def step():
-            out = net(torch.cat([x, cond], 1), torch.tensor([500]), class_labels=torch.tensor([1]))
+            out = net(torch.cat([x, cond], 1), t, class_labels=label)
             return wd.clip_x0(out)
     else:
         net = conditional_unet(3, 4, 1, **net_kwargs)
@@ -48,11 +48,12 @@ def worker(mode: str, shape, channels, res_blocks: int, repeats: int, device: st
         x = torch.randn(1, 1, *shape)
 
         def step():
-            out = net(torch.cat([x, cond], 1), torch.tensor([500]), class_labels=torch.tensor([1]))
+            out = net(torch.cat([x, cond], 1), t, class_labels=label)
             return out.clamp(0, 1)
 
     net = net.to(device).eval()
     x, cond = x.to(device), cond.to(device)
+    t, label = torch.tensor([500], device=device), torch.tensor([1], device=device)
     with torch.no_grad():
         step()  # warm-up
         with PeakMemory(device) as pm:
@@ -91,10 +92,10 @@ def main() -> None:
                "peak memory than pixel space", "target_met": bool(speedup >= 4 and memory >= 4)}
     print(f"wavelet vs pixel: {speedup:.1f}x faster, {memory:.1f}x less peak memory -> target "
           f"{'met' if summary['target_met'] else 'NOT met'}")
-    path = write_results("denoiser", {"command": "python benchmarks/" + Path(__file__).name + " " +
-                                      " ".join(sys.argv[1:]), "shape": a.shape, "channels": a.channels,
-                                      "res_blocks": a.res_blocks, "device": a.device, "runs": runs,
-                                      "summary": summary}, a.out)
+    name = "denoiser" if a.device == "cpu" else f"denoiser_{a.device.split(':')[0]}"  # CPU and GPU rows apart
+    path = write_results(name, {"command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
+                                "shape": a.shape, "channels": a.channels, "res_blocks": a.res_blocks,
+                                "device": a.device, "runs": runs, "summary": summary}, a.out)
     print(f"wrote {path}")
 
 

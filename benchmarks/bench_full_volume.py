@@ -5,6 +5,7 @@ The case is a phantom written as NIfTI files; it goes through the same path as `
 
     python benchmarks/bench_full_volume.py --steps 50             # CPU
     python benchmarks/bench_full_volume.py --steps 50 --device cuda
+    python benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda   # the published sampler
 Results: benchmarks/results/full_volume_<device>.json (or --out).  Peak memory: the process's resident-set
 high-water mark on CPU (everything: Python, model, volumes), the allocator peak on CUDA.
 """
@@ -26,6 +27,7 @@ def main() -> None:
     p.add_argument("--weights", help="checkpoint or bundle (default: the shipped bundle)")
     p.add_argument("--shape", type=int, nargs=3, default=[240, 240, 155])
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out")
     a = p.parse_args()
@@ -52,8 +54,8 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         t_start = time.time()
         last[0] = t_start
-        out = cwdm.synthesize_case(case, model, Path(tmp) / "out.nii.gz", steps=a.steps, device=a.device,
-                                   progress=progress)
+        out = cwdm.synthesize_case(case, model, Path(tmp) / "out.nii.gz", steps=a.steps, sampler=a.sampler,
+                                   device=a.device, progress=progress)
         total = time.time() - t0
         sampling = sum(step_times)
         import nibabel as nib
@@ -62,7 +64,7 @@ def main() -> None:
     peak = torch.cuda.max_memory_allocated() if a.device.startswith("cuda") else _status("VmHWM")
     result = {
         "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
-        "input_shape": a.shape, "output_shape": list(shape_out), "steps": a.steps, "device": a.device,
+        "input_shape": a.shape, "output_shape": list(shape_out), "steps": a.steps, "sampler": a.sampler, "device": a.device,
         "seconds_total": total, "seconds_sampling": sampling,
         "seconds_per_step": sampling / max(len(step_times), 1),
         "peak_memory_bytes": peak,
@@ -71,7 +73,8 @@ def main() -> None:
     }
     print(f"{a.shape} on {a.device}: {total:.1f} s total, {result['seconds_per_step']:.2f} s/step, "
           f"peak {peak / 2**30:.2f} GiB")
-    path = write_results(f"full_volume_{a.device.split(':')[0]}", result, a.out)
+    name = f"full_volume_{a.device.split(':')[0]}" + ("" if a.sampler == "ddim" else f"_{a.sampler}{a.steps}")
+    path = write_results(name, result, a.out)
     print(f"wrote {path}")
 
 

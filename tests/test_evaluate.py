@@ -411,3 +411,31 @@ def test_cli_fid_without_weights_names_the_file(image_folders, tmp_path):
                   "medicalnet3d", "--fid-weights", str(tmp_path / "nowhere.pth"), "--out", str(tmp_path / "r.json"))
     assert res.returncode == 2 and "resnet_50_23dataset.pth" in res.stderr and res.stderr.count("\n") == 1
     assert not (tmp_path / "r.json").exists()
+
+
+def test_data_range_ref_and_window(image_folders):
+    from skimage.metrics import structural_similarity
+
+    root, _, _ = image_folders
+    files = (str(root / "pred" / "case1.nii.gz"), str(root / "ref" / "case1.nii.gz"))
+    p, r = read_back(files[0]), read_back(files[1])
+    (c,) = evaluate(*files, metrics=["ssim"], data_range="ref").cases
+    assert c["ssim"] == pytest.approx(structural_similarity(p, r, data_range=r.max() - r.min(), gaussian_weights=True,
+                                                            sigma=1.5, use_sample_covariance=False), abs=1e-4)
+    (c,) = evaluate(*files, metrics=["ssim", "mae"], window=(200.0, 700.0)).cases
+    pw, rw = np.clip(p, 200, 700), np.clip(r, 200, 700)
+    assert c["ssim"] == pytest.approx(structural_similarity(pw, rw, data_range=500.0, gaussian_weights=True,
+                                                            sigma=1.5, use_sample_covariance=False), abs=1e-4)
+    assert c["mae"] == pytest.approx(np.abs(pw - rw).mean(), rel=1e-6)
+
+
+def test_cli_named_labels_and_csv(hecktor_folders, tmp_path):
+    root, _ = hecktor_folders
+    out = tmp_path / "r.csv"
+    res = run_cli("--pred", str(root / "pr"), "--ref", str(root / "gt"), "--labels", "1=tumour", "2=node",
+                  "--metrics", "dice", "dsc_agg", "--out", str(out), "--workers", "2", "--quiet")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert set(rows[0]) == {"case", "pred", "ref", "dice_tumour", "dice_node", "dsc_agg_tumour", "dsc_agg_node",
+                            "dsc_agg_mean"}
+    assert rows[-1]["case"] == "set" and float(rows[-1]["dsc_agg_mean"]) > 0.5
