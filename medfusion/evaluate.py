@@ -259,8 +259,10 @@ def evaluate(
         raise InputError(f"--labels applies to label-map protocols (labels, hecktor), not {proto.name}")
     if mask is not None and not proto.uses_mask:
         raise InputError(f"protocol {proto.name} takes no mask")
-    if set_level and proto.inputs != "image":
-        raise InputError(f"FID/KID apply to image volumes, not to the {proto.name} protocol's inputs")
+    if set_level and proto.inputs == "labels":
+        raise InputError(f"FID/KID apply to images, not to the {proto.name} protocol's label maps")
+    if set_level and proto.inputs == "rgb" and fid and fid.get("extractor") != "inception2d":
+        raise InputError("FID/KID of RGB images use the Inception-v3 features: --fid-extractor inception2d")
     if set_level and not fid:
         raise InputError("FID/KID need a feature network: give --fid-extractor NAME and --fid-weights FILE")
     per_case = metrics if metrics else (() if set_level else None)  # only FID/KID asked for: no per-case metric
@@ -291,7 +293,7 @@ def evaluate(
             bar()
     set_values = proto.set_metrics(results, settings)
     if extractor is not None:
-        set_values.update(_distribution_metrics(cases, extractor, set_level))
+        set_values.update(_distribution_metrics(cases, extractor, set_level, rgb=proto.inputs == "rgb"))
     return Report(
         protocol=proto.name, description=proto.description, settings=settings.as_dict(),
         cases=[{"case": c.name, "pred": c.pred, "ref": c.ref, **({"mask": c.mask} if c.mask else {}),
@@ -315,15 +317,19 @@ def _bar(n: int, show: bool):
     return step
 
 
-def _distribution_metrics(cases: list[Case], extractor, which: Sequence[str]) -> dict[str, float]:
+def _distribution_metrics(cases: list[Case], extractor, which: Sequence[str], rgb: bool) -> dict[str, float]:
     """FID/KID between the features of all predictions and all references, per plane of the extractor (one for
-    2D slices and 3D volumes, three for 2.5D) and averaged over the planes."""
+    2D slices, RGB images and 3D volumes, three for 2.5D) and averaged over the planes."""
     from .io import load_volume
     from .metrics.distribution import fid, kid
     from .metrics.features import extract_features
 
-    feats = {side: extract_features((load_volume(getattr(c, side)).data for c in cases), extractor)
-             for side in ("pred", "ref")}
+    if rgb:
+        feats = {side: {"xy": np.concatenate([extractor.rgb(_load_rgb(getattr(c, side))) for c in cases])}
+                 for side in ("pred", "ref")}  # RGB images (bci): one feature row per image
+    else:
+        feats = {side: extract_features((load_volume(getattr(c, side)).data for c in cases), extractor)
+                 for side in ("pred", "ref")}
     out: dict[str, float] = {}
     for metric in which:
         per_plane = {}

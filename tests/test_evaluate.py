@@ -245,6 +245,40 @@ def test_bci_protocol_rgb_pngs(tmp_path):
         assert c["ssim"] == pytest.approx(structural_similarity(p, r, channel_axis=-1), abs=1e-9)
 
 
+def test_bci_fid_kid_on_rgb_images(tmp_path, monkeypatch):
+    """Plumbing of FID/KID for RGB image sets, with a stand-in Inception network (not an FID result): the
+    set-level values equal FID/KID of the extractor's features of the same images."""
+    from PIL import Image
+    from test_fid import TinyInception, install_stand_in_torchvision
+
+    from medfusion.metrics.distribution import fid, kid
+    from medfusion.metrics.features import make_extractor
+
+    install_stand_in_torchvision(monkeypatch)
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    weights = tmp_path / "inception_v3_google-0cc3c7bd.pth"
+    torch.save(TinyInception().state_dict(), weights)
+    rng = np.random.default_rng(4)
+    images = {"real": [], "fake": []}
+    for i in range(4):
+        for folder in images:
+            img = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+            os.makedirs(tmp_path / folder, exist_ok=True)
+            Image.fromarray(img).save(tmp_path / folder / f"{i:05d}_test.png")
+            images[folder].append(img)
+    report = evaluate(str(tmp_path / "fake"), str(tmp_path / "real"), protocol="bci", metrics=["psnr", "fid", "kid"],
+                      fid={"extractor": "inception2d", "weights": str(weights)})
+    ex = make_extractor("inception2d", str(weights))
+    fa, fb = ex.rgb(np.stack(images["fake"])), ex.rgb(np.stack(images["real"]))
+    assert report.set_metrics["fid"] == pytest.approx(fid(fa, fb), rel=1e-6)
+    assert report.set_metrics["kid"] == pytest.approx(kid(fa, fb)[0], rel=1e-6, abs=1e-12)
+    assert report.metric_names == ["psnr"]
+    with pytest.raises(InputError, match="inception2d"):
+        evaluate(str(tmp_path / "fake"), str(tmp_path / "real"), protocol="bci", metrics=["fid"],
+                 fid={"extractor": "medicalnet3d", "weights": str(weights)})
+
+
 def test_geometry_mismatch_is_refused_or_resampled(tmp_path):
     shape = (20, 20, 12)
     ref = blob_labels(shape, [(10, 10, 6)], [7], [1])

@@ -34,6 +34,7 @@ from medfusion.metrics.features import (
     fid_25d,
     fid_from_volumes,
     inception_preprocess,
+    inception_preprocess_rgb,
     make_extractor,
     medicalnet_preprocess,
     radimagenet_preprocess,
@@ -381,19 +382,25 @@ def test_inception_preprocess_values():
     assert float(unnorm.min()) >= -1e-6 and float(unnorm.max()) <= 1 + 1e-6
 
 
-def test_inception_plumbing_with_a_stand_in_torchvision(tmp_path, monkeypatch):
-    """Loading plumbing only (not FID): a stand-in ``torchvision.models.inception_v3`` records how the network
-    is requested; the file's AuxLogits/fc tensors are dropped and the rest is loaded strictly."""
+class TinyInception(torch.nn.Module):
+    """Stands in for torchvision's Inception-v3 (same interface, 2048-d pooled output, an ``fc`` to drop)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2048, 1)
+        self.fc = torch.nn.Linear(2048, 1000)
+
+    def forward(self, x):
+        return self.fc(self.conv(F.adaptive_avg_pool2d(x, 4)).mean(dim=(2, 3)))
+
+    def features(self, x):
+        with torch.inference_mode():
+            return self.conv(F.adaptive_avg_pool2d(x, 4)).mean(dim=(2, 3)).double().numpy()
+
+
+def install_stand_in_torchvision(monkeypatch) -> list[dict]:
+    """Put a stand-in ``torchvision.models.inception_v3`` in ``sys.modules``; returns the list of its calls."""
     calls = []
-
-    class TinyInception(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 2048, 1)
-            self.fc = torch.nn.Linear(2048, 1000)
-
-        def forward(self, x):
-            return self.fc(self.conv(F.adaptive_avg_pool2d(x, 4)).mean(dim=(2, 3)))
 
     def inception_v3(**kwargs):
         calls.append(kwargs)
@@ -404,6 +411,13 @@ def test_inception_plumbing_with_a_stand_in_torchvision(tmp_path, monkeypatch):
     tv.models.inception_v3 = inception_v3
     monkeypatch.setitem(sys.modules, "torchvision", tv)
     monkeypatch.setitem(sys.modules, "torchvision.models", tv.models)
+    return calls
+
+
+def test_inception_plumbing_with_a_stand_in_torchvision(tmp_path, monkeypatch):
+    """Loading plumbing only (not FID): a stand-in ``torchvision.models.inception_v3`` records how the network
+    is requested; the file's AuxLogits/fc tensors are dropped and the rest is loaded strictly."""
+    calls = install_stand_in_torchvision(monkeypatch)
 
     torch.manual_seed(0)
     ref = TinyInception()
@@ -416,14 +430,26 @@ def test_inception_plumbing_with_a_stand_in_torchvision(tmp_path, monkeypatch):
     vol = _volume((12, 10, 4), lo=0, hi=1)
     feats = ex(vol)
     assert feats.shape == (4, 2048) and feats.dtype == np.float64
-    with torch.inference_mode():
-        x = F.adaptive_avg_pool2d(inception_preprocess(np.moveaxis(vol, -1, 0)), 4)
-        expected = ref.conv(x).mean(dim=(2, 3)).double().numpy()
-    np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(feats, ref.features(inception_preprocess(np.moveaxis(vol, -1, 0))), rtol=1e-5,
+                               atol=1e-6)
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 20, 24, 3), dtype=np.uint8)
+    np.testing.assert_allclose(ex.rgb(rgb), ref.features(inception_preprocess_rgb(rgb)), rtol=1e-5, atol=1e-6)
 
     del sd["conv.bias"]
     with pytest.raises(InputError, match="1 missing keys.*conv.bias"):
         Inception2DExtractor(_save(sd, tmp_path / "broken.pth"))
+
+
+def test_inception_preprocess_rgb_values():
+    img = np.zeros((2, 8, 6, 3), dtype=np.uint8)
+    img[0, ..., 0] = 255  # pure red
+    x = inception_preprocess_rgb(img, size=8).numpy()
+    assert x.shape == (2, 3, 8, 8)
+    mean, std = np.array(IMAGENET_RGB_MEAN), np.array(IMAGENET_RGB_STD)
+    np.testing.assert_allclose(x[0, :, 4, 4], (np.array([1.0, 0, 0]) - mean) / std, rtol=1e-6)
+    np.testing.assert_allclose(x[1, :, 4, 4], -mean / std, rtol=1e-6)
+    with pytest.raises(InputError, match="8-bit RGB"):
+        inception_preprocess_rgb(img.astype(np.float32))
 
 
 def test_inception_with_torchvision(tmp_path):

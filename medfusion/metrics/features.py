@@ -49,6 +49,7 @@ __all__ = [
     "EXTRACTORS",
     "make_extractor",
     "inception_preprocess",
+    "inception_preprocess_rgb",
     "radimagenet_preprocess",
     "medicalnet_preprocess",
     "extract_features",
@@ -189,6 +190,31 @@ def inception_preprocess(slices: np.ndarray, size: int = 299):
     return (x - mean) / std
 
 
+def inception_preprocess_rgb(images: np.ndarray, size: int = 299):
+    """8-bit RGB images → Inception-v3 input: divided by 255 (no per-image min-max: colour is the signal, as in
+    the virtual-staining FIDs), resized to ``size``×``size`` (bilinear) and ImageNet-normalised.
+
+    Args:
+        images: (N, H, W, 3) (or one (H, W, 3)) uint8 array.
+
+    Returns:
+        float32 ``torch.Tensor`` of shape (N, 3, size, size).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
+        raise InputError(f"expected 8-bit RGB images of shape (N, H, W, 3), got {a.dtype} {a.shape}")
+    x = torch.from_numpy(a.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(int(size), int(size)), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_RGB_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_RGB_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class Inception2DExtractor(FeatureExtractor):
     """2D FID features (seg2med protocol): ImageNet Inception-v3 pool features (2048-d) of every axial slice.
 
@@ -235,6 +261,12 @@ class Inception2DExtractor(FeatureExtractor):
         """(X, Y, Z) volume → (Z, 2048) float64 pool features, one row per axial slice."""
         vol = _volume(volume)
         return self._forward_batches(np.moveaxis(vol, -1, 0), inception_preprocess)
+
+    def rgb(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB images (e.g. virtual stainings) → (N, 2048) float64 pool features
+        (:func:`inception_preprocess_rgb`)."""
+        a = np.asarray(images)
+        return self._forward_batches(a[None] if a.ndim == 3 else a, inception_preprocess_rgb)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ this module works on numpy arrays only.
                (mm) per class; over the set the aggregated Dice per class and its mean (the ranking value).
 ``bci``        BCI H&E→IHC virtual staining: 8-bit RGB images, PSNR (data range 255) and SSIM as the BCI
                evaluation script computes them (scikit-image defaults: 7×7 uniform window, sample covariance,
-               mean over the RGB channels), averaged over images.
+               mean over the RGB channels), averaged over images; FID/KID of the image sets on request
+               (Inception-v3 features of the RGB images).
 ``image``      Generic image similarity: SSIM (3D, or per slice), PSNR, MAE, MSE, FSIM with an explicit data
                range (or ``"ref"``: the reference's max − min per case) and an optional clipping window.
 ``labels``     Generic segmentation: Dice and HD95 per label (labels given, or the union found in the files)
