@@ -92,8 +92,7 @@ def _collect(path: str, extensions: Sequence[str], what: str, pattern: str | Non
     return found
 
 
-def _mask_for(case: str, masks: dict[str, str]) -> str | None:
-    suffixed = {_MASK_SUFFIX.sub("", k): v for k, v in masks.items() if _MASK_SUFFIX.search(k)}
+def _mask_for(case: str, masks: dict[str, str], suffixed: dict[str, str]) -> str | None:
     for candidate in (case, _LAST_PART.sub("", case)):
         if candidate in suffixed:
             return suffixed[candidate]
@@ -129,7 +128,8 @@ def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequ
             masks = {n: mask for n in names}
         else:
             found = _collect(mask, NIFTI_EXTENSIONS, "mask", None)
-            masks = {n: _mask_for(n, found) for n in names}
+            suffixed = {_MASK_SUFFIX.sub("", k): v for k, v in found.items() if _MASK_SUFFIX.search(k)}
+            masks = {n: _mask_for(n, found, suffixed) for n in names}
             lacking = [n for n, m in masks.items() if m is None]
             if lacking:
                 raise InputError(f"no mask in {mask} for {len(lacking)} case(s), e.g. {lacking[0]}")
