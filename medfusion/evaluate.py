@@ -228,7 +228,7 @@ def evaluate(
         pred, ref: files, or folders of files paired by case name.
         protocol: ``brasyn``, ``synthrad``, ``hecktor``, ``bci``, ``image`` or ``labels`` (see
             :mod:`medfusion.metrics.protocols`); default: ``labels`` when only segmentation metrics are asked
-            for, else ``image``.
+            for (or ``labels`` are given without metrics), else ``image``.
         metrics: metric families (default: the protocol's); ``fid``/``kid`` add set-level FID/KID (needs ``fid``).
         mask: a mask file for every case, or a folder of masks (brasyn: the tumour label map; synthrad: the
             body mask; image: the region to average over).
@@ -251,7 +251,8 @@ def evaluate(
     set_level = [m for m in metrics if m in ("fid", "kid")]
     metrics = [m for m in metrics if m not in set_level]
     if protocol is None:
-        protocol = "labels" if metrics and all(m in ("dice", "hd95", "dsc_agg") for m in metrics) else "image"
+        seg_only = metrics and all(m in ("dice", "hd95", "dsc_agg") for m in metrics)
+        protocol = "labels" if seg_only or (labels is not None and not metrics) else "image"
     proto = get_protocol(protocol)
     if labels is not None and not isinstance(labels, dict):
         labels = {int(v): str(int(v)) for v in labels}

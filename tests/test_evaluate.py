@@ -473,3 +473,9 @@ def test_cli_named_labels_and_csv(hecktor_folders, tmp_path):
     assert set(rows[0]) == {"case", "pred", "ref", "dice_tumour", "dice_node", "dsc_agg_tumour", "dsc_agg_node",
                             "dsc_agg_mean"}
     assert rows[-1]["case"] == "set" and float(rows[-1]["dsc_agg_mean"]) > 0.5
+
+
+def test_labels_alone_select_the_labels_protocol(hecktor_folders):
+    root, _ = hecktor_folders
+    report = evaluate(str(root / "pr"), str(root / "gt"), labels=[1, 2])
+    assert report.protocol == "labels" and "dsc_agg_mean" in report.set_metrics

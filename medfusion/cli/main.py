@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="mask file for all cases, or a folder (brasyn: tumour label map; synthrad: body "
                    "mask; image: region to average over)")
     p.add_argument("--protocol", choices=("brasyn", "synthrad", "hecktor", "bci", "image", "labels"),
-                   help="default: labels if only dice/hd95/dsc_agg are asked for, else image")
+                   help="default: labels if only dice/hd95/dsc_agg are asked for or --labels is given, else image")
     p.add_argument("--metrics", nargs="+", metavar="M", help="subset of the protocol's metrics: ssim ssim_slice "
                    "psnr mae mse fsim | dice hd95 dsc_agg; fid kid (need --fid-extractor/--fid-weights)")
     p.add_argument("--labels", nargs="+", metavar="L", help="label values, optionally named (1=liver 2=spleen); any "
