@@ -239,7 +239,8 @@ def evaluate(
         pattern: shell pattern the file names in folders must match (e.g. ``"*-t2f.nii.gz"``).
         atol: affine tolerance (mm) of the geometry check.
         workers: processes scoring cases in parallel.
-        fid: ``{"extractor": name, "weights": path, "device": "cpu"}`` for FID/KID (see
+        fid: ``{"extractor": name, "weights": path, "device": "cpu", "options": {...}}`` for FID/KID; options go
+            to the extractor, e.g. ``{"normalise": "minmax"}`` for MedicalNet as WDM used it (see
             :mod:`medfusion.metrics.features`).
         progress: show a progress bar.
     """
@@ -273,7 +274,8 @@ def evaluate(
     if set_level:
         from .metrics.features import make_extractor
 
-        extractor = make_extractor(fid["extractor"], fid["weights"], device=fid.get("device", "cpu"))
+        extractor = make_extractor(fid["extractor"], fid["weights"], device=fid.get("device", "cpu"),
+                                   **fid.get("options", {}))
 
     extensions = IMAGE_EXTENSIONS if proto.inputs == "rgb" else NIFTI_EXTENSIONS
     cases, unpaired = pair_cases(pred, ref, mask, extensions=extensions, pattern=pattern)

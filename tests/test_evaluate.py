@@ -437,6 +437,13 @@ def test_fid_and_kid_through_evaluate(tmp_path):
     fb = extract_features([read_back(str(tmp_path / "ref" / f"v{i}.nii.gz")) for i in range(3)], ex)["volume"]
     assert report.set_metrics["fid"] == pytest.approx(fid(fa, fb), rel=1e-6)
     assert report.set_metrics["kid"] == pytest.approx(kid(fa, fb)[0], rel=1e-6, abs=1e-12)
+    minmax = evaluate(str(tmp_path / "pred"), str(tmp_path / "ref"), metrics=["fid"],
+                      fid={"extractor": "medicalnet3d", "weights": str(weights), "options": {"normalise": "minmax"}})
+    ex = make_extractor("medicalnet3d", str(weights), normalise="minmax")
+    fa = extract_features([read_back(str(tmp_path / "pred" / f"v{i}.nii.gz")) for i in range(3)], ex)["volume"]
+    fb = extract_features([read_back(str(tmp_path / "ref" / f"v{i}.nii.gz")) for i in range(3)], ex)["volume"]
+    assert minmax.set_metrics["fid"] == pytest.approx(fid(fa, fb), rel=1e-6)
+    assert minmax.set_metrics["fid"] != pytest.approx(report.set_metrics["fid"], rel=1e-3)
 
 
 def test_cli_fid_without_weights_names_the_file(image_folders, tmp_path):

@@ -576,8 +576,11 @@ def test_medicalnet_preprocess():
     expected = (vol - vol.mean()) / (vol.std(ddof=1) + 1e-5)
     np.testing.assert_allclose(z[0, 0].numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(medicalnet_preprocess(vol, "none")[0, 0].numpy(), vol, rtol=1e-6)
+    mm = medicalnet_preprocess(vol, "minmax")[0, 0].numpy()
+    np.testing.assert_allclose(mm, (vol - vol.min()) / (vol.max() - vol.min()), rtol=1e-5, atol=1e-6)
+    assert not medicalnet_preprocess(np.full((4, 4, 4), 7.0), "minmax").any()
     with pytest.raises(InputError, match="normalise"):
-        medicalnet_preprocess(vol, "minmax")
+        medicalnet_preprocess(vol, "unit")
 
 
 def test_medicalnet_release_layout(tmp_path):

@@ -76,6 +76,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not (args.fid_extractor and args.fid_weights):
             raise InputError("FID needs both --fid-extractor and --fid-weights")
         fid = {"extractor": args.fid_extractor, "weights": args.fid_weights, "device": args.device}
+        if args.fid_normalise:
+            if args.fid_extractor != "medicalnet3d":
+                raise InputError("--fid-normalise applies to the medicalnet3d extractor")
+            fid["options"] = {"normalise": args.fid_normalise}
     report = evaluate(
         args.pred, args.ref, protocol=args.protocol, metrics=args.metrics, mask=args.mask,
         labels=_parse_labels(args.labels), data_range=_parse_range(args.data_range),
@@ -213,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glob", metavar="PATTERN", help="only files whose names match, e.g. '*-t2f.nii.gz'")
     p.add_argument("--fid-extractor", help="FID/KID feature network: inception2d, radimagenet25d or medicalnet3d")
     p.add_argument("--fid-weights", metavar="FILE", help="the feature network's weights file (you supply it)")
+    p.add_argument("--fid-normalise", choices=("zscore", "minmax", "none"), help="medicalnet3d input normalisation: "
+                   "zscore (default, MedicalNet's) or minmax (each volume to [0, 1], as WDM scored)")
     p.add_argument("--device", default="cpu", help="torch device for the FID feature network (default cpu)")
     p.add_argument("--workers", type=int, help="processes scoring cases in parallel (default: the CPU cores this "
                    "process may use, at most 8)")

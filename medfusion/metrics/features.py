@@ -383,7 +383,7 @@ class RadImageNet25DExtractor(FeatureExtractor):
 # --------------------------------------------------------------------------------------------------------------
 # 3D FID: MedicalNet 3D ResNet-50 (WDM)
 
-_MEDICALNET_NORMALISATIONS = ("zscore", "none")
+_MEDICALNET_NORMALISATIONS = ("zscore", "minmax", "none")
 
 
 def medicalnet_preprocess(volume: np.ndarray, normalise: str = "zscore"):
@@ -392,9 +392,10 @@ def medicalnet_preprocess(volume: np.ndarray, normalise: str = "zscore"):
     ``normalise="zscore"``: ``(v − mean) / (std + 1e-5)`` over all voxels (unbiased std), the MedicalNet
     intensity normalisation as implemented in MAISI's FID script. (MedicalNet's own data loader takes mean and
     std over the voxels > 0 and fills zero voxels with N(0, 1) noise; that random fill is not reproduced.)
+    ``normalise="minmax"``: each volume scaled to [0, 1] by its own min and max (a constant volume becomes 0).
     ``normalise="none"``: the intensities as given. WDM's published ``eval/fid.py`` fed volumes min-max scaled
-    to [0, 1] (real volumes after clipping at their 0.1/99.9 percentiles) without z-scoring; use ``"none"`` on
-    such volumes to follow that script.
+    to [0, 1] (real volumes after clipping at their 0.1/99.9 percentiles) without z-scoring: ``"minmax"`` on
+    volumes, or ``"none"`` on volumes already scaled that way, follows that script.
     """
     import torch
 
@@ -404,6 +405,9 @@ def medicalnet_preprocess(volume: np.ndarray, normalise: str = "zscore"):
     if normalise == "zscore":
         std = float(v.std(ddof=1)) if v.size > 1 else 0.0
         v = (v - v.mean()) / (std + 1e-5)
+    elif normalise == "minmax":
+        span = float(v.max() - v.min())
+        v = (v - v.min()) / span if span > 0 else np.zeros_like(v)
     return torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None, None]
 
 
@@ -428,7 +432,7 @@ class MedicalNet3DExtractor(FeatureExtractor):
     Args:
         weights: path of the checkpoint.
         device: torch device for the network.
-        normalise: ``"zscore"`` (default) or ``"none"``, see :func:`medicalnet_preprocess`.
+        normalise: ``"zscore"`` (default), ``"minmax"`` (WDM) or ``"none"``, see :func:`medicalnet_preprocess`.
     """
 
     name = "medicalnet3d"
