@@ -35,7 +35,7 @@ label absent from both is 0.0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -239,7 +239,7 @@ class SynthRADProtocol(ImageProtocol):
             raise InputError("synthrad takes its data range from the HU window: use --window LO HI, not "
                              "--data-range")
         if s.window is None:
-            s = Settings(**{**s.__dict__, "window": self.window})
+            s = replace(s, window=self.window)
         return super()._check(s)
 
     def case(self, pred, ref, mask, spacing, s):
@@ -349,7 +349,7 @@ class HecktorProtocol(LabelProtocol):
     def _check(self, s: Settings) -> Settings:
         if s.labels and s.labels != self.labels:
             raise InputError("hecktor fixes the labels (1 GTVp, 2 GTVn); use --protocol labels for others")
-        return Settings(**{**s.__dict__, "labels": dict(self.labels)})
+        return replace(s, labels=dict(self.labels))
 
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (BraSynProtocol(), SynthRADProtocol(), HecktorProtocol(),
