@@ -34,11 +34,11 @@ from functools import partial
 import numpy as np
 
 from .errors import InputError
-from .metrics.protocols import CaseResult, Protocol, Settings, get_protocol
+from .io import NIFTI_EXTENSIONS, check_same_geometry, load_rgb, load_volume, resample_like
+from .metrics.protocols import LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
 
-__all__ = ["Case", "pair_cases", "evaluate", "IMAGE_EXTENSIONS", "NIFTI_EXTENSIONS"]
+__all__ = ["Case", "pair_cases", "load_case", "evaluate", "IMAGE_EXTENSIONS"]
 
-NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _MASK_SUFFIX = re.compile(r"[-_](seg|mask|label|labels)$", re.IGNORECASE)
 _LAST_PART = re.compile(r"[-_][^-_]+$")
@@ -137,69 +137,53 @@ def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequ
 
 
 # ----------------------------------------------------------------------------------------------- loading
-def _load_rgb(path: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if not os.path.isfile(path):
-        raise InputError(f"input file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            if img.mode != "RGB":
-                raise InputError(f"{path} is a {img.mode} image: the bci protocol needs 8-bit RGB images")
-            return np.asarray(img, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read {path} as an image: {exc}") from None
-
-
-def _resample(vol, target, order: int):
-    """``vol`` on ``target``'s voxel grid (nibabel/scipy; order 0 = nearest neighbour)."""
-    import nibabel as nib
-    from nibabel.processing import resample_from_to
-
-    img = nib.Nifti1Image(vol.data, vol.affine)
-    out = resample_from_to(img, (target.shape, target.affine), order=order, mode="constant", cval=0.0)
-    return np.asarray(out.dataobj, dtype=np.float32)
-
-
 def _on_grid(vol, ref, what: str, *, resample: bool, labels: bool, atol: float) -> np.ndarray:
-    from .io import check_same_geometry
-
     try:
         check_same_geometry({"reference": ref, what: vol}, atol=atol)
     except InputError as exc:
         if not resample:
             raise InputError(f"{exc} (use --resample to resample the {what} onto the reference grid)") from None
-        return _resample(vol, ref, 0 if labels else 1)
+        return resample_like(vol, ref, order=0 if labels else 1)
     return vol.data
 
 
-def _labels_of(data: np.ndarray, path: str, labels) -> np.ndarray:
-    from .metrics.segmentation import check_label_map
+def load_case(case: Case, inputs: str, *, labels=None, resample: bool = False, atol: float = 1e-3):
+    """Read and check one case as a protocol sees it (``inputs``: "image", "labels" or "rgb").
 
-    return check_label_map(data, labels=tuple(labels) if labels else None, name=path)
-
-
-def _score_case(case: Case, protocol: Protocol, settings: Settings, resample: bool, atol: float):
-    """Read one case, check it, and compute its metrics (runs in a worker process when workers > 1)."""
-    if protocol.inputs == "rgb":
-        pred, ref = _load_rgb(case.pred), _load_rgb(case.ref)
+    Returns:
+        ``(pred, ref, mask, spacing)``: the prediction on the reference grid (resampled if ``resample`` and the
+        grids differ), the reference, the mask as a boolean array (or ``None``) and the reference's voxel
+        spacing in mm (``None`` for RGB images). Label maps come back as integer arrays, checked against
+        ``labels`` when given.
+    Raises:
+        InputError: unreadable files, NaN voxels, different sizes or grids (without ``resample``), unexpected
+            labels.
+    """
+    if inputs == "rgb":
+        pred, ref = load_rgb(case.pred), load_rgb(case.ref)
         if pred.shape != ref.shape:
             raise InputError(f"{case.pred} and {case.ref} have different sizes: {pred.shape} vs {ref.shape}")
-        return protocol.case(pred, ref, None, None, settings)
-    from .io import load_volume
-
+        return pred, ref, None, None
     ref_vol = load_volume(case.ref)
-    pred_vol = load_volume(case.pred)
-    is_labels = protocol.inputs == "labels"
-    pred = _on_grid(pred_vol, ref_vol, "prediction", resample=resample, labels=is_labels, atol=atol)
+    is_labels = inputs == "labels"
+    pred = _on_grid(load_volume(case.pred), ref_vol, "prediction", resample=resample, labels=is_labels, atol=atol)
     ref = ref_vol.data
     mask = None
     if case.mask is not None:
         mask = _on_grid(load_volume(case.mask), ref_vol, "mask", resample=resample, labels=True, atol=atol) > 0
     if is_labels:
-        pred = _labels_of(pred, case.pred, settings.labels)
-        ref = _labels_of(ref, case.ref, settings.labels)
-    return protocol.case(pred, ref, mask, ref_vol.spacing, settings)
+        from .metrics.segmentation import check_label_map
+
+        expected = tuple(labels) if labels else None
+        pred = check_label_map(pred, labels=expected, name=case.pred)
+        ref = check_label_map(ref, labels=expected, name=case.ref)
+    return pred, ref, mask, ref_vol.spacing
+
+
+def _score_case(case: Case, protocol: Protocol, settings: Settings, resample: bool, atol: float):
+    """Read one case, check it, and compute its metrics (runs in a worker process when workers > 1)."""
+    pred, ref, mask, spacing = load_case(case, protocol.inputs, labels=settings.labels, resample=resample, atol=atol)
+    return protocol.case(pred, ref, mask, spacing, settings)
 
 
 # ----------------------------------------------------------------------------------------------- API
@@ -252,7 +236,7 @@ def evaluate(
     set_level = [m for m in metrics if m in ("fid", "kid")]
     metrics = [m for m in metrics if m not in set_level]
     if protocol is None:
-        seg_only = metrics and all(m in ("dice", "hd95", "dsc_agg") for m in metrics)
+        seg_only = metrics and all(m in LABEL_METRICS for m in metrics)
         protocol = "labels" if seg_only or (labels is not None and not metrics) else "image"
     proto = get_protocol(protocol)
     if labels is not None and not isinstance(labels, dict):
@@ -323,23 +307,12 @@ def _bar(n: int, show: bool):
 def _distribution_metrics(cases: list[Case], extractor, which: Sequence[str], rgb: bool) -> dict[str, float]:
     """FID/KID between the features of all predictions and all references, per plane of the extractor (one for
     2D slices, RGB images and 3D volumes, three for 2.5D) and averaged over the planes."""
-    from .io import load_volume
-    from .metrics.distribution import fid, kid
-    from .metrics.features import extract_features
+    from .metrics.features import extract_features, plane_distances
 
-    if rgb:
-        feats = {side: {"xy": np.concatenate([extractor.rgb(_load_rgb(getattr(c, side))) for c in cases])}
-                 for side in ("pred", "ref")}  # RGB images (bci): one feature row per image
+    if rgb:  # RGB images (bci): one Inception feature row per image
+        feats = [{"xy": np.concatenate([extractor.rgb(load_rgb(getattr(c, side))) for c in cases])}
+                 for side in ("pred", "ref")]
     else:
-        feats = {side: extract_features((load_volume(getattr(c, side)).data for c in cases), extractor)
-                 for side in ("pred", "ref")}
-    out: dict[str, float] = {}
-    for metric in which:
-        per_plane = {}
-        for plane in extractor.planes:
-            a, b = feats["pred"][plane], feats["ref"][plane]
-            per_plane[plane] = fid(a, b) if metric == "fid" else kid(a, b)[0]
-        out[metric] = float(np.mean(list(per_plane.values())))
-        if len(per_plane) > 1:
-            out.update({f"{metric}_{p}": v for p, v in per_plane.items()})
-    return out
+        feats = [extract_features((load_volume(getattr(c, side)).data for c in cases), extractor)
+                 for side in ("pred", "ref")]
+    return plane_distances(*feats, which)

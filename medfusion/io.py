@@ -33,6 +33,9 @@ __all__ = [
     "ensure_absent",
     "volume_from_array",
     "NIFTI_EXTENSIONS",
+    "write_atomic",
+    "resample_like",
+    "load_rgb",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -287,18 +290,25 @@ def save_like(
     image.header.set_slope_inter(None, None)
     payload = image.to_bytes()
 
+    if ext == ".nii.gz":
+        payload = gzip.compress(payload, compresslevel=1, mtime=0)
+    write_atomic(target, payload)
+    return target
+
+
+def write_atomic(path: PathLike, payload: bytes | str) -> str:
+    """Write ``payload`` (bytes, or text as UTF-8) to ``path`` through a hidden temporary file in the same folder
+    and :func:`os.replace`, so readers see the old file or the whole new one, never a partial file; the folder is
+    created if needed.  Checking for an existing file is the caller's job (:func:`ensure_absent`)."""
+    target = os.fspath(path)
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
     folder = os.path.dirname(target) or "."
     os.makedirs(folder, exist_ok=True)
-    # A hidden name in the same folder (same file system, so os.replace is atomic); created exclusively,
-    # with the default permissions.
+    # same file system, so os.replace is atomic; created exclusively, with the default permissions
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as fh:
-            if ext == ".nii.gz":
-                with gzip.GzipFile(filename="", fileobj=fh, mode="wb", compresslevel=1, mtime=0) as gz:
-                    gz.write(payload)
-            else:
-                fh.write(payload)
+            fh.write(data)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -307,3 +317,30 @@ def save_like(
             pass
         raise
     return target
+
+
+def resample_like(volume: Volume, target: Volume, *, order: int = 1) -> np.ndarray:
+    """``volume``'s data on ``target``'s voxel grid (shape and affine), by spline interpolation of ``order``
+    (0 = nearest neighbour, for label maps; 1 = linear); outside ``volume`` the value is 0."""
+    from nibabel.processing import resample_from_to
+
+    img = nib.Nifti1Image(volume.data, volume.affine)
+    out = resample_from_to(img, (target.shape, target.affine), order=order, mode="constant", cval=0.0)
+    return np.asarray(out.dataobj, dtype=np.float32)
+
+
+def load_rgb(path: PathLike) -> np.ndarray:
+    """Read an 8-bit RGB image (PNG, JPEG, TIFF, …) as a ``(H, W, 3)`` uint8 array; anything else (grey,
+    RGBA, 16-bit, unreadable) is an :class:`InputError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    where = _describe(path)
+    if not os.path.isfile(path):
+        raise InputError(f"input file not found: {where}")
+    try:
+        with Image.open(path) as img:
+            if img.mode != "RGB":
+                raise InputError(f"{where} is a {img.mode} image, not 8-bit RGB")
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read {where} as an image: {exc}") from None

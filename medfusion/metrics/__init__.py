@@ -16,7 +16,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "image": ("ssim", "psnr", "mae", "mse", "brasyn_ssim", "percentile_scale"),
+    "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale"),
     "segmentation": ("dice", "hd95", "surface_distances", "label_counts", "AggregatedDice", "check_label_map"),
     "fsim": ("fsim", "fsim_volume"),
     "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),

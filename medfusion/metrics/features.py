@@ -54,6 +54,7 @@ __all__ = [
     "medicalnet_preprocess",
     "extract_features",
     "fid_from_volumes",
+    "plane_distances",
     "fid_25d",
     "IMAGENET_RGB_MEAN",
     "IMAGENET_RGB_STD",
@@ -501,12 +502,7 @@ def make_extractor(name: str, weights, device="cpu", **kwargs) -> FeatureExtract
     key = _ALIASES.get(str(name).lower(), str(name).lower())
     if key not in EXTRACTORS:
         raise InputError(f"unknown FID feature extractor {name!r}; choose from {', '.join(EXTRACTORS)}")
-    if weights is None or str(weights) == "":
-        info = EXTRACTORS[key]
-        raise InputError(
-            f"the {info.protocol} needs a weights file, {info.weights_file}, from {info.source}; none was given"
-        )
-    return EXTRACTORS[key].cls(weights, device=device, **kwargs)
+    return EXTRACTORS[key].cls(weights, device=device, **kwargs)  # checks the file before building anything
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -533,12 +529,24 @@ def fid_from_volumes(
     One FID per plane over the pooled features of all volumes of each set, then their mean. Returns
     ``{"fid": mean}`` plus, for extractors with several planes, ``{"fid_xy": …, "fid_yz": …, "fid_zx": …}``.
     """
-    fa = extract_features(volumes_a, extractor)
-    fb = extract_features(volumes_b, extractor)
-    per_plane = {p: _fid(fa[p], fb[p]) for p in extractor.planes}
-    out = {"fid": float(np.mean(list(per_plane.values())))}
-    if len(per_plane) > 1:
-        out.update({f"fid_{p}": v for p, v in per_plane.items()})
+    return plane_distances(extract_features(volumes_a, extractor), extract_features(volumes_b, extractor))
+
+
+def plane_distances(features_a: Mapping[str, np.ndarray], features_b: Mapping[str, np.ndarray],
+                    which: Iterable[str] = ("fid",)) -> dict[str, float]:
+    """FID (and/or KID, the mean over subsets) per plane between two feature sets ``{plane: (N, dims)}``, and
+    their mean over the planes under ``"fid"`` / ``"kid"``; with several planes also ``"fid_<plane>"`` …"""
+    from .distribution import kid
+
+    out: dict[str, float] = {}
+    for metric in which:
+        if metric not in ("fid", "kid"):
+            raise InputError(f"unknown distribution metric {metric!r}: fid or kid")
+        per_plane = {p: _fid(features_a[p], features_b[p]) if metric == "fid" else kid(features_a[p], features_b[p])[0]
+                     for p in features_a}
+        out[metric] = float(np.mean(list(per_plane.values())))
+        if len(per_plane) > 1:
+            out.update({f"{metric}_{p}": float(v) for p, v in per_plane.items()})
     return out
 
 

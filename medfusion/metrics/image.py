@@ -13,14 +13,18 @@ Conventions (see the evaluation protocols in the project docs):
 * **PSNR** = 10·log10(R² / MSE) in dB (``inf`` for identical images); **MAE** / **MSE** in the images' units
   (HU for CT); with a mask, over the mask voxels only (``nan`` for an empty mask).
 
-All functions take numpy arrays of equal shape, never modify them and return Python floats.
+All functions take numpy arrays of equal shape, never modify them and return Python floats; unusable input
+(different shapes, a non-positive data range, images smaller than the SSIM window) raises
+:class:`~medfusion.errors.InputError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ssim", "psnr", "mae", "mse", "brasyn_ssim", "percentile_scale", "SSIM_SIGMA", "SSIM_PAD"]
+from ..errors import InputError
+
+__all__ = ["ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "SSIM_SIGMA", "SSIM_PAD"]
 
 #: Gaussian window of the SSIM (Wang et al. 2004): σ 1.5, truncated at 3.5 σ → 11 samples wide.
 SSIM_SIGMA = 1.5
@@ -53,7 +57,7 @@ def ssim(
     """
     pred, ref = _pair(pred, ref)
     if data_range <= 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+        raise InputError(f"data_range must be positive, got {data_range}")
     # SSIM is unchanged when both images and R are scaled by 1/R; at that scale float32 is ample, and twice as fast.
     pred = (pred / data_range).astype(np.float32)
     ref = (ref / data_range).astype(np.float32)
@@ -75,7 +79,7 @@ def _ssim_nd(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None) -> floa
     from skimage.metrics import structural_similarity
 
     if min(pred.shape) < 2 * SSIM_PAD + 1:
-        raise ValueError(f"SSIM needs every side ≥ {2 * SSIM_PAD + 1} voxels (the Gaussian window); got {pred.shape}")
+        raise InputError(f"SSIM needs every side ≥ {2 * SSIM_PAD + 1} voxels (the Gaussian window); got {pred.shape}")
     kwargs = dict(data_range=1.0, gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False)
     if mask is None:
         return float(structural_similarity(pred, ref, **kwargs))
@@ -102,7 +106,7 @@ def mae(pred: np.ndarray, ref: np.ndarray, *, mask: np.ndarray | None = None) ->
 def psnr(pred: np.ndarray, ref: np.ndarray, *, data_range: float, mask: np.ndarray | None = None) -> float:
     """Peak signal-to-noise ratio ``10·log10(R² / MSE)`` in dB; ``inf`` for identical images."""
     if data_range <= 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+        raise InputError(f"data_range must be positive, got {data_range}")
     err = mse(pred, ref, mask=mask)
     if np.isnan(err):
         return err
@@ -119,17 +123,23 @@ def percentile_scale(x: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> 
     return (np.clip(x, lo, hi) - lo) / (hi - lo)
 
 
-def brasyn_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None) -> dict[str, float]:
-    """BraSyn 2024 SSIM: each image percentile-scaled (0.5/99.5) to [0, 1], 3D SSIM (data range 1) of the whole
-    volume, and — with a label map — of ``pred·m`` vs ``ref·m`` for the tumour mask ``m = seg > 0`` and for
-    ``1 − m``.  Returns ``{"ssim": …, "ssim_tumour": …, "ssim_non_tumour": …}`` (tumour keys only with seg)."""
-    p, r = percentile_scale(pred), percentile_scale(ref)
-    out = {"ssim": ssim(p, r, data_range=1.0)}
+def region_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None, *, data_range: float = 1.0
+                ) -> dict[str, float]:
+    """3D SSIM of the whole images and — with a label map — of ``pred·m`` vs ``ref·m`` for the tumour mask
+    ``m = seg > 0`` and of ``pred·(1 − m)`` vs ``ref·(1 − m)`` (the BraSyn definition of regional SSIM).
+    Returns ``{"ssim": …, "ssim_tumour": …, "ssim_non_tumour": …}`` (tumour keys only with ``seg``)."""
+    out = {"ssim": ssim(pred, ref, data_range=data_range)}
     if seg is not None:
         m = (np.asarray(seg) > 0).astype(np.float64)
-        out["ssim_tumour"] = ssim(p * m, r * m, data_range=1.0)
-        out["ssim_non_tumour"] = ssim(p * (1 - m), r * (1 - m), data_range=1.0)
+        out["ssim_tumour"] = ssim(pred * m, ref * m, data_range=data_range)
+        out["ssim_non_tumour"] = ssim(pred * (1 - m), ref * (1 - m), data_range=data_range)
     return out
+
+
+def brasyn_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None) -> dict[str, float]:
+    """BraSyn 2024 SSIM: each image percentile-scaled (0.5/99.5) to [0, 1], then :func:`region_ssim` with data
+    range 1.  Returns ``{"ssim": …, "ssim_tumour": …, "ssim_non_tumour": …}`` (tumour keys only with seg)."""
+    return region_ssim(percentile_scale(pred), percentile_scale(ref), seg, data_range=1.0)
 
 
 def _difference(pred, ref, mask) -> np.ndarray:
@@ -143,7 +153,7 @@ def _difference(pred, ref, mask) -> np.ndarray:
 def _mask(mask, shape) -> np.ndarray:
     m = np.asarray(mask)
     if m.shape != tuple(shape):
-        raise ValueError(f"mask shape {m.shape} differs from the images' {tuple(shape)}")
+        raise InputError(f"mask shape {m.shape} differs from the images' {tuple(shape)}")
     return m > 0
 
 
@@ -151,5 +161,5 @@ def _pair(pred, ref) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if pred.shape != ref.shape:
-        raise ValueError(f"prediction and reference shapes differ: {pred.shape} vs {ref.shape}")
+        raise InputError(f"prediction and reference shapes differ: {pred.shape} vs {ref.shape}")
     return pred, ref

@@ -62,15 +62,16 @@ def plot_worst_case(report, case: dict, metric: str, path: str) -> str:
     """Axial, coronal and sagittal slices of the worst case: prediction, reference and their difference
     (images), or reference, prediction and the false positive/negative voxels (label maps)."""
     plt = _pyplot()
-    from ..evaluate import _load_rgb, _on_grid
-    from ..io import load_volume
+    from ..evaluate import Case, load_case
     from .protocols import get_protocol
 
     proto = get_protocol(report.protocol)
     value = case.get(metric)
     title = f"worst case by {metric}: {case['case']} ({metric} = {value:.4g})"
+    pred, ref, mask, spacing = load_case(Case(case["case"], case["pred"], case["ref"], case.get("mask")), proto.inputs,
+                                         resample=bool(report.inputs.get("resample")),
+                                         atol=report.inputs.get("atol", 1e-3))
     if proto.inputs == "rgb":
-        pred, ref = _load_rgb(case["pred"]), _load_rgb(case["ref"])
         diff = np.abs(pred.astype(np.int16) - ref.astype(np.int16)).mean(axis=-1)
         fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
         for ax, (t, img) in zip(axes, (("prediction", pred), ("reference", ref), ("|difference|", diff))):
@@ -78,12 +79,7 @@ def plot_worst_case(report, case: dict, metric: str, path: str) -> str:
             ax.set_title(t, fontsize=9)
             ax.axis("off")
     else:
-        ref_vol = load_volume(case["ref"])
-        labels = proto.inputs == "labels"
-        pred = _on_grid(load_volume(case["pred"]), ref_vol, "prediction", resample=bool(report.inputs.get("resample")),
-                        labels=labels, atol=report.inputs.get("atol", 1e-3))
-        ref = ref_vol.data
-        if labels:
+        if proto.inputs == "labels":
             rows = [("reference", ref, "tab10"), ("prediction", pred, "tab10"),
                     ("foreground: false pos. (red), false neg. (blue)", (pred > 0).astype(float) - (ref > 0).astype(float), "bwr")]
             centre = _centre(ref > 0, ref.shape)
@@ -93,10 +89,9 @@ def plot_worst_case(report, case: dict, metric: str, path: str) -> str:
             lo, hi = np.percentile(ref, [0.5, 99.5])
             diff = np.abs(pred - ref)
             rows = [("prediction", pred, "gray"), ("reference", ref, "gray"), ("|difference|", diff, "magma")]
-            mask = load_volume(case["mask"]).data > 0 if case.get("mask") else None
-            centre = _centre(mask if mask is not None and mask.shape == ref.shape else None, ref.shape)
+            centre = _centre(mask, ref.shape)
             ranges = [(lo, hi), (lo, hi), (0, max(float(np.percentile(diff, 99.5)), 1e-6))]
-        sx, sy, sz = ref_vol.spacing
+        sx, sy, sz = spacing
         aspects = (sy / sx, sz / sx, sz / sy)  # rot90 puts the second array axis horizontally
         fig, axes = plt.subplots(3, 3, figsize=(8.4, 8.4))
         for r, ((t, vol, cmap), (vmin, vmax)) in enumerate(zip(rows, ranges)):

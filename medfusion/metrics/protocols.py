@@ -41,10 +41,9 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Settings", "Protocol", "PROTOCOLS", "get_protocol", "HIGHER_IS_BETTER", "LOWER_IS_BETTER"]
+__all__ = ["Settings", "Protocol", "PROTOCOLS", "get_protocol", "LOWER_IS_BETTER", "IMAGE_METRICS", "LABEL_METRICS"]
 
-#: per-case metric families and the direction in which they improve (for "worst case" and plots)
-HIGHER_IS_BETTER = ("ssim", "psnr", "fsim", "dice", "dsc_agg")
+#: metric families that improve downwards (all others — SSIM, PSNR, FSIM, Dice — improve upwards)
 LOWER_IS_BETTER = ("mae", "mse", "hd95", "fid", "kid")
 
 IMAGE_METRICS = ("ssim", "ssim_slice", "psnr", "mae", "mse", "fsim")
@@ -211,13 +210,7 @@ class BraSynProtocol(Protocol):
         from . import image
 
         p, r = self.display(pred, ref)
-        out = {}
-        if "ssim" in s.metrics:
-            out["ssim"] = image.ssim(p, r, data_range=1.0)
-            if mask is not None:
-                m = (mask > 0).astype(np.float64)
-                out["ssim_tumour"] = image.ssim(p * m, r * m, data_range=1.0)
-                out["ssim_non_tumour"] = image.ssim(p * (1 - m), r * (1 - m), data_range=1.0)
+        out = image.region_ssim(p, r, mask, data_range=1.0) if "ssim" in s.metrics else {}
         if "psnr" in s.metrics:
             out["psnr"] = image.psnr(p, r, data_range=1.0)
         if "mse" in s.metrics:
@@ -298,11 +291,10 @@ class LabelProtocol(Protocol):
         counts = seg.label_counts(pred, ref, tuple(labels))
         out = {}
         for label, name in labels.items():
-            p, g = pred == label, ref == label
             if "dice" in s.metrics:
-                out[f"dice_{name}"] = seg.dice(p, g, empty=s.empty_dice)
+                out[f"dice_{name}"] = seg.dice_from_counts(*counts[label], empty=s.empty_dice)
             if "hd95" in s.metrics:
-                d = seg.hd95(p, g, spacing)
+                d = seg.hd95(pred == label, ref == label, spacing)
                 if math.isinf(d):
                     d = float("nan") if s.hd95_empty is None else float(s.hd95_empty)
                 out[f"hd95_{name}"] = d
@@ -333,10 +325,8 @@ class LabelProtocol(Protocol):
         agg = AggregatedDice(labels=tuple(names))
         for r in results:
             agg.update_counts(r.label_counts)
-        values = agg.aggregate()
-        out = {f"dsc_agg_{names[lab]}": float(v) for lab, v in values.items()}
-        finite = [v for v in values.values() if not math.isnan(v)]
-        out["dsc_agg_mean"] = float(np.mean(finite)) if len(finite) == len(values) else float("nan")
+        out = {f"dsc_agg_{names[lab]}": float(v) for lab, v in agg.aggregate().items()}
+        out["dsc_agg_mean"] = agg.mean()  # undefined if any class is
         return out
 
 

@@ -113,12 +113,11 @@ class Report:
     def write(self, path: str, *, overwrite: bool = False) -> str:
         """Write the report as JSON or CSV (by the file's ending), atomically; refuses to replace a file
         unless ``overwrite``."""
-        from ..io import ensure_absent
+        from ..io import ensure_absent, write_atomic
 
         text = self._render(path)
         ensure_absent([path], overwrite)
-        _atomic_write(path, text)
-        return path
+        return write_atomic(path, text)
 
     def _render(self, path: str) -> str:
         if path.lower().endswith(".json"):
@@ -185,15 +184,3 @@ def _cell(x) -> str:
         return "" if not math.isfinite(x) else repr(x)
     return str(x)
 
-
-def _atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

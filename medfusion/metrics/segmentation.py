@@ -135,12 +135,15 @@ def dice(pred_mask, ref_mask, *, empty: float = 1.0) -> float:
         the Dice coefficient in [0, 1] (or ``empty``).
     """
     p, g = _mask_pair(pred_mask, ref_mask)
-    n_p = int(np.count_nonzero(p))
-    n_g = int(np.count_nonzero(g))
-    if n_p + n_g == 0:
-        return float(empty)
-    inter = int(np.count_nonzero(p & g))
-    return 2.0 * inter / (n_p + n_g)
+    return dice_from_counts(int(np.count_nonzero(p & g)), int(np.count_nonzero(p)), int(np.count_nonzero(g)),
+                            empty=empty)
+
+
+def dice_from_counts(intersection: int, n_pred: int, n_ref: int, *, empty: float = 1.0) -> float:
+    """Dice ``2·intersection / (n_pred + n_ref)`` from voxel counts (e.g. :func:`label_counts`, or sums over
+    cases for the aggregated Dice); ``empty`` when both counts are 0."""
+    total = n_pred + n_ref
+    return float(empty) if total == 0 else 2.0 * intersection / total
 
 
 # --------------------------------------------------------------------------------------------- surfaces
@@ -326,10 +329,7 @@ class AggregatedDice:
 
     def aggregate(self) -> dict[int, float]:
         """``{label: DSCagg}``; ``nan`` for a label absent from every prediction and every reference so far."""
-        return {
-            lab: (2.0 * self._inter[lab] / self._size[lab]) if self._size[lab] else float("nan")
-            for lab in self.labels
-        }
+        return {lab: dice_from_counts(self._inter[lab], self._size[lab], 0, empty=float("nan")) for lab in self.labels}
 
     def mean(self, *, ignore_nan: bool = False) -> float:
         """Mean of :meth:`aggregate` over the classes (the HECKTOR 2022 leaderboard value).
