@@ -1,13 +1,17 @@
-"""NIfTI reading and writing that keeps the geometry (shape, affine, orientation, spacing).
+"""Volume reading (NIfTI, DICOM series, NRRD, MetaImage) and NIfTI writing that keep the geometry (shape,
+affine, orientation, spacing).
 
 Every application reads its inputs with :func:`load_volume` and writes its outputs with :func:`save_like`,
 so "where does the output get its affine back?" has one answer: from the :class:`Volume` it was computed
-from. Outputs are written atomically (temporary file in the target folder, then :func:`os.replace`), so a
-failed or interrupted run never leaves a partial file behind, and an existing output is only replaced when
-the caller asks for it.
+from. Whatever the input format, a :class:`Volume` means the same thing: ``data[i, j, k]`` is the voxel at
+world position ``affine @ [i, j, k, 1]`` in RAS+ mm (DICOM, NRRD and MetaImage are read through SimpleITK,
+see :mod:`medfusion.io_sitk`), and outputs are NIfTI on the input's grid. Outputs are written atomically
+(temporary file in the target folder, then :func:`os.replace`), so a failed or interrupted run never leaves a
+partial file behind, and an existing output is only replaced when the caller asks for it.
 
-Bad user input (missing, unreadable or non-3D files, non-finite voxels, inconsistent geometry, existing
-outputs) raises :class:`~medfusion.errors.InputError` with a one-line message that names the file.
+Bad user input (missing, unreadable or non-3D files, RGB images, folders without exactly one DICOM series,
+non-finite voxels, inconsistent geometry, existing outputs) raises :class:`~medfusion.errors.InputError`
+with a one-line message that names the file.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ __all__ = [
     "ensure_absent",
     "volume_from_array",
     "NIFTI_EXTENSIONS",
+    "SITK_EXTENSIONS",
+    "VOLUME_EXTENSIONS",
     "write_atomic",
     "resample_like",
     "load_rgb",
@@ -42,6 +48,15 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: File name endings this module reads and writes (single-file NIfTI, optionally gzip-compressed).
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+
+#: File name endings :func:`load_volume` reads through SimpleITK: NRRD (``.nrrd``, detached header ``.nhdr``)
+#: and MetaImage (``.mha``, detached header ``.mhd``). Outputs are always NIfTI.
+SITK_EXTENSIONS = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+#: Every file name ending :func:`load_volume` accepts (it also accepts a folder holding one DICOM series).
+VOLUME_EXTENSIONS = NIFTI_EXTENSIONS + SITK_EXTENSIONS
+
+_ACCEPTED = f"accepted: {', '.join(VOLUME_EXTENSIONS)} files or a folder holding one DICOM series"
 
 #: NIfTI ``xform`` code "scanner anatomical" (used for headers created from scratch).
 _XFORM_SCANNER = 1
@@ -54,10 +69,12 @@ class Volume:
     Attributes:
         data: voxel values, ``float32``, shape ``(X, Y, Z)`` in the file's voxel order, C-contiguous copy
             (never a view of the file).
-        affine: ``(4, 4)`` ``float64`` voxel-index → world (RAS+ mm) matrix, as nibabel reads it
-            (sform if its code is set, else qform).
-        header: the file's NIfTI header (a copy); :func:`save_like` writes outputs with it.
-        path: the file it was read from, or ``None`` for volumes made in memory.
+        affine: ``(4, 4)`` ``float64`` voxel-index → world (RAS+ mm) matrix: for NIfTI as nibabel reads it
+            (sform if its code is set, else qform); for DICOM/NRRD/MetaImage converted from SimpleITK's LPS+
+            direction, spacing and origin.
+        header: the NIfTI header :func:`save_like` writes outputs with: the file's own (a copy) for NIfTI, a
+            fresh one built from the affine for other formats (as :func:`volume_from_array` makes).
+        path: the file (or DICOM folder) it was read from, or ``None`` for volumes made in memory.
     """
 
     data: np.ndarray
@@ -80,48 +97,88 @@ def _describe(path: PathLike) -> str:
     return os.fspath(path)
 
 
-def _nifti_extension(path: PathLike) -> str | None:
+def _extension(path: PathLike, extensions: Iterable[str]) -> str | None:
     name = os.fspath(path).lower()
-    for ext in NIFTI_EXTENSIONS:
+    for ext in extensions:
         if name.endswith(ext):
             return ext
     return None
 
 
+def _nifti_extension(path: PathLike) -> str | None:
+    return _extension(path, NIFTI_EXTENSIONS)
+
+
 def load_volume(path: PathLike, *, ndim: int = 3) -> Volume:
-    """Read a NIfTI file (``.nii`` or ``.nii.gz``) into a :class:`Volume`; the file is never modified.
+    """Read a 3D image into a :class:`Volume`; the input is never modified.
+
+    Accepted inputs: NIfTI files (``.nii``, ``.nii.gz``, read with nibabel), NRRD (``.nrrd``, ``.nhdr``) and
+    MetaImage (``.mha``, ``.mhd``) files, and a folder holding one DICOM series (read with SimpleITK; DICOM
+    files in sub-folders are not searched). Whatever the format, ``data[i, j, k]`` is the voxel at world
+    position ``affine @ [i, j, k, 1]`` in RAS+ mm.
 
     Args:
-        path: the file to read.
+        path: the file or DICOM folder to read.
         ndim: the number of spatial dimensions required (3 for MR/CT volumes). Trailing singleton
             dimensions beyond ``ndim`` (e.g. a ``(X, Y, Z, 1)`` image) are squeezed; anything else with a
             different number of dimensions is an error.
 
     Returns:
-        A :class:`Volume` with ``float32`` data scaled by the header's ``scl_slope``/``scl_inter``
-        (as nibabel applies them) and the image's affine.
+        A :class:`Volume` with ``float32`` data of shape ``(X, Y, Z)`` and its ``(4, 4)`` affine (mm). Intensity
+        scaling is applied: NIfTI ``scl_slope``/``scl_inter`` (as nibabel applies them), DICOM rescale slope and
+        intercept (CT in Hounsfield units). NIfTI inputs keep their header; other formats get a fresh NIfTI
+        header built from the affine (qform = sform = affine, code "scanner", units mm).
 
     Raises:
-        InputError: the file is missing, unreadable or corrupt, not a NIfTI image, has the wrong number of
-            dimensions (the message gives the shape) or contains NaN/Inf voxels (the message counts them).
+        InputError: the input is missing, unreadable or corrupt (one-line reason), of an unsupported type, has
+            the wrong number of dimensions or several components per voxel (RGB; the message gives the shape)
+            or contains NaN/Inf voxels (the message counts them); a folder holds no DICOM series or several
+            (the message lists the series UIDs and their numbers of files).
     """
     where = _describe(path)
     if not os.path.exists(path):
         raise InputError(f"input file not found: {where}")
+    header = None
     if os.path.isdir(path):
-        raise InputError(f"input is a folder, not a NIfTI file: {where}")
+        from medfusion import io_sitk
+
+        data, affine = io_sitk.read_dicom_series(where)
+    elif _extension(where, SITK_EXTENSIONS):
+        from medfusion import io_sitk
+
+        data, affine = io_sitk.read_image_file(where)
+    else:
+        data, affine, header = _read_nifti(where)
+
+    data = _checked_voxels(data, where, ndim)
+    if header is None:
+        header = _fresh_header(data.shape, affine)
+    elif header.get_data_shape() != data.shape:
+        header.set_data_shape(data.shape)
+    return Volume(data=np.ascontiguousarray(data, dtype=np.float32), affine=affine, header=header, path=where)
+
+
+def _read_nifti(where: str) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header]:
+    """Read a NIfTI file with nibabel: ``float32`` scaled voxels (a copy, any shape), its affine (``float64``
+    ``(4, 4)``, RAS+ mm) and a copy of its header; other file types are an :class:`InputError`."""
+    hint = "" if _nifti_extension(where) else f" ({_ACCEPTED})"
     try:
         # mmap=False: read the bytes and close the file; nothing keeps a handle on the user's file.
-        img = nib.load(os.fspath(path), mmap=False)
+        img = nib.load(where, mmap=False)
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
-        raise InputError(f"cannot read {where} as a NIfTI image: {exc}") from None
+        raise InputError(f"cannot read {where} as a NIfTI image: {exc}{hint}") from None
     if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
-        raise InputError(f"{where} is a {type(img).__name__}, not a NIfTI (.nii/.nii.gz) image")
+        raise InputError(f"{where} is a {type(img).__name__}, not a NIfTI (.nii/.nii.gz) image ({_ACCEPTED})")
     try:
-        data = np.asarray(img.get_fdata(dtype=np.float32))
+        data = np.array(img.get_fdata(dtype=np.float32), dtype=np.float32, order="C", copy=True)
     except (OSError, EOFError, zlib.error, ValueError, TypeError) as exc:
         raise InputError(f"cannot read the voxel data of {where} (truncated or corrupt file?): {exc}") from None
+    return data, np.array(img.affine, dtype=np.float64), img.header.copy()
 
+
+def _checked_voxels(data: np.ndarray, where: str, ndim: int) -> np.ndarray:
+    """``data`` with trailing singleton dimensions beyond ``ndim`` squeezed, after checking that it has ``ndim``
+    dimensions and only finite values (:class:`InputError` naming ``where`` otherwise)."""
     original_shape = data.shape
     while data.ndim > ndim and data.shape[-1] == 1:
         data = data[..., 0]
@@ -136,16 +193,7 @@ def load_volume(path: PathLike, *, ndim: int = 3) -> Volume:
     if n_nan or n_inf:
         parts = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "Inf")) if n]
         raise InputError(f"{where} contains non-finite voxels: {' and '.join(parts)} of {data.size}")
-
-    header = img.header.copy()
-    if header.get_data_shape() != data.shape:
-        header.set_data_shape(data.shape)
-    return Volume(
-        data=np.array(data, dtype=np.float32, order="C", copy=True),
-        affine=np.array(img.affine, dtype=np.float64),
-        header=header,
-        path=where,
-    )
+    return data
 
 
 def check_same_geometry(volumes: Mapping[str, Volume], *, atol: float = 1e-3) -> None:
@@ -210,13 +258,18 @@ def volume_from_array(data: np.ndarray, affine: np.ndarray) -> Volume:
     affine = np.array(affine, dtype=np.float64)
     if affine.shape != (4, 4):
         raise ValueError(f"affine must be 4x4, got {affine.shape}")
+    return Volume(data=data, affine=affine, header=_fresh_header(data.shape, affine), path=None)
+
+
+def _fresh_header(shape: tuple[int, ...], affine: np.ndarray) -> nib.Nifti1Header:
+    """A NIfTI header for ``float32`` data of ``shape`` with qform = sform = ``affine`` (code "scanner", mm)."""
     header = nib.Nifti1Header()
-    header.set_data_shape(data.shape)
+    header.set_data_shape(shape)
     header.set_data_dtype(np.float32)
     header.set_xyzt_units("mm", "sec")
     header.set_qform(affine, code=_XFORM_SCANNER)
     header.set_sform(affine, code=_XFORM_SCANNER)
-    return Volume(data=data, affine=affine, header=header, path=None)
+    return header
 
 
 def _as_dtype(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
