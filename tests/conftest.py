@@ -30,7 +30,7 @@ TINY_NETWORK = {
 def tiny_checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from medfusion.cwdm import CWDMModel
+    from medfusion.apps.cwdm.model import CWDMModel
 
     torch.manual_seed(0)
     model = CWDMModel.create(TINY_NETWORK, info={"description": "tiny random-weight test checkpoint"})
@@ -42,7 +42,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Two complete phantom cases of 20×24×18 voxels (odd-free but not multiples of 4)."""
-    from medfusion.data.phantom import write_phantom_dataset
+    from medfusion.apps.cwdm.phantom import write_phantom_dataset
 
     out = tmp_path_factory.mktemp("phantoms")
     write_phantom_dataset(out, 2, shape=(20, 24, 18), seed0=7)
@@ -52,7 +52,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_missing_dataset(tmp_path_factory) -> Path:
     """Two phantom cases of 20×24×18 voxels with t2f missing."""
-    from medfusion.data.phantom import write_phantom_dataset
+    from medfusion.apps.cwdm.phantom import write_phantom_dataset
 
     out = tmp_path_factory.mktemp("phantoms_missing")
     write_phantom_dataset(out, 2, shape=(20, 24, 18), seed0=11, drop="t2f")

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from medfusion.data.brats import CONTRASTS, BraTSCase, case_from_files, find_case, list_cases, load_case
+from medfusion.apps.cwdm.layout import CONTRASTS, BraTSCase, case_from_files, find_case, list_cases, load_case
 from medfusion.errors import InputError
 from medfusion.io import save_like, volume_from_array
 

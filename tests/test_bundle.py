@@ -28,7 +28,12 @@ CONFIGS = REPO / BUNDLE / "configs"
 SCHEMA = "tests/data/meta_schema_20240725.json"
 SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
 SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
-CONFIG_FILES = ["inference.json", "evaluate.json", "train.json", "multi_gpu_train.json"]
+CONFIG_FILES = ["inference.json", "evaluate.json", "train.json", "multi_gpu_train.json", "train_published.json"]
+#: configs that are overrides, merged onto a base config
+BASES = {"evaluate.json": "inference.json", "multi_gpu_train.json": "train.json", "train_published.json": "train.json"}
+#: the tiny test network as command-line overrides of the inference configs' network_def
+TINY_NETWORK_DEF = [arg for k in ("channels", "norm_num_groups", "num_head_channels", "num_res_blocks")
+                    for arg in (f"--network_def#{k}", repr(TINY_NETWORK[k]))]
 # keys of a config component that MONAI consumes itself (not arguments of the target)
 RESERVED = {"_target_", "_disabled_", "_requires_", "_desc_", "_mode_"}
 
@@ -116,17 +121,20 @@ def test_metadata_verifies_offline(tmp_path):
 
 
 def test_metadata_matches_network_layout():
-    """The documented input size rule (multiple of 8) is the one the shipped network layout needs."""
+    """metadata.json describes the network's own input and output: wavelet channels at half the padded size."""
     from medfusion.networks import spatial_divisor
 
     meta = json.loads((CONFIGS / "metadata.json").read_text())
-    train = json.loads((CONFIGS / "train.json").read_text())
-    k = spatial_divisor(train["network_config"]["channels"])
+    net = json.loads((CONFIGS / "inference.json").read_text())["network_def"]
+    k = spatial_divisor(net["channels"])
     fmt = meta["network_data_format"]
-    assert fmt["inputs"]["image"]["spatial_shape"] == [f"{k}*n"] * 3
-    assert fmt["outputs"]["pred"]["spatial_shape"] == [f"{k}*n"] * 3
-    assert fmt["inputs"]["image"]["num_channels"] == train["network_config"]["n_conditions"] == 3
-    assert fmt["outputs"]["pred"]["num_channels"] == 1
+    assert fmt["inputs"]["image"]["spatial_shape"] == [f"{k // 2}*n"] * 3
+    assert fmt["outputs"]["pred"]["spatial_shape"] == [f"{k // 2}*n"] * 3
+    assert fmt["inputs"]["image"]["num_channels"] == 8 * (1 + net["n_conditions"]) == 32
+    assert fmt["outputs"]["pred"]["num_channels"] == 8
+    assert fmt["inputs"]["class_labels"]["value_range"] == [0, net["num_class_embeds"] - 1]
+    train = json.loads((CONFIGS / "train.json").read_text())
+    assert train["network_config"] == {k: v for k, v in net.items() if k != "_target_"}
 
 
 # ---- configs -------------------------------------------------------------------------------------------------
@@ -146,7 +154,7 @@ def _components(node, path=""):
 def test_config_parses_and_targets_are_medfusion(name):
     from monai.bundle import ConfigParser
 
-    files = [CONFIGS / "train.json", CONFIGS / name] if name == "multi_gpu_train.json" else [CONFIGS / name]
+    files = [CONFIGS / BASES[name], CONFIGS / name] if name in BASES else [CONFIGS / name]
     parser = ConfigParser()
     parser.read_config([str(f) for f in files])
     parser.parse()
@@ -163,8 +171,14 @@ def test_config_parses_and_targets_are_medfusion(name):
         assert target.startswith("medfusion."), f"{name}#{cid}: {target} is not a medfusion callable"
         obj = pydoc.locate(target)
         assert callable(obj), f"{name}#{cid}: {target} does not resolve"
-        params = inspect.signature(obj).parameters
-        unknown = set(comp) - RESERVED - set(params)
+        params = dict(inspect.signature(obj).parameters)
+        # **kwargs forwarded: cwdm_unet to conditional_unet, a trainer subclass to its base class
+        if target == "medfusion.networks.cwdm_unet":
+            params.update(inspect.signature(pydoc.locate("medfusion.networks.conditional_unet")).parameters)
+        for base in getattr(obj, "__mro__", ())[1:]:
+            if "__init__" in vars(base):
+                params.update(inspect.signature(base.__init__).parameters)
+        unknown = set(comp) - RESERVED - {k for k, p in params.items() if p.kind != p.VAR_KEYWORD}
         assert not unknown, f"{name}#{cid}: {target} takes no argument(s) {sorted(unknown)}"
 
 
@@ -176,7 +190,8 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
 
     out = tmp_path / "out"
     args = ["--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE, "--checkpoint", str(tiny_checkpoint),
-            "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(out), "--steps", "2", "--device", "cpu"]
+            "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(out), "--steps", "2", "--device", "cpu",
+            *TINY_NETWORK_DEF]
     first = _bundle("run", *args)
     _ok(first)
     # the bundle's configs/logging.conf was found and accepted by MONAI's logging-config checks
@@ -195,9 +210,12 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
         assert np.isfinite(data).all() and data.min() >= 0 and data.max() <= 1
         before[case.name] = (out / f"{case.name}-t2f.nii.gz").read_bytes()
 
+    assert all(f"wrote {out / (c.name + '-t2f.nii.gz')}" in first.stdout for c in cases)  # what went where
     again = _bundle("run", *args)
-    assert again.returncode != 0
-    assert "already exists" in again.stdout + again.stderr
+    assert again.returncode == 2
+    errors = [line for line in again.stderr.splitlines() if "error" in line.lower()]
+    assert errors[-1].startswith("brats_mri_cwdm inference: error: output already exists"), again.stderr[-2000:]
+    assert "Traceback" not in again.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}-t2f.nii.gz" for n in before)
     for name, content in before.items():
         assert (out / f"{name}-t2f.nii.gz").read_bytes() == content
@@ -206,16 +224,16 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
 @pytest.mark.slow
 def test_evaluate_cli(tiny_checkpoint, tiny_dataset, tmp_path):
     report = tmp_path / "eval" / "report.json"
-    _ok(_bundle("run", "--config_file", _cfg("evaluate.json"), "--bundle_root", BUNDLE,
+    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--bundle_root", BUNDLE,
                 "--checkpoint", str(tiny_checkpoint), "--dataset_dir", str(tiny_dataset), "--report", str(report),
-                "--steps", "2", "--missing", "['t2f']", "--device", "cpu"))
+                "--steps", "2", "--missing", "['t2f']", "--device", "cpu", *TINY_NETWORK_DEF))
     result = json.loads(report.read_text())
     assert {r["missing"] for r in result["cases"]} == {"t2f"} and len(result["cases"]) == 2
     for group in ("t2f", "all"):
         summary = result["summary"][group]
         assert summary["n"] == 2
         for who in ("model", "baseline"):
-            assert {"ssim", "psnr"} <= set(summary[who])
+            assert {"ssim_tumour", "ssim_non_tumour", "psnr"} <= set(summary[who])
 
 
 @pytest.mark.slow
@@ -225,7 +243,7 @@ def test_train_cli_and_resume(tiny_dataset, tmp_path):
                 *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=tiny_dataset)))
     assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
     records = _log_records(out)
-    assert records[0] == {"event": "start", "world_size": 1, "device": "cpu"}
+    assert records[0] == {"event": "start", "world_size": 1, "device": "cpu", "precision": "float32"}
     assert any("val_ssim" in r and r["step"] == 2 for r in records)
 
     import torch
@@ -250,7 +268,7 @@ def test_train_ddp_two_processes(tiny_dataset, tmp_path):
     _ok(proc)
     records = _log_records(out)
     starts = [r for r in records if r.get("event") == "start"]
-    assert starts == [{"event": "start", "world_size": 2, "device": "cpu"}]  # logged once, by rank 0
+    assert starts == [{"event": "start", "world_size": 2, "device": "cpu", "precision": "float32"}]  # rank 0 only
     assert proc.stdout.count("event=start") == 1
     assert any(r.get("step") == 2 and "loss" in r for r in records)
     assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
@@ -262,3 +280,29 @@ def test_train_ddp_two_processes(tiny_dataset, tmp_path):
     assert state["info"]["train_steps"] == 2
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert last["step"] == 2 and len(last["generator"]) == 2  # one sampling-RNG state per rank
+
+
+@pytest.mark.slow
+def test_bundle_copy_outside_the_repository(tiny_checkpoint, tiny_missing_dataset, tmp_path):
+    """A copy of the bundle folder on its own runs inference from its own folder with --dataset_dir; a wrong
+    --dataset_dir is one readable line and exit 2."""
+    import shutil
+
+    copy = tmp_path / "brats_mri_cwdm"
+    shutil.copytree(REPO / BUNDLE, copy, ignore=shutil.ignore_patterns("eval", "runs", "data"))
+    shutil.copy(tiny_checkpoint, copy / "models" / "model.pt")
+    base = [PYTHON, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json", "--steps", "1",
+            "--device", "cpu", *TINY_NETWORK_DEF]
+    proc = subprocess.run(base + ["--dataset_dir", str(tiny_missing_dataset)], cwd=copy, env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    _ok(proc)
+    assert len(list((copy / "eval").glob("*-t2f.nii.gz"))) == 2
+    bad = subprocess.run(base + ["--dataset_dir", str(tmp_path / "nowhere")], cwd=copy, env=_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert f"brats_mri_cwdm inference: error: dataset folder not found: {tmp_path / 'nowhere'}" in bad.stderr
+
+
+def test_data_license_is_shipped():
+    text = (REPO / BUNDLE / "docs" / "data_license.txt").read_text()
+    assert "MNI" in text and "BraTS" in text

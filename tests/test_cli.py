@@ -50,6 +50,9 @@ def hashes(folder) -> dict[str, str]:
     for root, _, files in os.walk(folder):
         for name in files:
             path = os.path.join(root, name)
+            if os.path.islink(path) and not os.path.exists(path):
+                result[os.path.relpath(path, folder)] = "link -> " + os.readlink(path)
+                continue
             with open(path, "rb") as fh:
                 result[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
     return result
@@ -67,7 +70,7 @@ def lively_checkpoint(tmp_path_factory):
     import torch
 
     from conftest import TINY_NETWORK
-    from medfusion.cwdm import CWDMModel
+    from medfusion.apps.cwdm.model import CWDMModel
 
     torch.manual_seed(0)
     model = CWDMModel.create(TINY_NETWORK)
@@ -75,7 +78,7 @@ def lively_checkpoint(tmp_path_factory):
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape) * 0.05)
         conv.bias.zero_()
-        conv.bias[0] = 0.5 * np.sqrt(8) / model.diffusion.lll_scale
+        conv.bias[0] = 0.5 * np.sqrt(8) / model.diffusion.space.lll_scale
     path = tmp_path_factory.mktemp("lively") / "lively.pt"
     model.save(path)
     return path
@@ -186,7 +189,7 @@ def _rotation(axis: int, degrees: float) -> np.ndarray:
 
 
 def test_synthesize_keeps_oblique_non_ras_anisotropic_odd_geometry(tmp_path, lively_checkpoint, capsys):
-    from medfusion.data.phantom import make_brats_phantom
+    from medfusion.apps.cwdm.phantom import make_brats_phantom
 
     shape, zooms = (23, 19, 15), (0.9, 1.3, 2.7)
     # voxel axes → posterior, superior, left (permuted and flipped), then rotated 20° about x and -20° about y
@@ -287,7 +290,19 @@ def _four_d(case):
     rewrite(contrast_file(case, "t1n"), lambda a: np.stack([a] * 4, axis=-1))
 
 
+def _all_zero(case):
+    rewrite(contrast_file(case, "t1c"), np.zeros_like)
+
+
+def _looping_link(case):
+    path = contrast_file(case, "t2w")
+    os.remove(path)
+    os.symlink(os.path.basename(path), path)  # points at itself
+
+
 BAD_CASES = {
+    "all_zero_contrast": (_all_zero, ("t1c is all zeros",)),
+    "looping_link": (_looping_link, ("not a readable file", "-t2w.nii.gz")),
     # name: (edit of the case folder, expected words in the message)
     "unreadable": (_garbage, ("cannot read", "-t1c.nii.gz")),
     "zero_missing": (_all_four, ("all four contrasts are present",)),
@@ -354,6 +369,48 @@ def test_bad_arguments(kind, tmp_path, case_dir, tiny_checkpoint, capsys):
     rc, stdout, err = call(capsys, "synthesize", *make_args(str(case_dir), str(tiny_checkpoint)),
                            "--out", out_dir, "--steps", 2, "--quiet")
     assert_clean_failure(rc, stdout, err, words, out_dir, before, case_dir)
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--steps", "0"], ("--steps", "at least 1")), (["--steps", "-5"], ("--steps", "at least 1")),
+    (["--steps", "1000000"], ("steps must be an integer from 1 to 1000",)),
+    (["--seed", str(2**64)], ("--seed", "must be from 0")), (["--seed", "x"], ("--seed", "whole number")),
+    (["--device", "foo"], ("unknown device 'foo'",)), (["--precision", "float16"], ("CUDA devices only",)),
+])
+def test_bad_options(options, words, tmp_path, case_dir, tiny_checkpoint, capsys):
+    before = hashes(case_dir)
+    out_dir = tmp_path / "out"
+    rc, stdout, err = call(capsys, "synthesize", case_dir, "--out", out_dir, "--weights", tiny_checkpoint,
+                           "--quiet", *options)
+    assert_clean_failure(rc, stdout, err, words, out_dir, before, case_dir)
+
+
+def test_cuda_asked_for_on_a_cpu_only_torch(tmp_path, case_dir, tiny_checkpoint, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this torch sees a GPU")
+    rc, stdout, err = call(capsys, "synthesize", case_dir, "--out", tmp_path / "out", "--weights", tiny_checkpoint,
+                           "--device", "cuda")
+    assert_clean_failure(rc, stdout, err, ("sees no CUDA GPU", "--device cpu"), tmp_path / "out",
+                         hashes(case_dir), case_dir)
+
+
+def test_outputs_are_checked_before_any_work_and_inputs_never_replaced(tmp_path, case_dir, tiny_checkpoint, capsys):
+    before = hashes(case_dir)
+    t1n = contrast_file(case_dir, "t1n")
+    cases = [
+        (["--out", t1n, "--overwrite"], ("is one of the inputs",)),
+        (["--out", str(tmp_path / "x.png")], ("must end in .nii.gz or .nii", "x.png")),
+        (["--out", os.path.join(t1n, "out.nii.gz")], ("is not a folder",)),
+    ]
+    for args, words in cases:
+        rc, stdout, err = call(capsys, "synthesize", case_dir, "--weights", tiny_checkpoint, "--quiet", *args)
+        assert_clean_failure(rc, stdout, err, words, tmp_path / "x.png", before, case_dir)
+    # one file given as three contrasts
+    rc, stdout, err = call(capsys, "synthesize", "--t1n", t1n, "--t1c", t1n, "--t2w", t1n, "--out",
+                           tmp_path / "out", "--weights", tiny_checkpoint)
+    assert_clean_failure(rc, stdout, err, ("same file",), tmp_path / "out", before, case_dir)
 
 
 def test_unknown_sampler_is_a_usage_error(tmp_path, case_dir, tiny_checkpoint, capsys):

@@ -9,18 +9,13 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK
-from medfusion.cwdm import (
-    CHECKPOINT_FORMAT,
-    CWDMModel,
-    crop_to_shape,
-    evaluate_heldout,
-    load_model,
-    pad_to_divisible,
-    synthesize,
-)
-from medfusion.data.brats import CONTRASTS, list_cases, load_case
+from medfusion.apps.cwdm.evaluation import evaluate_heldout
+from medfusion.apps.cwdm.layout import list_cases, load_case
+from medfusion.apps.cwdm.model import CWDMModel, load_model
+from medfusion.apps.cwdm.synthesis import synthesize
+from medfusion.apps.cwdm.train import BraTSTrainingSet, CWDMTrainer, split_missing
+from medfusion.core.checkpoint import FORMAT
 from medfusion.errors import InputError
-from medfusion.training import BraTSTrainingSet, CWDMTrainer, split_missing
 from medfusion.transforms.intensity import PercentileNormalize
 
 CASE = "BraTS-PHANTOM-00000-000"
@@ -35,7 +30,7 @@ def lively(model: CWDMModel, seed: int = 0) -> CWDMModel:
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.05)
         conv.bias.zero_()
-        conv.bias[0] = 0.5 * np.sqrt(8) / model.diffusion.lll_scale
+        conv.bias[0] = 0.5 * np.sqrt(8) / model.diffusion.space.lll_scale
     return model
 
 
@@ -50,34 +45,6 @@ def normalised(volume: np.ndarray) -> np.ndarray:
     return np.asarray(PercentileNormalize()(volume[None]))[0]
 
 
-# ---- padding ----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("k", [1, 2, 4, 8, 16, 32])
-def test_pad_crop_inverse_and_like_monai(k):
-    from monai.transforms import DivisiblePad
-
-    rng = np.random.default_rng(k)
-    shapes = [(1, 1, 1), (7, 8, 9), (16, 16, 16), (23, 19, 15), (31, 32, 33), (96, 96, 64), (5, 40, 3)]
-    for shape in shapes:
-        x = rng.standard_normal((2, *shape)).astype(np.float32)
-        y = pad_to_divisible(x, k)
-        assert y.shape[0] == 2 and y.dtype == x.dtype
-        for s, p in zip(shape, y.shape[1:]):
-            assert p % k == 0 and s <= p < s + k  # the smallest size that fits
-        np.testing.assert_array_equal(y, np.asarray(DivisiblePad(k=k, method="symmetric")(x)))
-        assert y.sum() == pytest.approx(x.sum(), rel=1e-5, abs=1e-4)  # zero padding
-        np.testing.assert_array_equal(crop_to_shape(y, shape), x)
-
-
-def test_pad_2d_and_already_divisible():
-    x = np.arange(2 * 6 * 5, dtype=np.float32).reshape(2, 6, 5)
-    y = pad_to_divisible(x, 4)
-    assert y.shape == (2, 8, 8)
-    np.testing.assert_array_equal(y[:, 1:7, 1:6], x)  # symmetric, the odd extra voxel after
-    np.testing.assert_array_equal(crop_to_shape(y, (6, 5)), x)
-    z = np.ones((1, 8, 16, 4), dtype=np.float32)
-    assert pad_to_divisible(z, 4).shape == z.shape
-
-
 # ---- checkpoints ------------------------------------------------------------------------------------------------
 def test_checkpoint_round_trip(tmp_path, case_volumes):
     torch.manual_seed(1)
@@ -87,9 +54,11 @@ def test_checkpoint_round_trip(tmp_path, case_volumes):
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]  # no temporary file left
 
     state = torch.load(path, map_location="cpu", weights_only=True)  # plain data, no code
-    assert state["format"] == CHECKPOINT_FORMAT
-    assert state["contrasts"] == list(CONTRASTS)
-    assert state["network_config"]["channels"] == TINY_NETWORK["channels"]
+    assert state["format"] == FORMAT and state["kind"] == "cwdm"
+    assert state["network"]["channels"] == TINY_NETWORK["channels"]
+    assert state["diffusion"]["space"] == {"kind": "haar", "spatial_dims": 3, "lll_scale": 3.0}
+    assert state["diffusion"]["prediction"] == "sample"
+    assert state["preprocessing"] == {"lower": 0.1, "upper": 99.9}
     assert state["info"]["description"] == "round trip"
 
     for where in (path, tmp_path):  # a .pt file or a bundle-like folder holding models/model.pt
@@ -121,13 +90,18 @@ def test_load_model_rejects_bad_checkpoints(tmp_path):
     assert "\n" not in str(err.value)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, other)
-    with pytest.raises(InputError, match="not a medfusion cWDM checkpoint"):
+    with pytest.raises(InputError, match="not a medfusion checkpoint"):
         load_model(other)
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
-    with pytest.raises(InputError, match="not a medfusion cWDM checkpoint"):
+    with pytest.raises(InputError, match="not a medfusion checkpoint"):
         load_model(tensor)
-    state = CWDMModel.create(TINY_NETWORK).state()
+    foreign = CWDMModel.create(TINY_NETWORK).checkpoint().to_dict()
+    foreign["kind"] = "seg2med"
+    torch.save(foreign, tmp_path / "foreign.pt")
+    with pytest.raises(InputError, match="'seg2med' model, not a 'cwdm' model"):
+        load_model(tmp_path / "foreign.pt")
+    state = CWDMModel.create(TINY_NETWORK).checkpoint().to_dict()
     state["state_dict"].pop(next(iter(state["state_dict"])))
     broken = tmp_path / "broken.pt"
     torch.save(state, broken)
@@ -186,6 +160,37 @@ def test_synthesize_input_errors(case_volumes):
         synthesize(model, {c: v[:, :, 0] for c, v in inputs.items()}, "t2f", steps=1)
     with pytest.raises(InputError, match="unknown contrast"):
         CWDMModel.create(TINY_NETWORK, target="pd")
+    zero = dict(inputs, t1n=np.zeros_like(inputs["t1n"]))
+    with pytest.raises(InputError, match="t1n is all zeros"):
+        synthesize(model, zero, "t2f", steps=1)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "steps must be an integer from 1 to 1000"), ({"steps": 1001}, "from 1 to 1000"),
+    ({"steps": -5}, "from 1 to 1000"), ({"seed": 2**64}, "seed must be an integer"), ({"seed": -1}, "seed"),
+    ({"device": "foo"}, "unknown device"), ({"sampler": "euler"}, "unknown sampler"),
+    ({"precision": "float8"}, "unknown precision"), ({"precision": "float16"}, "CUDA devices only"),
+])
+def test_synthesize_option_errors(lively_model, case_volumes, options, message):
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    with pytest.raises(InputError, match=message):
+        synthesize(lively_model, inputs, "t2f", **{"steps": 1, **options})
+
+
+def test_cuda_on_a_cpu_only_torch(lively_model, case_volumes):
+    if torch.cuda.is_available():
+        pytest.skip("this torch sees a GPU")
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    with pytest.raises(InputError, match="sees no CUDA GPU"):
+        synthesize(lively_model, inputs, "t2f", steps=1, device="cuda")
+
+
+def test_bfloat16_sampling_on_cpu_is_close_to_float32(lively_model, case_volumes):
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    a = synthesize(lively_model, inputs, "t2f", steps=2, seed=0)
+    b = synthesize(lively_model, inputs, "t2f", steps=2, seed=0, precision="bfloat16")
+    assert not np.array_equal(a, b)  # the network really ran in bfloat16
+    assert np.abs(a - b).max() < 0.05
 
 
 # ---- training -----------------------------------------------------------------------------------------------------
@@ -207,8 +212,8 @@ def test_train_then_sample(tmp_path, tiny_dataset, case_volumes):
     """A few dozen steps on 16³ patches: the loss falls clearly and samples get closer to the truth."""
     torch.manual_seed(0)
     model = CWDMModel.create(TINY_NETWORK)
-    untrained = CWDMModel.from_state(model.state())
-    data = BraTSTrainingSet(tiny_dataset, patch_size=(16, 16, 16), seed=0)
+    untrained = CWDMModel.from_checkpoint(model.checkpoint())
+    data = BraTSTrainingSet(tiny_dataset, patch_size=(16, 16, 16), divisor=model.divisor, seed=0)
     patch = data[0]["image"]
     assert type(patch) is torch.Tensor and patch.dtype == torch.float32  # plain tensors, not MetaTensors
     assert len(data) == 2 and tuple(patch.shape) == (4, 16, 16, 16) and 0 <= patch.min() <= patch.max() <= 1
@@ -239,3 +244,34 @@ def test_train_then_sample(tmp_path, tiny_dataset, case_volumes):
     saved = json.loads(report.read_text())
     assert saved["summary"]["t2f"]["n"] == 1 and saved["cases"][0]["case"] == CASE
     assert scores["trained"]["summary"]["t2f"]["model"]["psnr"] > scores["untrained"]["summary"]["t2f"]["model"]["psnr"]
+
+
+def test_resume_reaches_the_same_weights(tmp_path, tiny_dataset):
+    """Stopping at step 6 and resuming to 12 gives bit for bit the weights of an uninterrupted 12-step run."""
+    def run(out, steps):
+        torch.manual_seed(0)
+        model = CWDMModel.create(TINY_NETWORK)
+        data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor, seed=0)
+        CWDMTrainer(model, data, out, max_steps=steps, lr=1e-3, save_every=6, log_every=6, device="cpu",
+                    seed=0).run()
+        return model
+
+    whole = run(tmp_path / "whole", 12)
+    run(tmp_path / "parts", 6)
+    resumed = run(tmp_path / "parts", 12)  # picks up last.pt at step 6
+    a, b = whole.network.state_dict(), resumed.network.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
+    assert {"event": "resumed", "step": 6} in log
+
+
+def test_full_volume_training_pads_odd_sizes(tmp_path):
+    """patch_size None: whole volumes with odd sizes (as BraTS's 155 slices) are padded to the divisor."""
+    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+
+    write_phantom_dataset(tmp_path / "odd", 1, shape=(15, 17, 13), seed0=3)
+    model = CWDMModel.create(TINY_NETWORK)
+    data = BraTSTrainingSet(tmp_path / "odd", patch_size=None, divisor=model.divisor)
+    assert tuple(data[0]["image"].shape) == (4, 16, 20, 16)
+    record = CWDMTrainer(model, data, tmp_path / "run", max_steps=2, log_every=1, device="cpu").run()
+    assert record["step"] == 2 and np.isfinite(record["loss"])

@@ -5,7 +5,14 @@ import pytest
 import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 
-from medfusion.diffusion import DiffusionSchedule, WaveletConditionalDiffusion, sample_loop
+from medfusion.core.diffusion import ConditionalDiffusion
+from medfusion.core.schedule import DiffusionSchedule, sample_loop
+from medfusion.core.spaces import HaarSpace
+
+
+def WaveletConditionalDiffusion(network, lll_scale=3.0):
+    """cWDM's diffusion: x0-prediction in 3D Haar space, clipped to [0, 1]."""
+    return ConditionalDiffusion(network, space=HaarSpace(3, lll_scale))
 
 T = 1000
 
@@ -168,31 +175,31 @@ def test_wavelet_encode_decode_and_lll_scale():
     img = torch.rand(2, 3, 8, 8, 8, dtype=torch.float64)
     for scale in (3.0, 8**0.5):
         d = WaveletConditionalDiffusion(torch.nn.Identity(), lll_scale=scale)
-        w = d.encode(img)
+        w = d.space.encode(img)
         assert w.shape == (2, 24, 4, 4, 4)
-        torch.testing.assert_close(d.decode(w), img)
+        torch.testing.assert_close(d.space.decode(w), img)
         lll = w[:, ::8]
         assert lll.max() <= 2 * 2**0.5 / scale + 1e-12 and lll.min() >= 0
         # the details are not scaled
         d1 = WaveletConditionalDiffusion(torch.nn.Identity(), lll_scale=1.0)
-        torch.testing.assert_close(w[:, 1:8], d1.encode(img)[:, 1:8])
+        torch.testing.assert_close(w[:, 1:8], d1.space.encode(img)[:, 1:8])
     with pytest.raises(ValueError):
-        WaveletConditionalDiffusion(torch.nn.Identity(), lll_scale=0)
+        HaarSpace(3, lll_scale=0)
 
 
 def test_clip_is_in_image_space_not_coefficient_wise():
     d = WaveletConditionalDiffusion(torch.nn.Identity())
     w = torch.randn(1, 8, 4, 4, 4, dtype=torch.float64) * 2
-    img = d.decode(d.clip_x0(w))
+    img = d.space.decode(d.clip(w))
     assert img.min() >= -1e-12 and img.max() <= 1 + 1e-12
-    coef_clipped = d.decode(w.clamp(-1, 1))  # what MONAI's clip_sample would do
+    coef_clipped = d.space.decode(w.clamp(-1, 1))  # what MONAI's clip_sample would do
     assert coef_clipped.min() < -1e-6 or coef_clipped.max() > 1 + 1e-6
 
 
 def test_wavelet_sampling_conditions_every_step_and_returns_image():
     target = torch.rand(1, 1, 8, 8, 8, dtype=torch.float64)
     d = WaveletConditionalDiffusion(torch.nn.Identity())
-    net = _Echo(d.encode(target))
+    net = _Echo(d.space.encode(target))
     d.network = net
     cond = torch.rand(1, 3, 8, 8, 8, dtype=torch.float64)
     out = d.sample(cond, torch.tensor([2]), steps=4, generator=torch.Generator().manual_seed(0))
@@ -210,6 +217,6 @@ def test_loss_is_mse_on_all_coefficients():
     zero = torch.zeros(1, 8, 4, 4, 4)
     d.network = _Echo(zero)
     loss = d.loss(target, cond, generator=torch.Generator().manual_seed(0))
-    assert loss.item() == pytest.approx(float((d.encode(target) ** 2).mean()), rel=1e-5)
-    d.network = _Echo(d.encode(target[:1]))
+    assert loss.item() == pytest.approx(float((d.space.encode(target) ** 2).mean()), rel=1e-5)
+    d.network = _Echo(d.space.encode(target[:1]))
     assert d.loss(target[:1], cond[:1]).item() == pytest.approx(0.0, abs=1e-10)

@@ -4,8 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medfusion.data.brats import CONTRASTS, find_case, list_cases
-from medfusion.data.phantom import make_brats_phantom, write_phantom_case, write_phantom_dataset
+from medfusion.apps.cwdm.layout import CONTRASTS, find_case, list_cases
+from medfusion.apps.cwdm.phantom import make_brats_phantom, write_phantom_case, write_phantom_dataset
 from medfusion.errors import InputError, OutputExistsError
 from medfusion.io import load_volume
 

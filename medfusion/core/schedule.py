@@ -10,9 +10,12 @@ means "clean", ``ᾱ_{−1} = 1``), so both samplers work with any number of ste
 - DDIM: ``x_s = √ᾱ_s x̂₀ + √(1 − ᾱ_s − σ²) ε̂ + σ z`` with ``ε̂ = (x_t − √ᾱ_t x̂₀)/√(1 − ᾱ_t)`` and
   ``σ = η √(β' (1 − ᾱ_s)/(1 − ᾱ_t))``; ``η = 0`` is deterministic, ``η = 1`` equals DDPM "fixed small".
 
-Why not MONAI's ``DDIMScheduler``: its ``set_timesteps`` spaces timesteps with ``linspace`` while ``step`` assumes
-the previous timestep is ``t − T // n``, so for most ``n`` the sample's noise level and the timestep given to the
-network drift apart.  Here every step names both of its timesteps.  The schedule is kept in float64 and the
+Why not MONAI's ``DDIMScheduler``: from MONAI 1.6.0 on (measured here with 1.6.1), ``set_timesteps(n)`` spaces the
+timesteps with ``linspace(T − 1, 0, n)`` while ``step`` still moves the sample to the noise level of ``t − T // n``.
+The next network call is then told a timestep that differs from the sample's noise level by the difference of the
+two spacings: 11 timesteps at every step with 10 steps (gaps of 111 vs 100), at most 1 with 50 (gaps of 20–21 vs
+20), 24–25 with 7 steps.  The error does not accumulate — each step starts again from its listed timestep — but it
+is a systematic mismatch at few steps.  Here every step names both of its timesteps.  The schedule is kept in float64 and the
 coefficients are cast per call into locals (no state changes with the input's dtype or device).
 """
 

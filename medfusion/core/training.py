@@ -1,174 +1,103 @@
-"""Training of the cWDM synthesis model: data pipeline (MONAI transforms) and a step-based training loop.
+"""One step-based trainer for every application's diffusion model.
 
-The loop is small on purpose, and does what a long diffusion run needs: checkpoints (``last.pt`` to resume,
-``model.pt`` = best validation SSIM), resume after interruption (model, optimizer, step and random state),
-validation SSIM of full-volume samples, AMP (bfloat16 autocast) on CUDA, progress lines plus a JSON-lines log,
-deterministic seeds, and multi-process DDP under ``torchrun`` (gloo on CPU, NCCL on GPU).
+The application supplies a ``loss_fn(model, batch, generator, device, precision) → scalar`` (how a batch becomes
+a diffusion loss: which channels are the target, which the conditions, which class label) and optionally a
+``validate_fn(model, device) → {metric: value}`` (full-volume samples scored through :mod:`medfusion.metrics`).
+The trainer does the rest:
+
+- ``max_steps`` optimisation steps (AdamW), in epochs over ``train_data`` (order and augmentations seeded per
+  step, see :meth:`Trainer._loader`);
+- ``last.pt`` every ``save_every`` steps: model, optimiser, step, best score and the random generator of every
+  process, so a resumed run continues to **the same weights** an uninterrupted run reaches
+  (``tests/test_training.py`` checks this bit for bit);
+- ``model.pt``: the best validation score (or the last step without validation), an application checkpoint;
+- precision: ``"auto"`` = bfloat16 autocast on CUDA, float32 on CPU (the noise and the targets stay float32);
+- DDP under ``torchrun`` (``distributed=True``; gloo on CPU, NCCL on GPUs); every process draws its own noise;
+- logging through the ``medfusion.training`` logger (a bundle's ``logging.conf`` formats and routes it) and a
+  JSON-lines ``log.jsonl``.
+
+Why a loop of our own rather than MONAI's ``SupervisedTrainer`` (pytorch-ignite): a diffusion step draws its
+timesteps and noise from an explicit generator whose state must be saved and restored with the weights for a
+resumed run to equal an uninterrupted one; ignite's ``Checkpoint`` handlers save ``state_dict()`` objects but have
+no place for a ``torch.Generator``'s state nor for one per DDP process, and its engine adds a dependency
+(pytorch-ignite) and an event system this ~200-line loop does not need.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .cwdm import CWDMModel, synthesize
-from .data.brats import CONTRASTS, list_cases
-from .errors import InputError
+from .checkpoint import load_torch, save_torch
+from .precision import check_precision
 
-__all__ = ["brats_datalist", "brats_train_transforms", "BraTSTrainingSet", "CWDMTrainer"]
+__all__ = ["Trainer"]
 
+logger = logging.getLogger("medfusion.training")
 
-def brats_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
-    """One dict per complete case folder: ``{"name", "t1n", "t1c", "t2w", "t2f", ["seg"]}`` (file paths)."""
-    items = []
-    for case in list_cases(dataset_dir, require_missing=False):
-        if case.missing is not None:
-            continue  # a case without all four contrasts cannot supervise training
-        item = {"name": case.name, **case.paths}
-        if case.seg:
-            item["seg"] = case.seg
-        items.append(item)
-    if not items:
-        raise InputError(f"no complete cases (all of {', '.join(CONTRASTS)}) in {dataset_dir}")
-    return items
+LossFn = Callable[..., torch.Tensor]
 
 
-def brats_train_transforms(patch_size: Sequence[int] | None = None, *, lower: float = 0.1, upper: float = 99.9):
-    """MONAI pipeline: load the four contrasts, normalise each (percentiles → [0, 1]), stack them as
-    ``image (4, *S)`` in :data:`CONTRASTS` order, and (for training) take random ``patch_size`` crops."""
-    from monai.transforms import (
-        Compose, ConcatItemsd, EnsureChannelFirstd, EnsureTyped, LoadImaged, RandSpatialCropd, SelectItemsd,
-        SpatialPadd,
-    )
-
-    from .transforms.intensity import PercentileNormalized
-
-    keys = list(CONTRASTS)
-    steps = [
-        LoadImaged(keys=keys, image_only=True),
-        EnsureChannelFirstd(keys=keys, channel_dim="no_channel"),
-        PercentileNormalized(keys=keys, lower=lower, upper=upper),
-        ConcatItemsd(keys=keys, name="image", dim=0),
-        SelectItemsd(keys=["image"]),
-    ]
-    if patch_size is not None:
-        steps += [
-            SpatialPadd(keys=["image"], spatial_size=list(patch_size)),
-            RandSpatialCropd(keys=["image"], roi_size=list(patch_size), random_size=False),
-        ]
-    # last: plain float32 tensors (the crops would otherwise wrap them into MetaTensors again)
-    steps.append(EnsureTyped(keys=["image"], dtype=torch.float32, track_meta=False))
-    return Compose(steps)
-
-
-class BraTSTrainingSet(Dataset):
-    """Complete BraTS-layout cases, loaded and normalised once (cached), cropped at random per access."""
-
-    def __init__(self, dataset_dir, patch_size: Sequence[int] | None = None, *, seed: int = 0, cache: bool = True):
-        from monai.data import CacheDataset, Dataset as MonaiDataset
-
-        self.items = brats_datalist(dataset_dir)
-        transform = brats_train_transforms(patch_size)
-        transform.set_random_state(seed=seed)
-        cls = CacheDataset if cache else MonaiDataset
-        kwargs = {"progress": False, "num_workers": 0} if cache else {}
-        self.data = cls(self.items, transform=transform, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i):
-        return self.data[i]
-
-
-def split_missing(image: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """From ``image (B, 4, *S)`` and missing-contrast indices ``labels (B,)``, return the target
-    ``(B, 1, *S)`` and the three conditions ``(B, 3, *S)`` in canonical order."""
-    n = image.shape[1]
-    order = torch.stack([torch.tensor([k] + [j for j in range(n) if j != k]) for k in labels.tolist()])
-    order = order.to(image.device).reshape(order.shape + (1,) * (image.ndim - 2)).expand(-1, -1, *image.shape[2:])
-    arranged = torch.gather(image, 1, order)
-    return arranged[:, :1], arranged[:, 1:]
-
-
-class CWDMTrainer:
-    """Step-based trainer for :class:`~medfusion.cwdm.CWDMModel`.
+class Trainer:
+    """Train a :class:`~medfusion.core.model.DiffusionModel`.
 
     Args:
-        model: the model to train (``model.target`` fixed → that contrast is always the target; ``None`` → a
-            random missing contrast per sample, told to the network as its class label).
-        train_data: dataset of dicts with ``image (4, *S)`` in [0, 1] (e.g. :class:`BraTSTrainingSet`).
-        output_dir: where ``last.pt`` (resume), ``model.pt`` (best validation SSIM, or last without
-            validation) and ``log.jsonl`` go.
-        val_dir: BraTS-layout folder of complete cases for validation (full volumes), or ``None``.
+        model: the model (its ``network`` is trained in place).
+        train_data: a dataset of dicts (e.g. a MONAI ``CacheDataset`` over the application's training Compose).
+        output_dir: where ``last.pt``, ``model.pt`` and ``log.jsonl`` go.
+        loss_fn: ``loss_fn(model, batch, generator=..., device=..., precision=...) → scalar loss``.
+        validate_fn: ``validate_fn(model, device) → {name: value}`` or ``None``; ``val_metric`` names the value
+            whose maximum selects ``model.pt``.
         max_steps: optimisation steps in total (resuming continues up to this number).
-        lr: AdamW learning rate (cWDM: 1e-5, batch 1).  ``amp``: bfloat16 autocast on CUDA.
-        val_every, val_cases, val_sampling_steps: validation schedule (DDIM steps per sample).
-        save_every: steps between ``last.pt`` checkpoints.
-        distributed: use ``torch.distributed`` (set by ``torchrun``; gloo on CPU, NCCL on CUDA).
+        batch_size, lr, weight_decay: AdamW settings; ``lr`` defaults to 1e-5, the published cWDM rate (batch 1).
+        precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network).
+        val_every, save_every, log_every: steps between validations, ``last.pt`` saves and log lines.
+        seed: seeds the data order, the augmentations and the diffusion noise.
+        device: ``None`` = the local CUDA device if there is one, else the CPU.
+        distributed: DDP over the processes ``torchrun`` started.
+        info: provenance stored in ``model.pt`` (training data, settings).
     """
 
-    def __init__(
-        self,
-        model: CWDMModel,
-        train_data: Dataset,
-        output_dir: str | os.PathLike,
-        *,
-        val_dir: str | os.PathLike | None = None,
-        max_steps: int = 1000,
-        batch_size: int = 1,
-        lr: float = 1e-4,
-        weight_decay: float = 0.0,
-        amp: bool = True,
-        val_every: int = 250,
-        val_cases: int = 2,
-        val_sampling_steps: int = 10,
-        save_every: int = 50,
-        log_every: int = 10,
-        seed: int = 0,
-        device: str | torch.device | None = None,
-        distributed: bool = False,
-        num_workers: int = 0,
-        info: dict | None = None,
-    ) -> None:
-        self.model = model
-        self.train_data = train_data
-        self.output_dir = Path(output_dir)
-        self.val_dir = val_dir
+    def __init__(self, model, train_data: Dataset, output_dir: str | os.PathLike, *, loss_fn: LossFn,
+                 validate_fn: Callable | None = None, val_metric: str = "val_score", max_steps: int = 1000,
+                 batch_size: int = 1, lr: float = 1e-5, weight_decay: float = 0.0, precision: str = "auto",
+                 val_every: int = 250, save_every: int = 50, log_every: int = 10, seed: int = 0,
+                 device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
+                 info: dict | None = None) -> None:
+        self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
+        self.loss_fn, self.validate_fn, self.val_metric = loss_fn, validate_fn, val_metric
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
-        self.weight_decay, self.amp = float(weight_decay), bool(amp)
-        self.val_every, self.val_cases, self.val_sampling_steps = int(val_every), int(val_cases), int(val_sampling_steps)
-        self.save_every, self.log_every, self.seed = int(save_every), int(log_every), int(seed)
-        self.distributed, self.num_workers = bool(distributed), int(num_workers)
+        self.weight_decay = float(weight_decay)
+        self.val_every, self.save_every, self.log_every = int(val_every), int(save_every), int(log_every)
+        self.seed, self.distributed, self.num_workers = int(seed), bool(distributed), int(num_workers)
         self.info = dict(info or {})
-        self._val_volumes: list[dict] | None = None  # validation cases, loaded at the first validation
         self.rank, self.world_size = 0, 1
         if self.distributed:
             self._init_distributed()
         if device is None:
-            device = f"cuda:{self._local_rank()}" if torch.cuda.is_available() else "cpu"
+            device = f"cuda:{_local_rank()}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if precision == "auto":
+            precision = "bfloat16" if self.device.type == "cuda" else "float32"
+        self.precision = check_precision(precision, self.device)
 
     # ---- distributed helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def _local_rank() -> int:
-        return int(os.environ.get("LOCAL_RANK", 0))
-
     def _init_distributed(self) -> None:
         import torch.distributed as dist
 
         if not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             if backend == "nccl":
-                torch.cuda.set_device(self._local_rank())
+                torch.cuda.set_device(_local_rank())
             dist.init_process_group(backend=backend)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
 
@@ -179,148 +108,143 @@ class CWDMTrainer:
     def _log(self, record: dict) -> None:
         if not self.is_main:
             return
-        line = " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-        print(f"[train] {line}", flush=True)
+        logger.info(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         with open(self.output_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-
-    # ---- the loop ------------------------------------------------------------------------------------------
-    def run(self) -> dict:
-        """Train until ``max_steps``; returns the last log record (loss, best validation SSIM, ...)."""
-        from torch.nn.parallel import DistributedDataParallel
-        from torch.utils.data import DistributedSampler, RandomSampler
-
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._log({"event": "start", "world_size": self.world_size, "device": str(self.device)})
-        torch.manual_seed(self.seed + self.rank)
-        np.random.seed(self.seed + self.rank)
-        net = self.model.network.to(self.device)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
-        step, best = 0, -math.inf
-        resume = self.output_dir / "last.pt"
-        if resume.is_file():
-            ckpt = torch.load(resume, map_location="cpu", weights_only=True)
-            net.load_state_dict(ckpt["model"]["state_dict"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step, best = int(ckpt["step"]), float(ckpt["best"])
-            gen.set_state(ckpt["generator"][self.rank % len(ckpt["generator"])])
-            self._log({"event": "resumed", "step": step})
-
-        train_net = net
-        if self.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            train_net = DistributedDataParallel(net, device_ids=ids)
-        diffusion = self.model.diffusion
-        diffusion.network = train_net
-
-        if self.distributed:
-            sampler = DistributedSampler(self.train_data, shuffle=True, seed=self.seed)
-        else:
-            sampler = RandomSampler(self.train_data, generator=torch.Generator().manual_seed(self.seed))
-        loader = DataLoader(self.train_data, batch_size=self.batch_size, sampler=sampler,
-                            num_workers=self.num_workers, drop_last=False)
-        use_amp = self.amp and self.device.type == "cuda"
-        epoch, t0, losses, record = 0, time.time(), [], {}
-        net.train()
-        try:
-            while step < self.max_steps:
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(epoch)
-                for batch in loader:
-                    if step >= self.max_steps:
-                        break
-                    image = batch["image"].to(self.device)
-                    labels = self._draw_labels(image.shape[0], gen).to(self.device)
-                    target, conds = split_missing(image, labels)
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        class_labels = labels if self.model.network_config.get("num_class_embeds") else None
-                        loss = diffusion.loss(target, conds, class_labels, generator=gen)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    step += 1
-                    losses.append(float(loss.detach()))
-                    if step % self.log_every == 0 or step == self.max_steps:
-                        dt = time.time() - t0
-                        record = {"step": step, "loss": float(np.mean(losses)), "sec_per_step": dt / len(losses)}
-                        self._log(record)
-                        losses, t0 = [], time.time()
-                    if self.val_dir is not None and (step % self.val_every == 0 or step == self.max_steps):
-                        diffusion.network = net
-                        val = self.validate()
-                        diffusion.network = train_net
-                        net.train()
-                        if val is not None:
-                            self._log({"step": step, **val})
-                            if val["val_ssim"] > best:
-                                best = val["val_ssim"]
-                                self._save_model("model.pt", step, best)
-                    if step % self.save_every == 0 or step == self.max_steps:
-                        self._save_last(net, optimizer, step, best, gen)
-                epoch += 1
-        finally:
-            diffusion.network = net
-        if self.val_dir is None:
-            self._save_model("model.pt", step, best)
-        self._barrier()
-        return {**record, "best_val_ssim": best, "step": step}
-
-    def _draw_labels(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        if self.model.target is not None:
-            return torch.full((n,), CONTRASTS.index(self.model.target), dtype=torch.long)
-        return torch.randint(0, len(CONTRASTS), (n,), generator=gen)
-
-    def validate(self) -> dict | None:
-        """Mean SSIM (data range 1, 3D) of full-volume DDIM samples on up to ``val_cases`` validation cases,
-        each with a different missing contrast in turn.  Main process only; the cases are read once."""
-        if not self.is_main:
-            return None
-        from .data.brats import load_case
-        from .metrics import ssim
-        from .transforms.intensity import PercentileNormalize
-
-        if self._val_volumes is None:
-            cases = [c for c in list_cases(self.val_dir, require_missing=False) if c.missing is None]
-            self._val_volumes = [{k: v.data for k, v in load_case(c).items()} for c in cases[: self.val_cases]]
-        norm = PercentileNormalize(self.model.lower, self.model.upper)
-        scores = []
-        self.model.network.eval()
-        for i, vols in enumerate(self._val_volumes):
-            missing = self.model.target or CONTRASTS[i % len(CONTRASTS)]
-            pred = synthesize(self.model, {c: v for c, v in vols.items() if c != missing}, missing,
-                              steps=self.val_sampling_steps, seed=i, device=self.device)
-            truth = np.asarray(norm(vols[missing][None]))[0]
-            scores.append(ssim(pred, truth, data_range=1.0))
-        return {"val_ssim": float(np.mean(scores)), "val_cases": len(scores)}
-
-    # ---- checkpoints ---------------------------------------------------------------------------------------
-    def _gather_generators(self, gen: torch.Generator) -> list[torch.Tensor]:
-        state = gen.get_state()
-        if not self.distributed:
-            return [state]
-        import torch.distributed as dist
-
-        states = [None] * self.world_size
-        dist.all_gather_object(states, state)
-        return states
-
-    def _save_last(self, net, optimizer, step: int, best: float, gen: torch.Generator) -> None:
-        gens = self._gather_generators(gen)
-        if self.is_main:
-            state = {"model": self.model.state(), "optimizer": optimizer.state_dict(), "step": step,
-                     "best": best, "generator": gens}
-            tmp = self.output_dir / "last.pt.tmp"
-            torch.save(state, tmp)
-            os.replace(tmp, self.output_dir / "last.pt")
-
-    def _save_model(self, name: str, step: int, best: float) -> None:
-        if self.is_main:
-            self.model.info.update({**self.info, "train_steps": step, "best_val_ssim": best})
-            self.model.save(self.output_dir / name)
 
     def _barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist
 
             dist.barrier()
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        """The batches of ``epoch`` for this process, after the first ``skip_batches`` (resuming mid-epoch).
+
+        The order is a permutation seeded by ``(seed, epoch)`` (padded to a multiple of the processes and split
+        among them, as ``DistributedSampler`` does) and every item's random augmentation is seeded by
+        ``(seed, epoch, index)``: the data a step sees depends on nothing but the step, so a resumed run sees
+        what the uninterrupted one saw.
+        """
+        n = len(self.train_data)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()
+        total = -(-n // self.world_size) * self.world_size
+        order = (order + order[: total - n])[self.rank::self.world_size]
+        items = [(epoch, i) for i in order][skip_batches * self.batch_size:]
+        return DataLoader(_Seeded(self.train_data, self.seed), batch_size=self.batch_size, sampler=items,
+                          num_workers=self.num_workers, drop_last=False)
+
+    def _batches_per_epoch(self) -> int:
+        share = -(-len(self.train_data) // self.world_size)
+        return -(-share // self.batch_size)
+
+    def _resume(self, net, optimizer, gen) -> tuple[int, float]:
+        path = self.output_dir / "last.pt"
+        if not path.is_file():
+            return 0, -math.inf
+        ckpt = load_torch(path)
+        net.load_state_dict(ckpt["model"]["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"][self.rank % len(ckpt["generator"])])
+        self._log({"event": "resumed", "step": int(ckpt["step"])})
+        return int(ckpt["step"]), float(ckpt["best"])
+
+    def run(self) -> dict:
+        """Train until ``max_steps``; returns the last log record with ``step`` and ``best`` (validation)."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._log({"event": "start", "world_size": self.world_size, "device": str(self.device),
+                   "precision": self.precision})
+        torch.manual_seed(self.seed + self.rank)
+        np.random.seed(self.seed + self.rank)
+        net = self.model.network.to(self.device)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
+        step, best = self._resume(net, optimizer, gen)
+        train_net = net
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda"
+                                                else None)
+        per_epoch = self._batches_per_epoch()
+        t0, losses, record = time.time(), [], {}
+        net.train()
+        try:
+            while step < self.max_steps:
+                for batch in self._loader(step // per_epoch, step % per_epoch):
+                    if step >= self.max_steps:
+                        break
+                    self.model.diffusion.network = train_net
+                    loss = self.loss_fn(self.model, batch, generator=gen, device=self.device, precision=self.precision)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    losses.append(float(loss.detach()))
+                    if step % self.log_every == 0 or step == self.max_steps:
+                        record = {"step": step, "loss": float(np.mean(losses)),
+                                  "sec_per_step": (time.time() - t0) / len(losses)}
+                        self._log(record)
+                        losses, t0 = [], time.time()
+                    self.model.diffusion.network = net
+                    if self.validate_fn is not None and (step % self.val_every == 0 or step == self.max_steps):
+                        best = self._validate(net, step, best)
+                    if step % self.save_every == 0 or step == self.max_steps:
+                        self._save_last(net, optimizer, step, best, gen)
+        finally:
+            self.model.diffusion.network = net
+        if self.validate_fn is None:
+            self._save_model(step, best)
+        self._barrier()
+        return {**record, "best": best, "step": step}
+
+    def _validate(self, net, step: int, best: float) -> float:
+        if self.is_main:
+            net.eval()
+            scores = self.validate_fn(self.model, self.device)
+            net.train()
+            self._log({"step": step, **scores})
+            if scores[self.val_metric] > best:
+                best = float(scores[self.val_metric])
+                self._save_model(step, best)
+        return best
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def _save_last(self, net, optimizer, step: int, best: float, gen: torch.Generator) -> None:
+        states = [gen.get_state()]
+        if self.distributed:
+            import torch.distributed as dist
+
+            states = [None] * self.world_size
+            dist.all_gather_object(states, gen.get_state())
+        if self.is_main:
+            save_torch({"model": self.model.checkpoint().to_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step, "best": best, "generator": states}, self.output_dir / "last.pt")
+
+    def _save_model(self, step: int, best: float) -> None:
+        if self.is_main:
+            self.model.info.update({**self.info, "train_steps": step, f"best_{self.val_metric}": best})
+            self.model.save(self.output_dir / "model.pt")
+
+
+class _Seeded(Dataset):
+    """``dataset`` indexed by ``(epoch, i)``: item ``i`` with its random transforms seeded by ``(seed, epoch, i)``
+    (through the dataset's ``set_random_state``, as MONAI's ``Compose`` has; datasets without one are used as
+    they are)."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, i = key
+        if hasattr(self.dataset, "set_random_state"):
+            self.dataset.set_random_state(seed=(self.seed * 1_000_003 + epoch * 10_007 + i) % 2**32)
+        return self.dataset[i]
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))

@@ -13,6 +13,7 @@ from .._lazy import lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "wavelet": ("HaarDWT", "HaarDWTd", "HaarIDWT", "HaarIDWTd", "WaveletDWT2D", "WaveletIDWT2D"),
     "intensity": ("PercentileNormalize", "PercentileNormalized", "ZeroBackground"),
+    "io": ("LoadVolume", "LoadVolumed"),
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

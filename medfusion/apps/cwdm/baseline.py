@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .metrics import ssim
+from ...metrics import ssim
 
 __all__ = ["histogram_match", "best_contrast_baseline"]
 

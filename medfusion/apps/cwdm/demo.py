@@ -1,110 +1,97 @@
-"""``medfusion demo``: hide one contrast of an embedded sample case, synthesize it, and score it."""
+"""``medfusion demo``: hide one contrast of an embedded sample case, synthesize it, and score it.
+
+The scores come from :func:`medfusion.evaluate.evaluate_arrays` with the ``brasyn`` protocol — the same numbers
+``medfusion evaluate --protocol brasyn`` prints for the written NIfTI against the sample's true contrast.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ...errors import InputError
 
 __all__ = ["run_demo", "montage"]
 
+_DEMO_FILES = ("montage.png", "metrics.json")
+_COLUMNS = (("ssim", "BraSyn SSIM"), ("ssim_tumour", "tumour"), ("ssim_non_tumour", "non-tumour"), ("psnr", "PSNR dB"))
 
-def run_demo(
-    out_dir="outputs/demo",
-    *,
-    case: str | None = None,
-    missing: str = "t2f",
-    steps: int = 50,
-    sampler: str = "ddim",
-    seed: int = 0,
-    device: str = "cpu",
-    weights=None,
-    data_dir=None,
-    quiet: bool = False,
-) -> dict:
-    """Run the demo and return its metrics; writes ``<case>-<missing>.nii.gz``, ``montage.png`` and
-    ``metrics.json`` into ``out_dir`` (the folder is replaced on each run)."""
-    from . import cwdm
-    from .data.brats import CONTRASTS, find_case, load_case
-    from .io import load_volume, save_like
-    from .paths import bundle_dir, sample_data_dir
+
+def _sample_case(data_dir, case: str | None):
+    from ...paths import sample_data_dir
+    from .layout import find_case
 
     data_dir = Path(data_dir) if data_dir else sample_data_dir("brats_phantom")
     if not data_dir.is_dir():
         raise InputError(f"sample data folder not found: {data_dir}")
-    out = Path(out_dir)
-    _check_replaceable(out)  # before any work: never delete a folder the demo did not make
-    folders = sorted(p for p in data_dir.iterdir() if p.is_dir())
-    if case is not None:
-        folders = [p for p in folders if p.name == case]
+    folders = sorted(p for p in data_dir.iterdir() if p.is_dir() and (case is None or p.name == case))
     if not folders:
         raise InputError(f"no sample case {case or ''} in {data_dir}")
     full = find_case(folders[0], require_missing=False)
     if full.missing is not None:
         raise InputError(f"sample case {full.name} must have all four contrasts to score the demo")
-    vols = load_case(full)
-    truth_raw = vols[missing].data
-    inputs = {c: vols[c].data for c in CONTRASTS if c != missing}
+    return full
 
-    t0 = time.time()
-    model = cwdm.load_model(weights or bundle_dir("brats_mri_cwdm"), device)
+
+def run_demo(out_dir="outputs/demo", *, case: str | None = None, missing: str = "t2f", steps: int = 50,
+             sampler: str = "ddim", seed: int = 0, device: str = "cpu", precision: str = "float32", weights=None,
+             data_dir=None, quiet: bool = False) -> dict:
+    """Run the demo and return its metrics; writes ``<case>-<missing>.nii.gz``, ``montage.png`` and
+    ``metrics.json`` into ``out_dir`` (the folder is replaced on each run)."""
+    from ...io import save_like
+    from ...paths import bundle_dir
+    from .evaluation import hide_and_synthesize, score
+    from .model import load_model
+
+    out = Path(out_dir)
+    _check_replaceable(out)  # before any work: never delete a folder the demo did not make
+    full = _sample_case(data_dir, case)
+    model = load_model(weights or bundle_dir("brats_mri_cwdm"), "cpu")
     progress = None
     if not quiet:
-        from .progress import progress_bar
+        from ...progress import progress_bar
 
         progress = progress_bar(f"{full.name}: synthesizing {missing}")
-    pred = cwdm.synthesize(model, inputs, missing, steps=steps, sampler=sampler, seed=seed, device=device,
-                           progress=progress)
-    seconds = time.time() - t0
-
-    seg = load_volume(full.seg).data if full.seg else None
-    scored = cwdm.score_synthesis(pred, truth_raw, inputs, seg=seg, lower=model.lower, upper=model.upper)
-    images = scored.pop("_images")
-    metrics = {
-        "case": full.name,
-        "missing": missing,
-        "sampler": sampler,
-        "steps": steps,
-        "seed": seed,
-        "device": str(device),
-        "seconds": round(seconds, 2),
-        "weights": model.info.get("description", "medfusion cWDM checkpoint"),
-        **scored,
-        "protocol": "ssim/psnr: truth percentile-normalised (0.1/99.9) to [0, 1] like the inputs, 3D SSIM "
-                    "(Gaussian σ 1.5), data range 1; brasyn_*: BraSyn 2024 protocol (0.5/99.5 percentiles, "
-                    "tumour = seg > 0)",
-    }
-
+    r = hide_and_synthesize(model, full, missing, steps=steps, sampler=sampler, seed=seed, device=device,
+                            precision=precision, progress=progress)
+    model_scores = score([r], "pred")
+    base_scores = score([r], "baseline")
+    metrics = {"case": full.name, "missing": missing, "sampler": sampler, "steps": steps, "seed": seed,
+               "device": str(device), "precision": precision, "seconds": round(r["seconds"], 2),
+               "weights": model.info.get("description", "medfusion cWDM checkpoint"),
+               "protocol": model_scores.description,
+               "model": _values(model_scores), "baseline": {"name": r["baseline_name"], **_values(base_scores)}}
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    ref = next(iter(vols.values()))
-    nifti = save_like(pred, ref, out / f"{full.name}-{missing}.nii.gz")
-    montage(images["inputs"], pred, images["truth"], missing, out / "montage.png",
-            baseline=(scored["baseline"]["name"], images["baseline"]))
+    nifti = save_like(r["pred"], r["reference"], out / f"{full.name}-{missing}.nii.gz")
+    montage(r["inputs"], r["pred"], r["truth_normalised"], missing, out / "montage.png",
+            baseline=(r["baseline_name"], r["baseline"]))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
-    rows = [("", "SSIM", "PSNR dB", "BraSyn SSIM tumour", "non-tumour")]
-    model_label = "cWDM" if weights else "cWDM (shipped weights)"
-    for key, label in (("model", model_label), ("baseline", metrics["baseline"]["name"])):
-        m = metrics[key]
-        rows.append((label, f"{m['ssim']:.4f}", f"{m['psnr']:.2f}", f"{m.get('brasyn_ssim_tumour', float('nan')):.4f}",
-                     f"{m.get('brasyn_ssim_non_tumour', float('nan')):.4f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"medfusion demo: {full.name}, {missing} hidden and synthesized ({sampler}, {steps} steps, "
-          f"{seconds:.1f} s on {device})")
-    for r in rows:
-        print("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    _print_table(metrics, "cWDM" if weights else "cWDM (shipped weights)", r["seconds"])
     print(f"wrote {nifti}, {out / 'montage.png'}, {out / 'metrics.json'}")
     return metrics
 
 
-_DEMO_FILES = ("montage.png", "metrics.json")
+def _values(report) -> dict:
+    return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in report.cases[0].items()
+            if k != "case"}
+
+
+def _print_table(metrics: dict, model_label: str, seconds: float) -> None:
+    rows = [("",) + tuple(label for _, label in _COLUMNS)]
+    for key, label in (("model", model_label), ("baseline", metrics["baseline"]["name"])):
+        m = metrics[key]
+        rows.append((label,) + tuple("-" if m.get(k) is None else (f"{m[k]:.2f}" if k == "psnr" else f"{m[k]:.4f}")
+                                     for k, _ in _COLUMNS))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"medfusion demo: {metrics['case']}, {metrics['missing']} hidden and synthesized ({metrics['sampler']}, "
+          f"{metrics['steps']} steps, {seconds:.1f} s on {metrics['device']})")
+    for r in rows:
+        print("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)))
 
 
 def _check_replaceable(out: Path) -> None:
@@ -121,11 +108,10 @@ def _check_replaceable(out: Path) -> None:
 
 
 def montage(inputs: dict, pred: np.ndarray, truth: np.ndarray, missing: str, path, *, baseline=None) -> None:
-    """PNG of the middle axial slice: the three inputs, synthesized, truth, |difference| (and the baseline)."""
-    import matplotlib
+    """PNG of the middle axial slice: the three inputs, synthesized, truth, (baseline,) |difference|.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a ``matplotlib.figure.Figure`` (no pyplot), so the user's matplotlib backend is never changed."""
+    from matplotlib.figure import Figure
 
     z = truth.shape[2] // 2
     panels = [(f"input {c}", v) for c, v in inputs.items()]
@@ -133,11 +119,11 @@ def montage(inputs: dict, pred: np.ndarray, truth: np.ndarray, missing: str, pat
     if baseline is not None:
         panels.append((f"baseline ({baseline[0]})", baseline[1]))
     panels.append(("|synthesized − true|", np.abs(pred - truth)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0))
+    fig = Figure(figsize=(2.6 * len(panels), 3.0))
+    axes = fig.subplots(1, len(panels))
     for ax, (title, vol) in zip(axes, panels):
         ax.imshow(np.rot90(vol[:, :, z]), cmap="gray", vmin=0, vmax=1 if not title.startswith("|") else 0.5)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -77,6 +77,10 @@ class BraTSCase:
             raise ValueError(f"case {self.name} has no missing contrast, so it has no output")
         return os.path.join(os.fspath(out_dir), f"{self.name}-{self.missing}.nii.gz")
 
+    def inputs(self) -> list[str]:
+        """Every file of the case (contrasts and label map): no output may replace one of them."""
+        return list(self.paths.values()) + ([self.seg] if self.seg else [])
+
 
 def _split_name(filename: str) -> tuple[str, str] | None:
     """``"X-t1n.nii.gz"`` → ``("X", "t1n")`` for a contrast or ``seg`` file; ``None`` for anything else."""
@@ -102,11 +106,26 @@ def _scan_folder(folder: str) -> dict[str, list[tuple[str, str]]]:
             continue
         path = os.path.join(folder, entry)
         parsed = _split_name(entry)
-        if parsed is None or not os.path.isfile(path):
+        if parsed is None:
             continue
+        if not os.path.isfile(path):
+            if os.path.isdir(path):
+                continue
+            # a dangling or self-looping link must not pass for a missing contrast
+            raise InputError(f"{path} is not a readable file (a broken or looping link?)")
         prefix, kind = parsed
         found.setdefault(kind, []).append((prefix, path))
     return found
+
+
+def _check_distinct(paths: dict[str, str], where: str) -> None:
+    """Two contrasts given as the same file are an error (e.g. one file passed as --t1n and --t2w)."""
+    seen: dict[str, str] = {}
+    for contrast, path in paths.items():
+        real = os.path.realpath(path)
+        if real in seen:
+            raise InputError(f"{where}: {seen[real]} and {contrast} are the same file ({path})")
+        seen[real] = contrast
 
 
 def _one_missing(present: list[str], where: str, require_missing: bool) -> str | None:
@@ -156,6 +175,7 @@ def find_case(folder: PathLike, *, require_missing: bool = True) -> BraTSCase:
         raise InputError(f"{folder} mixes files of different cases: {', '.join(prefixes)}")
 
     paths = {c: contrasts[c][0][1] for c in CONTRASTS if c in contrasts}
+    _check_distinct(paths, folder)
     missing = _one_missing(list(paths), folder, require_missing)
     seg = found[SEG][0][1] if SEG in found else None
     return BraTSCase(name=prefixes[0], paths=paths, missing=missing, seg=seg, folder=folder)
@@ -208,8 +228,9 @@ def case_from_files(
         )
     paths = {c: os.fspath(p) for c, p in given.items()}
     for contrast, path in [*paths.items(), *([(SEG, os.fspath(seg))] if seg is not None else [])]:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):  # a file, or a DICOM series folder
             raise InputError(f"{contrast} file not found: {path}")
+    _check_distinct(paths, "the given contrasts")
     missing = next(c for c in CONTRASTS if c not in paths)
     return BraTSCase(
         name=name if name else _common_case_name(paths),

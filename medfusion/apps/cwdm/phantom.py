@@ -32,7 +32,7 @@ from typing import Union
 import numpy as np
 from scipy import ndimage
 
-from medfusion.data.brats import CONTRASTS, SEG, BraTSCase
+from .layout import CONTRASTS, SEG, BraTSCase
 from medfusion.errors import InputError
 from medfusion.io import ensure_absent, save_like, volume_from_array
 

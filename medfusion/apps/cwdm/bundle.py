@@ -1,0 +1,85 @@
+"""Entry points of the ``brats_mri_cwdm`` MONAI bundle.
+
+The bundle's configs build the parts as separate components — ``network_def`` (the MONAI ``DiffusionModelUNet``),
+``noise_schedule``, ``space`` and ``diffusion`` (:class:`~medfusion.core.diffusion.ConditionalDiffusion`),
+``preprocessing`` (:class:`~medfusion.transforms.PercentileNormalize`) and ``postprocessing``
+(:class:`~medfusion.transforms.ZeroBackground`) — and :func:`assemble` joins them with the checkpoint's weights,
+so a user can override any of them on the command line (``--steps 1000 --sampler ddpm``,
+``--preprocessing#upper 99.5``) without editing code.
+"""
+
+from __future__ import annotations
+
+from ...core.bundle import BundleEntry, load_weights
+from .model import KIND, CWDMModel
+
+__all__ = ["assemble", "CWDMSynthesizer", "CWDMEvaluator"]
+
+
+def assemble(diffusion, checkpoint: str, preprocessing=None, postprocessing=None) -> CWDMModel:
+    """A :class:`CWDMModel` from the bundle's components and the weights in ``checkpoint``.
+
+    Args:
+        diffusion: a :class:`~medfusion.core.diffusion.ConditionalDiffusion` around ``network_def``.
+        checkpoint: a medfusion cWDM checkpoint (its weights must fit ``network_def``).
+        preprocessing: a ``PercentileNormalize`` (its ``lower``/``upper``), or ``None`` for the checkpoint's.
+        postprocessing: a ``ZeroBackground`` (its ``threshold``), or ``None`` for the checkpoint's.
+    """
+    ckpt = load_weights(diffusion.network, checkpoint, KIND)
+    pre = dict(ckpt.preprocessing)
+    if preprocessing is not None:
+        pre.update(lower=float(preprocessing.lower), upper=float(preprocessing.upper))
+    settings = dict(ckpt.settings)
+    if postprocessing is not None:
+        settings["background_threshold"] = postprocessing.threshold
+    diffusion.network.eval()
+    return CWDMModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=pre, settings=settings,
+                     info=ckpt.info)
+
+
+class CWDMSynthesizer(BundleEntry):
+    """``inference.json``: fill in the missing contrast of every case folder in ``dataset_dir``."""
+
+    name = "brats_mri_cwdm inference"
+
+    def __init__(self, model, dataset_dir, output_dir, *, steps=50, sampler="ddim", seed=0, device="cpu",
+                 precision="float32", overwrite=False):
+        self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
+
+    def _run(self) -> list[str]:
+        from .synthesis import synthesize_folder
+
+        return synthesize_folder(self.dataset_dir, self.output_dir, self.model, overwrite=self.overwrite,
+                                 **self.kwargs)
+
+
+class CWDMEvaluator(BundleEntry):
+    """``evaluate.json``: every contrast of every complete case hidden in turn, synthesized and scored with the
+    ``brasyn`` protocol of :mod:`medfusion.metrics`, model against the no-learning baseline."""
+
+    name = "brats_mri_cwdm evaluate"
+
+    def __init__(self, model, dataset_dir, report, *, missing=None, steps=50, sampler="ddim", seed=0, device="cpu",
+                 precision="float32", max_cases=None, overwrite=False):
+        self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
+        self.kwargs = dict(missing=missing, steps=steps, sampler=sampler, seed=seed, device=device,
+                           precision=precision, max_cases=max_cases)
+
+    def _run(self) -> list[str]:
+        import logging
+
+        from ...core.runner import check_outputs
+        from .evaluation import evaluate_heldout
+
+        check_outputs([self.report], overwrite=self.overwrite, extensions=(".json",))
+        result = evaluate_heldout(self.model, self.dataset_dir, report=self.report, **self.kwargs)
+        log = logging.getLogger("medfusion.bundle")
+        for group, s in result["summary"].items():
+            m, b = s["model"], s["baseline"]
+            log.info("%s (n=%d): model %s | baseline %s", group, s["n"], _fmt(m), _fmt(b))
+        return [self.report]
+
+
+def _fmt(scores: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} -" for k, v in scores.items())

@@ -1,0 +1,99 @@
+"""The cWDM sub-commands of ``medfusion``: ``synthesize``, ``demo`` and ``phantoms``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...cli.common import add_sampling, add_weights, check_device, positive_int, seed_int, weights_path
+from ...errors import InputError
+
+BUNDLE = "brats_mri_cwdm"
+CONTRASTS = ("t1n", "t1c", "t2w", "t2f")  # = layout.CONTRASTS, kept here so `medfusion --help` stays light
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from ...core.runner import check_outputs
+    from ...progress import progress_bar
+    from .layout import case_from_files, find_case
+    from .model import load_model
+    from .synthesis import synthesize_case
+
+    files = {c: getattr(args, c) for c in CONTRASTS if getattr(args, c)}
+    if args.case and files:
+        raise InputError("give either a case folder or --t1n/--t1c/--t2w/--t2f files, not both")
+    if not (args.case or files):
+        raise InputError("give a BraTS case folder or three of --t1n/--t1c/--t2w/--t2f")
+    case = find_case(args.case) if args.case else case_from_files(**files)
+    out = args.out
+    if out.endswith(("/", "\\")) or (not out.lower().endswith((".nii", ".nii.gz")) and "." not in out.rsplit("/", 1)[-1]):
+        out = case.output_path(out)  # a folder: <out>/<case>-<missing>.nii.gz
+    check_outputs([out], overwrite=args.overwrite, inputs=case.inputs())  # before loading anything
+    check_device(args.device)
+    model = load_model(weights_path(args, BUNDLE), "cpu")
+    path = synthesize_case(
+        case, model, out, overwrite=args.overwrite, steps=args.steps, sampler=args.sampler, seed=args.seed,
+        device=args.device, precision=args.precision,
+        progress=None if args.quiet else progress_bar(f"{case.name}: {case.missing}"),
+    )
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    check_device(args.device)
+    run_demo(out_dir=args.out, case=args.case, missing=args.missing, steps=args.steps, sampler=args.sampler,
+             seed=args.seed, device=args.device, precision=args.precision, weights=args.weights or args.bundle,
+             data_dir=args.data, quiet=args.quiet)
+    return 0
+
+
+def cmd_phantoms(args: argparse.Namespace) -> int:
+    from .phantom import write_phantom_dataset
+
+    cases = write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, drop=args.drop,
+                                  prefix=args.prefix)
+    print(f"wrote {len(cases)} cases to {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``synthesize``, ``demo`` and ``phantoms`` to the ``medfusion`` sub-commands."""
+    p = sub.add_parser("synthesize", help="fill in the missing contrast of a BraTS case (cWDM)",
+                       description="Synthesize the one missing contrast of a BraTS case, written in the input "
+                       "geometry as <case>-<missing>.nii.gz.")
+    p.add_argument("case", nargs="?", help="BraTS case folder with exactly one contrast file absent")
+    for c in CONTRASTS:
+        p.add_argument(f"--{c}", metavar="FILE", help=f"{c} image: NIfTI, NRRD, MHA or a DICOM series folder "
+                       "(give three, leave the missing one out)")
+    p.add_argument("--out", required=True, help="output file (.nii.gz or .nii), or a folder (ending in /, or a "
+                   "name without a dot) for <case>-<missing>.nii.gz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling(p, 50)
+    add_weights(p, BUNDLE)
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("demo", help="synthesize a hidden contrast of an embedded sample case and score it",
+                       description="Hide one contrast of an embedded sample case, synthesize it with the shipped "
+                       "weights, and write the NIfTI, a PNG montage and a metrics file.")
+    p.add_argument("--out", default="outputs/demo", help="output folder, replaced on each run (default "
+                   "outputs/demo)")
+    p.add_argument("--case", help="sample case name (default: the first)")
+    p.add_argument("--missing", choices=CONTRASTS, default="t2f", help="contrast to hide (default t2f)")
+    p.add_argument("--data", help="folder of complete BraTS-layout case folders to take the case from (default: "
+                   "the embedded data/brats_phantom)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling(p, 50)
+    add_weights(p, BUNDLE)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("phantoms", help="write BraTS-like phantom cases (MNI152 anatomy + tumour)")
+    p.add_argument("--out", required=True, help="dataset folder")
+    p.add_argument("--n", type=positive_int, default=4, help="number of cases")
+    p.add_argument("--shape", type=positive_int, nargs=3, default=(96, 96, 64), metavar=("X", "Y", "Z"))
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the first case (case i uses seed + i)")
+    p.add_argument("--drop", choices=CONTRASTS, help="leave this contrast out (missing-modality cases)")
+    p.add_argument("--prefix", default="BraTS-PHANTOM", help="case name prefix")
+    p.set_defaults(func=cmd_phantoms)

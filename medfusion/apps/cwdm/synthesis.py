@@ -1,0 +1,118 @@
+"""Missing-contrast synthesis: one case in memory, one case on disk, or a folder of cases.
+
+The data flow of one case::
+
+    layout.load_case (medfusion.io.load_volume; shape/affine checked)   3 contrasts
+      → pipeline.normalize (percentiles → [0, 1])
+      → core.inference.whole_volume: pad to model.divisor → ConditionalDiffusion.sample (Haar space, DDIM/DDPM,
+        class label = missing contrast) → the padding's inverse
+      → pipeline.postprocess (zero background)
+      → io.save_like(reference = an input contrast): same shape, affine, orientation, spacing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+from ...core.inference import whole_volume
+from ...core.precision import check_precision, check_seed, resolve_device
+from ...core.runner import run_cases
+from ...errors import InputError
+from ...io import save_like
+from .layout import CONTRASTS, BraTSCase, list_cases, load_case
+from .model import CWDMModel, check_contrast
+from .pipeline import normalize, postprocess
+
+__all__ = ["synthesize", "synthesize_case", "synthesize_folder", "check_sampling"]
+
+
+def check_sampling(model: CWDMModel, *, steps: int, sampler: str, seed: int, device, precision: str) -> torch.device:
+    """Check the sampling options against the model before any work; returns the torch device."""
+    T = model.diffusion.schedule.num_train_timesteps
+    if sampler not in ("ddim", "ddpm"):
+        raise InputError(f"unknown sampler {sampler!r}; use ddim or ddpm")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
+        raise InputError(f"steps must be an integer from 1 to {T} (this model's training timesteps), got {steps!r}")
+    check_seed(seed)
+    dev = resolve_device(device)
+    check_precision(precision, dev)
+    return dev
+
+
+def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str, *, steps: int = 50,
+               sampler: str = "ddim", seed: int = 0, device: str | torch.device = "cpu", precision: str = "float32",
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Synthesize the ``missing`` contrast from the three others.
+
+    Args:
+        model: a trained :class:`CWDMModel`.
+        volumes: the three available contrasts, name → 3D array (any intensity unit, one shape).
+        missing: the contrast to synthesize (``t1n``, ``t1c``, ``t2w`` or ``t2f``).
+        steps, sampler: ``"ddim"`` with any number of steps, or ``"ddpm"`` (1000 steps is the published sampler).
+        seed: seeds the sampling noise (a CPU generator: the same seed gives the same result on any device).
+        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (CUDA): autocast of the network.
+    Returns:
+        float32 array of the input shape, intensities in [0, 1], background 0.
+    """
+    check_contrast(missing)
+    if model.target is not None and model.target != missing:
+        raise InputError(f"this model synthesizes {model.target} only, but {missing} is missing")
+    conds = [c for c in CONTRASTS if c != missing]
+    absent = [c for c in conds if c not in volumes]
+    if absent:
+        raise InputError(f"to synthesize {missing}, contrasts {', '.join(absent)} are needed too")
+    raw = [np.asarray(volumes[c], dtype=np.float32) for c in conds]
+    if any(r.ndim != 3 or r.shape != raw[0].shape for r in raw):
+        raise InputError(f"expected three 3D volumes of one shape, got {[r.shape for r in raw]}")
+    for c, r in zip(conds, raw):
+        if not np.any(r):
+            raise InputError(f"contrast {c} is all zeros: there is nothing to synthesize from")
+    dev = check_sampling(model, steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
+    x = torch.from_numpy(normalize(raw, model.lower, model.upper)).to(dev)
+    model.to(dev).network.eval()
+    labels = model.class_labels(missing, device=dev)
+    generator = torch.Generator().manual_seed(seed)
+
+    def sample(batch: torch.Tensor) -> torch.Tensor:
+        return model.diffusion.sample(batch, labels, sampler=sampler, steps=steps, generator=generator,
+                                      progress=progress, precision=precision)
+
+    y = whole_volume(sample, x, model.divisor)[0].float().cpu().numpy()
+    return postprocess(y, raw, model.background_threshold)
+
+
+def synthesize_case(case: BraTSCase, model: CWDMModel, out_path: str | os.PathLike, *, overwrite: bool = False,
+                    **kwargs) -> str:
+    """Load a case, synthesize its missing contrast and write it in the input geometry.
+
+    The output keeps the shape, affine, orientation and spacing of the case's first available contrast.  The
+    output is checked before any work (not an input, writable, absent unless ``overwrite``); nothing is written
+    when anything fails.  Keyword arguments: :func:`synthesize`.
+    """
+    from ...core.runner import check_outputs
+
+    if case.missing is None:
+        raise InputError(f"case {case.name}: no contrast is missing")
+    check_outputs([out_path], overwrite=overwrite, inputs=case.inputs())
+    vols = load_case(case)
+    y = synthesize(model, {k: v.data for k, v in vols.items()}, case.missing, **kwargs)
+    return save_like(y, next(iter(vols.values())), out_path, overwrite=overwrite)
+
+
+def synthesize_folder(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, model: CWDMModel, *,
+                      overwrite: bool = False, **kwargs) -> list[str]:
+    """Fill in the missing contrast of every BraTS-layout case folder under ``dataset_dir``.
+
+    Writes ``<output_dir>/<case>-<missing>.nii.gz`` per case.  Every case and output is checked before the first
+    synthesis, so a bad folder stops the run before anything is written.  Under ``torchrun`` each process takes
+    its share of the cases (:func:`medfusion.core.runner.run_cases`).
+    """
+    cases = list_cases(dataset_dir)
+    outs = [[case.output_path(output_dir)] for case in cases]
+    inputs = [p for case in cases for p in case.inputs()]
+    return run_cases(cases, outs, lambda c, o: synthesize_case(c, model, o[0], overwrite=overwrite, **kwargs),
+                     overwrite=overwrite, inputs=inputs)

@@ -1,0 +1,34 @@
+"""What every application needs, and nothing application-specific (this package imports no application).
+
+- :mod:`.schedule` — noise schedule, DDPM/DDIM steps between any two timesteps, the sampling loop;
+- :mod:`.spaces` — image spaces: identity, Haar wavelet (2D/3D), 2D wavelets via pytorch-wavelets;
+- :mod:`.diffusion` — conditional diffusion over a space, prediction ``sample``/``epsilon``/``v``, loss, sampling;
+- :mod:`.precision` — device, precision (float32/bfloat16/float16) and seed checks, autocast;
+- :mod:`.inference` — whole volume, ensemble, slice-wise and sliding-window inference;
+- :mod:`.runner` — output checks before any work, cases split across ``torchrun`` processes;
+- :mod:`.checkpoint` — the one checkpoint format (``weights_only=True``) and atomic writer;
+- :mod:`.model` — a diffusion model with its settings, to and from checkpoints;
+- :mod:`.training` — the one trainer (resume, validation, DDP, precision, logging);
+- :mod:`.bundle` — what MONAI bundle entry points share (one-line errors, logged outputs).
+
+Names resolve lazily: ``from medfusion.core import ConditionalDiffusion`` imports torch only then.
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "schedule": ("DiffusionSchedule", "sample_loop"),
+    "spaces": ("ImageSpace", "IdentitySpace", "HaarSpace", "WaveletSpace2D", "make_space"),
+    "diffusion": ("ConditionalDiffusion", "PREDICTIONS"),
+    "precision": ("PRECISIONS", "resolve_device", "check_precision", "check_seed", "autocast"),
+    "inference": ("whole_volume", "ensemble", "EnsembleResult", "slicewise", "sliding_window"),
+    "runner": ("check_outputs", "run_cases", "process_rank"),
+    "checkpoint": ("Checkpoint", "save_checkpoint", "load_checkpoint"),
+    "model": ("DiffusionModel",),
+    "training": ("Trainer",),
+    "bundle": ("BundleEntry",),
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

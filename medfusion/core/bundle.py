@@ -1,0 +1,56 @@
+"""What every application's MONAI bundle entry point shares.
+
+A bundle's ``run`` expression calls an entry point's :meth:`BundleEntry.run`.  Bad input then ends the way it does
+in the ``medfusion`` command — one line on stderr naming the problem and exit status 2, not a MONAI traceback
+with the reason somewhere inside — and the files written are logged through the ``medfusion.bundle`` logger, which
+the bundle's ``logging.conf`` routes (to stdout by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import torch
+
+from ..errors import InputError
+from .checkpoint import first_line, load_checkpoint
+
+__all__ = ["BundleEntry", "load_weights"]
+
+logger = logging.getLogger("medfusion.bundle")
+
+
+class BundleEntry:
+    """Base class of bundle entry points: subclasses implement :meth:`_run` and return what they wrote."""
+
+    #: shown before an error message
+    name = "medfusion bundle"
+
+    def run(self):
+        """Run the entry point; an :class:`InputError` becomes one line on stderr and ``SystemExit(2)``."""
+        try:
+            result = self._run()
+        except InputError as e:
+            reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+            print(f"{self.name}: error: {reason}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        if isinstance(result, (list, tuple)):
+            for path in result:
+                logger.info("wrote %s", path)
+        return result
+
+    def _run(self):
+        raise NotImplementedError
+
+
+def load_weights(network: torch.nn.Module, checkpoint: str, kind: str):
+    """Load a checkpoint's weights into the bundle's ``network_def`` (strict: every tensor must fit) and return
+    the :class:`~medfusion.core.checkpoint.Checkpoint` (its settings and provenance)."""
+    ckpt = load_checkpoint(checkpoint, kind=kind)
+    try:
+        network.load_state_dict(ckpt.state_dict)
+    except RuntimeError as e:
+        raise InputError(f"the weights in {checkpoint} do not fit network_def (was it changed?): {first_line(e)}") \
+            from None
+    return ckpt

@@ -1,0 +1,206 @@
+"""Conditional diffusion over an image space, with any prediction type, a training loss and sampling.
+
+The network sees ``cat(x_t, encode(conditions))`` (conditions concatenated to the noisy target in the space, as
+cWDM, seg2med and the PET/CT mask model do) and, optionally, class labels.  It predicts, by ``prediction``:
+
+- ``"sample"``: ``x̂₀`` itself (cWDM);
+- ``"epsilon"``: the noise ``ε̂`` (DDPM, seg2med), ``x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t``;
+- ``"v"``: ``v̂ = √ᾱ_t ε − √(1−ᾱ_t) x₀`` (Salimans & Ho 2022), ``x̂₀ = √ᾱ_t x_t − √(1−ᾱ_t) v̂``.
+
+Whatever it predicts is turned into ``x̂₀``, clipped in image space (:meth:`ImageSpace.clip`) and handed to the
+DDPM/DDIM step of :mod:`medfusion.core.schedule`, so every sampler works with every prediction type.
+
+Precision: ``precision`` runs the network under ``torch.autocast`` with that dtype (``"float32"`` = no autocast);
+the noise, ``x_t``, the training target and the loss are computed in float32 outside autocast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .precision import autocast
+from .schedule import DiffusionSchedule, sample_loop
+from .spaces import ImageSpace
+
+__all__ = ["ConditionalDiffusion", "PREDICTIONS", "TrainOutput"]
+
+PREDICTIONS = ("sample", "epsilon", "v")
+
+
+@dataclass
+class TrainOutput:
+    """One training forward pass, in the model's space: the network output and its target, and ``x̂₀``/``x₀``
+    (applications add their own losses on these, e.g. Dice on a decoded mask)."""
+
+    prediction: torch.Tensor
+    target: torch.Tensor
+    x0_hat: torch.Tensor
+    x0: torch.Tensor
+    timesteps: torch.Tensor
+
+
+class ConditionalDiffusion:
+    """A denoising network, a noise schedule and an image space.
+
+    Args:
+        network: called as ``network(x, timesteps, class_labels=...)`` with ``x`` of
+            ``space.channels(target_channels + condition_channels)`` channels, returning
+            ``space.channels(target_channels)`` (e.g. MONAI ``DiffusionModelUNet``).
+        schedule: the noise schedule (T = 1000, linear β 1e-4 … 0.02 by default).
+        space: where diffusion happens (default: the image itself, 3D).
+        prediction: ``"sample"``, ``"epsilon"`` or ``"v"``.
+        clip_range: image-space range of ``x̂₀`` (``None``: no clipping), e.g. ``(0, 1)`` for normalised MRI,
+            ``(-1, 1)`` for images scaled that way.
+        target_channels: image channels of what is generated.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        schedule: DiffusionSchedule | None = None,
+        space: ImageSpace | None = None,
+        *,
+        prediction: str = "sample",
+        clip_range: tuple[float, float] | None = (0.0, 1.0),
+        target_channels: int = 1,
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction type {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+        self.network = network
+        self.schedule = schedule if schedule is not None else DiffusionSchedule()
+        self.space = space if space is not None else ImageSpace(3)
+        self.prediction = prediction
+        self.clip_range = None if clip_range is None else (float(clip_range[0]), float(clip_range[1]))
+        self.target_channels = int(target_channels)
+
+    @property
+    def config(self) -> dict:
+        """Plain values that rebuild everything but the network (for checkpoints)."""
+        return {"schedule": dict(self.schedule.config), "space": self.space.config, "prediction": self.prediction,
+                "clip_range": None if self.clip_range is None else list(self.clip_range),
+                "target_channels": self.target_channels}
+
+    # ---- prediction types ----------------------------------------------------------------------------------
+    def _coefficients(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``√ᾱ_t`` and ``√(1 − ᾱ_t)`` per batch element, broadcastable against ``like``."""
+        ab = torch.as_tensor(self.schedule.alphas_cumprod, dtype=torch.float64)[t.detach().cpu().long()]
+        shape = (-1,) + (1,) * (like.ndim - 1)
+        a = ab.sqrt().to(device=like.device, dtype=like.dtype).reshape(shape)
+        s = (1.0 - ab).sqrt().to(device=like.device, dtype=like.dtype).reshape(shape)
+        return a, s
+
+    def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the network should output for ``x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε``."""
+        if self.prediction == "sample":
+            return x0
+        if self.prediction == "epsilon":
+            return noise
+        a, s = self._coefficients(t, x0)
+        return a * noise - s * x0
+
+    def to_x0(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's output as ``x̂₀`` (before clipping)."""
+        if self.prediction == "sample":
+            return output
+        a, s = self._coefficients(t, x_t)
+        if self.prediction == "epsilon":
+            return (x_t - s * output) / a
+        return a * x_t - s * output
+
+    def clip(self, x0_hat: torch.Tensor) -> torch.Tensor:
+        """Clip ``x̂₀`` (in the space) to :attr:`clip_range` in image space."""
+        return x0_hat if self.clip_range is None else self.space.clip(x0_hat, *self.clip_range)
+
+    def _network(self, x_t, cond, t, class_labels, precision):
+        x = x_t if cond is None else torch.cat([x_t, cond], dim=1)
+        with autocast(x.device, precision):
+            out = self.network(x, t, class_labels=class_labels)
+        return out.to(x_t.dtype)
+
+    # ---- training --------------------------------------------------------------------------------------------
+    def forward_train(
+        self,
+        target: torch.Tensor,
+        conditions: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        timesteps: torch.Tensor | None = None,
+        precision: str = "float32",
+    ) -> TrainOutput:
+        """Noise ``target`` images ``(B, C_t, *S)`` at random (or given) timesteps and run the network.
+
+        ``generator`` (a CPU generator) draws timesteps and noise, so training is reproducible on any device.
+        """
+        x0 = self.space.encode(_at_least_float32(target))
+        cond = None if conditions is None else self.space.encode(_at_least_float32(conditions))
+        b = x0.shape[0]
+        t = timesteps if timesteps is not None else self.schedule.sample_timesteps(b, generator=generator)
+        t = t.to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        out = self._network(x_t, cond, t, class_labels, precision)
+        return TrainOutput(out, self.training_target(x0, noise, t), self.to_x0(out, x_t, t), x0, t)
+
+    def loss(self, target, conditions=None, class_labels=None, **kwargs) -> torch.Tensor:
+        """Mean squared error between the network output and its target over the whole space (for
+        ``"sample"``: MSE on every wavelet coefficient, as cWDM).  Keyword arguments: :meth:`forward_train`."""
+        o = self.forward_train(target, conditions, class_labels, **kwargs)
+        return F.mse_loss(o.prediction.float(), o.target.float())
+
+    # ---- sampling --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self,
+        conditions: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        *,
+        shape: tuple[int, ...] | None = None,
+        sampler: str = "ddim",
+        steps: int = 50,
+        eta: float = 0.0,
+        variance: str = "fixed_large",
+        generator: torch.Generator | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        precision: str = "float32",
+    ) -> torch.Tensor:
+        """Generate images ``(B, target_channels, *S)`` in image space.
+
+        Args:
+            conditions: ``(B, C_c, *S)`` images (``None`` for an unconditional model; then give ``shape``,
+                the image-space ``(B, *S)``).
+            sampler, steps, eta, variance: see :func:`medfusion.core.schedule.sample_loop`.
+            generator: draws the starting noise and the DDPM noise (a CPU generator gives the same sample on
+                CPU and GPU up to rounding).
+            precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network only).
+        """
+        cond = None if conditions is None else self.space.encode(_at_least_float32(conditions))
+        if cond is not None:
+            device, batch, spatial = cond.device, cond.shape[0], tuple(cond.shape[2:])
+        elif shape is not None:
+            device, batch = next(self.network.parameters()).device, shape[0]
+            spatial = tuple(s // self.space.divisor for s in shape[1:])
+        else:
+            raise ValueError("give conditions or the shape (B, *S) to sample")
+        full = (batch, self.space.channels(self.target_channels)) + spatial
+        gen_device = generator.device if generator is not None else device
+        dtype = torch.float32 if cond is None else cond.dtype
+        x_T = torch.randn(full, generator=generator, dtype=dtype, device=gen_device).to(device)
+
+        def predict_x0(x_t: torch.Tensor, t: int) -> torch.Tensor:
+            tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+            return self.clip(self.to_x0(self._network(x_t, cond, tt, class_labels, precision), x_t, tt))
+
+        x0 = sample_loop(predict_x0, x_T, self.schedule, sampler=sampler, steps=steps, eta=eta, variance=variance,
+                         generator=generator, progress=progress)
+        image = self.space.decode(x0)
+        return image if self.clip_range is None else image.clamp(*self.clip_range)
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """float64 stays float64 (tests against closed forms); anything else becomes float32."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()

@@ -1,0 +1,106 @@
+"""A trained (or trainable) diffusion model with everything needed to use it, for any application.
+
+:class:`DiffusionModel` holds a :class:`~medfusion.core.diffusion.ConditionalDiffusion` (network, schedule, space,
+prediction type) and the plain values an application needs around it: the network factory's arguments, the
+preprocessing settings, other settings, and provenance.  It turns into a
+:class:`~medfusion.core.checkpoint.Checkpoint` and back; an application subclasses it, names its ``kind`` and its
+network factory, and adds properties for its own settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+
+from ..errors import InputError
+from .checkpoint import Checkpoint, first_line, load_checkpoint, save_checkpoint
+from .diffusion import ConditionalDiffusion
+from .schedule import DiffusionSchedule
+from .spaces import make_space
+
+__all__ = ["DiffusionModel"]
+
+
+@dataclass
+class DiffusionModel:
+    """A diffusion model and its settings.
+
+    Attributes:
+        diffusion: network, schedule, image space and prediction type.
+        network_config: keyword arguments of :meth:`build_network` that rebuild the network.
+        preprocessing: settings of the application's preprocessing (e.g. percentiles), saved with the weights.
+        settings: other application settings (e.g. the target contrast).
+        info: provenance (training data, steps, scores).
+    """
+
+    #: the application this model belongs to (a checkpoint of another kind is refused)
+    kind: ClassVar[str] = "diffusion"
+
+    diffusion: ConditionalDiffusion
+    network_config: dict
+    preprocessing: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    # ---- what an application provides ----------------------------------------------------------------------
+    @classmethod
+    def build_network(cls, config: dict) -> torch.nn.Module:
+        """The network described by ``config`` (an application's factory)."""
+        raise NotImplementedError
+
+    # ---- construction ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_parts(cls, network_config: dict, diffusion: dict, **kwargs) -> "DiffusionModel":
+        """A new model from the network's config and :attr:`ConditionalDiffusion.config`-style values."""
+        d = dict(diffusion)
+        space = make_space(**d.get("space", {"kind": "identity"}))
+        clip = d.get("clip_range", (0.0, 1.0))
+        diff = ConditionalDiffusion(
+            cls.build_network(dict(network_config)), DiffusionSchedule(**d.get("schedule", {})), space,
+            prediction=d.get("prediction", "sample"), clip_range=None if clip is None else tuple(clip),
+            target_channels=int(d.get("target_channels", 1)),
+        )
+        return cls(diffusion=diff, network_config=dict(network_config), **kwargs)
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.diffusion.network
+
+    def to(self, device) -> "DiffusionModel":
+        self.network.to(device)
+        return self
+
+    # ---- checkpoints ----------------------------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(kind=self.kind, network=self.network_config, diffusion=self.diffusion.config,
+                          state_dict=self.network.state_dict(), preprocessing=self.preprocessing,
+                          settings=self.settings, info=self.info)
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the model as a checkpoint (atomically)."""
+        return save_checkpoint(self.checkpoint(), path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint) -> "DiffusionModel":
+        if ckpt.kind != cls.kind:
+            raise InputError(f"a {ckpt.kind!r} checkpoint cannot be loaded as a {cls.kind!r} model")
+        try:
+            model = cls.from_parts(ckpt.network, ckpt.diffusion, preprocessing=ckpt.preprocessing,
+                                   settings=ckpt.settings, info=ckpt.info)
+            model.network.load_state_dict(ckpt.state_dict)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"checkpoint weights do not fit its network config: {first_line(e)}") from None
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "DiffusionModel":
+        """Load a checkpoint file or bundle folder (``torch.load(..., weights_only=True)``), in eval mode."""
+        model = cls.from_checkpoint(load_checkpoint(path, kind=cls.kind))
+        model.network.eval()
+        return model.to(device)
+
+
+BuildNetwork = Callable[[dict], torch.nn.Module]
