@@ -1,9 +1,14 @@
 """``medfusion evaluate``: score predictions against references with a named protocol, case by case.
 
-    from medfusion.evaluate import evaluate
+    from medfusion.evaluate import evaluate, evaluate_arrays
     report = evaluate("outputs/synth", "data/truth", protocol="brasyn", mask="data/seg")
     report.write("report.json")          # or .csv
     print(report.table())
+    # the same from arrays in memory (applications, notebooks): the same numbers for the same volumes
+    report = evaluate_arrays([{"case": "BraTS-001", "pred": synth, "ref": truth, "mask": seg}], protocol="brasyn")
+
+Files and arrays share one path after loading: :func:`check_arrays` (the checks and conversions every case gets),
+the protocol's ``case``, its set-level metrics and the :class:`~medfusion.metrics.report.Report`.
 
 Pairing: ``pred`` and ``ref`` are files, or folders searched recursively; a case is a file's name without its
 extension (``BraTS-001-t2f.nii.gz`` → ``BraTS-001-t2f``), and predictions and references with the same case name
@@ -18,15 +23,15 @@ the prediction and the mask are resampled onto the reference grid instead — ne
 (as HECKTOR does), linear for images.
 
 Everything is checked before anything is written: bad input (missing or unreadable files, NaN voxels,
-unexpected labels, mismatched geometry, empty folders) raises :class:`~medfusion.errors.InputError` and no
-report is produced.
+unexpected labels, mismatched geometry, empty folders, ``workers`` < 1) raises
+:class:`~medfusion.errors.InputError` and no report is produced.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -37,7 +42,7 @@ from .errors import InputError
 from .io import NIFTI_EXTENSIONS, check_same_geometry, load_rgb, load_volume, resample_like
 from .metrics.protocols import LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
 
-__all__ = ["Case", "pair_cases", "load_case", "evaluate", "IMAGE_EXTENSIONS"]
+__all__ = ["Case", "pair_cases", "load_case", "check_arrays", "evaluate", "evaluate_arrays", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _MASK_SUFFIX = re.compile(r"[-_](seg|mask|label|labels)$", re.IGNORECASE)
@@ -136,7 +141,7 @@ def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequ
     return [Case(n, preds[n], refs[n], masks[n]) for n in names], unpaired
 
 
-# ----------------------------------------------------------------------------------------------- loading
+# ----------------------------------------------------------------------------------------------- loading, checks
 def _on_grid(vol, ref, what: str, *, resample: bool, labels: bool, atol: float) -> np.ndarray:
     try:
         check_same_geometry({"reference": ref, what: vol}, atol=atol)
@@ -148,42 +153,203 @@ def _on_grid(vol, ref, what: str, *, resample: bool, labels: bool, atol: float) 
 
 
 def load_case(case: Case, inputs: str, *, labels=None, resample: bool = False, atol: float = 1e-3):
-    """Read and check one case as a protocol sees it (``inputs``: "image", "labels" or "rgb").
+    """Read one case's files, put the prediction and mask on the reference grid, and check the arrays as every
+    case is checked (:func:`check_arrays`; ``inputs``: "image", "labels" or "rgb").
 
     Returns:
-        ``(pred, ref, mask, spacing)``: the prediction on the reference grid (resampled if ``resample`` and the
-        grids differ), the reference, the mask as a boolean array (or ``None``) and the reference's voxel
-        spacing in mm (``None`` for RGB images). Label maps come back as integer arrays, checked against
-        ``labels`` when given.
+        ``(pred, ref, mask, spacing)`` as :func:`check_arrays` returns them; the spacing is the reference's voxel
+        spacing in mm from its affine (``None`` for RGB images).
     Raises:
         InputError: unreadable files, NaN voxels, different sizes or grids (without ``resample``), unexpected
             labels.
     """
     if inputs == "rgb":
-        pred, ref = load_rgb(case.pred), load_rgb(case.ref)
-        if pred.shape != ref.shape:
-            raise InputError(f"{case.pred} and {case.ref} have different sizes: {pred.shape} vs {ref.shape}")
-        return pred, ref, None, None
+        return check_arrays(load_rgb(case.pred), load_rgb(case.ref), inputs="rgb", names=(case.pred, case.ref, None))
     ref_vol = load_volume(case.ref)
     is_labels = inputs == "labels"
     pred = _on_grid(load_volume(case.pred), ref_vol, "prediction", resample=resample, labels=is_labels, atol=atol)
-    ref = ref_vol.data
     mask = None
     if case.mask is not None:
-        mask = _on_grid(load_volume(case.mask), ref_vol, "mask", resample=resample, labels=True, atol=atol) > 0
-    if is_labels:
+        mask = _on_grid(load_volume(case.mask), ref_vol, "mask", resample=resample, labels=True, atol=atol)
+    return check_arrays(pred, ref_vol.data, mask, ref_vol.spacing, inputs=inputs, labels=labels,
+                        names=(case.pred, case.ref, case.mask))
+
+
+def check_arrays(pred, ref, mask=None, spacing=None, *, inputs: str = "image", labels=None,
+                 names: Sequence[str | None] = ("prediction", "reference", "mask")):
+    """Check one case's arrays and convert them as the protocols expect them.  Every case goes through here,
+    read from files (:func:`load_case`) or given in memory (:func:`evaluate_arrays`), so the same volume scores
+    the same either way.
+
+    Args:
+        pred, ref: ``inputs="image"``: 3D arrays of any real dtype, converted to ``float32`` as
+            :func:`~medfusion.io.load_volume` reads NIfTI files; ``"labels"``: 3D label maps (see
+            :func:`~medfusion.metrics.segmentation.check_label_map`); ``"rgb"``: ``(H, W, 3)`` ``uint8`` images.
+        mask: ``None`` or an array of the reference's shape; voxels > 0 are the mask (not for RGB).
+        spacing: voxel size in mm per axis; ``None`` → 1.0 per axis (HD95 is then in voxels).  Unused for RGB.
+        labels: the expected positive labels of label maps; any other value is an error.
+        names: what to call prediction, reference and mask in error messages (file or case names).
+
+    Returns:
+        ``(pred, ref, mask, spacing)``: the converted arrays, the mask as a boolean array (or ``None``), the
+        spacing as a tuple of floats (``None`` for RGB).
+    Raises:
+        InputError: different shapes, wrong dimensions or dtypes, NaN/Inf voxels, unexpected labels, a
+            non-positive spacing.
+    """
+    names = [n or what for n, what in zip(names, ("prediction", "reference", "mask"))]
+    if inputs == "rgb":
+        pred, ref = np.asarray(pred), np.asarray(ref)
+        for a, name in ((pred, names[0]), (ref, names[1])):
+            if a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != 3:
+                raise InputError(f"{name}: expected an (H, W, 3) uint8 RGB image, got {a.dtype} {a.shape}")
+        if mask is not None:
+            raise InputError("RGB images take no mask")
+        if pred.shape != ref.shape:
+            raise InputError(f"{names[0]} and {names[1]} have different sizes: {pred.shape} vs {ref.shape}")
+        return pred, ref, None, None
+    pred, ref = (_volume(a, name, inputs, labels) for a, name in ((pred, names[0]), (ref, names[1])))
+    if pred.shape != ref.shape:
+        raise InputError(f"{names[0]} and {names[1]} have different shapes: {pred.shape} vs {ref.shape}")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != ref.shape or (mask.dtype.kind == "f" and not np.isfinite(mask).all()):
+            raise InputError(f"{names[2]}: expected finite values in the reference's shape {ref.shape}, got "
+                             f"{mask.dtype} {mask.shape}")
+        mask = mask > 0
+    spacing = (1.0,) * ref.ndim if spacing is None else tuple(float(s) for s in spacing)
+    if len(spacing) != ref.ndim or not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise InputError(f"{names[1]}: spacing must be {ref.ndim} positive numbers (mm), got {spacing}")
+    return pred, ref, mask, spacing
+
+
+def _volume(a, name: str, inputs: str, labels) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 3:
+        raise InputError(f"{name} has shape {a.shape}: expected a 3D image")
+    if inputs == "labels":
         from .metrics.segmentation import check_label_map
 
-        expected = tuple(labels) if labels else None
-        pred = check_label_map(pred, labels=expected, name=case.pred)
-        ref = check_label_map(ref, labels=expected, name=case.ref)
-    return pred, ref, mask, ref_vol.spacing
+        return check_label_map(a, labels=tuple(labels) if labels else None, name=name)
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name}: voxel values must be real numbers, got {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    bad = a.size - int(np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise InputError(f"{name} contains non-finite voxels: {bad} NaN/Inf of {a.size}")
+    return a
 
 
-def _score_case(case: Case, protocol: Protocol, settings: Settings, resample: bool, atol: float):
+def _score_file_case(case: Case, protocol: Protocol, settings: Settings, resample: bool, atol: float) -> CaseResult:
     """Read one case, check it, and compute its metrics (runs in a worker process when workers > 1)."""
     pred, ref, mask, spacing = load_case(case, protocol.inputs, labels=settings.labels, resample=resample, atol=atol)
     return protocol.case(pred, ref, mask, spacing, settings)
+
+
+def _score_array_case(case: Mapping, protocol: Protocol, settings: Settings) -> CaseResult:
+    """Check one in-memory case and compute its metrics (runs in a worker process when workers > 1)."""
+    pred, ref, mask, spacing = _load_array_case(case, protocol.inputs, settings.labels)
+    return protocol.case(pred, ref, mask, spacing, settings)
+
+
+def _load_array_case(case: Mapping, inputs: str, labels):
+    name = case["case"]
+    return check_arrays(case["pred"], case["ref"], case.get("mask"), case.get("spacing"), inputs=inputs,
+                        labels=labels, names=(f"{name}: prediction", f"{name}: reference", f"{name}: mask"))
+
+
+def _reload_file_case(record: dict, inputs: str, labels, resample: bool, atol: float):
+    """The arrays of a report's case, read again from its files (for the worst-case figure)."""
+    case = Case(record["case"], record["pred"], record["ref"], record.get("mask"))
+    return load_case(case, inputs, labels=labels, resample=resample, atol=atol)
+
+
+def _reload_array_case(record: dict, cases: Mapping[str, Mapping], inputs: str, labels):
+    """The arrays of a report's case, from the caller's arrays (for the worst-case figure)."""
+    return _load_array_case(cases[record["case"]], inputs, labels)
+
+
+# ----------------------------------------------------------------------------------------------- shared path
+@dataclass(frozen=True)
+class _Plan:
+    """What every evaluation settles before scoring: protocol, settings, set-level metrics, feature network."""
+
+    proto: Protocol
+    settings: Settings
+    set_level: tuple[str, ...]
+    extractor: object | None
+
+
+def _plan(protocol, metrics, labels, has_mask: bool, data_range, window, empty_dice, hd95_empty, workers,
+          fid) -> _Plan:
+    """Validate the options (the same for files and arrays) and build the settings written into the report."""
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}")
+    metrics = list(metrics or [])
+    set_level = tuple(m for m in metrics if m in ("fid", "kid"))
+    metrics = [m for m in metrics if m not in set_level]
+    if protocol is None:
+        seg_only = metrics and all(m in LABEL_METRICS for m in metrics)
+        protocol = "labels" if seg_only or (labels is not None and not metrics) else "image"
+    proto = get_protocol(protocol)
+    if labels is not None and not isinstance(labels, dict):
+        labels = {int(v): str(int(v)) for v in labels}
+    if labels is not None and proto.inputs != "labels":
+        raise InputError(f"--labels applies to label-map protocols (labels, hecktor), not {proto.name}")
+    if has_mask and not proto.uses_mask:
+        raise InputError(f"protocol {proto.name} takes no mask")
+    if set_level and proto.inputs == "labels":
+        raise InputError(f"FID/KID apply to images, not to the {proto.name} protocol's label maps")
+    if set_level and proto.inputs == "rgb" and fid and fid.get("extractor") != "inception2d":
+        raise InputError("FID/KID of RGB images use the Inception-v3 features: --fid-extractor inception2d")
+    if set_level and not fid:
+        raise InputError("FID/KID need a feature network: give --fid-extractor NAME and --fid-weights FILE")
+    per_case = metrics if metrics else (() if set_level else None)  # only FID/KID asked for: no per-case metric
+    settings = proto.settings(per_case, data_range=data_range, window=window, labels=labels,
+                              empty_dice=empty_dice, hd95_empty=hd95_empty)
+    extractor = None
+    if set_level:
+        from .metrics.features import make_extractor
+
+        extractor = make_extractor(fid["extractor"], fid["weights"], device=fid.get("device", "cpu"),
+                                   **fid.get("options", {}))
+    return _Plan(proto, settings, set_level, extractor)
+
+
+def _run(items: list, score: Callable, workers: int, progress: bool) -> list[CaseResult]:
+    """Score every item, in worker processes when ``workers`` > 1; the first bad case stops the run."""
+    results: list[CaseResult] = []
+    bar = _bar(len(items), progress)
+    if workers > 1 and len(items) > 1:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(items)))
+        try:
+            for r in pool.map(score, items):
+                results.append(r)
+                bar()
+        finally:  # on a bad case, stop at once: drop the cases not started yet
+            pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        for item in items:
+            results.append(score(item))
+            bar()
+    return results
+
+
+def _finish(plan: _Plan, records: list[dict], results: list[CaseResult], volumes: Callable, *, unpaired: dict,
+            inputs: dict, loader: Callable):
+    """Set-level metrics, FID/KID and the report: the same for files and arrays."""
+    from .metrics.report import Report
+
+    set_values = plan.proto.set_metrics(results, plan.settings)
+    if plan.extractor is not None:
+        set_values.update(_distribution_metrics(volumes, plan.extractor, plan.set_level,
+                                                rgb=plan.proto.inputs == "rgb"))
+    settings = plan.settings.as_dict()
+    if plan.proto.conventions:
+        settings["conventions"] = dict(plan.proto.conventions)
+    return Report(protocol=plan.proto.name, description=plan.proto.description, settings=settings,
+                  cases=[{**rec, **r.values} for rec, r in zip(records, results)], set_metrics=set_values,
+                  unpaired=unpaired, inputs=inputs, loader=loader)
 
 
 # ----------------------------------------------------------------------------------------------- API
@@ -206,7 +372,7 @@ def evaluate(
     fid: dict | None = None,
     progress: bool = False,
 ):
-    """Evaluate predictions against references; returns a :class:`~medfusion.metrics.report.Report`.
+    """Evaluate predictions against references in files; returns a :class:`~medfusion.metrics.report.Report`.
 
     Args:
         pred, ref: files, or folders of files paired by case name.
@@ -222,72 +388,106 @@ def evaluate(
         resample: resample predictions (and masks) onto the reference grid instead of refusing a mismatch.
         pattern: shell pattern the file names in folders must match (e.g. ``"*-t2f.nii.gz"``).
         atol: affine tolerance (mm) of the geometry check.
-        workers: processes scoring cases in parallel.
+        workers: processes scoring cases in parallel (a whole number ≥ 1).
         fid: ``{"extractor": name, "weights": path, "device": "cpu", "options": {...}}`` for FID/KID; options go
             to the extractor, e.g. ``{"normalise": "minmax"}`` for MedicalNet as WDM used it (see
             :mod:`medfusion.metrics.features`).
         progress: show a progress bar.
     """
-    from .metrics.report import Report
-
-    if workers < 1:
-        raise InputError(f"workers must be at least 1, got {workers}")
-    metrics = list(metrics or [])
-    set_level = [m for m in metrics if m in ("fid", "kid")]
-    metrics = [m for m in metrics if m not in set_level]
-    if protocol is None:
-        seg_only = metrics and all(m in LABEL_METRICS for m in metrics)
-        protocol = "labels" if seg_only or (labels is not None and not metrics) else "image"
-    proto = get_protocol(protocol)
-    if labels is not None and not isinstance(labels, dict):
-        labels = {int(v): str(int(v)) for v in labels}
-    if labels is not None and proto.inputs != "labels":
-        raise InputError(f"--labels applies to label-map protocols (labels, hecktor), not {proto.name}")
-    if mask is not None and not proto.uses_mask:
-        raise InputError(f"protocol {proto.name} takes no mask")
-    if set_level and proto.inputs == "labels":
-        raise InputError(f"FID/KID apply to images, not to the {proto.name} protocol's label maps")
-    if set_level and proto.inputs == "rgb" and fid and fid.get("extractor") != "inception2d":
-        raise InputError("FID/KID of RGB images use the Inception-v3 features: --fid-extractor inception2d")
-    if set_level and not fid:
-        raise InputError("FID/KID need a feature network: give --fid-extractor NAME and --fid-weights FILE")
-    per_case = metrics if metrics else (() if set_level else None)  # only FID/KID asked for: no per-case metric
-    settings = proto.settings(per_case, data_range=data_range, window=window, labels=labels,
-                              empty_dice=empty_dice, hd95_empty=hd95_empty)
-    extractor = None
-    if set_level:
-        from .metrics.features import make_extractor
-
-        extractor = make_extractor(fid["extractor"], fid["weights"], device=fid.get("device", "cpu"),
-                                   **fid.get("options", {}))
-
+    plan = _plan(protocol, metrics, labels, mask is not None, data_range, window, empty_dice, hd95_empty, workers,
+                 fid)
+    proto, settings = plan.proto, plan.settings
     extensions = IMAGE_EXTENSIONS if proto.inputs == "rgb" else NIFTI_EXTENSIONS
     cases, unpaired = pair_cases(pred, ref, mask, extensions=extensions, pattern=pattern)
-    score = partial(_score_case, protocol=proto, settings=settings, resample=resample, atol=atol)
-    results: list[CaseResult] = []
-    bar = _bar(len(cases), progress)
-    if workers > 1 and len(cases) > 1:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(cases)))
-        try:
-            for r in pool.map(score, cases):
-                results.append(r)
-                bar()
-        finally:  # on a bad case, stop at once: drop the cases not started yet
-            pool.shutdown(wait=True, cancel_futures=True)
-    else:
-        for c in cases:
-            results.append(score(c))
-            bar()
-    set_values = proto.set_metrics(results, settings)
-    if extractor is not None:
-        set_values.update(_distribution_metrics(cases, extractor, set_level, rgb=proto.inputs == "rgb"))
-    return Report(
-        protocol=proto.name, description=proto.description, settings=settings.as_dict(),
-        cases=[{"case": c.name, "pred": c.pred, "ref": c.ref, **({"mask": c.mask} if c.mask else {}),
-                **r.values} for c, r in zip(cases, results)],
-        set_metrics=set_values, unpaired=unpaired,
-        inputs={"pred": pred, "ref": ref, "mask": mask, "resample": resample, "atol": atol},
-    )
+    score = partial(_score_file_case, protocol=proto, settings=settings, resample=resample, atol=atol)
+    results = _run(cases, score, workers, progress)
+    records = [{"case": c.name, "pred": c.pred, "ref": c.ref, **({"mask": c.mask} if c.mask else {})} for c in cases]
+    return _finish(plan, records, results, partial(_file_volumes, cases, proto.inputs == "rgb"), unpaired=unpaired,
+                   inputs={"pred": pred, "ref": ref, "mask": mask, "resample": resample, "atol": atol},
+                   loader=partial(_reload_file_case, inputs=proto.inputs, labels=settings.labels, resample=resample,
+                                  atol=atol))
+
+
+def evaluate_arrays(
+    cases: Iterable[Mapping],
+    *,
+    protocol: str | None = None,
+    metrics: Sequence[str] | None = None,
+    labels: dict[int, str] | Sequence[int] | None = None,
+    data_range: float | str | None = None,
+    window: tuple[float, float] | None = None,
+    empty_dice: float = 1.0,
+    hd95_empty: float | None = None,
+    workers: int = 1,
+    fid: dict | None = None,
+    progress: bool = False,
+):
+    """Evaluate predictions held in memory; returns the same :class:`~medfusion.metrics.report.Report` as
+    :func:`evaluate` does for the same volumes in files (one code path after loading: :func:`check_arrays`, the
+    protocol, its set-level metrics, the report).
+
+    Args:
+        cases: ``{"case": name, "pred": array, "ref": array, "mask": array | None, "spacing": (sx, sy, sz) |
+            None}`` per case, names unique.  Volumes are 3D (any real dtype, converted to ``float32`` as NIfTI
+            files are read), label maps integer-valued, RGB images ``(H, W, 3)`` ``uint8``; ``mask`` as the
+            ``mask`` of :func:`evaluate` (the BraSyn tumour label map, the SynthRAD body mask, …); ``spacing``
+            in mm (``None``: 1 per axis, so HD95 is in voxels).  The arrays are not modified; the report keeps
+            references to them for :meth:`~medfusion.metrics.report.Report.plot`.
+        protocol, metrics, labels, data_range, window, empty_dice, hd95_empty, workers, fid, progress: as for
+            :func:`evaluate` (``workers`` > 1 copies each case's arrays to a worker process).
+
+    Raises:
+        InputError: no cases, a case without ``case``/``pred``/``ref`` or with unknown keys, duplicate names,
+            arrays that :func:`check_arrays` refuses, options :func:`evaluate` refuses.
+    """
+    cases = _array_cases(cases)
+    plan = _plan(protocol, metrics, labels, any(c.get("mask") is not None for c in cases), data_range, window,
+                 empty_dice, hd95_empty, workers, fid)
+    proto, settings = plan.proto, plan.settings
+    results = _run(cases, partial(_score_array_case, protocol=proto, settings=settings), workers, progress)
+    records = [{"case": c["case"]} for c in cases]
+    by_name = {c["case"]: c for c in cases}
+    return _finish(plan, records, results, partial(_array_volumes, cases, proto.inputs),
+                   unpaired={"pred_only": [], "ref_only": []},
+                   inputs={"source": "arrays", "masks": sum(c.get("mask") is not None for c in cases)},
+                   loader=partial(_reload_array_case, cases=by_name, inputs=proto.inputs, labels=settings.labels))
+
+
+_CASE_KEYS = ("case", "pred", "ref", "mask", "spacing")
+
+
+def _array_cases(cases: Iterable[Mapping]) -> list[Mapping]:
+    """The in-memory cases as a list; each a dict with the known keys, ``case``/``pred``/``ref`` given, names unique."""
+    out = [cases] if isinstance(cases, Mapping) else list(cases)
+    if not out:
+        raise InputError("evaluate_arrays: no cases given")
+    names = []
+    for i, c in enumerate(out):
+        if not isinstance(c, Mapping) or isinstance(cases, Mapping):
+            raise InputError(f"evaluate_arrays takes a sequence of dicts with keys {', '.join(_CASE_KEYS)}")
+        missing = [k for k in ("case", "pred", "ref") if c.get(k) is None]
+        unknown = sorted(map(str, set(c) - set(_CASE_KEYS)))
+        if missing or unknown:
+            what = f"lacks {', '.join(missing)}" if missing else f"has unknown keys {', '.join(unknown)}"
+            raise InputError(f"case {i} {what} (keys: {', '.join(_CASE_KEYS)})")
+        if not isinstance(c["case"], str) or not c["case"]:
+            raise InputError(f"case {i}: the case name must be a non-empty string, got {c['case']!r}")
+        if c["case"] in names:
+            raise InputError(f"two cases are both called {c['case']!r}")
+        names.append(c["case"])
+    return out
+
+
+def _file_volumes(cases: list[Case], rgb: bool, side: str):
+    """The predictions or references (``side``) of file cases, one array at a time (for FID/KID)."""
+    for c in cases:
+        yield load_rgb(getattr(c, side)) if rgb else load_volume(getattr(c, side)).data
+
+
+def _array_volumes(cases: list[Mapping], inputs: str, side: str):
+    """The predictions or references (``side``) of in-memory cases, as the file path reads them (for FID/KID)."""
+    for c in cases:
+        yield np.asarray(c[side], dtype=np.uint8 if inputs == "rgb" else np.float32)
 
 
 def _bar(n: int, show: bool):
@@ -304,15 +504,15 @@ def _bar(n: int, show: bool):
     return step
 
 
-def _distribution_metrics(cases: list[Case], extractor, which: Sequence[str], rgb: bool) -> dict[str, float]:
-    """FID/KID between the features of all predictions and all references, per plane of the extractor (one for
-    2D slices, RGB images and 3D volumes, three for 2.5D) and averaged over the planes."""
+def _distribution_metrics(volumes: Callable[[str], Iterable[np.ndarray]], extractor, which: Sequence[str],
+                          rgb: bool) -> dict[str, float]:
+    """FID/KID between the features of all predictions and all references (``volumes("pred")`` /
+    ``volumes("ref")``), per plane of the extractor (one for 2D slices, RGB images and 3D volumes, three for 2.5D)
+    and averaged over the planes."""
     from .metrics.features import extract_features, plane_distances
 
     if rgb:  # RGB images (bci): one Inception feature row per image
-        feats = [{"xy": np.concatenate([extractor.rgb(load_rgb(getattr(c, side))) for c in cases])}
-                 for side in ("pred", "ref")]
+        feats = [{"xy": np.concatenate([extractor.rgb(img) for img in volumes(side)])} for side in ("pred", "ref")]
     else:
-        feats = [extract_features((load_volume(getattr(c, side)).data for c in cases), extractor)
-                 for side in ("pred", "ref")]
+        feats = [extract_features(volumes(side), extractor) for side in ("pred", "ref")]
     return plane_distances(*feats, which)

@@ -1,10 +1,11 @@
-"""SSIM/PSNR/BraSyn SSIM against independent references; the intensity transforms against closed forms."""
+"""SSIM/PSNR/BraSyn SSIM against independent references (MONAI, torchmetrics — the library BraSyn's own script
+uses); the intensity transforms against closed forms."""
 
 import numpy as np
 import pytest
 import torch
 
-from medfusion.metrics import brasyn_ssim, psnr, ssim
+from medfusion.metrics import brasyn_ssim, psnr, region_ssim, ssim
 from medfusion.metrics.image import percentile_scale
 from medfusion.transforms.intensity import PercentileNormalize, PercentileNormalized, ZeroBackground, foreground_of
 
@@ -41,18 +42,93 @@ def test_psnr_closed_form(pair):
         psnr(pred[:-1], ref, data_range=1.0)
 
 
-def test_brasyn_ssim_protocol(pair):
-    pred, ref = pair
-    seg = np.zeros(ref.shape, dtype=np.uint8)
-    seg[8:14, 6:12, 5:10] = 2
-    out = brasyn_ssim(pred * 800, ref * 1200 + 5, seg)  # any intensity unit: each is percentile-scaled itself
-    p, r = percentile_scale(pred * 800), percentile_scale(ref * 1200 + 5)
-    lo, hi = np.percentile(ref * 1200 + 5, [0.5, 99.5])
-    np.testing.assert_allclose(r, (np.clip(ref * 1200 + 5, lo, hi) - lo) / (hi - lo))
-    m = (seg > 0).astype(float)
-    assert out["ssim_tumour"] == pytest.approx(ssim(p * m, r * m, data_range=1.0))
-    assert out["ssim_non_tumour"] == pytest.approx(ssim(p * (1 - m), r * (1 - m), data_range=1.0))
+def _tm_ssim(pred, ref, data_range=None, full=False):
+    """torchmetrics' SSIM (Gaussian 11, σ 1.5, K1 0.01, K2 0.03), the independent reference: as BraSyn's
+    ``ssim.py`` calls it when ``data_range`` is None; ``full`` also returns its SSIM map."""
+    pytest.importorskip("torchmetrics", minversion="1.4.2")  # ≥ 1.4.2: the mean over the whole image
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    def t(a):
+        return torch.tensor(np.asarray(a, dtype=np.float64))[None, None]
+
+    out = structural_similarity_index_measure(t(pred), t(ref), data_range=data_range, return_full_image=full)
+    return (float(out[0]), out[1][0, 0].numpy()) if full else float(out)
+
+
+def phantom(shape=(32, 28, 22), seed=0):
+    """``(pred, ref, seg)``: a brain-like ``ref`` (smooth texture inside an ellipsoid, zero outside, a bright
+    'tumour' blob), a noisy, slightly blurred 'synthesis' ``pred`` of it, and the tumour label map ``seg``."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    g = np.indices(shape).astype(float)
+    c = [(n - 1) / 2 for n in shape]
+    head = sum(((gi - ci) / (0.42 * n)) ** 2 for gi, ci, n in zip(g, c, shape)) <= 1
+    tumour = sum((gi - ci - 4) ** 2 for gi, ci in zip(g, c)) <= 25
+    ref = (300 + 500 * gaussian_filter(rng.random(shape), 2)) * head + 400 * tumour
+    pred = gaussian_filter(ref, 0.7) + rng.normal(0, 25, shape) * head
+    seg = tumour.astype(np.uint8) * 2
+    seg[tumour & (g[0] > c[0] + 4)] = 1
+    return np.clip(pred, 0, None), ref, seg
+
+
+@pytest.mark.parametrize("kind", ["random", "phantom", "2d"])
+def test_ssim_agrees_with_torchmetrics(pair, kind):
+    """Our SSIM (scipy filters) equals torchmetrics': border="full" its mean over every voxel (mirrored border),
+    border="valid" the mean of its SSIM map half a window away from the border (torchmetrics ≤ 1.4.1)."""
+    if kind == "random":
+        rng = np.random.default_rng(7)
+        pred, ref = rng.random((24, 20, 16)), rng.random((24, 20, 16)) * 0.5 + 0.2
+    elif kind == "phantom":
+        pred, ref, _ = phantom()
+        pred, ref = percentile_scale(pred), percentile_scale(ref)
+    else:
+        pred, ref = pair[0][:, :, 7], pair[1][:, :, 7]
+    for r in (1.0, 0.6):
+        value, smap = _tm_ssim(pred, ref, data_range=r, full=True)
+        assert ssim(pred, ref, data_range=r, border="full") == pytest.approx(value, abs=1e-4)
+        inner = (slice(5, -5),) * pred.ndim
+        assert ssim(pred, ref, data_range=r) == pytest.approx(smap[inner].mean(), abs=1e-4)
+    # the default data range of torchmetrics is max(max - min) of the two images
+    assert ssim(pred, ref, data_range=max(np.ptp(pred), np.ptp(ref)), border="full") == pytest.approx(
+        _tm_ssim(pred, ref), abs=1e-4)
+
+
+def test_brasyn_ssim_is_the_organisers_recipe():
+    """brasyn_ssim == the BraSyn ssim.py recipe written here with numpy and torchmetrics: each image clipped at
+    its own 0.5/99.5 percentiles (lower bound >= 0), scaled to [0, 1]; SSIM(pred*m, ref*m) and
+    SSIM(pred*(1-m), ref*(1-m)) with torchmetrics' default data range of the masked volumes."""
+    pred, ref, seg = phantom()
+    out = brasyn_ssim(pred * 3, ref + 7, seg)  # any intensity unit: each is percentile-scaled itself
+
+    def clip(x):
+        lo, hi = np.percentile(x, [0.5, 99.5])
+        lo = max(lo, 0)
+        return (np.clip(x, lo, hi) - lo) / (hi - lo)
+
+    p, r, m = clip(pred * 3), clip(ref + 7), (seg > 0).astype(float)
+    assert out["ssim_tumour"] == pytest.approx(_tm_ssim(p * m, r * m), abs=1e-4)
+    assert out["ssim_non_tumour"] == pytest.approx(_tm_ssim(p * (1 - m), r * (1 - m)), abs=1e-4)
+    assert out["ssim"] == pytest.approx(_tm_ssim(p, r, data_range=1.0), abs=1e-4)  # our addition, range 1
+    # the data range matters here: the tumour's maximum is below 1 in the prediction and the truth
+    dimmed = brasyn_ssim(p * np.where(m > 0, 0.5, 1.0), r * np.where(m > 0, 0.5, 1.0), seg, scaled=True)
+    p2, r2 = p * np.where(m > 0, 0.5, 1.0), r * np.where(m > 0, 0.5, 1.0)
+    assert np.ptp(p2 * m) < 0.6
+    assert dimmed["ssim_tumour"] == pytest.approx(_tm_ssim(p2 * m, r2 * m), abs=1e-4)
+    with_range_1 = ssim(p2 * m, r2 * m, data_range=1.0, border="full")  # mostly background: close to 1 either way
+    assert abs(with_range_1 - dimmed["ssim_tumour"]) > 0.1 * (1 - with_range_1)
     assert set(brasyn_ssim(pred, ref)) == {"ssim"}
+
+
+def test_brasyn_empty_tumour_is_undefined():
+    """No tumour: pred*m and ref*m are all zeros, data range 0, SSIM 0/0 — undefined (nan), as torchmetrics
+    gives it, never 1.0."""
+    pred, ref, _ = phantom()
+    out = brasyn_ssim(pred, ref, np.zeros(ref.shape, dtype=np.uint8))
+    assert np.isnan(out["ssim_tumour"]) and np.isnan(_tm_ssim(np.zeros((16, 16, 16)), np.zeros((16, 16, 16))))
+    p, r = percentile_scale(pred), percentile_scale(ref)
+    assert out["ssim_non_tumour"] == pytest.approx(_tm_ssim(p, r), abs=1e-4)
+    assert region_ssim(p, r, np.zeros(ref.shape), data_range=1.0)["ssim_tumour"] == pytest.approx(1.0)
 
 
 def test_percentile_scale_lower_bound_not_negative():

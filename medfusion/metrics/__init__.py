@@ -1,7 +1,8 @@
 """Metrics with the field's published protocols (see :mod:`medfusion.metrics.protocols`).
 
 * image similarity — :func:`ssim` (2D/3D, per slice, masked), :func:`psnr`, :func:`mae`, :func:`mse`,
-  :func:`brasyn_ssim`, :func:`fsim` / :func:`fsim_volume`;
+  :func:`brasyn_ssim` / :func:`region_ssim` (as the BraSyn organisers compute them), :func:`fsim` /
+  :func:`fsim_volume`;
 * segmentation — :func:`dice`, :func:`hd95` (mm), :func:`surface_distances`, :class:`AggregatedDice`
   (HECKTOR DSCagg), :func:`label_counts`, :func:`check_label_map`;
 * distributions — :func:`fid`, :func:`kid`, :func:`frechet_distance` from feature vectors; feature networks in
@@ -16,7 +17,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale"),
+    "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "default_data_range"),
     "segmentation": ("dice", "hd95", "surface_distances", "label_counts", "AggregatedDice", "check_label_map"),
     "fsim": ("fsim", "fsim_volume"),
     "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),

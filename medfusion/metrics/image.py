@@ -1,17 +1,28 @@
-"""Image similarity for synthesized volumes and images: SSIM (2D, 3D, per slice, masked), PSNR, MAE, MSE.
+"""Image similarity for synthesized volumes and images: SSIM (2D, 3D, per slice, masked), PSNR, MAE, MSE, and the
+BraSyn regional SSIM.
 
-Conventions (see the evaluation protocols in the project docs):
+Conventions (see the evaluation protocols in :mod:`medfusion.metrics.protocols`):
 
-* **SSIM** is scikit-image's ``structural_similarity`` with the settings of Wang et al. (2004): Gaussian window
-  σ 1.5 (11 wide), K1 0.01, K2 0.03, population covariance.  The data range ``R`` is always explicit (for float
-  images scikit-image refuses to guess it, and so do we).  As in scikit-image and MONAI, the mean runs over the
-  *valid* region: a border of half a window (5 voxels) is dropped on every filtered axis.
-* ``mask`` (SSIM): the SSIM map of the whole image is averaged over the mask voxels inside the valid region
-  (the SynthRAD convention); an empty mask gives ``nan``.
+* **SSIM** (Wang et al., IEEE TIP 13(4):600–612, 2004): Gaussian window σ 1.5 truncated at 3.5 σ (11 samples
+  wide), K1 0.01, K2 0.03, population (co)variances, ``C1 = (K1·R)²``, ``C2 = (K2·R)²``.  The data range ``R`` is
+  always explicit.  The SSIM map is computed with :func:`scipy.ndimage.gaussian_filter`; what happens at the
+  image border is the ``border`` argument:
+
+  - ``"valid"`` (default): the mean runs over the voxels at least half a window (5 voxels) from the border on
+    every axis, where the window lies inside the image — as Wang et al.'s MATLAB code, scikit-image, MONAI and
+    torchmetrics ≤ 1.4.1 average;
+  - ``"full"``: the mean runs over every voxel; near the border the filters see the image mirrored at its
+    edge without repeating the edge voxel (``torch.nn.functional.pad(mode="reflect")``, SciPy's ``"mirror"``)
+    — as torchmetrics ≥ 1.4.2 (September 2024, Lightning-AI/torchmetrics PR #2721) averages.
+
+* ``mask`` (SSIM): the SSIM map of the whole image is averaged over the mask voxels (inside the valid region
+  for ``border="valid"``; the SynthRAD convention); an empty mask gives ``nan``.
 * ``per_slice=True``: 2D SSIM of every slice along ``axis`` (axial = the last NIfTI axis), averaged over the
-  slices; with a mask, only slices whose mask is non-empty inside the valid region count.
+  slices; with a mask, only slices whose mask has voxels in the averaged region count.
 * **PSNR** = 10·log10(R² / MSE) in dB (``inf`` for identical images); **MAE** / **MSE** in the images' units
   (HU for CT); with a mask, over the mask voxels only (``nan`` for an empty mask).
+* **BraSyn** (:func:`brasyn_ssim`): see its docstring; the regional SSIMs use torchmetrics' *default* data
+  range, ``max(max − min)`` of the two masked volumes, as the organisers' ``ssim.py`` does.
 
 All functions take numpy arrays of equal shape, never modify them and return Python floats; unusable input
 (different shapes, a non-positive data range, images smaller than the SSIM window) raises
@@ -24,13 +35,20 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "SSIM_SIGMA", "SSIM_PAD"]
+__all__ = ["ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "default_data_range",
+           "SSIM_SIGMA", "SSIM_PAD", "SSIM_BORDERS", "BRASYN_BORDER"]
 
 #: Gaussian window of the SSIM (Wang et al. 2004): σ 1.5, truncated at 3.5 σ → 11 samples wide.
 SSIM_SIGMA = 1.5
 _TRUNCATE = 3.5
-#: half the window width: the border that the SSIM mean leaves out on each filtered axis.
+#: half the window width: the border that the ``"valid"`` SSIM mean leaves out on each filtered axis.
 SSIM_PAD = int(_TRUNCATE * SSIM_SIGMA + 0.5)
+_K1, _K2 = 0.01, 0.03
+#: what the SSIM mean does at the image border (see the module docstring).
+SSIM_BORDERS = ("valid", "full")
+#: the border handling of the BraSyn protocol: torchmetrics' current one (the organisers' ``ssim.py`` pins no
+#: torchmetrics version; releases before 1.4.2 gave the ``"valid"`` mean).
+BRASYN_BORDER = "full"
 
 
 def ssim(
@@ -41,6 +59,7 @@ def ssim(
     mask: np.ndarray | None = None,
     per_slice: bool = False,
     axis: int = -1,
+    border: str = "valid",
 ) -> float:
     """Structural similarity of two 2D/3D arrays (see the module docstring for the conventions).
 
@@ -51,44 +70,59 @@ def ssim(
         mask: optional boolean array of the same shape; the SSIM map is averaged over it.
         per_slice: average 2D SSIM over the slices along ``axis`` instead of one 3D SSIM.
         axis: slice axis for ``per_slice``.
+        border: ``"valid"`` (mean away from the border, scikit-image) or ``"full"`` (mean over every voxel,
+            mirrored border, torchmetrics ≥ 1.4.2).
 
     Returns:
-        the mean SSIM, or ``nan`` when a mask leaves nothing to average.
+        the mean SSIM (dimensionless, ≤ 1), or ``nan`` when a mask leaves nothing to average.
     """
     pred, ref = _pair(pred, ref)
-    if data_range <= 0:
+    if not data_range > 0:
         raise InputError(f"data_range must be positive, got {data_range}")
+    if border not in SSIM_BORDERS:
+        raise InputError(f"border must be one of {', '.join(SSIM_BORDERS)}, got {border!r}")
     # SSIM is unchanged when both images and R are scaled by 1/R; at that scale float32 is ample, and twice as fast.
     pred = (pred / data_range).astype(np.float32)
     ref = (ref / data_range).astype(np.float32)
     m = None if mask is None else _mask(mask, pred.shape)
     if not per_slice:
-        return _ssim_nd(pred, ref, m)
+        return _mean_ssim(pred, ref, m, border)
     values = []
     for i in range(pred.shape[axis]):
         sl = [slice(None)] * pred.ndim
         sl[axis] = i
         sl = tuple(sl)
-        v = _ssim_nd(pred[sl], ref[sl], None if m is None else m[sl])
+        v = _mean_ssim(pred[sl], ref[sl], None if m is None else m[sl], border)
         if not np.isnan(v):
             values.append(v)
     return float(np.mean(values)) if values else float("nan")
 
 
-def _ssim_nd(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None) -> float:
-    from skimage.metrics import structural_similarity
+def _ssim_map(x: np.ndarray, y: np.ndarray, mode: str) -> np.ndarray:
+    """Local SSIM of images already divided by the data range (so ``C1 = K1²``, ``C2 = K2²``); Gaussian-weighted
+    local means, population variances and covariance (Wang et al. 2004, eq. 13), ``mode`` at the border."""
+    from scipy.ndimage import gaussian_filter
 
+    def smooth(a):
+        return gaussian_filter(a, sigma=SSIM_SIGMA, truncate=_TRUNCATE, mode=mode)
+
+    mx, my = smooth(x), smooth(y)
+    vx = smooth(x * x) - mx * mx
+    vy = smooth(y * y) - my * my
+    cxy = smooth(x * y) - mx * my
+    c1, c2 = _K1 ** 2, _K2 ** 2
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def _mean_ssim(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None, border: str) -> float:
     if min(pred.shape) < 2 * SSIM_PAD + 1:
         raise InputError(f"SSIM needs every side ≥ {2 * SSIM_PAD + 1} voxels (the Gaussian window); got {pred.shape}")
-    kwargs = dict(data_range=1.0, gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False)
-    if mask is None:
-        return float(structural_similarity(pred, ref, **kwargs))
-    inner = tuple(slice(SSIM_PAD, n - SSIM_PAD) for n in pred.shape)
-    m = mask[inner]
-    if not m.any():
-        return float("nan")
-    _, full = structural_similarity(pred, ref, full=True, **kwargs)
-    return float(full[inner][m].mean(dtype=np.float64))
+    if border == "full":
+        smap, region = _ssim_map(pred, ref, "mirror"), (slice(None),) * pred.ndim
+    else:  # inside the valid region the window never leaves the image: the border mode does not matter there
+        smap, region = _ssim_map(pred, ref, "reflect"), tuple(slice(SSIM_PAD, n - SSIM_PAD) for n in pred.shape)
+    values = smap[region] if mask is None else smap[region][mask[region]]
+    return float(values.mean(dtype=np.float64)) if values.size else float("nan")
 
 
 def mse(pred: np.ndarray, ref: np.ndarray, *, mask: np.ndarray | None = None) -> float:
@@ -105,7 +139,7 @@ def mae(pred: np.ndarray, ref: np.ndarray, *, mask: np.ndarray | None = None) ->
 
 def psnr(pred: np.ndarray, ref: np.ndarray, *, data_range: float, mask: np.ndarray | None = None) -> float:
     """Peak signal-to-noise ratio ``10·log10(R² / MSE)`` in dB; ``inf`` for identical images."""
-    if data_range <= 0:
+    if not data_range > 0:
         raise InputError(f"data_range must be positive, got {data_range}")
     err = mse(pred, ref, mask=mask)
     if np.isnan(err):
@@ -114,7 +148,8 @@ def psnr(pred: np.ndarray, ref: np.ndarray, *, data_range: float, mask: np.ndarr
 
 
 def percentile_scale(x: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
-    """Clip at the ``lower``/``upper`` percentiles (lower bound forced ≥ 0) and scale to [0, 1] (BraSyn)."""
+    """Clip at the image's own ``lower``/``upper`` percentiles (lower bound forced ≥ 0) and scale to [0, 1], as
+    the BraSyn ``ssim.py`` normalises each image; a constant image gives zeros."""
     x = np.asarray(x, dtype=np.float64)
     lo, hi = np.percentile(x, [lower, upper])
     lo = max(lo, 0.0)
@@ -123,23 +158,56 @@ def percentile_scale(x: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> 
     return (np.clip(x, lo, hi) - lo) / (hi - lo)
 
 
-def region_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None, *, data_range: float = 1.0
-                ) -> dict[str, float]:
-    """3D SSIM of the whole images and — with a label map — of ``pred·m`` vs ``ref·m`` for the tumour mask
-    ``m = seg > 0`` and of ``pred·(1 − m)`` vs ``ref·(1 − m)`` (the BraSyn definition of regional SSIM).
-    Returns ``{"ssim": …, "ssim_tumour": …, "ssim_non_tumour": …}`` (tumour keys only with ``seg``)."""
-    out = {"ssim": ssim(pred, ref, data_range=data_range)}
-    if seg is not None:
-        m = (np.asarray(seg) > 0).astype(np.float64)
-        out["ssim_tumour"] = ssim(pred * m, ref * m, data_range=data_range)
-        out["ssim_non_tumour"] = ssim(pred * (1 - m), ref * (1 - m), data_range=data_range)
+def default_data_range(pred: np.ndarray, ref: np.ndarray) -> float:
+    """torchmetrics' default SSIM data range: ``max(pred.max() − pred.min(), ref.max() − ref.min())`` of the two
+    arrays passed in one call (in their unit)."""
+    pred, ref = _pair(pred, ref)
+    return float(max(np.ptp(pred), np.ptp(ref)))
+
+
+def region_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray, *, data_range: float | None = None,
+                border: str = BRASYN_BORDER) -> dict[str, float]:
+    """The BraSyn regional SSIM: with ``m = seg > 0``, ``ssim_tumour`` = SSIM(pred·m, ref·m) and
+    ``ssim_non_tumour`` = SSIM(pred·(1 − m), ref·(1 − m)), each averaged over the whole volume.
+
+    Args:
+        pred, ref: images of equal shape (BraSyn: percentile-scaled to [0, 1], see :func:`percentile_scale`).
+        seg: label map (or mask) of the same shape; the tumour is every voxel > 0.
+        data_range: ``None`` (BraSyn): torchmetrics' default, :func:`default_data_range` of the two masked
+            volumes of each region; or one number for both regions.
+        border: see :func:`ssim` (BraSyn: ``"full"``, as current torchmetrics).
+
+    Returns:
+        ``{"ssim_tumour": …, "ssim_non_tumour": …}``; a region whose masked volumes are both zero everywhere
+        (e.g. an empty tumour mask) has data range 0 and SSIM 0/0 = ``nan`` (undefined), as in torchmetrics.
+    """
+    pred, ref = _pair(pred, ref)
+    m = _mask(seg, pred.shape)
+    out = {}
+    for key, region in (("ssim_tumour", m), ("ssim_non_tumour", ~m)):
+        p, r = pred * region, ref * region
+        rng = default_data_range(p, r) if data_range is None else float(data_range)
+        out[key] = ssim(p, r, data_range=rng, border=border) if rng > 0 else float("nan")
     return out
 
 
-def brasyn_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None) -> dict[str, float]:
-    """BraSyn 2024 SSIM: each image percentile-scaled (0.5/99.5) to [0, 1], then :func:`region_ssim` with data
-    range 1.  Returns ``{"ssim": …, "ssim_tumour": …, "ssim_non_tumour": …}`` (tumour keys only with seg)."""
-    return region_ssim(percentile_scale(pred), percentile_scale(ref), seg, data_range=1.0)
+def brasyn_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None, *, scaled: bool = False,
+                border: str = BRASYN_BORDER) -> dict[str, float]:
+    """SSIM the BraSyn 2023/24 way (the organisers' ``ssim.py``, github.com/hongweilibran/BraSyn).
+
+    Each image is clipped at its own 0.5/99.5 percentiles (lower bound ≥ 0) and scaled to [0, 1]
+    (:func:`percentile_scale`; skipped when ``scaled``), then torchmetrics' 3D SSIM (Gaussian 11, σ 1.5, K1
+    0.01, K2 0.03, default data range) of the tumour and non-tumour volumes, see :func:`region_ssim`.
+
+    Returns:
+        ``{"ssim": …, "ssim_tumour": …, "ssim_non_tumour": …}`` (tumour keys only with ``seg``).  ``ssim`` —
+        the whole volume with data range 1 — is a medfusion addition, not a BraSyn score.
+    """
+    p, r = (np.asarray(pred), np.asarray(ref)) if scaled else (percentile_scale(pred), percentile_scale(ref))
+    out = {"ssim": ssim(p, r, data_range=1.0, border=border)}
+    if seg is not None:
+        out.update(region_ssim(p, r, seg, border=border))
+    return out
 
 
 def _difference(pred, ref, mask) -> np.ndarray:

@@ -1,53 +1,60 @@
-"""PNG figures of an evaluation report: per-metric distributions and a slice montage of the worst case."""
+"""PNG figures of an evaluation: per-metric distributions and a slice montage of one case, from arrays.
+
+The functions take numbers and arrays only (nothing here reads files or imports :mod:`medfusion.evaluate`;
+:meth:`medfusion.metrics.report.Report.plot` passes them the worst case's arrays).  They draw on
+:class:`matplotlib.figure.Figure` objects, which need neither pyplot nor a particular backend: the caller's
+matplotlib backend is never switched, so they work alike on headless machines and in notebooks.  ``*_figure``
+returns the figure (display it in a notebook, or save it yourself); ``plot_*`` writes a PNG atomically.
+"""
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_distributions", "plot_worst_case"]
+__all__ = ["distributions_figure", "worst_case_figure", "plot_distributions", "plot_worst_case"]
 
 
-def _pyplot():
-    import matplotlib
+def _save(fig, path: str) -> str:
+    from ..io import write_atomic
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return write_atomic(path, buf.getvalue())
 
-    return plt
 
+def distributions_figure(values: Mapping[str, Sequence[float | None]], *, title: str = ""):
+    """One panel per metric: a box plot and the individual cases; ``None``/NaN/inf values are counted as
+    undefined in the panel's title.  ``values``: metric name → one value per case."""
+    from matplotlib.figure import Figure
 
-def plot_distributions(report, path: str) -> str:
-    """One panel per metric: a box plot and the individual cases (undefined values counted in the title)."""
-    plt = _pyplot()
-    names = report.metric_names
+    names = list(values)
     cols = min(4, max(1, len(names)))
     rows = math.ceil(len(names) / cols) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.2 * rows), squeeze=False)
-    rng = np.random.default_rng(0)
+    fig = Figure(figsize=(3.0 * cols, 3.2 * rows), layout="tight")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    rng = np.random.default_rng(0)  # fixed horizontal jitter: the same report draws the same figure
     for ax, m in zip(axes.flat, names):
-        vals = np.array([c.get(m) for c in report.cases if c.get(m) is not None], dtype=np.float64)
+        vals = np.array([v for v in values[m] if v is not None], dtype=np.float64)
         ok = vals[np.isfinite(vals)]
-        undefined = len(report.cases) - ok.size
+        undefined = len(values[m]) - ok.size
         if ok.size:
             ax.boxplot(ok, widths=0.5, showfliers=False)
             ax.scatter(1 + rng.uniform(-0.12, 0.12, ok.size), ok, s=10, alpha=0.6, color="tab:blue")
-        title = f"{m}\nmean {ok.mean():.3f} (n={ok.size})" if ok.size else f"{m}\n(no defined value)"
-        if undefined:
-            title += f", {undefined} undefined"
-        ax.set_title(title, fontsize=9)
+        label = f"{m}\nmean {ok.mean():.3f} (n={ok.size})" if ok.size else f"{m}\n(no defined value)"
+        ax.set_title(label + (f", {undefined} undefined" if undefined else ""), fontsize=9)
         ax.set_xticks([])
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle(f"{report.protocol}: {len(report.cases)} case(s)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
 
 
-def _centre(mask: np.ndarray, shape) -> tuple[int, ...]:
+def _centre(mask: np.ndarray | None, shape) -> tuple[int, ...]:
     if mask is not None and mask.any():
         return tuple(int(round(c)) for c in np.argwhere(mask).mean(axis=0))
     return tuple(n // 2 for n in shape)
@@ -58,43 +65,50 @@ def _planes(vol: np.ndarray, centre) -> list[np.ndarray]:
     return [np.rot90(vol[:, :, z]), np.rot90(vol[:, y, :]), np.rot90(vol[x, :, :])]
 
 
-def plot_worst_case(report, case: dict, metric: str, path: str) -> str:
-    """Axial, coronal and sagittal slices of the worst case: prediction, reference and their difference
-    (images), or reference, prediction and the false positive/negative voxels (label maps)."""
-    plt = _pyplot()
-    from ..evaluate import Case, load_case
-    from .protocols import get_protocol
+def _volume_rows(pred, ref, mask, kind: str):
+    """(title, volume, colour map, (vmin, vmax)) per figure row, and the centre of the slices."""
+    if kind == "labels":
+        fp_fn = (pred > 0).astype(float) - (ref > 0).astype(float)
+        rows = [("reference", ref, "tab10", (0, 10)), ("prediction", pred, "tab10", (0, 10)),
+                ("foreground: false pos. (red), false neg. (blue)", fp_fn, "bwr", (-1, 1))]
+        return rows, _centre(ref > 0, ref.shape)
+    lo, hi = np.percentile(ref, [0.5, 99.5])
+    diff = np.abs(np.asarray(pred, dtype=np.float64) - ref)
+    rows = [("prediction", pred, "gray", (lo, hi)), ("reference", ref, "gray", (lo, hi)),
+            ("|difference|", diff, "magma", (0, max(float(np.percentile(diff, 99.5)), 1e-6)))]
+    return rows, _centre(mask, ref.shape)
 
-    proto = get_protocol(report.protocol)
-    value = case.get(metric)
-    title = f"worst case by {metric}: {case['case']} ({metric} = {value:.4g})"
-    pred, ref, mask, spacing = load_case(Case(case["case"], case["pred"], case["ref"], case.get("mask")), proto.inputs,
-                                         resample=bool(report.inputs.get("resample")),
-                                         atol=report.inputs.get("atol", 1e-3))
-    if proto.inputs == "rgb":
+
+def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None,
+                      spacing: Sequence[float] | None = None, *, kind: str = "image", title: str = ""):
+    """Slices of one case as the metrics saw it.
+
+    Args:
+        pred, ref: 3D volumes (``kind="image"``: intensities, e.g. after the protocol's scaling; ``"labels"``:
+            label maps) or ``(H, W, 3)`` uint8 images (``"rgb"``).
+        mask: optional boolean mask; the slices pass through its centre (else the volume's centre).
+        spacing: voxel size in mm per axis, for the pixel aspect ratio (``None``: isotropic).
+        kind: ``"image"``: prediction, reference, |difference|; ``"labels"``: reference, prediction and the
+            false positive/negative foreground; each as axial, coronal and sagittal slices.  ``"rgb"``:
+            prediction, reference and the mean |difference| over the channels.
+        title: the figure's title.
+    """
+    from matplotlib.figure import Figure
+
+    if kind == "rgb":
+        fig = Figure(figsize=(9, 3.4), layout="tight")
         diff = np.abs(pred.astype(np.int16) - ref.astype(np.int16)).mean(axis=-1)
-        fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
-        for ax, (t, img) in zip(axes, (("prediction", pred), ("reference", ref), ("|difference|", diff))):
+        for ax, (t, img) in zip(fig.subplots(1, 3), (("prediction", pred), ("reference", ref), ("|difference|", diff))):
             ax.imshow(img, cmap="magma" if img.ndim == 2 else None)
             ax.set_title(t, fontsize=9)
             ax.axis("off")
     else:
-        if proto.inputs == "labels":
-            rows = [("reference", ref, "tab10"), ("prediction", pred, "tab10"),
-                    ("foreground: false pos. (red), false neg. (blue)", (pred > 0).astype(float) - (ref > 0).astype(float), "bwr")]
-            centre = _centre(ref > 0, ref.shape)
-            ranges = [(0, 10), (0, 10), (-1, 1)]
-        else:
-            pred, ref = proto.display(pred, ref, report.settings.get("window"))
-            lo, hi = np.percentile(ref, [0.5, 99.5])
-            diff = np.abs(pred - ref)
-            rows = [("prediction", pred, "gray"), ("reference", ref, "gray"), ("|difference|", diff, "magma")]
-            centre = _centre(mask, ref.shape)
-            ranges = [(lo, hi), (lo, hi), (0, max(float(np.percentile(diff, 99.5)), 1e-6))]
-        sx, sy, sz = spacing
+        rows, centre = _volume_rows(pred, ref, mask, kind)
+        sx, sy, sz = spacing if spacing is not None else (1.0, 1.0, 1.0)
         aspects = (sy / sx, sz / sx, sz / sy)  # rot90 puts the second array axis horizontally
-        fig, axes = plt.subplots(3, 3, figsize=(8.4, 8.4))
-        for r, ((t, vol, cmap), (vmin, vmax)) in enumerate(zip(rows, ranges)):
+        fig = Figure(figsize=(8.4, 8.4), layout="tight")
+        axes = fig.subplots(3, 3)
+        for r, (t, vol, cmap, (vmin, vmax)) in enumerate(rows):
             for c, (plane, img) in enumerate(zip(("axial", "coronal", "sagittal"), _planes(vol, centre))):
                 ax = axes[r, c]
                 if cmap == "tab10":  # label maps: background black, label k in colour k
@@ -104,8 +118,17 @@ def plot_worst_case(report, case: dict, metric: str, path: str) -> str:
                 ax.set_title(f"{t}\n{plane}" if c == 0 else plane, fontsize=8)
                 ax.set_xticks([])
                 ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_distributions(values: Mapping[str, Sequence[float | None]], path: str, *, title: str = "") -> str:
+    """Write :func:`distributions_figure` as a PNG to ``path``; returns ``path``."""
+    return _save(distributions_figure(values, title=title), path)
+
+
+def plot_worst_case(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None,
+                    spacing: Sequence[float] | None = None, *, path: str, kind: str = "image", title: str = "") -> str:
+    """Write :func:`worst_case_figure` as a PNG to ``path``; returns ``path``."""
+    return _save(worst_case_figure(pred, ref, mask, spacing, kind=kind, title=title), path)

@@ -6,10 +6,13 @@ RGB), which metrics it reports and under which names, and the set-level metrics 
 this module works on numpy arrays only.
 
 =============  =========================================================================================
-``brasyn``     BraSyn 2023/24 missing-modality MRI: each image clipped at its own 0.5/99.5 percentiles (lower
-               bound ≥ 0) and scaled to [0, 1]; 3D SSIM (data range 1) of the whole volume and, with a
-               tumour label map as mask, of the tumour (seg > 0) and non-tumour regions (images multiplied by
-               the mask / its complement); PSNR and MSE of the scaled volumes.
+``brasyn``     BraSyn 2023/24 missing-modality MRI, as the organisers' ``ssim.py`` scores it: each image clipped
+               at its own 0.5/99.5 percentiles (lower bound ≥ 0) and scaled to [0, 1]; with a tumour label map
+               as mask, 3D SSIM of the tumour (pred·m vs ref·m, m = seg > 0) and of the non-tumour region
+               (pred·(1−m) vs ref·(1−m)), each with torchmetrics' default data range (max − min of the two
+               masked volumes) and mean over the whole volume (mirrored border, torchmetrics ≥ 1.4.2).
+               Additions of ours, not BraSyn scores: SSIM of the whole scaled volumes (data range 1), PSNR and
+               MSE of the scaled volumes.
 ``synthrad``   SynthRAD-style CT synthesis (as seg2med reports it): both images clipped to a HU window
                (default [−1024, 3000]) and shifted to ≥ 0, data range = window width; SSIM per 2D axial
                slice averaged over slices; PSNR and MAE (HU) — inside the body mask when one is given;
@@ -28,8 +31,8 @@ this module works on numpy arrays only.
 
 Undefined values are ``nan``: Dice of a label absent from both prediction and reference when
 ``empty_dice=nan`` (the default counts it as 1.0), HD95 when exactly one of them is empty (unless
-``hd95_empty`` gives a number to use instead, e.g. BraTS' 373.13 mm), SSIM over an empty mask.  HD95 of a
-label absent from both is 0.0.
+``hd95_empty`` gives a number to use instead, e.g. BraTS' 373.13 mm), SSIM over an empty mask, BraSyn's
+tumour SSIM of a case without tumour (data range 0: 0/0, never 1.0).  HD95 of a label absent from both is 0.0.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class Protocol:
     default: tuple[str, ...] = ()
     uses_mask = True
     description = ""
+    #: protocol-specific conventions written into the report's settings (``settings["conventions"]``)
+    conventions: dict = {}
 
     def settings(self, metrics=None, **kwargs) -> Settings:
         """Validated settings: ``metrics=None`` means the protocol's default; unknown ones are an error."""
@@ -134,6 +139,8 @@ class ImageProtocol(Protocol):
     default = ("ssim", "psnr", "mae")
     description = ("generic image similarity with an explicit data range (SSIM Gaussian σ 1.5, 11-wide window; "
                    "PSNR; MAE/MSE in the images' unit; FSIM per slice)")
+    conventions = {"ssim_border": "valid: mean over the voxels at least half a window (5) from the border, as "
+                                  "scikit-image and MONAI"}
 
     def _check(self, s: Settings) -> Settings:
         if s.data_range is None and s.window is None and set(s.metrics) & {"ssim", "ssim_slice", "psnr", "fsim"}:
@@ -197,9 +204,20 @@ class BraSynProtocol(Protocol):
     name = "brasyn"
     available = ("ssim", "psnr", "mse")
     default = ("ssim", "psnr", "mse")
-    description = ("BraSyn: each image clipped at its own 0.5/99.5 percentiles (lower bound >= 0) and scaled to "
-                   "[0, 1]; 3D SSIM (data range 1) of the whole volume and, with a tumour label map as --mask, "
-                   "of the tumour (seg > 0) and non-tumour regions; PSNR and MSE of the scaled volumes")
+    description = ("BraSyn (the organisers' ssim.py): each image clipped at its own 0.5/99.5 percentiles (lower "
+                   "bound >= 0) and scaled to [0, 1]; with a tumour label map as --mask, ssim_tumour = 3D SSIM of "
+                   "pred*m vs ref*m (m = seg > 0) and ssim_non_tumour = 3D SSIM of pred*(1-m) vs ref*(1-m), each "
+                   "with torchmetrics' default data range (max - min of the two masked volumes; an empty tumour "
+                   "is undefined) and mean over the whole volume (mirrored border, torchmetrics >= 1.4.2). "
+                   "Additions, not BraSyn scores: ssim (whole scaled volume, data range 1), psnr and mse of the "
+                   "scaled volumes")
+    conventions = {
+        "brasyn_scores": ["ssim_tumour", "ssim_non_tumour"],
+        "additions_not_brasyn": ["ssim", "psnr", "mse"],
+        "ssim_data_range": "ssim_tumour/ssim_non_tumour: max(max - min) of the two masked volumes (torchmetrics "
+                           "default); ssim, psnr: 1",
+        "ssim_border": "full: mean over every voxel, image mirrored at the border (torchmetrics >= 1.4.2)",
+    }
 
     def display(self, pred, ref, window=None):
         from .image import percentile_scale
@@ -210,7 +228,7 @@ class BraSynProtocol(Protocol):
         from . import image
 
         p, r = self.display(pred, ref)
-        out = image.region_ssim(p, r, mask, data_range=1.0) if "ssim" in s.metrics else {}
+        out = image.brasyn_ssim(p, r, mask, scaled=True) if "ssim" in s.metrics else {}
         if "psnr" in s.metrics:
             out["psnr"] = image.psnr(p, r, data_range=1.0)
         if "mse" in s.metrics:

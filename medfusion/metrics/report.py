@@ -9,9 +9,12 @@ JSON layout::
      "unpaired": {"pred_only": [...], "ref_only": [...]}}
 
 ``null`` marks an undefined value (e.g. HD95 with an empty prediction, SSIM over an empty mask, PSNR of identical
-images = ∞).  The summary runs over the defined values: ``n`` counts them, ``undefined`` counts the others; ``std``
-is the population standard deviation (ddof 0).  CSV: one row per case, then one row per summary statistic
-(``case`` = ``summary:mean`` …) and one ``set`` row with the set-level metrics in their own columns.
+images = ∞).  Reports of :func:`medfusion.evaluate.evaluate_arrays` name no files (no ``pred``/``ref``/``mask``
+keys).  The summary runs over the defined values: ``n`` counts them, ``undefined`` counts the others; ``std``
+is the population standard deviation (ddof 0).  ``settings["conventions"]`` holds a protocol's own conventions
+(e.g. which BraSyn values are the challenge's and which are additions).  CSV: one row per case (empty
+``pred``/``ref`` for arrays), then one row per summary statistic (``case`` = ``summary:mean`` …) and one ``set``
+row with the set-level metrics in their own columns.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +56,12 @@ def _json_value(x):
 
 @dataclass
 class Report:
-    """Result of :func:`medfusion.evaluate.evaluate`."""
+    """Result of :func:`medfusion.evaluate.evaluate` and :func:`medfusion.evaluate.evaluate_arrays`.
+
+    ``loader`` (not written into the report): a callable mapping a case record to that case's checked arrays
+    ``(pred, ref, mask, spacing)`` — the files read again, or the caller's arrays — for the worst-case figure
+    of :meth:`plot`; without it :meth:`plot` draws only the distributions.
+    """
 
     protocol: str
     description: str
@@ -61,6 +70,7 @@ class Report:
     set_metrics: dict[str, float] = field(default_factory=dict)
     unpaired: dict[str, list[str]] = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
+    loader: Callable | None = field(default=None, repr=False, compare=False)
 
     @property
     def metric_names(self) -> list[str]:
@@ -101,7 +111,8 @@ class Report:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(header)
         for c in self.cases:
-            w.writerow([c["case"], c["pred"], c["ref"]] + [_cell(c.get(m)) for m in metrics] + [""] * len(self.set_metrics))
+            w.writerow([c["case"], c.get("pred", ""), c.get("ref", "")] + [_cell(c.get(m)) for m in metrics]
+                       + [""] * len(self.set_metrics))
         summary = self.summary
         for stat in STATISTICS:
             w.writerow([f"summary:{stat}", "", ""] + [_cell(summary[m][stat]) for m in metrics]
@@ -163,17 +174,27 @@ class Report:
 
     def plot(self, folder: str, *, overwrite: bool = False) -> list[str]:
         """Write ``metrics.png`` (per-metric distributions over the cases) and ``worst_case.png`` (slices of the
-        case with the worst first metric) into ``folder``; returns the files written."""
-        from .plots import plot_distributions, plot_worst_case
+        case with the worst first metric, as the metrics saw them) into ``folder``; returns the files written.
+        Figures are drawn on :class:`matplotlib.figure.Figure` objects: the matplotlib backend is left alone."""
         from ..io import ensure_absent
+        from .plots import plot_distributions, plot_worst_case
+        from .protocols import get_protocol
 
         paths = [os.path.join(folder, "metrics.png"), os.path.join(folder, "worst_case.png")]
         ensure_absent(paths, overwrite)
         os.makedirs(folder, exist_ok=True)
-        written = [plot_distributions(self, paths[0])]
+        values = {m: [c.get(m) for c in self.cases] for m in self.metric_names}
+        written = [plot_distributions(values, paths[0], title=f"{self.protocol}: {len(self.cases)} case(s)")]
         worst = self.worst_case()
-        if worst is not None:
-            written.append(plot_worst_case(self, worst[0], worst[1], paths[1]))
+        if worst is None or self.loader is None:
+            return written
+        case, metric = worst
+        proto = get_protocol(self.protocol)
+        pred, ref, mask, spacing = self.loader(case)
+        if proto.inputs == "image":
+            pred, ref = proto.display(pred, ref, self.settings.get("window"))
+        title = f"worst case by {metric}: {case['case']} ({metric} = {case[metric]:.4g})"
+        written.append(plot_worst_case(pred, ref, mask, spacing, path=paths[1], kind=proto.inputs, title=title))
         return written
 
 
