@@ -32,7 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.pred, args.ref, protocol=args.protocol, metrics=args.metrics, mask=args.mask,
         labels=_parse_labels(args.labels), data_range=_parse_range(args.data_range),
         window=tuple(args.window) if args.window else None, empty_dice=float(args.empty_dice),
-        hd95_empty=args.hd95_empty, resample=args.resample, pattern=args.glob, workers=args.workers or _cores(), fid=fid,
+        hd95_empty=args.hd95_empty, resample=args.resample, pattern=args.glob, workers=_cores() if args.workers is None else args.workers, fid=fid,
         progress=not args.quiet,
     )
     if args.out:

@@ -17,7 +17,9 @@ from ...errors import InputError
 __all__ = ["run_demo", "montage"]
 
 _DEMO_FILES = ("montage.png", "metrics.json")
-_COLUMNS = (("ssim", "BraSyn SSIM"), ("ssim_tumour", "tumour"), ("ssim_non_tumour", "non-tumour"), ("psnr", "PSNR dB"))
+#: (metric, column title): the two BraSyn scores first, then two additions (whole-volume SSIM and PSNR)
+_COLUMNS = (("ssim_tumour", "BraSyn SSIM tumour"), ("ssim_non_tumour", "non-tumour"), ("ssim", "SSIM (whole)"),
+            ("psnr", "PSNR dB"))
 
 
 def _sample_case(data_dir, case: str | None):
