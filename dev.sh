@@ -2,6 +2,7 @@
 # medfusion set-up and entry point.  Usage:
 #   bash dev.sh demo [args...]   set up if needed, then run `medfusion demo`
 #   bash dev.sh test [args...]   set up (with test extras) if needed, then run the test suite
+#   bash dev.sh notebooks        set up with the notebooks extra, then open notebooks/ in JupyterLab
 #   bash dev.sh setup            only set up
 # Set-up is safe to repeat.  It uses the active virtual environment (or conda env) when there is one and
 # otherwise makes ./.venv.  A torch that is already installed there is kept (GPU users: install your CUDA
@@ -41,5 +42,6 @@ case "$cmd" in
   setup) setup test ;;
   demo) setup test; exec "$py" -m medfusion.cli.main demo "$@" ;;
   test) setup test; exec "$py" -m pytest -q "$@" ;;
-  *) echo "usage: bash dev.sh {demo|test|setup} [args...]" >&2; exit 2 ;;
+  notebooks) setup "test,notebooks"; exec "$py" -m jupyterlab notebooks "$@" ;;
+  *) echo "usage: bash dev.sh {demo|test|notebooks|setup} [args...]" >&2; exit 2 ;;
 esac
