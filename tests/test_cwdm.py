@@ -13,7 +13,7 @@ from medfusion.apps.cwdm.evaluation import evaluate_heldout
 from medfusion.apps.cwdm.layout import list_cases, load_case
 from medfusion.apps.cwdm.model import CWDMModel, load_model
 from medfusion.apps.cwdm.synthesis import synthesize
-from medfusion.apps.cwdm.train import BraTSTrainingSet, CWDMTrainer, split_missing
+from medfusion.apps.cwdm.train import BraTSTrainingSet, CWDMTrainer, cwdm_loss, split_missing
 from medfusion.core.checkpoint import FORMAT
 from medfusion.errors import InputError
 from medfusion.transforms.intensity import PercentileNormalize
@@ -247,22 +247,49 @@ def test_train_then_sample(tmp_path, tiny_dataset, case_volumes):
 
 
 def test_resume_reaches_the_same_weights(tmp_path, tiny_dataset):
-    """Stopping at step 6 and resuming to 12 gives bit for bit the weights of an uninterrupted 12-step run."""
-    def run(out, steps):
+    """A run interrupted after step 7 (last.pt saved at 6) and resumed to 12 ends with bit for bit the weights
+    of an uninterrupted 12-step run (cosine schedule with warm-up, random crops, random missing contrasts)."""
+    def trainer(out):
         torch.manual_seed(0)
         model = CWDMModel.create(TINY_NETWORK)
         data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor, seed=0)
-        CWDMTrainer(model, data, out, max_steps=steps, lr=1e-3, save_every=6, log_every=6, device="cpu",
-                    seed=0).run()
-        return model
+        return model, CWDMTrainer(model, data, out, max_steps=12, lr=1e-3, save_every=6, log_every=6, device="cpu",
+                                  seed=0, lr_schedule="cosine", warmup_steps=2)
 
-    whole = run(tmp_path / "whole", 12)
-    run(tmp_path / "parts", 6)
-    resumed = run(tmp_path / "parts", 12)  # picks up last.pt at step 6
+    whole, t = trainer(tmp_path / "whole")
+    t.run()
+    _, t = trainer(tmp_path / "parts")
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt  # killed during step 8
+        return cwdm_loss(*args, **kwargs)
+
+    t.loss_fn = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    resumed, t = trainer(tmp_path / "parts")
+    t.run()  # picks up last.pt of step 6
     a, b = whole.network.state_dict(), resumed.network.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(line) for line in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
     assert {"event": "resumed", "step": 6} in log
+
+
+def test_learning_rate_schedules_closed_form(tmp_path, tiny_dataset):
+    model = CWDMModel.create(TINY_NETWORK)
+    data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor)
+    const = CWDMTrainer(model, data, tmp_path, max_steps=100, lr=2e-4, device="cpu")
+    assert [const.learning_rate(s) for s in (0, 50, 99)] == [2e-4] * 3
+    cos = CWDMTrainer(model, data, tmp_path, max_steps=110, lr=2e-4, lr_schedule="cosine", warmup_steps=10,
+                      device="cpu")
+    assert cos.learning_rate(0) == pytest.approx(2e-5) and cos.learning_rate(9) == pytest.approx(2e-4)
+    assert cos.learning_rate(60) == pytest.approx(1e-4)  # half way through the decay
+    assert cos.learning_rate(110) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        CWDMTrainer(model, data, tmp_path, lr_schedule="step", device="cpu")
 
 
 def test_full_volume_training_pads_odd_sizes(tmp_path):

@@ -59,6 +59,9 @@ class Trainer:
             whose maximum selects ``model.pt``.
         max_steps: optimisation steps in total (resuming continues up to this number).
         batch_size, lr, weight_decay: AdamW settings; ``lr`` defaults to 1e-5, the published cWDM rate (batch 1).
+        lr_schedule: ``"constant"`` (as published) or ``"cosine"`` (``lr`` decays to 0 over ``max_steps`` along
+            half a cosine, after ``warmup_steps`` of linear warm-up); a function of the step alone, so resuming
+            continues it exactly.
         precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network).
         val_every, save_every, log_every: steps between validations, ``last.pt`` saves and log lines.
         seed: seeds the data order, the augmentations and the diffusion noise.
@@ -69,7 +72,8 @@ class Trainer:
 
     def __init__(self, model, train_data: Dataset, output_dir: str | os.PathLike, *, loss_fn: LossFn,
                  validate_fn: Callable | None = None, val_metric: str = "val_score", max_steps: int = 1000,
-                 batch_size: int = 1, lr: float = 1e-5, weight_decay: float = 0.0, precision: str = "auto",
+                 batch_size: int = 1, lr: float = 1e-5, weight_decay: float = 0.0, lr_schedule: str = "constant",
+                 warmup_steps: int = 0, precision: str = "auto",
                  val_every: int = 250, save_every: int = 50, log_every: int = 10, seed: int = 0,
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
                  info: dict | None = None) -> None:
@@ -77,6 +81,9 @@ class Trainer:
         self.loss_fn, self.validate_fn, self.val_metric = loss_fn, validate_fn, val_metric
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
         self.weight_decay = float(weight_decay)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
         self.val_every, self.save_every, self.log_every = int(val_every), int(save_every), int(log_every)
         self.seed, self.distributed, self.num_workers = int(seed), bool(distributed), int(num_workers)
         self.info = dict(info or {})
@@ -135,6 +142,15 @@ class Trainer:
         return DataLoader(_Seeded(self.train_data, self.seed), batch_size=self.batch_size, sampler=items,
                           num_workers=self.num_workers, drop_last=False)
 
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimisation step ``step`` (0-based)."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.lr
+        span = max(1, self.max_steps - self.warmup_steps)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup_steps) / span)))
+
     def _batches_per_epoch(self) -> int:
         share = -(-len(self.train_data) // self.world_size)
         return -(-share // self.batch_size)
@@ -177,6 +193,8 @@ class Trainer:
                         break
                     self.model.diffusion.network = train_net
                     loss = self.loss_fn(self.model, batch, generator=gen, device=self.device, precision=self.precision)
+                    for group in optimizer.param_groups:
+                        group["lr"] = self.learning_rate(step)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
