@@ -6,7 +6,8 @@
     cwdm.synthesize_case(case, model, "outputs/synth.nii.gz", steps=50, seed=0)
 
 Modules: :mod:`.layout` (BraTS case folders), :mod:`.model`, :mod:`.pipeline` (pre/post-processing),
-:mod:`.synthesis`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.phantom`, :mod:`.demo`,
+:mod:`.synthesis`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.phantom` (with
+:mod:`.phantom_anatomy` and :mod:`.phantom_render`), :mod:`.demo`,
 :mod:`.bundle`, :mod:`.cli`.  Names below load their module on first use, so importing this package is cheap.
 """
 

@@ -12,10 +12,19 @@ the ventricles and the sulcal CSF. Each seed gives a different head and tumour:
    to 5 randomly oriented ellipsoids (core radius 10–25 mm) with a smoothly perturbed boundary. Labels as
    in BraTS 2023+: 1 necrotic core (NCR) inside, 3 enhancing tumour (ET) as a rim around it, 2 oedema
    (ED/SNFH) around the core, reaching further into white matter than into grey matter and not into CSF.
-3. **Contrasts.** Each voxel mixes the tissue intensities below by its tissue fractions (partial
-   volume), then a smooth multiplicative bias field (≤ ±10%, shared by the contrasts), a per-contrast
-   gain and Rician noise (σ ≈ 2%) are applied. Outside the brain every voxel is exactly 0, as in
-   skull-stripped BraTS data.
+3. **Structures outside the tumour** (:mod:`.phantom_anatomy`), where real contrasts differ from each other:
+   venous sinuses (superior sagittal, transverse, straight), deep and 12–18 cortical veins, the large arteries,
+   the choroid plexus in the lateral ventricles, the falx and tentorium, periventricular caps. Each seed moves
+   every vessel by ≈ 1 mm, scales its radius by ±15% and draws its own cortical veins.
+4. **Contrasts** (:mod:`.phantom_render`). Each voxel mixes the intensities of :data:`TISSUE_INTENSITIES` by
+   its tissue and structure fractions (partial volume); then a smooth multiplicative bias field (a field
+   shared by the four contrasts, ≤ ±8%, times one per contrast, ≤ ±4%), a per-contrast gain and Rician noise
+   (σ ≈ 2%). The strength of enhancement of vessels, plexus and dura on t1c varies by ±15% per seed. Outside
+   the brain every voxel is exactly 0, as in skull-stripped BraTS data.
+
+So t1c differs from t1n outside the tumour in the vessels, choroid plexus, dura and (slightly) the cortex, and
+T2w from FLAIR in CSF, plexus and the periventricular caps — differences a model can learn from the other
+contrasts (flow voids, CSF) and that no copy of another contrast reproduces.
 
 The same seed gives identical output; the anatomy and tumour parameters are drawn before anything that
 depends on the grid, so one seed gives the same head and tumour at every resolution (only the noise
@@ -24,15 +33,20 @@ differs). The phantoms are synthetic test data: plausible relative contrasts, no
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
-from scipy import ndimage
 
 from .layout import CONTRASTS, SEG, BraTSCase
+from .phantom_anatomy import (
+    Tube, brain_anchor, draw_cortical_veins, mni152, template_extras, tumour_sites, vessel_atlas,
+)
+from .phantom_render import (
+    STRUCTURES, TISSUE_INTENSITIES, bias_field, draw_bias_coefficients, dura_fraction, mix_structures, resample,
+    tube_fractions,
+)
 from medfusion.errors import InputError
 from medfusion.io import ensure_absent, save_like, volume_from_array
 
@@ -49,101 +63,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: BraTS field of view (mm): 240 × 240 × 155 voxels of 1 mm.
 BRATS_FOV_MM: tuple[float, float, float] = (240.0, 240.0, 155.0)
 
-#: Relative intensity of each tissue in each contrast (before bias field, gain and noise).
-TISSUE_INTENSITIES: dict[str, dict[str, float]] = {
-    #        grey   white  CSF    oedema  necrosis  enhancing
-    "t1n": {"gm": 0.55, "wm": 0.80, "csf": 0.20, "ed": 0.45, "ncr": 0.25, "et": 0.55},
-    "t1c": {"gm": 0.55, "wm": 0.80, "csf": 0.20, "ed": 0.45, "ncr": 0.25, "et": 1.00},
-    "t2w": {"gm": 0.60, "wm": 0.40, "csf": 1.00, "ed": 0.85, "ncr": 0.95, "et": 0.60},
-    "t2f": {"gm": 0.60, "wm": 0.45, "csf": 0.10, "ed": 0.95, "ncr": 0.40, "et": 0.70},
-}
-
 # BraTS 2023+ labels.
 _NCR, _ED, _ET = 1, 2, 3
 
-# Top of the brain this far (mm) below the top of the default field of view; the lowest part of the
-# brainstem leaves the field of view instead, as in BraTS.
-_TOP_MARGIN_MM = 8.0
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Template anatomy (loaded once per process)
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Anatomy:
-    """Tissue fractions on one template grid: ``tissues`` is ``(3, X, Y, Z)`` float32 (GM, WM, CSF; they
-    sum to the brain fraction in [0, 1]); ``affine`` maps template voxels to MNI mm."""
-
-    tissues: np.ndarray
-    affine: np.ndarray
-
-
-@functools.lru_cache(maxsize=1)
-def _mni152_1mm() -> _Anatomy:
-    """GM, WM and CSF fractions of the MNI152 2009 template at 1 mm, from the files shipped in nilearn."""
-    from nilearn import datasets  # heavy import (~1 s): only when a phantom is made
-
-    gm_img = datasets.load_mni152_gm_template(resolution=1)
-    wm_img = datasets.load_mni152_wm_template(resolution=1)
-    mask_img = datasets.load_mni152_brain_mask(resolution=1)
-    mask = np.asarray(mask_img.get_fdata(dtype=np.float32)) > 0.5
-    gm = np.asarray(gm_img.get_fdata(dtype=np.float32)) * mask
-    wm = np.asarray(wm_img.get_fdata(dtype=np.float32)) * mask
-    excess = np.maximum(gm + wm, 1.0)  # GM + WM never exceeds 1 in the shipped maps; guard anyway
-    gm, wm = gm / excess, wm / excess
-    csf = np.clip(mask - gm - wm, 0.0, 1.0)
-    tissues = np.ascontiguousarray(np.stack([gm, wm, csf]), dtype=np.float32)
-    tissues.setflags(write=False)
-    return _Anatomy(tissues=tissues, affine=np.array(gm_img.affine, dtype=np.float64))
-
-
-@functools.lru_cache(maxsize=4)
-def _mni152(level: int) -> _Anatomy:
-    """The template averaged over ``level``³ blocks (``level`` mm voxels): anti-aliasing for coarse grids."""
-    full = _mni152_1mm()
-    if level == 1:
-        return full
-    pad = [(0, 0)] + [(0, (-n) % level) for n in full.tissues.shape[1:]]
-    t = np.pad(full.tissues, pad)
-    c, x, y, z = t.shape
-    t = t.reshape(c, x // level, level, y // level, level, z // level, level).mean(axis=(2, 4, 6))
-    block = np.diag([level, level, level, 1.0])
-    block[:3, 3] = (level - 1) / 2.0  # centre of the first block, in 1 mm voxels
-    tissues = np.ascontiguousarray(t, dtype=np.float32)
-    tissues.setflags(write=False)
-    return _Anatomy(tissues=tissues, affine=full.affine @ block)
-
-
-@functools.lru_cache(maxsize=1)
-def _brain_anchor() -> np.ndarray:
-    """MNI point (mm) placed at the centre of the field of view: the centre of the brain's bounding box
-    in x and y; in z, the point that leaves the top of the brain ``_TOP_MARGIN_MM`` below the top of a
-    155 mm field of view."""
-    anatomy = _mni152(2)
-    idx = np.argwhere(anatomy.tissues.sum(axis=0) >= 0.5)
-    lo = anatomy.affine[:3, :3] @ idx.min(axis=0) + anatomy.affine[:3, 3]
-    hi = anatomy.affine[:3, :3] @ idx.max(axis=0) + anatomy.affine[:3, 3]
-    centre = (lo + hi) / 2.0
-    centre[2] = hi[2] + _TOP_MARGIN_MM - BRATS_FOV_MM[2] / 2.0
-    return centre
-
-
-@functools.lru_cache(maxsize=1)
-def _tumour_sites() -> tuple[np.ndarray, np.ndarray]:
-    """Candidate tumour centres (MNI mm) in deep white matter of the left and right hemisphere: white
-    matter fraction ≥ 0.7, at least 30 mm inside the brain, at least 12 mm from the midline."""
-    anatomy = _mni152(2)
-    gm, wm, csf = anatomy.tissues
-    brain = (gm + wm + csf) >= 0.5
-    depth = ndimage.distance_transform_edt(brain, sampling=2.0)
-    idx = np.argwhere((wm >= 0.7) & (depth >= 30.0))
-    world = idx @ anatomy.affine[:3, :3].T + anatomy.affine[:3, 3]
-    left, right = world[world[:, 0] <= -12.0], world[world[:, 0] >= 12.0]
-    left.setflags(write=False)
-    right.setflags(write=False)
-    return left, right
+# Structures whose t1c enhancement strength varies per seed.
+_ENHANCING = ("vein", "artery", "plexus", "dura")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -248,38 +172,6 @@ def _check_shape_spacing(shape, spacing) -> tuple[tuple[int, int, int], tuple[fl
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _resample_tissues(
-    shape: tuple[int, int, int], affine: np.ndarray, to_template_mm: np.ndarray
-) -> np.ndarray:
-    """GM, WM, CSF fractions ``(3, *shape)`` on the output grid (trilinear, 0 outside the template)."""
-    level = 1
-    while level < 8 and 2 * level <= min(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))):
-        level *= 2
-    anatomy = _mni152(level)
-    # output voxel -> output mm -> template mm -> template voxel, as one matrix
-    m = np.linalg.inv(anatomy.affine) @ to_template_mm @ affine
-    out = np.empty((3, *shape), dtype=np.float32)
-    for i in range(3):
-        ndimage.affine_transform(
-            anatomy.tissues[i], m[:3, :3], offset=m[:3, 3], output=out[i], order=1, mode="constant", cval=0.0
-        )
-    return out
-
-
-def _bias_field(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Smooth multiplicative field, 1 ± at most 10%: random Legendre polynomials of degree ≤ 2 in the
-    coordinates normalised to [-1, 1] over the default field of view. Shape: broadcast of x, y, z."""
-    u = [c / (fov / 2.0) for c, fov in zip((x, y, z), BRATS_FOV_MM)]
-    legendre = [[np.ones_like(c), c, 1.5 * c * c - 0.5] for c in u]
-    terms = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
-    coef = rng.standard_normal(len(terms))
-    coef *= 0.10 / np.abs(coef).sum()
-    field = np.ones(np.broadcast_shapes(x.shape, y.shape, z.shape), dtype=np.float32)
-    for c, (i, j, k) in zip(coef, terms):
-        field += np.float32(c) * (legendre[0][i] * legendre[1][j] * legendre[2][k]).astype(np.float32)
-    return field
-
-
 def _tumour_fractions(
     tumour: _Tumour, x: np.ndarray, y: np.ndarray, z: np.ndarray, wm_share: np.ndarray, csf_share: np.ndarray,
     blur_mm: float,
@@ -309,6 +201,64 @@ def _tumour_fractions(
     return ncr.astype(np.float32), et.astype(np.float32), ed.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _Case:
+    """Everything random about one case that does not depend on the grid (drawn in this order)."""
+
+    to_output_mm: np.ndarray  # (4, 4): template (MNI) mm -> output mm
+    tumour: _Tumour
+    gains: np.ndarray  # per contrast
+    sigma: float  # Rician noise
+    tubes: tuple[Tube, ...]  # vessels and choroid plexus, MNI mm
+    enhancement: dict[str, float]  # t1c enhancement strength per structure
+    bias: np.ndarray  # (1 + len(CONTRASTS), 9) Legendre coefficients: shared field, then one per contrast
+
+
+def _draw_case(rng: np.random.Generator) -> _Case:
+    rotation = _rotation(np.deg2rad(rng.uniform(-6.0, 6.0, 3)))
+    scale = rng.uniform(0.92, 1.08, 3)
+    shift = rng.uniform(-5.0, 5.0, 3)
+    sites = tumour_sites()[int(rng.integers(2))]
+    site_mni = sites[int(rng.integers(len(sites)))]
+    anchor = brain_anchor()
+    # template (MNI) mm -> output mm:  x_out = R S (x_mni - anchor) + shift
+    linear = rotation @ np.diag(scale)
+    to_output_mm = np.eye(4)
+    to_output_mm[:3, :3] = linear
+    to_output_mm[:3, 3] = shift - linear @ anchor
+    tumour = _draw_tumour(rng, to_output_mm[:3, :3] @ site_mni + to_output_mm[:3, 3])
+    gains = rng.uniform(0.9, 1.05, len(CONTRASTS))
+    sigma = float(rng.uniform(0.015, 0.025))
+    tubes = tuple(t.moved(rng.normal(0.0, 1.0, 3), rng.uniform(0.85, 1.15)) for t in vessel_atlas())
+    tubes += tuple(draw_cortical_veins(rng))
+    enhancement = {k: float(v) for k, v in zip(_ENHANCING, rng.uniform(0.85, 1.15, len(_ENHANCING)))}
+    bias = draw_bias_coefficients(rng, len(CONTRASTS))
+    return _Case(to_output_mm, tumour, gains, sigma, tubes, enhancement, bias)
+
+
+def _anatomy_on_grid(case: _Case, shape: tuple[int, int, int], affine: np.ndarray) -> dict[str, np.ndarray]:
+    """Tissue fractions ``gm, wm, csf`` (their sum ``total`` is the brain fraction), the lateral ventricles'
+    CSF fraction, and each structure's share of the brain tissue of every voxel, on the output grid."""
+    vox_to_mni = np.linalg.inv(case.to_output_mm) @ affine
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    level = 1
+    while level < 8 and 2 * level <= spacing.min():
+        level *= 2
+    gm, wm, csf = resample(mni152(level), shape, vox_to_mni)
+    ventricles, caps = resample(template_extras(level), shape, vox_to_mni)
+    total = gm + wm + csf
+    per_total = 1.0 / np.maximum(total, np.float32(1e-6))
+    ventricle_share = np.clip(ventricles * per_total, 0.0, 1.0)
+    voxel_mm = float(np.prod(spacing) ** (1.0 / 3.0))
+    maps = {"gm": gm, "wm": wm, "csf": csf, "total": total, "ventricles": ventricles,
+            "cap": np.clip(caps * per_total, 0.0, 1.0),
+            "dura": dura_fraction(shape, vox_to_mni, voxel_mm, np.clip(csf * per_total, 0.0, 1.0), ventricle_share)}
+    tubes = tube_fractions(case.tubes, shape, vox_to_mni, voxel_mm)
+    maps["plexus"] = tubes["plexus"] * ventricle_share  # the plexus lies inside the ventricles
+    maps["artery"], maps["vein"] = tubes["artery"], tubes["vein"]
+    return maps
+
+
 def make_brats_phantom(
     shape: tuple[int, int, int] = (96, 96, 64),
     *,
@@ -322,7 +272,10 @@ def make_brats_phantom(
         shape: grid size ``(X, Y, Z)``; any positive sizes (odd included).
         spacing: voxel size in mm; default ``240/X, 240/Y, 155/Z`` (BraTS's field of view).
         seed: all randomness comes from ``numpy.random.default_rng(seed)``.
-        return_tissues: also return the tumour-free tissue fractions ``"gm"``, ``"wm"``, ``"csf"``.
+        return_tissues: also return the tumour-free tissue fractions ``"gm"``, ``"wm"``, ``"csf"``, the lateral
+            ventricles' CSF fraction ``"ventricles"``, and the share of each voxel's brain tissue taken by each
+            structure outside the tumour: ``"cap"`` (periventricular caps), ``"dura"``, ``"plexus"``,
+            ``"artery"``, ``"vein"`` (all ``float32 (X, Y, Z)``).
 
     Returns:
         ``"t1n"``, ``"t1c"``, ``"t2w"``, ``"t2f"``: ``float32 (X, Y, Z)`` intensities, about [0, 1]
@@ -333,75 +286,71 @@ def make_brats_phantom(
     """
     shape, spacing = _check_shape_spacing(shape, spacing)
     rng = np.random.default_rng(seed)
-
-    # --- anatomy and tumour parameters (independent of the grid) ---
-    rotation = _rotation(np.deg2rad(rng.uniform(-6.0, 6.0, 3)))
-    scale = rng.uniform(0.92, 1.08, 3)
-    shift = rng.uniform(-5.0, 5.0, 3)
-    sites = _tumour_sites()[int(rng.integers(2))]
-    site_mni = sites[int(rng.integers(len(sites)))]
-    anchor = _brain_anchor()
-    # template (MNI) mm -> output mm:  x_out = R S (x_mni - anchor) + shift
-    linear = rotation @ np.diag(scale)
-    to_output_mm = np.eye(4)
-    to_output_mm[:3, :3] = linear
-    to_output_mm[:3, 3] = shift - linear @ anchor
-    tumour = _draw_tumour(rng, to_output_mm[:3, :3] @ site_mni + to_output_mm[:3, 3])
-    gains = rng.uniform(0.9, 1.05, len(CONTRASTS))
-    sigma = rng.uniform(0.015, 0.025)
+    case = _draw_case(rng)  # everything random that does not depend on the grid
 
     # --- output grid: RAS+, centre of the grid at the world origin ---
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = -(np.array(shape) - 1) / 2.0 * np.array(spacing)
     axes_mm = [(affine[i, 3] + spacing[i] * np.arange(shape[i])).astype(np.float32) for i in range(3)]
-    x, y, z = axes_mm[0][:, None, None], axes_mm[1][None, :, None], axes_mm[2][None, None, :]
 
-    tissues = _resample_tissues(shape, affine, np.linalg.inv(to_output_mm))
-    gm, wm, csf = tissues
-    total = gm + wm + csf
-    brain = total >= 0.5
-    bias = _bias_field(rng, x, y, z)
-
-    # --- tumour, computed in a box around it ---
-    seg = np.zeros(shape, dtype=np.uint8)
-    box = _tumour_box(tumour, affine, shape)
-    if box is not None:
-        bx, by, bz = box
-        t_box = total[box]
-        share = 1.0 / np.maximum(t_box, 1e-6)
-        ncr, et, ed = _tumour_fractions(
-            tumour, x[bx], y[:, by], z[:, :, bz], wm[box] * share, csf[box] * share,
-            blur_mm=0.3 * float(np.mean(spacing)),
-        )
-        healthy = np.clip(1.0 - ncr - et - ed, 0.0, 1.0)
-        classes = np.argmax(np.stack([healthy, ncr, ed, et]), axis=0)  # 0 healthy, then BraTS label order
-        labels = np.array([0, _NCR, _ED, _ET], dtype=np.uint8)[classes]
-        labels[~brain[box]] = 0
-        _ensure_labels(labels, brain[box], {_NCR: ncr, _ED: ed, _ET: et})
-        seg[box] = labels
-
-    # --- contrasts: partial-volume mixture x bias x gain, Rician noise, 0 outside the brain ---
+    maps = _anatomy_on_grid(case, shape, affine)
+    brain = maps["total"] >= 0.5
+    seg, tumour = _tumour_labels(case.tumour, affine, axes_mm, spacing, maps, brain)
     inside = np.flatnonzero(brain)
-    bias_in = bias.ravel()[inside]
-    out: dict[str, np.ndarray] = {}
-    for contrast, gain in zip(CONTRASTS, gains):
-        v = {k: np.float32(val) for k, val in TISSUE_INTENSITIES[contrast].items()}
-        image = gm * v["gm"] + wm * v["wm"] + csf * v["csf"]
-        if box is not None:
-            image[box] = healthy * image[box] + t_box * (ncr * v["ncr"] + et * v["et"] + ed * v["ed"])
-        signal = image.ravel()[inside] * bias_in * np.float32(gain)
-        # Rician noise: magnitude of a complex signal with Gaussian noise in both channels.
-        real = signal + np.float32(sigma) * rng.standard_normal(signal.size, dtype=np.float32)
-        imag = np.float32(sigma) * rng.standard_normal(signal.size, dtype=np.float32)
-        result = np.zeros(shape, dtype=np.float32)
-        result.ravel()[inside] = np.sqrt(real * real + imag * imag)
-        out[contrast] = result
-
+    shared = bias_field(case.bias[0], *axes_mm, BRATS_FOV_MM).ravel()[inside]
+    out = {}
+    for i, contrast in enumerate(CONTRASTS):
+        field = shared * bias_field(case.bias[1 + i], *axes_mm, BRATS_FOV_MM).ravel()[inside]
+        out[contrast] = _contrast(contrast, case, maps, tumour, inside, field * np.float32(case.gains[i]), rng)
     out[SEG] = seg
     out["affine"] = affine
     if return_tissues:
-        out.update(gm=gm, wm=wm, csf=csf)
+        out.update({k: maps[k] for k in ("gm", "wm", "csf", "ventricles", *STRUCTURES)})
     return out
+
+
+def _tumour_labels(tumour: _Tumour, affine, axes_mm, spacing, maps, brain):
+    """The label map, and ``(box, healthy, ncr, et, ed)`` fractions in the tumour's box (``None`` if the tumour
+    is outside the grid); ``axes_mm``: the grid's x, y, z coordinates (mm)."""
+    seg = np.zeros(brain.shape, dtype=np.uint8)
+    box = _tumour_box(tumour, affine, brain.shape)
+    if box is None:
+        return seg, None
+    bx, by, bz = box
+    x, y, z = axes_mm[0][bx, None, None], axes_mm[1][None, by, None], axes_mm[2][None, None, bz]
+    share = 1.0 / np.maximum(maps["total"][box], 1e-6)
+    ncr, et, ed = _tumour_fractions(tumour, x, y, z, maps["wm"][box] * share, maps["csf"][box] * share,
+                                    blur_mm=0.3 * float(np.mean(spacing)))
+    healthy = np.clip(1.0 - ncr - et - ed, 0.0, 1.0)
+    classes = np.argmax(np.stack([healthy, ncr, ed, et]), axis=0)  # 0 healthy, then BraTS label order
+    labels = np.array([0, _NCR, _ED, _ET], dtype=np.uint8)[classes]
+    labels[~brain[box]] = 0
+    _ensure_labels(labels, brain[box], {_NCR: ncr, _ED: ed, _ET: et})
+    seg[box] = labels
+    return seg, (box, healthy, ncr, et, ed)
+
+
+def _contrast(contrast: str, case: _Case, maps, tumour, inside: np.ndarray, field: np.ndarray, rng) -> np.ndarray:
+    """One contrast: tissues and structures mixed by their fractions, the tumour, times ``field`` (bias × gain
+    at the brain's voxels ``inside``), Rician noise; exactly 0 outside the brain."""
+    v = dict(TISSUE_INTENSITIES[contrast])
+    if contrast == "t1c":  # per-seed strength of enhancement (contrast dose and timing)
+        base = TISSUE_INTENSITIES["t1n"]
+        v.update({k: base[k] + case.enhancement[k] * (v[k] - base[k]) for k in _ENHANCING})
+    image = maps["gm"] * np.float32(v["gm"]) + maps["wm"] * np.float32(v["wm"]) + maps["csf"] * np.float32(v["csf"])
+    image = mix_structures(image, maps["total"], maps, v)
+    if tumour is not None:
+        box, healthy, ncr, et, ed = tumour
+        image[box] = healthy * image[box] + maps["total"][box] * (
+            ncr * np.float32(v["ncr"]) + et * np.float32(v["et"]) + ed * np.float32(v["ed"]))
+    signal = image.ravel()[inside] * field
+    # Rician noise: magnitude of a complex signal with Gaussian noise in both channels.
+    sigma = np.float32(case.sigma)
+    real = signal + sigma * rng.standard_normal(signal.size, dtype=np.float32)
+    imag = sigma * rng.standard_normal(signal.size, dtype=np.float32)
+    result = np.zeros(image.shape, dtype=np.float32)
+    result.ravel()[inside] = np.sqrt(real * real + imag * imag)
+    return result
 
 
 def _tumour_box(tumour: _Tumour, affine: np.ndarray, shape: tuple[int, int, int]):
