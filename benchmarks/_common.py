@@ -1,10 +1,11 @@
-"""Helpers shared by the benchmark scripts: machine description, peak memory, results files."""
+"""Helpers shared by the benchmark scripts: machine description, peak memory, results files, held-out data."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,12 @@ def machine() -> dict:
         "load_average_1_5_15min_at_end": list(os.getloadavg()),  # other work on the machine skews CPU timings
     }
     return info
+
+
+def command_line() -> str:
+    """The command that ran this benchmark, as a user types it from the repository root."""
+    args = " ".join(sys.argv[1:])
+    return "python benchmarks/" + Path(sys.argv[0]).name + (" " + args if args else "")
 
 
 def _status(field: str) -> int:
@@ -88,16 +95,63 @@ def write_results(name: str, payload: dict, out: str | None = None) -> Path:
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **payload}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
     return path
 
 
-def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000) -> Path:
-    """Held-out phantom cases (seeds never used for training: the shipped weights used 1000–1031 and
-    2000–2001 for validation), written once into a cache folder beside the results."""
-    from medfusion.data.phantom import write_phantom_dataset
+def _finite(x):
+    """JSON-ready copy: NaN/inf (undefined metric values) → null."""
+    import math
 
-    folder = RESULTS / "_heldout" / f"{'x'.join(map(str, shape))}-seed{seed0}-n{n}"
-    if not folder.is_dir():
-        write_phantom_dataset(folder, n, shape=tuple(shape), seed0=seed0, prefix="BraTS-HELDOUT")
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def add_precision_option(parser, default: str = "float32") -> None:
+    """``--precision``: the dtype the network runs in under autocast (medfusion.core.precision)."""
+    parser.add_argument("--precision", default=default, choices=("float32", "bfloat16", "float16"),
+                        help=f"network autocast dtype while sampling (default {default}; float16: CUDA only)")
+
+
+def add_cache_option(parser) -> None:
+    parser.add_argument("--cache", help="folder for the generated benchmark data (default: "
+                        "benchmarks/results/_heldout, not committed); e.g. a /tmp folder for smoke runs")
+
+
+def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None) -> Path:
+    """Held-out phantom cases (seeds never used for training: the shipped weights used 1000–1031 and
+    2000–2001 for validation), written once into a cache folder (default: beside the results), one folder per
+    version of the phantom generator."""
+    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+
+    root = Path(cache) if cache else RESULTS / "_heldout"
+    folder = root / f"{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint()}"
+    if not (folder / ".complete").is_file():
+        write_phantom_dataset(folder, n, shape=tuple(shape), seed0=seed0, prefix="BraTS-HELDOUT", overwrite=True)
+        (folder / ".complete").touch()
     return folder
+
+
+def _phantom_fingerprint() -> str:
+    """A short hash of the phantom generator's sources: a changed generator gets a fresh cache folder."""
+    import hashlib
+
+    import medfusion.apps.cwdm as app
+
+    h = hashlib.sha256()
+    for f in sorted(Path(app.__file__).parent.glob("phantom*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:8]
+
+
+def load_bundle_model(weights: str | None, device: str):
+    """The cWDM model of ``weights`` (checkpoint or bundle folder), default the shipped bundle."""
+    from medfusion.apps.cwdm import load_model
+    from medfusion.paths import bundle_dir
+
+    return load_model(weights or bundle_dir("brats_mri_cwdm"), device)

@@ -9,7 +9,7 @@ resized) at 1 × 1 × 1.5 mm, and 100 pairs of 128³ float32 images (smooth rand
 on the label maps and ``medfusion evaluate --protocol image --metrics ssim --data-range 1`` on the images, file
 reading and report writing included — in one process (``--workers 1``) and in two (``--workers 2``).
 
-    python benchmarks/bench_evaluate.py [--cases 100] [--size 128] [--out FILE]
+    python benchmarks/bench_evaluate.py [--cases 100] [--size 128] [--out FILE] [--cache DIR]
 
 Results: benchmarks/results/evaluate.json (or --out), and a table on stdout.
 """
@@ -29,12 +29,12 @@ from _common import RESULTS, write_results  # noqa: E402
 TARGET_S = 60.0
 
 
-def make_data(n: int, size: int) -> Path:
+def make_data(n: int, size: int, cache: str | None = None) -> Path:
     import nibabel as nib
     import numpy as np
     from scipy.ndimage import gaussian_filter
 
-    folder = RESULTS / "_evaluate" / f"n{n}-{size}"
+    folder = (Path(cache) if cache else RESULTS / "_evaluate") / f"n{n}-{size}"
     if (folder / "done").exists():
         return folder
     affine = np.diag([1.0, 1.0, 1.5, 1.0])
@@ -72,9 +72,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=100)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--cache", help="folder for the generated data (default: benchmarks/results/_evaluate, not "
+                    "committed); e.g. a /tmp folder for smoke runs")
     ap.add_argument("--out")
     a = ap.parse_args()
-    data = make_data(a.cases, a.size)
+    data = make_data(a.cases, a.size, a.cache)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):

@@ -1,13 +1,16 @@
 """A full BraTS-size case (240×240×155, 1 mm) through the shipped configuration: time and peak memory.
 
 The case is a phantom written as NIfTI files; it goes through the same path as ``medfusion synthesize``
-(load → normalise → pad to 240×240×160 → wavelet-space sampling → crop → write in the input geometry).
+(``medfusion.apps.cwdm.synthesize_case``: load → normalise → pad to the network's divisor, 240×240×160 for the
+shipped weights → wavelet-space sampling → the padding's inverse → write in the input geometry).
 
     python benchmarks/bench_full_volume.py --steps 50             # CPU
     python benchmarks/bench_full_volume.py --steps 50 --device cuda
     python benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda   # the published sampler
-Results: benchmarks/results/full_volume_<device>.json (or --out).  Peak memory: the process's resident-set
-high-water mark on CPU (everything: Python, model, volumes), the allocator peak on CUDA.
+    python benchmarks/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
+Results: benchmarks/results/full_volume_<device>[_<sampler><steps>][_<precision>].json (or --out); the sampler and
+steps appear for DDPM, the precision when it is not float32.  Peak memory: the process's resident-set high-water
+mark on CPU (everything: Python, model, volumes), the allocator peak on CUDA.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import _status, write_results  # noqa: E402
+from _common import _status, add_precision_option, command_line, load_bundle_model, write_results  # noqa: E402
 
 
 def main() -> None:
@@ -29,19 +32,21 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
     p.add_argument("--device", default="cpu")
+    add_precision_option(p)
     p.add_argument("--out")
     a = p.parse_args()
 
+    import nibabel as nib
     import torch
 
-    from medfusion import cwdm
-    from medfusion.data.phantom import write_phantom_case
-    from medfusion.paths import bundle_dir
+    from medfusion.apps.cwdm import synthesize_case
+    from medfusion.apps.cwdm.phantom import write_phantom_case
 
+    cuda = a.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
         case = write_phantom_case(tmp, "BraTS-FULLSIZE-00000-000", shape=tuple(a.shape), seed=4242, drop="t2f")
         t0 = time.time()
-        model = cwdm.load_model(a.weights or bundle_dir("brats_mri_cwdm"), a.device)
+        model = load_bundle_model(a.weights, a.device)
         step_times = []
         last = [time.time()]
 
@@ -50,30 +55,32 @@ def main() -> None:
             step_times.append(now - last[0])
             last[0] = now
 
-        if a.device.startswith("cuda"):
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
-        t_start = time.time()
-        last[0] = t_start
-        out = cwdm.synthesize_case(case, model, Path(tmp) / "out.nii.gz", steps=a.steps, sampler=a.sampler,
-                                   device=a.device, progress=progress)
+        last[0] = time.time()
+        out = synthesize_case(case, model, Path(tmp) / "out.nii.gz", steps=a.steps, sampler=a.sampler,
+                              device=a.device, precision=a.precision, progress=progress)
         total = time.time() - t0
         sampling = sum(step_times)
-        import nibabel as nib
-
         shape_out = nib.load(out).shape
-    peak = torch.cuda.max_memory_allocated() if a.device.startswith("cuda") else _status("VmHWM")
+    peak = torch.cuda.max_memory_allocated() if cuda else _status("VmHWM")
     result = {
-        "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
-        "input_shape": a.shape, "output_shape": list(shape_out), "steps": a.steps, "sampler": a.sampler, "device": a.device,
+        "command": command_line(),
+        "input_shape": a.shape, "padded_shape": [-(-s // model.divisor) * model.divisor for s in a.shape],
+        "output_shape": list(shape_out), "steps": a.steps, "sampler": a.sampler, "device": a.device,
+        "precision": a.precision,
         "seconds_total": total, "seconds_sampling": sampling,
         "seconds_per_step": sampling / max(len(step_times), 1),
         "peak_memory_bytes": peak,
-        "peak_memory_kind": "CUDA allocator peak" if a.device.startswith("cuda") else "process RSS high-water mark",
+        "peak_memory_kind": "CUDA allocator peak" if cuda else "process RSS high-water mark",
         "network_config": model.network_config,
+        "parameters": sum(q.numel() for q in model.network.parameters()),
     }
-    print(f"{a.shape} on {a.device}: {total:.1f} s total, {result['seconds_per_step']:.2f} s/step, "
+    print(f"{a.shape} on {a.device} ({a.precision}): {total:.1f} s total, {result['seconds_per_step']:.2f} s/step, "
           f"peak {peak / 2**30:.2f} GiB")
     name = f"full_volume_{a.device.split(':')[0]}" + ("" if a.sampler == "ddim" else f"_{a.sampler}{a.steps}")
+    if a.precision != "float32":
+        name += f"_{a.precision}"
     path = write_results(name, result, a.out)
     print(f"wrote {path}")
 

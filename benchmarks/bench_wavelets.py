@@ -4,6 +4,8 @@ Times, on a (1, 4, 224, 224, 160) float32 volume (4 BraTS contrasts after paddin
 
 * ``haar_dwt`` and ``haar_idwt`` (medfusion: one strided convolution each, filters cached - see
   ``medfusion/wavelets.py``);
+* for context, what sampling calls: ``medfusion.core.HaarSpace(3, lll_scale=3)``'s ``encode``/``decode`` (the same
+  transforms plus the low-pass channels divided/multiplied by 3);
 * what copying the same bytes costs: ``x.clone()`` (same allocator as the transforms, page faults included)
   and ``numpy.ndarray.copy()`` (numpy asks the kernel for huge pages, so its fresh memory is cheaper);
 * alternatives, for context: a strided ``conv3d`` / ``conv_transpose3d`` with the 8 Haar kernels (groups = C),
@@ -15,7 +17,7 @@ time of ``x.clone()`` with all threads. CPU timings depend on what else the mach
 before and after is recorded. Most of a clone's time on CPU is page faults of the fresh 128 MB; PyTorch's
 ``THP_MEM_ALLOC_ENABLE=1`` (huge pages for large CPU tensors) makes clone and the transforms about 3x faster.
 
-    python benchmarks/bench_wavelets.py [--out FILE] [--repeats N]
+    python benchmarks/bench_wavelets.py [--out FILE] [--repeats N] [--shape B C X Y Z]
 
 Results: benchmarks/results/wavelets.json (or --out), and a table on stdout.
 """
@@ -28,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import timed, write_results  # noqa: E402
+from _common import command_line, timed, write_results  # noqa: E402
 
 SHAPE = (1, 4, 224, 224, 160)
 TARGET_RATIO = 3.0
@@ -95,19 +97,25 @@ def per_axis_ptwt(ptwt, device):
     return dwt, idwt
 
 
-def run_device(device: str, repeats: int, threads: int) -> dict:
+def run_device(device: str, repeats: int, threads: int, shape=SHAPE) -> dict:
     import torch
 
     from medfusion._compat import import_pytorch_wavelets
+    from medfusion.core import HaarSpace
     from medfusion.wavelets import haar_dwt, haar_filters, haar_idwt
 
     torch.set_num_threads(threads)
-    x = torch.rand(SHAPE, generator=torch.Generator().manual_seed(0)).to(device)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(device)
     y = haar_dwt(x, 3)
     w = haar_filters(3, x.dtype, x.device)
     ptwt_dwt, ptwt_idwt = per_axis_ptwt(import_pytorch_wavelets(), device)
+    space = HaarSpace(3, lll_scale=3.0)
+    lll = torch.ones(y.shape[1], dtype=y.dtype, device=y.device)
+    lll[::8] = 3.0  # HaarSpace's coefficients are y with every low-pass channel divided by 3
+    lll = lll.reshape(1, -1, 1, 1, 1)
     candidates = {
         "medfusion": (lambda a: haar_dwt(a, 3), lambda a: haar_idwt(a, 3)),
+        "core HaarSpace (LLL / 3)": (lambda a: space.encode(a) * lll, lambda a: space.decode(a / lll)),
         "conv3d (groups=C)": (lambda a: conv_dwt(a, w), lambda a: conv_idwt(a, w)),
         "permute + matmul": (lambda a: matmul_dwt(a, w), lambda a: matmul_idwt(a, w)),
         "pytorch-wavelets 1D per axis": (ptwt_dwt, ptwt_idwt),
@@ -126,7 +134,11 @@ def run_device(device: str, repeats: int, threads: int) -> dict:
         # against medfusion's coefficients, and the round trip to x
         err = max((dwt(x) - y).abs().max().item(), (idwt(y) - x).abs().max().item())
         n = repeats if name in ("medfusion", "conv3d (groups=C)") else max(2, repeats // 2)
-        fwd, inv = stats(lambda: dwt(x), n), stats(lambda: idwt(y), n)
+        if name.startswith("core HaarSpace"):  # timed on its own coefficients (errors above undo the scaling)
+            ys = space.encode(x)
+            fwd, inv = stats(lambda: space.encode(x), n), stats(lambda: space.decode(ys), n)
+        else:
+            fwd, inv = stats(lambda: dwt(x), n), stats(lambda: idwt(y), n)
         rows[name] = {
             "dwt_ms": fwd["median_ms"],
             "idwt_ms": inv["median_ms"],
@@ -152,7 +164,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="results file (default: benchmarks/results/wavelets.json)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per measurement (after one warm-up)")
+    p.add_argument("--shape", type=int, nargs=5, default=list(SHAPE), metavar=("B", "C", "X", "Y", "Z"),
+                   help="volume shape (default: %(default)s; X, Y, Z even)")
     a = p.parse_args()
+    shape = tuple(a.shape)
 
     import os
 
@@ -165,9 +180,9 @@ def main() -> None:
     load_before = os.getloadavg()
     results = {}
     for key, (device, threads) in runs.items():
-        res = run_device(device, a.repeats, threads)
+        res = run_device(device, a.repeats, threads, shape)
         results[key] = res
-        print(f"\n{key} ({res['device']}), {threads} torch threads, shape {SHAPE} float32")
+        print(f"\n{key} ({res['device']}), {threads} torch threads, shape {shape} float32")
         print(f"{'':30s} {'DWT ms':>9s} {'IDWT ms':>9s} {'total ms':>9s} {'x clone':>8s}")
         for name, row in res["rows"].items():
             dwt, idwt = (f"{row[k]:9.1f}" if k in row else f"{'':9s}" for k in ("dwt_ms", "idwt_ms"))
@@ -176,7 +191,8 @@ def main() -> None:
         print(f"target DWT + IDWT <= {TARGET_RATIO:g}x clone: {verdict} ({res['ratio_dwt_idwt_to_clone']:.2f}x)")
     torch.set_num_threads(all_threads)
     payload = {
-        "shape": list(SHAPE),
+        "command": command_line(),
+        "shape": list(shape),
         "dtype": "float32",
         "repeats": a.repeats,
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},

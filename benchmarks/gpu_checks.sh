@@ -1,12 +1,36 @@
 #!/usr/bin/env bash
-# The GPU rows of the benchmarks and the CUDA tests, in one go (a machine with one NVIDIA GPU):
-#   bash benchmarks/gpu_checks.sh
-# Writes benchmarks/results/full_volume_cuda.json and denoiser_cuda.json; each records its command, date and GPU.
+# The GPU rows of the benchmarks and the CUDA tests, on a machine with one NVIDIA GPU:
+#   bash benchmarks/gpu_checks.sh [pipeline]   # CUDA tests, shipped model: full volume DDIM 50 (float32, bfloat16),
+#                                              # denoiser step, full volume DDPM 1000 (float32); ~3 min on one H200
+#   bash benchmarks/gpu_checks.sh published    # the published-size network (81.5 M parameters, random weights) on a
+#                                              # full 240x240x155 case: DDIM 50 and DDPM 1000 (extrapolated from 30
+#                                              # steps), float32 vs bfloat16, eager vs torch.compile; ~4-6 min on one
+#                                              # H200, stopped at 9 min (its runs keep to a 420 s budget)
+#   bash benchmarks/gpu_checks.sh all          # both, one after the other (~10 min: more than one 10-min slot)
+# Writes benchmarks/results/full_volume_cuda*.json, denoiser_cuda.json (pipeline) and published_cuda.json
+# (published); each records its command, date and GPU.  Without a usable NVIDIA GPU it stops at once (status 2).
 set -euo pipefail
 py="${PYTHON:-python3}"
+mode="${1:-pipeline}"
+case "$mode" in
+    pipeline|published|all) ;;
+    *) echo "usage: bash benchmarks/gpu_checks.sh [pipeline|published|all]" >&2; exit 2 ;;
+esac
 export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-"$py" -m pytest -q -p no:cacheprovider tests/test_wavelets.py -k cuda
-"$py" benchmarks/bench_full_volume.py --steps 50 --device cuda
-"$py" benchmarks/bench_denoiser.py --device cuda --shape 240 240 160
-"$py" benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; then
+    echo "gpu_checks.sh: no NVIDIA GPU here (nvidia-smi missing or failing); these checks need one" >&2
+    exit 2
+fi
+"$py" -c 'import sys, torch; torch.cuda.is_available() or sys.exit(f"gpu_checks.sh: torch {torch.__version__} sees no CUDA device (CUDA build: {torch.version.cuda})")' || exit 2
+
+if [[ "$mode" == pipeline || "$mode" == all ]]; then
+    "$py" -m pytest -q -p no:cacheprovider tests/test_wavelets.py -k cuda
+    "$py" benchmarks/bench_full_volume.py --steps 50 --device cuda
+    "$py" benchmarks/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
+    "$py" benchmarks/bench_denoiser.py --device cuda --shape 240 240 160
+    "$py" benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda
+fi
+if [[ "$mode" == published || "$mode" == all ]]; then
+    # 540 s hard stop: the file keeps every run finished before it (it is rewritten after each run)
+    timeout 540 "$py" benchmarks/bench_published.py
+fi
