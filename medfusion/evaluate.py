@@ -36,7 +36,7 @@ from functools import partial
 import numpy as np
 
 from .errors import InputError
-from .io import NIFTI_EXTENSIONS, check_same_geometry, load_rgb, load_volume, resample_like
+from .io import VOLUME_EXTENSIONS, check_same_geometry, load_rgb, load_volume, resample_like
 from .metrics.protocols import LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
 from .pairing import IMAGE_EXTENSIONS, Case, pair_cases
 
@@ -299,7 +299,7 @@ def evaluate(
     plan = _plan(protocol, metrics, labels, mask is not None, data_range, window, empty_dice, hd95_empty, workers,
                  fid)
     proto, settings = plan.proto, plan.settings
-    extensions = IMAGE_EXTENSIONS if proto.inputs == "rgb" else NIFTI_EXTENSIONS
+    extensions = IMAGE_EXTENSIONS if proto.inputs == "rgb" else VOLUME_EXTENSIONS
     cases, unpaired = pair_cases(pred, ref, mask, extensions=extensions, pattern=pattern)
     score = partial(_score_file_case, protocol=proto, settings=settings, resample=resample, atol=atol)
     results = _run(cases, score, workers, progress)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
-from .io import NIFTI_EXTENSIONS
+from .io import VOLUME_EXTENSIONS
 
 __all__ = ["Case", "pair_cases", "IMAGE_EXTENSIONS"]
 
@@ -83,7 +83,7 @@ def _mask_for(case: str, masks: dict[str, str], suffixed: dict[str, str]) -> str
     return masks.get(case)
 
 
-def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequence[str] = NIFTI_EXTENSIONS,
+def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequence[str] = VOLUME_EXTENSIONS,
                pattern: str | None = None) -> tuple[list[Case], dict[str, list[str]]]:
     """Pair predictions with references by case name (see the module docstring).
 
@@ -111,7 +111,7 @@ def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequ
         if os.path.isfile(mask):
             masks = {n: mask for n in names}
         else:
-            found = _collect(mask, NIFTI_EXTENSIONS, "mask", None)
+            found = _collect(mask, VOLUME_EXTENSIONS, "mask", None)
             suffixed = {_MASK_SUFFIX.sub("", k): v for k, v in found.items() if _MASK_SUFFIX.search(k)}
             masks = {n: _mask_for(n, found, suffixed) for n in names}
             lacking = [n for n, m in masks.items() if m is None]

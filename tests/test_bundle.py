@@ -306,3 +306,18 @@ def test_bundle_copy_outside_the_repository(tiny_checkpoint, tiny_missing_datase
 def test_data_license_is_shipped():
     text = (REPO / BUNDLE / "docs" / "data_license.txt").read_text()
     assert "MNI" in text and "BraTS" in text
+
+
+@pytest.mark.slow
+def test_inference_under_torchrun_splits_the_cases(tiny_checkpoint, tiny_missing_dataset, tmp_path):
+    """Two processes fill in the two cases, one each, and every output is checked by both before any work."""
+    out = tmp_path / "out"
+    proc = _run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+                 "run", "--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE, "--checkpoint",
+                 str(tiny_checkpoint), "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(out),
+                 "--steps", "1", "--device", "cpu", *TINY_NETWORK_DEF], timeout=180)
+    _ok(proc)
+    cases = sorted(p.name for p in tiny_missing_dataset.iterdir() if p.is_dir())
+    assert sorted(p.name for p in out.iterdir()) == [f"{c}-t2f.nii.gz" for c in cases]
+    wrote = [line for line in proc.stdout.splitlines() if "wrote" in line]
+    assert len(wrote) == 2 and len({line.split("wrote", 1)[1] for line in wrote}) == 2  # one case per process

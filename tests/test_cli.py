@@ -498,3 +498,77 @@ def test_demo_refuses_to_replace_a_foreign_folder(tmp_path, tiny_checkpoint, tin
     rc, _, err = call(capsys, "demo", "--weights", tiny_checkpoint, "--steps", 1, "--out", tmp_path / "d",
                       "--data", tmp_path / "nowhere", "--quiet")
     assert rc == 2 and "not found" in err and not os.path.exists(tmp_path / "d")
+
+
+def _write_dicom_series(volume, folder) -> float:
+    """``volume`` (a medfusion Volume) as a DICOM series of int16 slices written by SimpleITK (its geometry in
+    LPS), intensities multiplied by a scale so they survive as integers; returns the scale."""
+    import SimpleITK as sitk
+
+    os.makedirs(folder)
+    data = np.transpose(volume.data, (2, 1, 0))  # (z, y, x) as SimpleITK holds it
+    flip = np.diag([-1.0, -1.0, 1.0])
+    direction = flip @ (volume.affine[:3, :3] / np.array(volume.spacing))
+    origin = flip @ volume.affine[:3, 3]
+    scale = 1000.0 / max(float(np.abs(data).max()), 1e-6)
+    for k in range(data.shape[0]):
+        sl = sitk.GetImageFromArray(np.rint(data[k:k + 1] * scale).astype(np.int16))
+        pos = origin + direction[:, 2] * volume.spacing[2] * k
+        sl.SetSpacing(tuple(float(v) for v in volume.spacing))
+        sl.SetOrigin(tuple(float(v) for v in pos))
+        sl.SetDirection(tuple(float(v) for v in direction.ravel()))
+        tags = {"0008|0060": "MR", "0020|000d": "1.2.3.4", "0020|000e": "1.2.3.4.5", "0020|0013": str(k + 1),
+                "0020|0032": "\\".join(f"{v:.6f}" for v in pos),
+                "0020|0037": "\\".join(f"{v:.6f}" for v in list(direction[:, 0]) + list(direction[:, 1])),
+                "0028|0030": f"{volume.spacing[1]:.6f}\\{volume.spacing[0]:.6f}",
+                "0018|0050": f"{volume.spacing[2]:.6f}", "0028|1052": "0", "0028|1053": "1"}
+        for key, value in tags.items():
+            sl.SetMetaData(key, value)
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(os.path.join(folder, f"slice{k:03d}.dcm"))
+        writer.Execute(sl)
+    return scale
+
+
+def test_synthesize_and_evaluate_take_nrrd_mha_and_dicom_series(tmp_path, case_dir, lively_checkpoint, capsys):
+    """Inputs as NRRD, MHA and a DICOM series folder give the output the NIfTI inputs give, on the same grid; and
+    `medfusion evaluate` pairs and reads .mha files."""
+    import SimpleITK as sitk
+
+    from medfusion.io import load_volume
+
+    nifti = {c: contrast_file(case_dir, c) for c in ("t1n", "t1c", "t2w")}
+    conv = tmp_path / "converted"
+    conv.mkdir()
+    files = {"t1n": str(conv / "a-t1n.nrrd"), "t1c": str(conv / "a-t1c.mha"), "t2w": str(conv / "a-t2w")}
+    for c in ("t1n", "t1c"):
+        sitk.WriteImage(sitk.ReadImage(nifti[c]), files[c])
+    scales = {"t1n": 1.0, "t1c": 1.0, "t2w": _write_dicom_series(load_volume(nifti["t2w"]), files["t2w"])}
+    for c, f in files.items():  # the readers agree on geometry (and, but for DICOM's integers, on values)
+        a, b = load_volume(f), load_volume(nifti[c])
+        np.testing.assert_allclose(a.affine, b.affine, atol=1e-4)
+        np.testing.assert_allclose(a.data / scales[c], b.data, atol=2e-3 * float(np.abs(b.data).max()))
+
+    outs = {}
+    for kind, inputs in (("nifti", nifti), ("other", files)):
+        out = tmp_path / f"{kind}.nii.gz"
+        args = [a for c in ("t1n", "t1c", "t2w") for a in (f"--{c}", inputs[c])]
+        rc, _, err = call(capsys, "synthesize", *args, "--out", out, "--weights", lively_checkpoint, "--steps", 2,
+                          "--quiet")
+        assert rc == 0, err
+        outs[kind] = nib.load(str(out))
+    np.testing.assert_allclose(outs["other"].affine, outs["nifti"].affine, atol=1e-4)
+    a, b = (np.asarray(o.dataobj) for o in outs.values())
+    assert a.shape == b.shape and np.abs(a - b).mean() < 0.02  # the DICOM input is quantised, nothing else differs
+
+    ref = tmp_path / "ref" / "x-t2f.mha"
+    pred = tmp_path / "pred" / "x-t2f.mha"
+    for path, img in ((ref, outs["nifti"]), (pred, outs["other"])):
+        path.parent.mkdir()
+        sitk.WriteImage(sitk.ReadImage(str(tmp_path / ("nifti.nii.gz" if img is outs["nifti"] else "other.nii.gz"))),
+                        str(path))
+    rc, stdout, err = call(capsys, "evaluate", "--pred", pred.parent, "--ref", ref.parent, "--protocol", "image",
+                           "--data-range", "1", "--quiet")
+    assert rc == 0, err
+    assert "ssim" in stdout and "1 case(s)" in stdout

@@ -4,7 +4,8 @@
 names one of the inputs (inputs are never modified, even with ``overwrite``), that is a folder, that does not end
 in the expected extension, or whose folder cannot be created or written.  :func:`run_cases` does that for a whole
 cohort and then processes the cases; started under ``torchrun`` (``RANK``/``WORLD_SIZE`` set), process ``r`` of
-``W`` takes cases ``r, r + W, r + 2W, …`` — a cohort of thousands of cases spreads over several GPUs or nodes as
+``W`` takes cases ``r, r + W, r + 2W, …`` once every process has checked every output (the results are shared,
+so a problem any process finds stops them all) — a cohort of thousands of cases spreads over several GPUs or nodes as
 MONAI bundles' multi-GPU evaluation does, with no communication between the processes.
 """
 
@@ -27,6 +28,18 @@ def process_rank() -> tuple[int, int]:
         return int(os.environ.get("RANK", 0)), max(1, int(os.environ.get("WORLD_SIZE", 1)))
     except ValueError:
         raise InputError("RANK and WORLD_SIZE must be integers (as torchrun sets them)") from None
+
+
+def _first_problem(problem: str | None) -> str | None:
+    """Share each process's check result (a gloo process group over torchrun's rendezvous, made if needed) and
+    return the first problem any process found; doubles as the barrier between checking and writing."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    found: list = [None] * dist.get_world_size()
+    dist.all_gather_object(found, problem)
+    return next((p for p in found if p), None)
 
 
 def _writable_folder(path: str) -> str | None:
@@ -83,8 +96,16 @@ def run_cases(items: Sequence[T], outputs: Sequence[Sequence[str]], process: Cal
     """
     if len(items) != len(outputs):
         raise ValueError("one list of outputs per case is needed")
-    check_outputs([o for outs in outputs for o in outs], overwrite=overwrite, inputs=inputs, extensions=extensions)
     rank, world = process_rank()
+    try:
+        check_outputs([o for outs in outputs for o in outs], overwrite=overwrite, inputs=inputs, extensions=extensions)
+        problem = None
+    except InputError as e:
+        problem = str(e)
+    if world > 1:  # every process must have checked everything before any process writes
+        problem = _first_problem(problem)
+    if problem:
+        raise InputError(problem)
     written: list[str] = []
     for i in range(rank, len(items), world):
         process(items[i], outputs[i])
