@@ -63,6 +63,7 @@ def run_env() -> dict:
     """Environment for subprocesses: this interpreter's packages, no GPU, quiet threads."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONIOENCODING"] = "utf-8"  # the tables print ± and other non-ASCII characters
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

@@ -62,7 +62,7 @@ def test_import_medfusion_is_cheap_and_has_no_side_effects():
     code = ("import sys, logging; before = set(sys.modules); import medfusion, medfusion.cli.main; "
             "heavy = [m for m in ('torch', 'monai', 'numpy', 'matplotlib') if m in sys.modules]; "
             "print(heavy, logging.getLogger().handlers)")
-    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=run_env(), timeout=60)
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, encoding="utf-8", env=run_env(), timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[] []"
 

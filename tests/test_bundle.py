@@ -46,7 +46,7 @@ def _env() -> dict:
 
 
 def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, encoding="utf-8", timeout=timeout)
 
 
 def _bundle(command: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -294,11 +294,11 @@ def test_bundle_copy_outside_the_repository(tiny_checkpoint, tiny_missing_datase
     base = [PYTHON, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json", "--steps", "1",
             "--device", "cpu", *TINY_NETWORK_DEF]
     proc = subprocess.run(base + ["--dataset_dir", str(tiny_missing_dataset)], cwd=copy, env=_env(),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
     _ok(proc)
     assert len(list((copy / "eval").glob("*-t2f.nii.gz"))) == 2
     bad = subprocess.run(base + ["--dataset_dir", str(tmp_path / "nowhere")], cwd=copy, env=_env(),
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert f"brats_mri_cwdm inference: error: dataset folder not found: {tmp_path / 'nowhere'}" in bad.stderr
 

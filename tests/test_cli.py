@@ -29,7 +29,7 @@ def run_cli(*args, cwd=None, timeout=240) -> subprocess.CompletedProcess:
     """``python -m medfusion.cli.main ARGS`` in a fresh process."""
     return subprocess.run(
         [PYTHON, "-m", "medfusion.cli.main", *map(str, args)],
-        cwd=cwd, env=run_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=run_env(), capture_output=True, text=True, encoding="utf-8", timeout=timeout,
     )
 
 

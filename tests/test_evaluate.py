@@ -354,7 +354,7 @@ def test_csv_report_and_plots(image_folders, tmp_path):
 # ------------------------------------------------------------------------------------------ the command
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "medfusion.cli.main", "evaluate", *args], capture_output=True,
-                          text=True, cwd=cwd)
+                          text=True, encoding="utf-8", cwd=cwd)
 
 
 def digest(folder):
@@ -628,7 +628,7 @@ assert "medfusion.evaluate" not in sys.modules and "matplotlib.pyplot" not in sy
 assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
 print("ok")
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8")
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
     for f in ("w.png", "l.png", "d.png"):
         assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -34,7 +34,7 @@ def test_demo_command_runs(tmp_path, tiny_checkpoint, tiny_dataset):
     out = tmp_path / "demo"
     r = subprocess.run(["bash", "dev.sh", "demo", "--weights", str(tiny_checkpoint), "--data", str(tiny_dataset),
                         "--steps", "2", "--out", str(out), "--quiet"], cwd=REPO, env=_env(), capture_output=True,
-                       text=True, timeout=600)
+                       text=True, encoding="utf-8", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "metrics.json").is_file() and (out / "montage.png").is_file()
     assert "SSIM" in r.stdout
@@ -43,7 +43,7 @@ def test_demo_command_runs(tmp_path, tiny_checkpoint, tiny_dataset):
     report = tmp_path / "brasyn.json"
     r = subprocess.run([sys.executable, "-m", "medfusion.cli.main", "evaluate", "--pred", str(out), "--ref",
                         str(tiny_dataset), "--mask", str(tiny_dataset), "--glob", "*-t2f.nii.gz", "--protocol",
-                        "brasyn", "--out", str(report), "--quiet"], cwd=REPO, capture_output=True, text=True)
+                        "brasyn", "--out", str(report), "--quiet"], cwd=REPO, capture_output=True, text=True, encoding="utf-8")
     assert r.returncode == 0, r.stderr[-2000:]
     import json
 
@@ -57,7 +57,7 @@ def test_demo_command_runs(tmp_path, tiny_checkpoint, tiny_dataset):
 @pytest.mark.slow
 def test_test_command_collects_the_suite():
     r = subprocess.run(["bash", "dev.sh", "test", "--collect-only"], cwd=REPO, env=_env(),
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, encoding="utf-8", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert re.search(r"\d+ tests? collected", r.stdout)
     assert "test_quickstart.py" in r.stdout
