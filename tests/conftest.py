@@ -59,6 +59,18 @@ def tiny_missing_dataset(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _restore_locale():
+    """SimpleITK's DICOM writer (GDCM) switches the process to the C locale, after which Python opens text files
+    as ASCII; tests that write DICOM series would otherwise change the encoding every later test reads with.
+    (medfusion only reads DICOM, which leaves the locale alone.)"""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)
+
+
 def run_env() -> dict:
     """Environment for subprocesses: this interpreter's packages, no GPU, quiet threads."""
     env = dict(os.environ)
