@@ -6,6 +6,7 @@ image quality.
 
 from __future__ import annotations
 
+import locale
 import os
 import sys
 from pathlib import Path
@@ -59,16 +60,19 @@ def tiny_missing_dataset(tmp_path_factory) -> Path:
     return out
 
 
+#: the locale the test session started with (see _restore_locale)
+_SESSION_LOCALE = locale.setlocale(locale.LC_ALL)
+
+
 @pytest.fixture(autouse=True)
 def _restore_locale():
     """SimpleITK's DICOM writer (GDCM) switches the process to the C locale, after which Python opens text files
-    as ASCII; tests that write DICOM series would otherwise change the encoding every later test reads with.
-    (medfusion only reads DICOM, which leaves the locale alone.)"""
-    import locale
-
-    saved = locale.setlocale(locale.LC_ALL)
+    as ASCII; tests and fixtures that write DICOM series would otherwise change the encoding every later test reads
+    with.  Every test starts and ends in the session's locale.  (medfusion only reads DICOM, which leaves the
+    locale alone.)"""
+    locale.setlocale(locale.LC_ALL, _SESSION_LOCALE)
     yield
-    locale.setlocale(locale.LC_ALL, saved)
+    locale.setlocale(locale.LC_ALL, _SESSION_LOCALE)
 
 
 def run_env() -> dict:
