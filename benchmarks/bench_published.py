@@ -19,7 +19,7 @@ included; ``peak_above_start_bytes`` excludes what was allocated before the run)
 ``--budget-s`` are skipped and listed as such; the results file is rewritten after every run.
 
     python benchmarks/bench_published.py              # needs one CUDA GPU; ≈ 4–6 min on one H200
-    python benchmarks/bench_published.py --smoke --out /tmp/published_smoke.json   # logic check: tiny, CPU is fine
+    python benchmarks/bench_published.py --smoke --out outputs/published_smoke.json   # logic check: tiny, CPU is fine
 Results: benchmarks/results/published_cuda.json (or --out; ``--smoke`` never writes into benchmarks/results).
 Also run by ``bash benchmarks/gpu_checks.sh published``.
 """
