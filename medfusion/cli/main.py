@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import InputError
+from ..errors import InputError, one_line
 
 
 def command_modules() -> list[str]:
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as e:
-        reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # always one line
-        print(f"medfusion {args.command}: error: {reason}", file=sys.stderr)
+        print(f"medfusion {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"medfusion {args.command}: interrupted", file=sys.stderr)

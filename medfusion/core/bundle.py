@@ -13,8 +13,8 @@ import sys
 
 import torch
 
-from ..errors import InputError
-from .checkpoint import first_line, load_checkpoint
+from ..errors import InputError, first_line, one_line
+from .checkpoint import load_checkpoint
 
 __all__ = ["BundleEntry", "load_weights"]
 
@@ -32,8 +32,7 @@ class BundleEntry:
         try:
             result = self._run()
         except InputError as e:
-            reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
-            print(f"{self.name}: error: {reason}", file=sys.stderr, flush=True)
+            print(f"{self.name}: error: {one_line(e)}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         if isinstance(result, (list, tuple)):
             for path in result:

@@ -28,11 +28,10 @@ from typing import Mapping
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..io import write_atomic
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "save_torch", "load_torch", "plain", "first_line",
-           "FORMAT"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "save_torch", "load_torch", "plain", "FORMAT"]
 
 FORMAT = "medfusion.checkpoint/1"
 
@@ -110,9 +109,3 @@ def plain(obj):
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
     return obj
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's message (torch's messages run over many lines)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 
-from ..errors import InputError
-from .checkpoint import Checkpoint, first_line, load_checkpoint, save_checkpoint
+from ..errors import InputError, first_line
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .diffusion import ConditionalDiffusion
 from .schedule import DiffusionSchedule
 from .spaces import make_space
@@ -102,5 +102,3 @@ class DiffusionModel:
         model.network.eval()
         return model.to(device)
 
-
-BuildNetwork = Callable[[dict], torch.nn.Module]

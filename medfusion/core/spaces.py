@@ -58,9 +58,7 @@ class ImageSpace:
         return coeffs
 
     def clip(self, coeffs: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-        """Clip an encoded ``x̂₀`` to ``[lo, hi]`` in image space."""
-        if type(self).encode is ImageSpace.encode:
-            return coeffs.clamp(lo, hi)
+        """Clip an encoded ``x̂₀`` to ``[lo, hi]`` in image space (for the identity space: a plain clamp)."""
         return self.encode(self.decode(coeffs).clamp(lo, hi))
 
 

@@ -58,12 +58,10 @@ def score(results: Sequence[dict], which: str = "pred"):
 
 
 def _means(report, rows: Sequence[int]) -> dict:
-    out = {}
-    for m in report.metric_names:
-        vals = np.array([report.cases[i].get(m) for i in rows], dtype=np.float64)
-        ok = vals[np.isfinite(vals)]
-        out[m] = float(ok.mean()) if ok.size else None
-    return out
+    """Mean of each metric over ``rows`` of ``report``, undefined values left out (the report's own summary)."""
+    from ...metrics.report import summarize
+
+    return {m: summarize([report.cases[i].get(m) for i in rows])["mean"] for m in report.metric_names}
 
 
 def evaluate_heldout(model: CWDMModel, dataset_dir: str | os.PathLike, *, missing: Sequence[str] | None = None,
