@@ -118,33 +118,55 @@ def add_precision_option(parser, default: str = "float32") -> None:
                         help=f"network autocast dtype while sampling (default {default}; float16: CUDA only)")
 
 
+def add_heldout_options(parser, cases: int) -> None:
+    """``--cases --shape --steps --sampler --seed --device --precision --cache --out`` of the held-out quality
+    benchmarks."""
+    parser.add_argument("--cases", type=int, default=cases)
+    parser.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    add_precision_option(parser)
+    add_cache_option(parser)
+    parser.add_argument("--out")
+
+
 def add_cache_option(parser) -> None:
     parser.add_argument("--cache", help="folder for the generated benchmark data (default: "
                         "benchmarks/results/_heldout, not committed); e.g. a /tmp folder for smoke runs")
 
 
-def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None) -> Path:
-    """Held-out phantom cases (seeds never used for training: the shipped weights used 1000–1031 and
-    2000–2001 for validation), written once into a cache folder (default: beside the results), one folder per
-    version of the phantom generator."""
-    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+#: phantom kind → (application, case-name prefix of held-out cases)
+_PHANTOM_APPS = {"brats": ("cwdm", "BraTS-HELDOUT"), "abdomen": ("seg2med", "ABD-HELDOUT")}
 
+
+def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None,
+                     kind: str = "brats") -> Path:
+    """Held-out phantom cases of ``kind`` (seeds never used for training: the shipped weights used 1000–1031
+    and 2000–2001 for validation), written once into a cache folder (default: beside the results), one folder
+    per version of the phantom generator."""
+    import importlib
+
+    app, prefix = _PHANTOM_APPS[kind]
+    write = importlib.import_module(f"medfusion.apps.{app}.phantom").write_phantom_dataset
     root = Path(cache) if cache else RESULTS / "_heldout"
-    folder = root / f"{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint()}"
+    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint(app)}"
     if not (folder / ".complete").is_file():
-        write_phantom_dataset(folder, n, shape=tuple(shape), seed0=seed0, prefix="BraTS-HELDOUT", overwrite=True)
+        write(folder, n, shape=tuple(shape), seed0=seed0, prefix=prefix, overwrite=True)
         (folder / ".complete").touch()
     return folder
 
 
-def _phantom_fingerprint() -> str:
-    """A short hash of the phantom generator's sources: a changed generator gets a fresh cache folder."""
+def _phantom_fingerprint(app: str = "cwdm") -> str:
+    """A short hash of an application's phantom generator sources: a changed generator gets a fresh cache
+    folder."""
     import hashlib
+    import importlib
 
-    import medfusion.apps.cwdm as app
-
+    package = importlib.import_module(f"medfusion.apps.{app}")
     h = hashlib.sha256()
-    for f in sorted(Path(app.__file__).parent.glob("phantom*.py")):
+    for f in sorted(Path(package.__file__).parent.glob("phantom*.py")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:8]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    add_cache_option, add_precision_option, command_line, heldout_phantoms, load_bundle_model, write_results,
+    add_heldout_options, command_line, heldout_phantoms, load_bundle_model, write_results,
 )
 
 #: the target compares these (mean over every case and contrast): higher is better for both
@@ -29,16 +29,8 @@ TARGET_METRICS = ("ssim", "psnr")
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="checkpoint or bundle (default: the shipped bundle)")
-    p.add_argument("--cases", type=int, default=6)
-    p.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64])
     p.add_argument("--missing", nargs="+", help="contrasts to hide (default: every contrast the model synthesizes)")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    add_precision_option(p)
-    add_cache_option(p)
-    p.add_argument("--out")
+    add_heldout_options(p, cases=6)
     a = p.parse_args()
 
     from medfusion.apps.cwdm.evaluation import evaluate_heldout

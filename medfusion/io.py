@@ -288,6 +288,19 @@ def _as_dtype(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=dtype)
 
 
+def _header_like(reference: Volume, shape: tuple[int, ...], dtype: np.dtype) -> nib.Nifti1Header:
+    """The reference's header for data of ``shape`` and ``dtype``, unscaled, with the reference's geometry and
+    codes kept exactly (nibabel would otherwise reset them whenever the affine and the header's best affine
+    differ by rounding)."""
+    header = reference.header.copy()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_slope_inter(None, None)
+    header.set_sform(reference.affine, code=int(header["sform_code"]))
+    header.set_qform(reference.affine, code=int(header["qform_code"]))
+    return header
+
+
 def save_like(
     data: np.ndarray,
     reference: Volume,
@@ -295,6 +308,7 @@ def save_like(
     *,
     overwrite: bool = False,
     dtype: np.dtype | type = np.float32,
+    scaled: bool = False,
 ) -> str:
     """Write ``data`` as a NIfTI file on the reference's voxel grid (same affine, orientation, spacing).
 
@@ -310,6 +324,9 @@ def save_like(
         overwrite: replace an existing file; otherwise an existing ``path`` is an error and is left as is.
         dtype: on-disk data type, e.g. ``np.float32`` for images or ``np.uint8`` for label maps (float
             data is rounded for integer types; values must fit).
+        scaled: with an integer ``dtype``, store ``data`` scaled into its range with NIfTI ``scl_slope``/
+            ``scl_inter`` chosen by nibabel (readers such as :func:`load_volume` return ``data`` to within half
+            a step, ``(max − min) / 65535`` for int16): compact files for noisy float images.
 
     Returns:
         ``path`` as a string.
@@ -329,18 +346,13 @@ def save_like(
     if tuple(data.shape) != reference.shape:
         raise ValueError(f"data shape {tuple(data.shape)} does not match the reference shape {reference.shape}")
     ensure_absent([target], overwrite)
-    data = _as_dtype(data, dtype)
+    if scaled and not np.issubdtype(np.dtype(dtype), np.integer):
+        raise ValueError(f"scaled storage needs an integer dtype, got {dtype}")
+    data = np.ascontiguousarray(data, dtype=np.float32) if scaled else _as_dtype(data, dtype)
 
-    header = reference.header.copy()
-    header.set_data_shape(data.shape)
-    header.set_data_dtype(data.dtype)
-    header.set_slope_inter(None, None)
-    # Keep the reference's geometry and codes exactly (nibabel would otherwise reset them whenever the
-    # affine and the header's best affine differ by rounding).
-    header.set_sform(reference.affine, code=int(header["sform_code"]))
-    header.set_qform(reference.affine, code=int(header["qform_code"]))
+    header = _header_like(reference, data.shape, np.dtype(dtype) if scaled else data.dtype)
     image = nib.Nifti1Image(data, reference.affine, header=header)
-    image.header.set_slope_inter(None, None)
+    image.header.set_slope_inter(None, None)  # unscaled, or (``scaled``) nibabel picks the scaling when writing
     payload = image.to_bytes()
 
     if ext == ".nii.gz":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import locale
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +86,11 @@ def run_env() -> dict:
 
 
 PYTHON = sys.executable
+
+
+def run_cli(*args, cwd=None, env: dict | None = None, timeout=240) -> subprocess.CompletedProcess:
+    """``python -m medfusion.cli.main ARGS`` in a fresh process (``env``: extra environment variables)."""
+    return subprocess.run(
+        [PYTHON, "-m", "medfusion.cli.main", *map(str, args)],
+        cwd=cwd, env={**run_env(), **(env or {})}, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+    )

@@ -11,13 +11,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import PYTHON, REPO, run_env
+from conftest import REPO, run_cli
 from medfusion.cli.main import main
 
 CASE = "BraTS-PHANTOM-00000-000"  # first case of the tiny_missing_dataset fixture (t2f missing)
@@ -25,14 +24,6 @@ ERROR_PREFIX = "medfusion synthesize: error:"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def run_cli(*args, cwd=None, timeout=240) -> subprocess.CompletedProcess:
-    """``python -m medfusion.cli.main ARGS`` in a fresh process."""
-    return subprocess.run(
-        [PYTHON, "-m", "medfusion.cli.main", *map(str, args)],
-        cwd=cwd, env=run_env(), capture_output=True, text=True, encoding="utf-8", timeout=timeout,
-    )
-
-
 def call(capsys, *args) -> tuple[int, str, str]:
     """``main([...])`` in this process: exit code, stdout, stderr (argparse errors give their exit code)."""
     capsys.readouterr()

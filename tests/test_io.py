@@ -215,3 +215,19 @@ def test_ensure_absent_lists_every_existing_output(tmp_path):
     with pytest.raises(OutputExistsError) as info:
         ensure_absent([a, b, c], overwrite=False)
     assert "a.nii.gz" in str(info.value) and "c.nii.gz" in str(info.value) and "b.nii.gz" not in str(info.value)
+
+
+def test_save_like_scaled_stores_integers_with_a_slope(tmp_path):
+    """Compact storage: int16 with NIfTI scl_slope/scl_inter, read back by load_volume within half a step."""
+    from medfusion.io import load_volume, save_like, volume_from_array
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(100.0, 30.0, size=(6, 5, 4)).astype(np.float32)
+    ref = volume_from_array(data, np.diag([1.5, 1.5, 3.0, 1.0]))
+    path = save_like(data, ref, tmp_path / "x.nii.gz", dtype=np.int16, scaled=True)
+    img = nib.load(path)
+    step = float(img.dataobj.slope)  # nibabel moves the header scaling onto the data proxy
+    assert img.get_data_dtype() == np.int16 and 0 < step <= np.ptp(data) / 65535 * 1.01
+    assert np.max(np.abs(load_volume(path).data - data)) <= step / 2 + 1e-4
+    with pytest.raises(ValueError, match="integer dtype"):
+        save_like(data, ref, tmp_path / "y.nii.gz", dtype=np.float32, scaled=True)

@@ -163,3 +163,30 @@ def test_zero_background():
     t = ZeroBackground(None)(torch.tensor(img), fg)
     assert torch.all(t[0, 3] == 0) and t[0, 0, 0, 0] == pytest.approx(0.03)
     np.testing.assert_array_equal(foreground_of([np.array([0, 1, 0]), np.array([0, 0, 2])]), [False, True, True])
+
+
+def test_region_mean_errors_against_scipy_labeled_means():
+    from scipy import ndimage
+
+    from medfusion.metrics.image import region_mean_errors
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, size=(10, 9, 8))
+    pred, ref = rng.normal(size=labels.shape), rng.normal(size=labels.shape)
+    got = region_mean_errors(pred, ref, labels, {1: "a", 2: "b", 3: "c", 7: "absent"})
+    want = np.asarray(ndimage.mean(pred, labels, [1, 2, 3])) - np.asarray(ndimage.mean(ref, labels, [1, 2, 3]))
+    assert list(got) == ["a", "b", "c"] and np.allclose(list(got.values()), want)
+
+
+def test_interslice_difference():
+    from medfusion.metrics.image import interslice_difference
+
+    z = np.arange(5, dtype=float)
+    vol = np.broadcast_to(z * 3.0, (4, 4, 5)).copy()  # every slice 3 above the previous one
+    assert interslice_difference(vol) == pytest.approx(3.0)
+    stripes = vol + np.where(np.arange(5) % 2, 1.0, -1.0)  # alternating ±1 on top: |3 ± 2|, mean 3 → (5+1)/2
+    assert interslice_difference(stripes) == pytest.approx(3.0)
+    mask = np.zeros(vol.shape, bool)
+    mask[:, :, :2] = True  # only the pair of slices 0-1 counts
+    assert interslice_difference(stripes, mask=mask) == pytest.approx(5.0)
+    assert interslice_difference(vol, axis=0) == 0.0

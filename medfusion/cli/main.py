@@ -16,10 +16,11 @@ from ..errors import InputError, one_line
 
 
 def command_modules() -> list[str]:
-    """The modules that register sub-commands: every application's ``cli``, then ``evaluate``."""
+    """The modules that register sub-commands: every application's ``cli``, then ``phantoms`` (every application's
+    phantom kinds) and ``evaluate``."""
     from ..apps import APPS
 
-    return [f"medfusion.apps.{name}.cli" for name in APPS] + ["medfusion.cli.evaluate"]
+    return [f"medfusion.apps.{name}.cli" for name in APPS] + ["medfusion.cli.phantoms", "medfusion.cli.evaluate"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="medfusion",
-        description="Diffusion models for medical imaging: missing-modality BraTS MRI synthesis (cWDM), evaluation "
-        "with published protocols, phantoms.",
+        description="Diffusion models for medical imaging: missing-modality BraTS MRI synthesis (cWDM), CT/MR "
+        "generation from TotalSegmentator label maps and CT↔MR conversion (seg2med), evaluation with published "
+        "protocols, phantoms.",
     )
     parser.add_argument("--version", action="version", version=f"medfusion {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -16,7 +16,7 @@ import torch
 from ..errors import InputError, first_line, one_line
 from .checkpoint import load_checkpoint
 
-__all__ = ["BundleEntry", "load_weights"]
+__all__ = ["BundleEntry", "load_weights", "format_scores"]
 
 logger = logging.getLogger("medfusion.bundle")
 
@@ -53,3 +53,8 @@ def load_weights(network: torch.nn.Module, checkpoint: str, kind: str):
         raise InputError(f"the weights in {checkpoint} do not fit network_def (was it changed?): {first_line(e)}") \
             from None
     return ckpt
+
+
+def format_scores(scores: dict) -> str:
+    """``"ssim 0.9512, psnr 27.1034"`` for a bundle's log line (``-`` for a missing or non-numeric value)."""
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} -" for k, v in scores.items())

@@ -25,14 +25,16 @@ __all__ = ["whole_volume", "ensemble", "EnsembleResult", "slicewise", "sliding_w
 Sampler = Callable[[torch.Tensor], torch.Tensor]
 
 
-def whole_volume(sample_fn: Sampler, image: torch.Tensor, divisor: int, *, mode: str = "constant") -> torch.Tensor:
+def whole_volume(sample_fn: Sampler, image: torch.Tensor, divisor: int | Sequence[int], *,
+                 mode: str = "constant") -> torch.Tensor:
     """Run ``sample_fn`` once on the whole image, zero-padded symmetrically (the odd voxel after) to multiples of
     ``divisor``, and crop its output back with the inverse of that padding.
 
     Args:
         sample_fn: ``(1, C, *S') → (1, C_out, *S')``.
         image: ``(C, *S)`` tensor (any device).
-        divisor: every padded spatial size is a multiple of it (e.g. :attr:`CWDMModel.divisor`).
+        divisor: every padded spatial size is a multiple of it (e.g. :attr:`CWDMModel.divisor`), or one divisor
+            per spatial axis (e.g. ``(16, 16, 1)`` for a 2D model run slice by slice).
         mode: padding mode (``"constant"`` pads zeros).
     Returns:
         ``(C_out, *S)``, on the device ``sample_fn`` returned.
@@ -40,7 +42,8 @@ def whole_volume(sample_fn: Sampler, image: torch.Tensor, divisor: int, *, mode:
     from monai.data import MetaTensor
     from monai.transforms import DivisiblePad
 
-    pad = DivisiblePad(int(divisor), method="symmetric", mode=mode)
+    k = int(divisor) if isinstance(divisor, int) else [int(d) for d in divisor]
+    pad = DivisiblePad(k, method="symmetric", mode=mode)
     padded = pad(MetaTensor(torch.as_tensor(image)))
     out = sample_fn(padded.as_tensor()[None])
     if out.ndim != padded.ndim + 1 or tuple(out.shape[2:]) != tuple(padded.shape[1:]):

@@ -18,6 +18,7 @@ import torch
 from ..errors import InputError, first_line
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .diffusion import ConditionalDiffusion
+from .precision import check_precision, check_seed, resolve_device
 from .schedule import DiffusionSchedule
 from .spaces import make_space
 
@@ -64,6 +65,24 @@ class DiffusionModel:
             target_channels=int(d.get("target_channels", 1)),
         )
         return cls(diffusion=diff, network_config=dict(network_config), **kwargs)
+
+    def check_sampling(self, *, steps: int, sampler: str, seed: int, device, precision: str) -> torch.device:
+        """Check sampling options against this model before any work; returns the torch device.
+
+        Raises:
+            InputError: an unknown sampler, ``steps`` not an integer from 1 to the training timesteps, a bad seed,
+                an unavailable device or a precision it cannot run.
+        """
+        T = self.diffusion.schedule.num_train_timesteps
+        if sampler not in ("ddim", "ddpm"):
+            raise InputError(f"unknown sampler {sampler!r}; use ddim or ddpm")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
+            raise InputError(f"steps must be an integer from 1 to {T} (this model's training timesteps), got "
+                             f"{steps!r}")
+        check_seed(seed)
+        dev = resolve_device(device)
+        check_precision(precision, dev)
+        return dev
 
     @property
     def network(self) -> torch.nn.Module:

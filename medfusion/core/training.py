@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import load_torch, save_torch
 from .precision import check_precision
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "TransformDataset"]
 
 logger = logging.getLogger("medfusion.training")
 
@@ -267,6 +267,28 @@ class _Seeded(Dataset):
         if hasattr(self.dataset, "set_random_state"):
             self.dataset.set_random_state(seed=(self.seed * 1_000_003 + epoch * 10_007 + i) % 2**32)
         return self.dataset[i]
+
+
+class TransformDataset(Dataset):
+    """Data items through a MONAI ``Compose``, cached up to its first random transform (``cache``), whose random
+    state the trainer seeds per item (:meth:`set_random_state`), so a resumed run sees the same crops and slices.
+    Applications subclass it with their data list and ``Compose``."""
+
+    def __init__(self, items: list[dict], transform, *, cache: bool = True) -> None:
+        from monai.data import CacheDataset, Dataset as MonaiDataset
+
+        self.items = items
+        kwargs = {"progress": False, "num_workers": 0} if cache else {}
+        self.data = (CacheDataset if cache else MonaiDataset)(items, transform=transform, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_random_state(self, seed: int) -> None:
+        self.data.transform.set_random_state(seed=seed)
+
+    def __getitem__(self, i):
+        return self.data[i]
 
 
 def _local_rank() -> int:

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "default_data_range",
-           "SSIM_SIGMA", "SSIM_PAD", "SSIM_BORDERS", "BRASYN_BORDER"]
+           "region_mean_errors", "interslice_difference", "SSIM_SIGMA", "SSIM_PAD", "SSIM_BORDERS", "BRASYN_BORDER"]
 
 #: Gaussian window of the SSIM (Wang et al. 2004): σ 1.5, truncated at 3.5 σ → 11 samples wide.
 SSIM_SIGMA = 1.5
@@ -208,6 +208,33 @@ def brasyn_ssim(pred: np.ndarray, ref: np.ndarray, seg: np.ndarray | None = None
     if seg is not None:
         out.update(region_ssim(p, r, seg, border=border))
     return out
+
+
+def region_mean_errors(pred: np.ndarray, ref: np.ndarray, labels: np.ndarray, names: dict[int, str]) -> dict:
+    """Per labelled region, ``mean(pred) − mean(ref)`` over its voxels (e.g. the mean-HU error of each organ, as
+    seg2med reports it); regions absent from ``labels`` are left out."""
+    pred, ref = _pair(pred, ref)
+    lab = np.asarray(labels)
+    if lab.shape != pred.shape:
+        raise InputError(f"label map shape {lab.shape} differs from the images' {pred.shape}")
+    out = {}
+    for value, name in names.items():
+        m = lab == value
+        if m.any():
+            out[name] = float(pred[m].mean() - ref[m].mean())
+    return out
+
+
+def interslice_difference(volume: np.ndarray, *, mask: np.ndarray | None = None, axis: int = 2) -> float:
+    """Mean absolute difference between neighbouring slices along ``axis`` (the units of ``volume``), over the
+    voxels inside ``mask`` in both slices: slice-to-slice stripes of a slice-wise generator raise it above the
+    truth's."""
+    v = np.moveaxis(np.asarray(volume, dtype=np.float64), axis, 0)
+    d = np.abs(np.diff(v, axis=0))
+    if mask is not None:
+        m = np.moveaxis(_mask(mask, np.asarray(volume).shape), axis, 0)
+        d = d[m[1:] & m[:-1]]
+    return float(d.mean()) if d.size else float("nan")
 
 
 def _difference(pred, ref, mask) -> np.ndarray:

@@ -10,7 +10,7 @@ so a user can override any of them on the command line (``--steps 1000 --sampler
 
 from __future__ import annotations
 
-from ...core.bundle import BundleEntry, load_weights
+from ...core.bundle import BundleEntry, format_scores, load_weights
 from .model import KIND, CWDMModel
 
 __all__ = ["assemble", "CWDMSynthesizer", "CWDMEvaluator"]
@@ -77,9 +77,5 @@ class CWDMEvaluator(BundleEntry):
         log = logging.getLogger("medfusion.bundle")
         for group, s in result["summary"].items():
             m, b = s["model"], s["baseline"]
-            log.info("%s (n=%d): model %s | baseline %s", group, s["n"], _fmt(m), _fmt(b))
+            log.info("%s (n=%d): model %s | baseline %s", group, s["n"], format_scores(m), format_scores(b))
         return [self.report]
-
-
-def _fmt(scores: dict) -> str:
-    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} -" for k, v in scores.items())

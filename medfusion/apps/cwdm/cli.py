@@ -1,10 +1,10 @@
-"""The cWDM sub-commands of ``medfusion``: ``synthesize``, ``demo`` and ``phantoms``."""
+"""The cWDM sub-commands of ``medfusion``: ``synthesize`` and ``demo``, and the ``brats`` phantoms."""
 
 from __future__ import annotations
 
 import argparse
 
-from ...cli.common import add_sampling, add_weights, check_device, positive_int, seed_int, weights_path
+from ...cli.common import add_sampling, add_weights, check_device, weights_path
 from ...errors import InputError
 
 BUNDLE = "brats_mri_cwdm"
@@ -49,17 +49,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_phantoms(args: argparse.Namespace) -> int:
+def write_phantoms(args: argparse.Namespace) -> list:
     from .phantom import write_phantom_dataset
 
-    cases = write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, drop=args.drop,
-                                  prefix=args.prefix)
-    print(f"wrote {len(cases)} cases to {args.out}")
-    return 0
+    if args.drop is not None and args.drop not in CONTRASTS:
+        raise InputError(f"--drop must be one of {', '.join(CONTRASTS)}, got {args.drop!r}")
+    return write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, drop=args.drop,
+                                 prefix=args.prefix)
+
+
+#: ``medfusion phantoms --kind brats`` (see medfusion.cli.phantoms)
+PHANTOMS = {"brats": {"help": "BraTS-like MRI cases (MNI152 anatomy + tumour, four contrasts and labels)",
+                      "shape": (96, 96, 64), "prefix": "BraTS-PHANTOM", "write": write_phantoms}}
 
 
 def register(sub) -> None:
-    """Add ``synthesize``, ``demo`` and ``phantoms`` to the ``medfusion`` sub-commands."""
+    """Add ``synthesize`` and ``demo`` to the ``medfusion`` sub-commands."""
     p = sub.add_parser("synthesize", help="fill in the missing contrast of a BraTS case (cWDM)",
                        description="Synthesize the one missing contrast of a BraTS case, written in the input "
                        "geometry as <case>-<missing>.nii.gz.")
@@ -88,12 +93,3 @@ def register(sub) -> None:
     add_sampling(p, 50)
     add_weights(p, BUNDLE)
     p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("phantoms", help="write BraTS-like phantom cases (MNI152 anatomy + tumour)")
-    p.add_argument("--out", required=True, help="dataset folder")
-    p.add_argument("--n", type=positive_int, default=4, help="number of cases")
-    p.add_argument("--shape", type=positive_int, nargs=3, default=(96, 96, 64), metavar=("X", "Y", "Z"))
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of the first case (case i uses seed + i)")
-    p.add_argument("--drop", choices=CONTRASTS, help="leave this contrast out (missing-modality cases)")
-    p.add_argument("--prefix", default="BraTS-PHANTOM", help="case name prefix")
-    p.set_defaults(func=cmd_phantoms)

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from ...core.inference import whole_volume
-from ...core.precision import check_precision, check_seed, resolve_device
 from ...core.runner import run_cases
 from ...errors import InputError
 from ...io import save_like
@@ -27,20 +26,7 @@ from .layout import CONTRASTS, BraTSCase, list_cases, load_case
 from .model import CWDMModel, check_contrast
 from .pipeline import normalize, postprocess
 
-__all__ = ["synthesize", "synthesize_case", "synthesize_folder", "check_sampling"]
-
-
-def check_sampling(model: CWDMModel, *, steps: int, sampler: str, seed: int, device, precision: str) -> torch.device:
-    """Check the sampling options against the model before any work; returns the torch device."""
-    T = model.diffusion.schedule.num_train_timesteps
-    if sampler not in ("ddim", "ddpm"):
-        raise InputError(f"unknown sampler {sampler!r}; use ddim or ddpm")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
-        raise InputError(f"steps must be an integer from 1 to {T} (this model's training timesteps), got {steps!r}")
-    check_seed(seed)
-    dev = resolve_device(device)
-    check_precision(precision, dev)
-    return dev
+__all__ = ["synthesize", "synthesize_case", "synthesize_folder"]
 
 
 def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str, *, steps: int = 50,
@@ -71,7 +57,7 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
     for c, r in zip(conds, raw):
         if not np.any(r):
             raise InputError(f"contrast {c} is all zeros: there is nothing to synthesize from")
-    dev = check_sampling(model, steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
+    dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
     x = torch.from_numpy(normalize(raw, model.lower, model.upper)).to(dev)
     model.to(dev).network.eval()
     labels = model.class_labels(missing, device=dev)

@@ -8,9 +8,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from ...core.training import Trainer
+from ...core.training import Trainer, TransformDataset
 from ...errors import InputError
 from .layout import CONTRASTS, list_cases, load_case
 from .model import CWDMModel
@@ -31,29 +30,15 @@ def brats_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
     return items
 
 
-class BraTSTrainingSet(Dataset):
+class BraTSTrainingSet(TransformDataset):
     """Complete BraTS-layout cases through :func:`~medfusion.apps.cwdm.pipeline.preprocessing` (loaded and
     normalised once, cached; cropped at random per access when ``patch_size`` is given; padded to ``divisor``)."""
 
     def __init__(self, dataset_dir, patch_size: Sequence[int] | None = None, *, divisor: int | None = None,
                  seed: int = 0, cache: bool = True, lower: float = 0.1, upper: float = 99.9):
-        from monai.data import CacheDataset, Dataset as MonaiDataset
-
-        self.items = brats_datalist(dataset_dir)
         transform = preprocessing(CONTRASTS, lower=lower, upper=upper, divisor=divisor, patch_size=patch_size,
                                   seed=seed)
-        kwargs = {"progress": False, "num_workers": 0} if cache else {}
-        self.data = (CacheDataset if cache else MonaiDataset)(self.items, transform=transform, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def set_random_state(self, seed: int) -> None:
-        """Seed the random crops (the trainer seeds every item, so a resumed run sees the same crops)."""
-        self.data.transform.set_random_state(seed=seed)
-
-    def __getitem__(self, i):
-        return self.data[i]
+        super().__init__(brats_datalist(dataset_dir), transform, cache=cache)
 
 
 def split_missing(image: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
