@@ -34,6 +34,12 @@ setup() {
     "$py" -m pip install --quiet -e ".[$extras]"
     touch "$stamp"
   fi
+  if [[ ",$extras," == *",test,"* ]] && ! "$py" -c 'import totalsegmentator' >/dev/null 2>&1; then
+    # The tests compare medfusion's copy of TotalSegmentator's class names and weight table with the package
+    # itself; that needs only its Python files, not its multi-GB dependencies (nnU-Net), so none are installed.
+    echo "[setup] installing TotalSegmentator's Python files for the tests (no dependencies)"
+    "$py" -m pip install --quiet --no-deps "TotalSegmentator==2.18.0"
+  fi
 }
 
 cmd="${1:-}"

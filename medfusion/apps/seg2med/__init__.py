@@ -1,0 +1,31 @@
+"""seg2med: CT and MR generated from TotalSegmentator label maps, and CT↔MR conversion.
+
+    from medfusion.apps import seg2med
+    model = seg2med.load_model("bundles/totalseg_mask_to_ct_mr/models/model.pt")     # 2D, as published
+    seg2med.generate_file(model, "data/abdomen_phantom/ABD-SAMPLE-00000/mask.nii.gz", "ct", "outputs/ct.nii.gz")
+
+Reference: Yang et al., "seg2med: a segmentation-based medical image generation framework using denoising
+diffusion probabilistic models", arXiv 2504.09182.  The condition is a grey-level prior image (:mod:`.prior`,
+tissue values in :mod:`.tissues`); label maps come from TotalSegmentator (:mod:`.masks`, an optional extra) or
+from the abdomen phantoms (:mod:`.phantom`, with :mod:`.phantom_anatomy` and :mod:`.phantom_geometry`).
+Modules: :mod:`.model` (2D slice model and 3D wavelet model), :mod:`.generation`, :mod:`.pipeline` (the prior
+command), :mod:`.transforms` (training ``Compose``), :mod:`.train`, :mod:`.baseline`, :mod:`.evaluation`,
+:mod:`.bundle`, :mod:`.cli`.  Names below load their module on first use, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from ..._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "tissues": ("class_names", "tissue_value", "mr_signal", "label_values", "MODALITIES"),
+    "prior": ("make_prior", "body_from_ct", "body_from_labels", "check_label_map"),
+    "model": ("Seg2MedModel", "load_model", "ALL_TASKS", "TARGETS"),
+    "generation": ("generate", "convert", "generate_file", "convert_file"),
+    "evaluation": ("evaluate_heldout", "load_case", "run_task", "score"),
+    "train": ("Seg2MedTrainer", "Seg2MedTrainingSet"),
+    "phantom": ("make_abdomen_phantom", "write_phantom_case", "write_phantom_dataset"),
+    "masks": ("segment", "check_totalsegmentator"),
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,0 +1,116 @@
+"""Entry points of the ``totalseg_mask_to_ct_mr`` MONAI bundle.
+
+The configs build ``network_def`` (MONAI ``DiffusionModelUNet``), ``noise_schedule``, ``space`` and ``diffusion``
+(:class:`~medfusion.core.diffusion.ConditionalDiffusion`) as components; :func:`assemble` joins them with a
+checkpoint's weights, windows and tasks, so the sampler, steps or windows can be overridden on the command line.
+
+A case folder for inference holds ``mask.nii.gz`` (TotalSegmentator ``total`` labels) and optionally
+``body.nii.gz``; for conversion, ``<source>.nii.gz`` (``ct``, ``t1`` or ``t2``).  Outputs are
+``<output_dir>/<case>_<target>.nii.gz`` in the input's geometry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...core.bundle import BundleEntry, format_scores, load_weights
+from ...errors import InputError
+from .model import KIND, Seg2MedModel
+
+__all__ = ["assemble", "Seg2MedGenerator", "Seg2MedEvaluator"]
+
+
+def assemble(diffusion, checkpoint: str, windows: dict | None = None) -> Seg2MedModel:
+    """A :class:`Seg2MedModel` from the bundle's components and the weights in ``checkpoint``.
+
+    Args:
+        diffusion: a :class:`~medfusion.core.diffusion.ConditionalDiffusion` around ``network_def``.
+        checkpoint: a medfusion seg2med checkpoint (its weights must fit ``network_def``).
+        windows: modality → ``[lo, hi]`` overriding the checkpoint's intensity windows (``None``: the checkpoint's).
+    """
+    ckpt = load_weights(diffusion.network, checkpoint, KIND)
+    pre = dict(ckpt.preprocessing)
+    if windows:
+        pre["windows"] = {**pre["windows"], **{k: [float(v) for v in w] for k, w in windows.items()}}
+    diffusion.network.eval()
+    return Seg2MedModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=pre,
+                        settings=dict(ckpt.settings), info=ckpt.info)
+
+
+def _case_folders(dataset_dir, needed: str) -> list[tuple[str, str, str | None]]:
+    """``(case, input file, body file or None)`` for every sub-folder of ``dataset_dir`` holding ``needed``."""
+    root = os.fspath(dataset_dir)
+    if not os.path.isdir(root):
+        raise InputError(f"dataset folder not found: {root}")
+    cases = []
+    for name in sorted(os.listdir(root)):
+        found = [os.path.join(root, name, f"{needed}{ext}") for ext in (".nii.gz", ".nii")]
+        found = [f for f in found if os.path.isfile(f)]
+        if found:
+            body = os.path.join(root, name, "body.nii.gz")
+            cases.append((name, found[0], body if os.path.isfile(body) else None))
+    if not cases:
+        raise InputError(f"no case folders with {needed}.nii.gz in {root}")
+    return cases
+
+
+class Seg2MedGenerator(BundleEntry):
+    """``inference.json``: generate ``target`` for every case folder in ``dataset_dir`` — from ``mask.nii.gz``
+    (``source="prior"``) or by converting ``<source>.nii.gz``."""
+
+    name = "totalseg_mask_to_ct_mr inference"
+
+    def __init__(self, model, dataset_dir, output_dir, *, target="ct", source="prior", task="total", steps=50,
+                 sampler="ddim", seed=0, device="cpu", precision="float32", batch_size=16, overwrite=False):
+        self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
+        self.source, self.target, self.task = source, target, task
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
+                           batch_size=batch_size)
+
+    def _run(self) -> list[str]:
+        from ...core.runner import run_cases
+        from .generation import convert_file, generate_file
+
+        self.model.task_index(self.source, self.target)  # this model does the task (before any work)
+        cases = _case_folders(self.dataset_dir, "mask" if self.source == "prior" else self.source)
+        outs = [[os.path.join(os.fspath(self.output_dir), f"{name}_{self.target}.nii.gz")] for name, _, _ in cases]
+        inputs = [p for _, f, b in cases for p in (f, b) if p]
+
+        def one(case, out):
+            name, path, body = case
+            if self.source == "prior":
+                return generate_file(self.model, path, self.target, out[0], task=self.task, body=body,
+                                     overwrite=self.overwrite, **self.kwargs)
+            return convert_file(self.model, path, self.source, self.target, out[0], overwrite=self.overwrite,
+                                **self.kwargs)
+
+        return run_cases(cases, outs, one, overwrite=self.overwrite, inputs=inputs)
+
+
+class Seg2MedEvaluator(BundleEntry):
+    """``evaluate.json``: every task of the model on every complete case (mask, ct, t1, t2), scored with the
+    ``synthrad`` protocol of :mod:`medfusion.metrics`, model against the no-learning baseline."""
+
+    name = "totalseg_mask_to_ct_mr evaluate"
+
+    def __init__(self, model, dataset_dir, report, *, tasks=None, steps=50, sampler="ddim", seed=0, device="cpu",
+                 precision="float32", batch_size=16, max_cases=None, overwrite=False):
+        self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
+        self.tasks, self.max_cases = tasks, max_cases
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
+                           batch_size=batch_size)
+
+    def _run(self) -> list[str]:
+        import logging
+
+        from ...core.runner import check_outputs
+        from .evaluation import evaluate_heldout
+
+        check_outputs([self.report], overwrite=self.overwrite, extensions=(".json",))
+        result = evaluate_heldout(self.model, self.dataset_dir, tasks=self.tasks, max_cases=self.max_cases,
+                                  report=self.report, **self.kwargs)
+        log = logging.getLogger("medfusion.bundle")
+        for task, s in result["summary"].items():
+            log.info("%s (n=%d): model %s | baseline (%s) %s", task, s["n"], format_scores(s["model"]), s["baseline_name"],
+                     format_scores(s["baseline"]))
+        return [self.report]

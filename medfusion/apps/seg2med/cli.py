@@ -1,0 +1,150 @@
+"""The seg2med sub-commands of ``medfusion``: ``generate``, ``convert``, ``prior`` and ``masks``."""
+
+from __future__ import annotations
+
+import argparse
+
+import os
+
+from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+
+BUNDLE = "totalseg_mask_to_ct_mr"
+TARGETS = ("ct", "t1", "t2")
+
+MODALITIES = ("ct", "t1", "t1_opposed", "t2")  # = tissues.MODALITIES, kept here so `medfusion --help` stays light
+TASKS = ("total", "total_mr")
+
+
+def _model_path(args: argparse.Namespace) -> str:
+    """The checkpoint: ``--weights``, else the bundle's ``models/model.pt`` (2D) or ``models/model_3d.pt``."""
+    if args.weights:
+        return args.weights
+    folder = weights_path(args, BUNDLE)
+    return os.path.join(folder, "models", "model.pt" if args.model == "2d" else "model_3d.pt")
+
+
+def _sampling(args: argparse.Namespace) -> dict:
+    from ...progress import progress_bar
+
+    return {"steps": args.steps, "sampler": args.sampler, "seed": args.seed, "device": args.device,
+            "precision": args.precision, "batch_size": args.batch_size,
+            "progress": None if args.quiet else progress_bar(args.command)}
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ...core.runner import check_outputs
+    from .generation import generate_file
+    from .model import load_model
+
+    check_outputs([args.out], overwrite=args.overwrite, inputs=[p for p in (args.mask, args.body) if p])
+    check_device(args.device)
+    model = load_model(_model_path(args))
+    print(generate_file(model, args.mask, args.modality, args.out, task=args.task, body=args.body,
+                        overwrite=args.overwrite, **_sampling(args)))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ...core.runner import check_outputs
+    from .generation import convert_file
+    from .model import check_task, load_model
+
+    check_task(args.source, args.target)
+    check_outputs([args.out], overwrite=args.overwrite, inputs=[args.image])
+    check_device(args.device)
+    model = load_model(_model_path(args))
+    print(convert_file(model, args.image, args.source, args.target, args.out, overwrite=args.overwrite,
+                       **_sampling(args)))
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output file (.nii.gz or .nii), float32: HU for CT")
+    p.add_argument("--model", choices=("2d", "3d"), default="2d", help="2d: the published slice model (default); "
+                   "3d: the full-volume wavelet model (no slice-to-slice stripes)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="slices per batch of the 2D model")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling(p, 50)
+    add_weights(p, BUNDLE)
+
+
+def write_phantoms(args: argparse.Namespace) -> list:
+    from ...errors import InputError
+    from .phantom import write_phantom_dataset
+
+    if args.drop is not None:
+        raise InputError("--drop is for --kind brats; abdomen cases always hold mask, body, ct, t1 and t2")
+    return write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
+
+
+#: ``medfusion phantoms --kind abdomen`` (see medfusion.cli.phantoms)
+PHANTOMS = {"abdomen": {"help": "abdomen/thorax cases with TotalSegmentator labels, body mask, CT (HU), T1 and T2 "
+                                "MR", "shape": (96, 96, 64), "prefix": "ABD-PHANTOM", "write": write_phantoms}}
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    from .pipeline import write_prior
+
+    print(write_prior(args.mask, args.modality, args.out, task=args.task, body=args.body, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_masks(args: argparse.Namespace) -> int:
+    from .masks import segment
+
+    check_device(args.device)
+    for path in segment(args.image, args.out, task=args.task, fast=args.fast, device=args.device,
+                        body_out=args.body, overwrite=args.overwrite):
+        print(path)
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``generate``, ``convert``, ``prior`` and ``masks`` to the ``medfusion`` sub-commands."""
+    p = sub.add_parser("generate", help="generate CT or MR from a TotalSegmentator label map (seg2med)",
+                       description="Generate a CT (HU) or MR volume from a TotalSegmentator label map, in the "
+                       "mask's geometry: the label map becomes a prior image (see `medfusion prior`) that "
+                       "conditions a diffusion model.")
+    p.add_argument("--mask", required=True, help="TotalSegmentator label map (NIfTI, NRRD, MHA or DICOM folder)")
+    p.add_argument("--modality", required=True, choices=TARGETS, help="what to generate")
+    p.add_argument("--task", choices=TASKS, default="total", help="the mask's TotalSegmentator task (default total)")
+    p.add_argument("--body", help="body mask (non-zero = body); default: an approximation from the labels")
+    _add_common(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("convert", help="convert between CT and MR (T1/T2) with a diffusion model (seg2med)",
+                       description="Convert a CT to MR or an MR to CT (or T1↔T2), in the input's geometry.")
+    p.add_argument("--image", required=True, help="input volume (NIfTI, NRRD, MHA or DICOM folder)")
+    p.add_argument("--from", dest="source", required=True, choices=TARGETS, help="the input's modality")
+    p.add_argument("--to", dest="target", required=True, choices=TARGETS, help="the output's modality")
+    _add_common(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("prior", help="turn a TotalSegmentator label map into a CT/MR prior image (seg2med)",
+                       description="Replace every TotalSegmentator label by its tissue's value — Hounsfield units "
+                       "for CT, the sequence signal for MR — inside the body contour (0 HU), air outside: the "
+                       "condition image of seg2med, written in the mask's geometry (float32).")
+    p.add_argument("--mask", required=True, help="TotalSegmentator label map (NIfTI, NRRD, MHA or DICOM folder)")
+    p.add_argument("--modality", required=True, choices=MODALITIES, help="ct (HU), t1 (VIBE in-phase), "
+                   "t1_opposed (VIBE opposed-phase) or t2 (spin echo)")
+    p.add_argument("--out", required=True, help="output file (.nii.gz or .nii)")
+    p.add_argument("--task", choices=TASKS, default="total", help="the mask's TotalSegmentator task (default total)")
+    p.add_argument("--body", help="body mask (non-zero = body), e.g. from `medfusion masks --body`; default: an "
+                   "approximation from the labels (per-slice convex hull, widened by 15 mm)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
+    p.set_defaults(func=cmd_prior)
+
+    p = sub.add_parser("masks", help="label a CT or MR with TotalSegmentator (optional extra, its own weights)",
+                       description="Run TotalSegmentator on an image and write its label map in the image's "
+                       "geometry. Needs `pip install 'medfusion[totalsegmentator]'` and the task's weights in "
+                       "TotalSegmentator's weights folder; medfusion downloads nothing and switches off "
+                       "TotalSegmentator's usage statistics.")
+    p.add_argument("--image", required=True, help="CT (task total) or MR (task total_mr) volume")
+    p.add_argument("--out", required=True, help="label map output (.nii.gz or .nii, uint8)")
+    p.add_argument("--task", choices=TASKS, default="total", help="default total")
+    p.add_argument("--fast", action="store_true", help="TotalSegmentator's 3 mm model")
+    p.add_argument("--body", help="also write the CT's body contour here (CT > −500 HU, largest component, filled)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    p.set_defaults(func=cmd_masks)

@@ -1,0 +1,167 @@
+"""Generating CT/MR from a label map and converting between CT and MR, in memory and on files.
+
+The data flow of one volume::
+
+    load_labels / load_volume (medfusion.io: 3D, finite, the file's affine)
+      → to RAS+ voxel order (nibabel orientations; undone at the end), so axial slices are the last axis
+      → condition: prior.make_prior (mask → HU or MR signal) or the source image, windowed to [0, 1]
+      → 2D model: core.inference.whole_volume (in-plane padding to the divisor) ∘ slicewise (batches of slices)
+        3D model: core.inference.whole_volume (padding to the divisor), the whole volume at once
+      → ConditionalDiffusion.sample (class label = the task) → window undone → air outside the body
+      → io.save_like(reference = the input): same shape, affine, orientation and spacing; float32.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...core.inference import slicewise, whole_volume
+from ...errors import InputError
+from ...io import PathLike
+from .model import AIR, Seg2MedModel, check_task
+
+__all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras"]
+
+
+def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """``data`` permuted/flipped into RAS+ voxel order (the last axis inferior → superior)."""
+    import nibabel.orientations as nio
+
+    return np.ascontiguousarray(nio.apply_orientation(data, nio.io_orientation(affine)))
+
+
+def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_ras` for the same ``affine``."""
+    import nibabel.orientations as nio
+
+    ornt = nio.io_orientation(affine)
+    back = nio.ornt_transform(nio.axcodes2ornt(("R", "A", "S")), ornt)
+    return np.ascontiguousarray(nio.apply_orientation(data, back))
+
+
+def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *, steps: int = 50,
+              sampler: str = "ddim", seed: int = 0, device="cpu", precision: str = "float32",
+              batch_size: int = 16, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order.
+
+    A 2D model runs over axial slices (the last axis) ``batch_size`` at a time with one seed for the whole volume; a
+    3D model runs on the whole volume. Returns a float32 array of the input shape in [0, 1].
+    """
+    check_task(source, target)
+    cond = np.asarray(condition01, dtype=np.float32)
+    if cond.ndim != 3:
+        raise InputError(f"expected a 3D volume, got shape {cond.shape}")
+    dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    model.to(dev).network.eval()
+    generator = torch.Generator().manual_seed(seed)
+    if progress is not None and model.dims == 2:  # one bar over every batch of slices
+        progress = _over_batches(progress, -(-cond.shape[2] // batch_size))
+
+    def sample(batch: torch.Tensor) -> torch.Tensor:
+        labels = model.class_labels(source, target, batch=batch.shape[0], device=dev)
+        return model.diffusion.sample(batch, labels, sampler=sampler, steps=steps, generator=generator,
+                                      progress=progress, precision=precision)
+
+    x = torch.from_numpy(cond)[None].to(dev)
+    d = model.divisor
+    with torch.no_grad():
+        if model.dims == 2:
+            y = whole_volume(lambda v: slicewise(sample, v[0], axis=2, batch_size=batch_size)[None], x, (d, d, 1))
+        else:
+            y = whole_volume(sample, x, d)
+    return y[0].float().clamp(0, 1).cpu().numpy()
+
+
+def _over_batches(progress: Callable[[int, int], None], batches: int) -> Callable[[int, int], None]:
+    done = 0
+
+    def update(i: int, n: int) -> None:
+        nonlocal done
+        progress(done * n + i, batches * n)
+        if i >= n:
+            done += 1
+
+    return update
+
+
+def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray | None) -> np.ndarray:
+    out = model.denormalize(y01, target)
+    if body is not None:
+        out[~body] = AIR[target]
+    return out
+
+
+def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str = "total",
+             body: np.ndarray | None = None, spacing=(1.0, 1.0, 1.0), **kwargs) -> np.ndarray:
+    """CT (HU) or MR from a TotalSegmentator label map in RAS+ voxel order (float32, same shape).
+
+    ``body``: the body contour (default: :func:`.prior.body_from_labels`); air outside it. Keyword arguments:
+    :func:`translate`.
+    """
+    from .prior import body_from_labels, check_label_map, make_prior
+
+    lab = check_label_map(labels, task)
+    body = body_from_labels(lab, spacing) if body is None else np.asarray(body, dtype=bool)
+    prior = make_prior(lab, target, task=task, body=body)
+    y = translate(model, model.normalize(prior, target), "prior", target, **kwargs)
+    return _finish(model, y, target, body)
+
+
+def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *, body: np.ndarray | None = None,
+            **kwargs) -> np.ndarray:
+    """``image`` of modality ``source`` (HU or MR signal, RAS+ voxel order) converted to ``target``.
+
+    ``body``: air outside it (default for a CT source: CT > −500 HU, largest component, filled; else none)."""
+    from .prior import body_from_ct
+
+    if source == "prior":
+        raise InputError("convert takes an image (ct, t1 or t2); use generate for a label map")
+    image = np.asarray(image, dtype=np.float32)
+    if body is None and source == "ct":
+        body = body_from_ct(image)
+    y = translate(model, model.normalize(image, source), source, target, **kwargs)
+    return _finish(model, y, target, body)
+
+
+def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLike, *, task: str = "total",
+                  body: PathLike | None = None, overwrite: bool = False, **kwargs) -> str:
+    """``medfusion generate``: a label map file → a CT/MR file (float32) in the mask's geometry."""
+    from ...core.runner import check_outputs
+    from ...io import save_like
+    from .pipeline import load_labels
+
+    check_outputs([out], overwrite=overwrite, inputs=[p for p in (mask, body) if p is not None])
+    volume, labels, body_mask = load_labels(mask, task, body=body)
+    spacing = volume.spacing
+    ras_body = None if body_mask is None else to_ras(body_mask, volume.affine)
+    y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras_body,
+                 spacing=_ras_spacing(spacing, volume.affine), **kwargs)
+    return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
+
+
+def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str, out: PathLike, *,
+                 overwrite: bool = False, **kwargs) -> str:
+    """``medfusion convert``: an image file of ``source`` → ``target`` (float32) in the input's geometry."""
+    from ...core.runner import check_outputs
+    from ...io import load_volume, save_like
+
+    check_task(source, target)
+    check_outputs([out], overwrite=overwrite, inputs=[image])
+    volume = load_volume(image)
+    y = convert(model, to_ras(volume.data, volume.affine), source, target, **kwargs)
+    return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
+
+
+def _ras_spacing(spacing, affine) -> tuple[float, float, float]:
+    import nibabel.orientations as nio
+
+    ornt = nio.io_orientation(affine)
+    out = [0.0, 0.0, 0.0]
+    for i, (axis, _) in enumerate(ornt):
+        out[int(axis)] = float(spacing[i])
+    return tuple(out)

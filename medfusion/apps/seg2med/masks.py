@@ -1,0 +1,115 @@
+"""Label maps from TotalSegmentator (an optional extra), checked before any work.
+
+TotalSegmentator downloads its weights at first use; medfusion never downloads anything. So
+:func:`check_totalsegmentator` first finds the package and the weight folders that ``task`` needs in
+TotalSegmentator's own weights folder (``$TOTALSEG_WEIGHTS_PATH``, else ``$TOTALSEG_HOME_DIR/nnunet/results``,
+else ``~/.totalsegmentator/nnunet/results``) and, if any is missing, stops with one line that says which and
+how to install them. Its anonymous usage statistics are switched off in its ``config.json`` before it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from ...errors import InputError, first_line
+from ...io import PathLike
+from .tissues import TASKS
+
+__all__ = ["check_totalsegmentator", "segment"]
+
+INSTALL = ("install it with `pip install 'medfusion[totalsegmentator]'` (it pulls nnU-Net and several GB)")
+
+
+def _weight_folders(task: str, fast: bool) -> list[str]:
+    """The weight folder names that TotalSegmentator's ``task`` needs, from its own task table."""
+    from totalsegmentator.map_tasks_config import TASK_CONFIGS, TASK_ID_WEIGHTS_CONFIGS
+
+    modes = TASK_CONFIGS[task]["sub_modes"]
+    ids = modes["fast" if fast else "default"]["task_id"]
+    ids = ids if isinstance(ids, list) else [ids]
+    return [TASK_ID_WEIGHTS_CONFIGS[i]["foldername"] for i in ids]
+
+
+def check_totalsegmentator(task: str = "total", *, fast: bool = False) -> str:
+    """The weights folder after checking that TotalSegmentator and ``task``'s weights are installed.
+
+    Raises:
+        InputError: TotalSegmentator is not installed, or the task's weights are not in its weights folder (the
+            message names the missing folders and the command that installs them).
+    """
+    if task not in TASKS:
+        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(TASKS)}")
+    try:
+        from totalsegmentator.config import get_weights_dir
+    except ImportError as err:
+        raise InputError(f"TotalSegmentator is needed to make label maps and is not installed ({err}); "
+                         f"{INSTALL}") from None
+    try:
+        folders = _weight_folders(task, fast)
+    except (ImportError, KeyError) as err:
+        raise InputError(f"this TotalSegmentator version has no weight table for task {task!r} ({err!r}); "
+                         "TotalSegmentator ≥ 2.4 is supported") from None
+    weights = get_weights_dir()
+    missing = [f for f in folders if not (weights / f).is_dir()]
+    if missing:
+        name = {"total": "total_fast", "total_mr": "total_fast_mr"}[task] if fast else task
+        raise InputError(
+            f"TotalSegmentator's weights for task {task!r}{' (fast)' if fast else ''} are not installed: "
+            f"{', '.join(missing)} missing in its weights folder (set by TOTALSEG_WEIGHTS_PATH or "
+            f"TOTALSEG_HOME_DIR); medfusion downloads nothing: on a machine with internet access run "
+            f"`totalseg_download_weights -t {name}` and copy that weights folder here")
+    return os.fspath(weights)
+
+
+def _quiet_statistics() -> None:
+    from totalsegmentator.config import set_config_key, setup_totalseg
+
+    setup_totalseg()
+    set_config_key("send_usage_stats", False)
+
+
+def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool = False, device: str = "cpu",
+            body_out: PathLike | None = None, overwrite: bool = False, inputs: Sequence[PathLike] = ()) -> list[str]:
+    """Run TotalSegmentator on ``image`` and write its label map (uint8, the image's geometry) to ``out``.
+
+    Args:
+        image: a CT (``task="total"``) or MR (``task="total_mr"``) volume.
+        fast: TotalSegmentator's 3 mm model.
+        device: ``cpu`` or ``cuda`` (``cuda:N``).
+        body_out: also write the body contour of a CT by the published rule (:func:`.prior.body_from_ct`).
+
+    Returns:
+        The written paths.
+    """
+    import numpy as np
+
+    from ...core.runner import check_outputs
+    from ...io import load_volume, save_like
+    from .prior import body_from_ct, check_label_map
+
+    outputs = [out] + ([body_out] if body_out is not None else [])
+    check_outputs(outputs, overwrite=overwrite, inputs=[image, *inputs])
+    if body_out is not None and task != "total":
+        raise InputError("--body needs a CT (task 'total'): the body contour comes from the CT > −500 HU rule")
+    volume = load_volume(image)
+    check_totalsegmentator(task, fast=fast)
+    _quiet_statistics()
+    try:
+        from totalsegmentator.python_api import totalsegmentator
+    except ImportError as err:
+        raise InputError(f"TotalSegmentator is installed without what it needs to run ({err}); {INSTALL}") from None
+    ts_device = "gpu" if str(device).startswith("cuda") else "cpu"
+    import nibabel as nib
+
+    nifti = nib.Nifti1Image(volume.data, volume.affine, volume.header)
+    try:
+        result = totalsegmentator(nifti, None, task=task, fast=fast, device=ts_device, quiet=True)
+    except (OSError, ImportError, RuntimeError) as err:  # e.g. a weight it still wanted to download, offline
+        raise InputError(f"TotalSegmentator failed: {first_line(err)}") from None
+    labels = np.asarray(result.dataobj)
+    check_label_map(labels, task, what="TotalSegmentator's label map")
+    written = [save_like(labels, volume, out, overwrite=overwrite, dtype=np.uint8)]
+    if body_out is not None:
+        written.append(save_like(body_from_ct(volume.data), volume, body_out, overwrite=overwrite, dtype=np.uint8))
+    return written

@@ -1,0 +1,148 @@
+"""The seg2med model: a conditional diffusion from a prior image (or another modality) to CT or MR.
+
+Two shapes on the same core (:class:`~medfusion.core.model.DiffusionModel`):
+
+* ``dims=2`` — the published model: a 2D pixel-space DDPM on axial slices, ε-prediction, linear β, the condition
+  concatenated to the noisy slice (MONAI ``DiffusionModelUNet``, attention at the deepest level); run slice by
+  slice over a volume by :func:`medfusion.core.inference.slicewise`;
+* ``dims=3`` — medfusion's full-volume option (not in the paper): a 3D diffusion in Haar wavelet space predicting
+  x₀, as cWDM does, run on the whole volume at once — no slice-to-slice stripes.
+
+One network serves several *tasks*, each a (condition, target) pair such as ``("prior", "ct")`` (mask → CT) or
+``("t1", "ct")`` (MR → CT conversion); the task's index is the network's class label.  Images enter the network
+windowed to [0, 1]: CT [−1000, 1000] HU as published, MR by its sequence's window; a prior image is windowed like
+its target.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ...core.model import DiffusionModel
+from ...errors import InputError
+from ...networks import conditional_unet, spatial_divisor
+
+__all__ = ["Seg2MedModel", "KIND", "TARGETS", "SOURCES", "ALL_TASKS", "WINDOWS", "load_model"]
+
+KIND = "seg2med"
+#: what can be generated
+TARGETS = ("ct", "t1", "t2")
+#: what can condition: the prior image of a label map, or an image of another modality
+SOURCES = ("prior",) + TARGETS
+#: every generation and conversion task, in class-label order
+ALL_TASKS = (("prior", "ct"), ("prior", "t1"), ("prior", "t2"), ("ct", "t1"), ("ct", "t2"), ("t1", "ct"),
+             ("t2", "ct"), ("t1", "t2"), ("t2", "t1"))
+#: intensity windows mapped to [0, 1]: CT as published; MR (signal of tissues.mr_signal) to hold every tissue
+WINDOWS = {"ct": (-1000.0, 1000.0), "t1": (0.0, 150.0), "t2": (0.0, 800.0)}
+#: background (air) value per modality
+AIR = {"ct": -1000.0, "t1": 0.0, "t2": 0.0}
+_SMALL_CHANNELS = (32, 64, 64)
+
+
+def check_task(source: str, target: str) -> tuple[str, str]:
+    if target not in TARGETS:
+        raise InputError(f"unknown target modality {target!r}; choose one of {', '.join(TARGETS)}")
+    if source not in SOURCES:
+        raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    if source == target:
+        raise InputError(f"source and target are both {target!r}: nothing to convert")
+    return source, target
+
+
+class Seg2MedModel(DiffusionModel):
+    """A seg2med denoiser with its settings (see :class:`~medfusion.core.model.DiffusionModel`).
+
+    Settings (saved in the checkpoint): ``dims`` (2 or 3), ``tasks`` (list of ``[source, target]``; the class label
+    is the index). Preprocessing: ``windows`` (modality → ``[lo, hi]``).
+    """
+
+    kind = KIND
+
+    @classmethod
+    def build_network(cls, config: dict) -> torch.nn.Module:
+        return conditional_unet(**config)
+
+    @classmethod
+    def create(cls, network_config: Mapping | None = None, *, dims: int = 2,
+               tasks: Sequence[Sequence[str]] = ALL_TASKS, windows: Mapping[str, Sequence[float]] | None = None,
+               prediction: str | None = None, schedule: Mapping | None = None, lll_scale: float = 3.0,
+               info: dict | None = None) -> "Seg2MedModel":
+        """A new (untrained) model.
+
+        Args:
+            network_config: keyword arguments of :func:`medfusion.networks.conditional_unet` beyond the channel
+                counts (``channels``, ``num_res_blocks``, ``attention_levels``, ...); small defaults.
+            dims: 2 (the published slice model) or 3 (full volume in Haar wavelet space).
+            tasks: the (source, target) pairs it learns; one task → no class label.
+            prediction: default ``epsilon`` for 2D (published), ``sample`` for 3D.
+            schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
+        """
+        if dims not in (2, 3):
+            raise InputError(f"dims must be 2 or 3, got {dims!r}")
+        tasks = [list(check_task(*t)) for t in tasks]
+        if not tasks:
+            raise InputError("a seg2med model needs at least one task")
+        n = 2**dims if dims == 3 else 1  # image channels in the space (Haar: 8 sub-bands)
+        config = {"channels": _SMALL_CHANNELS, "num_res_blocks": 1, "norm_num_groups": 16, "num_head_channels": 16}
+        config.update(dict(network_config or {}))
+        config.update(spatial_dims=dims, in_channels=2 * n, out_channels=n,
+                      num_class_embeds=len(tasks) if len(tasks) > 1 else None)
+        config["channels"] = [int(c) for c in config["channels"]]
+        levels = config.get("attention_levels") or [False] * (len(config["channels"]) - 1) + [dims == 2]
+        config["attention_levels"] = [bool(a) for a in levels]  # published 2D: attention at the deepest level
+        space = {"kind": "identity", "spatial_dims": 2} if dims == 2 else \
+            {"kind": "haar", "spatial_dims": 3, "lll_scale": lll_scale}
+        diffusion = {"schedule": dict(schedule or {}), "space": space, "clip_range": (0.0, 1.0),
+                     "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1}
+        win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
+        return cls.from_parts(config, diffusion, preprocessing={"windows": win},
+                              settings={"dims": dims, "tasks": tasks}, info=dict(info or {}))
+
+    # ---- settings ----------------------------------------------------------------------------------------------
+    @property
+    def dims(self) -> int:
+        return int(self.settings["dims"])
+
+    @property
+    def tasks(self) -> list[tuple[str, str]]:
+        return [tuple(t) for t in self.settings["tasks"]]
+
+    @property
+    def divisor(self) -> int:
+        """Every (in-plane, for 2D) image size given to the network must be a multiple of this."""
+        return spatial_divisor(self.network_config["channels"], wavelet_levels=1 if self.dims == 3 else 0)
+
+    def window(self, modality: str) -> tuple[float, float]:
+        lo, hi = self.preprocessing["windows"][modality]
+        return float(lo), float(hi)
+
+    def task_index(self, source: str, target: str) -> int:
+        check_task(source, target)
+        if (source, target) not in self.tasks:
+            can = ", ".join(f"{s}→{t}" for s, t in self.tasks)
+            raise InputError(f"this model was not trained for {source}→{target}; it does {can}")
+        return self.tasks.index((source, target))
+
+    def class_labels(self, source: str, target: str, batch: int = 1, device=None) -> torch.Tensor | None:
+        index = self.task_index(source, target)
+        if len(self.tasks) == 1:
+            return None
+        return torch.full((batch,), index, dtype=torch.long, device=device)
+
+    # ---- intensities -------------------------------------------------------------------------------------------
+    def normalize(self, image: np.ndarray, modality: str) -> np.ndarray:
+        """``image`` (HU or MR signal) windowed to [0, 1] (clipped), float32."""
+        lo, hi = self.window(modality)
+        return np.clip((np.asarray(image, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+    def denormalize(self, image01: np.ndarray, modality: str) -> np.ndarray:
+        lo, hi = self.window(modality)
+        return (np.asarray(image01, dtype=np.float32) * (hi - lo) + lo).astype(np.float32)
+
+
+def load_model(path, device: str | torch.device = "cpu") -> Seg2MedModel:
+    """Load a seg2med checkpoint file or bundle folder (``torch.load(..., weights_only=True)``)."""
+    return Seg2MedModel.load(path, device)

@@ -1,0 +1,141 @@
+"""Training seg2med models: the data list, the training set, the loss of a batch, validation, and the bundle's
+trainer (:class:`Seg2MedTrainer`, the core :class:`~medfusion.core.training.Trainer` with those pieces).
+
+A case is a folder with ``mask.nii.gz`` (TotalSegmentator ``total`` labels), ``ct.nii.gz`` (HU), ``t1.nii.gz``,
+``t2.nii.gz`` and optionally ``body.nii.gz`` — the layout ``medfusion phantoms --kind abdomen`` writes.  Every
+step draws, per batch element, one of the model's tasks (its class label), so one network learns mask → CT/T1/T2
+and the conversions between them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ...core.training import Trainer, TransformDataset
+from ...errors import InputError
+from .model import Seg2MedModel
+from .transforms import CASE_FILES, CHANNELS, training_preprocessing
+
+__all__ = ["case_datalist", "Seg2MedTrainingSet", "task_channels", "seg2med_loss", "Seg2MedValidation",
+           "Seg2MedTrainer"]
+
+
+def _case_files(folder: str) -> dict | None:
+    files = {}
+    for key in CASE_FILES:
+        for ext in (".nii.gz", ".nii"):
+            path = os.path.join(folder, key + ext)
+            if os.path.isfile(path):
+                files[key] = path
+                break
+    return files if all(k in files for k in CASE_FILES if k != "body") else None
+
+
+def case_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
+    """One dict per case folder under ``dataset_dir`` holding mask, ct, t1, t2 (and body): ``{"name", <key>: path}``.
+    All cases must agree on whether a body mask is given."""
+    root = os.fspath(dataset_dir)
+    if not os.path.isdir(root):
+        raise InputError(f"training data folder not found: {root}")
+    items = []
+    for name in sorted(os.listdir(root)):
+        files = _case_files(os.path.join(root, name)) if os.path.isdir(os.path.join(root, name)) else None
+        if files:
+            items.append({"name": name, **files})
+    if not items:
+        raise InputError(f"no case folders with mask, ct, t1 and t2 (.nii.gz) in {root}")
+    if len({"body" in it for it in items}) > 1:
+        raise InputError(f"some cases in {root} have body.nii.gz and some do not; give it for all or none")
+    return items
+
+
+class Seg2MedTrainingSet(TransformDataset):
+    """Case folders through :func:`~.transforms.training_preprocessing` (loaded, prior images made and windowed
+    once, cached; a random axial slice (2D) or patch (3D) per access)."""
+
+    def __init__(self, dataset_dir, *, dims: int, divisor: int, windows: dict, task: str = "total",
+                 patch_size: Sequence[int] | None = None, seed: int = 0, cache: bool = True):
+        items = case_datalist(dataset_dir)
+        transform = training_preprocessing(windows, dims=dims, divisor=divisor, task=task, patch_size=patch_size,
+                                           has_body="body" in items[0], seed=seed)
+        super().__init__(items, transform, cache=cache)
+
+    @classmethod
+    def for_model(cls, model: Seg2MedModel, dataset_dir, **kwargs) -> "Seg2MedTrainingSet":
+        return cls(dataset_dir, dims=model.dims, divisor=model.divisor,
+                   windows=model.preprocessing["windows"], **kwargs)
+
+
+
+def task_channels(source: str, target: str) -> tuple[int, int]:
+    """Indices in :data:`~.transforms.CHANNELS` of a task's condition and target."""
+    cond = f"prior_{target}" if source == "prior" else source
+    return CHANNELS.index(cond), CHANNELS.index(target)
+
+
+def _split(model: Seg2MedModel, image: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [task_channels(*model.tasks[int(k)]) for k in labels.tolist()]
+    idx = torch.tensor(pairs, device=image.device)
+    rows = torch.arange(image.shape[0], device=image.device)
+    return image[rows, idx[:, 1]][:, None], image[rows, idx[:, 0]][:, None]
+
+
+def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator, device,
+                 precision: str) -> torch.Tensor:
+    """The loss of a batch ``{"image": (B, 6, X, Y, Z')}``: a task per element (drawn at random, told to the
+    network as its class label), MSE on the model's prediction type (ε for the published 2D model)."""
+    image = batch["image"].to(device)
+    if model.dims == 2:
+        image = image[..., 0]  # (B, 6, X, Y): one axial slice each
+    labels = torch.randint(0, len(model.tasks), (image.shape[0],), generator=generator).to(device)
+    target, cond = _split(model, image, labels)
+    class_labels = labels if len(model.tasks) > 1 else None
+    return model.diffusion.loss(target, cond, class_labels, generator=generator, precision=precision)
+
+
+class Seg2MedValidation:
+    """Mean SSIM (3D, windowed [0, 1], :func:`medfusion.metrics.ssim`) of DDIM samples on the first ``cases`` cases
+    of ``val_dir``, task ``i mod len(tasks)`` for case ``i``; cases are read once."""
+
+    def __init__(self, val_dir, cases: int = 2, steps: int = 10) -> None:
+        self.val_dir, self.cases, self.steps = val_dir, int(cases), int(steps)
+        self._volumes: list[np.ndarray] | None = None
+
+    def __call__(self, model: Seg2MedModel, device) -> dict:
+        from ...metrics import ssim
+        from .generation import translate
+
+        if self._volumes is None:
+            items = case_datalist(self.val_dir)[: self.cases]
+            tf = training_preprocessing(model.preprocessing["windows"], dims=3, divisor=1,
+                                        has_body="body" in items[0])
+            self._volumes = [tf(it)["image"].numpy() for it in items]
+        scores = []
+        for i, image in enumerate(self._volumes):
+            source, target = model.tasks[i % len(model.tasks)]
+            c, t = task_channels(source, target)
+            pred = translate(model, image[c], source, target, steps=self.steps, seed=i, device=device)
+            scores.append(ssim(pred, image[t], data_range=1.0))
+        return {"val_ssim": float(np.mean(scores)), "val_cases": len(scores)}
+
+
+class Seg2MedTrainer(Trainer):
+    """The core trainer with the seg2med loss and validation (the bundle's ``train.json`` builds this).
+
+    Args:
+        model: a :class:`Seg2MedModel`.
+        train_data: e.g. :meth:`Seg2MedTrainingSet.for_model`.
+        val_dir: cases for validation (``None``: none; ``model.pt`` is then the last step).
+        val_cases, val_sampling_steps: validation size and DDIM steps per sample.
+        Other arguments: :class:`~medfusion.core.training.Trainer`.
+    """
+
+    def __init__(self, model: Seg2MedModel, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
+                 val_sampling_steps: int = 10, **kwargs) -> None:
+        validate = Seg2MedValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
+        super().__init__(model, train_data, output_dir, loss_fn=seg2med_loss, validate_fn=validate,
+                         val_metric="val_ssim", **kwargs)

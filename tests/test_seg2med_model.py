@@ -1,0 +1,242 @@
+"""seg2med model, generation, conversion and training on the core, with tiny random-weight networks.
+
+These check geometry, determinism, task handling, checkpoints and errors — never image quality (the shipped
+weights are measured by ``benchmarks/bench_seg2med.py``).
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from medfusion.apps.seg2med import tissues
+from medfusion.apps.seg2med.generation import convert, from_ras, generate, generate_file, to_ras
+from medfusion.apps.seg2med.model import ALL_TASKS, Seg2MedModel, load_model
+from medfusion.cli.main import main
+from medfusion.errors import InputError
+
+TINY = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
+TOTAL = {name: label for label, name in tissues.class_names("total").items()}
+
+
+def tiny_model(dims: int, **kwargs) -> Seg2MedModel:
+    torch.manual_seed(0)
+    return Seg2MedModel.create(TINY, dims=dims, info={"description": "tiny random-weight test model"}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_2d_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("s2m") / "tiny2d.pt"
+    tiny_model(2).save(path)
+    return str(path)
+
+
+def labels(shape=(21, 19, 9)):
+    lab = np.zeros(shape, dtype=np.int64)
+    lab[5:12, 4:10, 2:6] = TOTAL["liver"]
+    lab[13:16, 6:9, 1:4] = TOTAL["spleen"]
+    lab[9:11, 2:4, :] = TOTAL["vertebrae_L1"]
+    return lab
+
+
+# ---- the model ----------------------------------------------------------------------------------------------------
+
+def test_published_2d_and_full_volume_3d_shapes():
+    m2, m3 = tiny_model(2), tiny_model(3)
+    assert m2.diffusion.prediction == "epsilon" and m2.diffusion.space.config["kind"] == "identity"
+    assert m3.diffusion.prediction == "sample" and m3.diffusion.space.config["kind"] == "haar"
+    assert m2.network_config["in_channels"] == 2 and m3.network_config["in_channels"] == 16
+    assert m2.network_config["num_class_embeds"] == len(ALL_TASKS)
+    assert m2.divisor == 2 and m3.divisor == 4
+    assert m2.window("ct") == (-1000.0, 1000.0)  # as published
+    assert m2.diffusion.schedule.num_train_timesteps == 1000
+
+
+def test_one_task_needs_no_class_label():
+    m = tiny_model(2, tasks=[("prior", "ct")])
+    assert m.network_config["num_class_embeds"] is None and m.class_labels("prior", "ct") is None
+    with pytest.raises(InputError, match="not trained for prior→t1"):
+        m.class_labels("prior", "t1")
+
+
+@pytest.mark.parametrize("task, match", [(("ct", "ct"), "nothing to convert"), (("prior", "pet"), "unknown target"),
+                                         (("xray", "ct"), "unknown source")])
+def test_bad_tasks(task, match):
+    with pytest.raises(InputError, match=match):
+        tiny_model(2, tasks=[task])
+
+
+def test_windowing_round_trip():
+    m = tiny_model(2)
+    hu = np.array([-1500.0, -1000.0, 0.0, 500.0, 1000.0, 3000.0], dtype=np.float32)
+    n = m.normalize(hu, "ct")
+    assert np.allclose(n, [0, 0, 0.5, 0.75, 1, 1])
+    assert np.allclose(m.denormalize(n, "ct"), np.clip(hu, -1000, 1000))
+
+
+def test_checkpoint_round_trip_and_kind(tmp_path, tiny_checkpoint):
+    m = tiny_model(3)
+    m.save(tmp_path / "m.pt")
+    back = load_model(tmp_path / "m.pt")
+    assert back.dims == 3 and back.tasks == m.tasks and back.preprocessing == m.preprocessing
+    for a, b in zip(m.network.state_dict().values(), back.network.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(InputError, match="'cwdm'"):
+        load_model(tiny_checkpoint)  # a cWDM checkpoint is not a seg2med model
+
+
+# ---- generation and conversion in memory ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_generate_shapes_air_and_seed(dims):
+    m = tiny_model(dims, prediction="epsilon")  # a random x₀-predictor's output is clipped to 0 whatever the seed
+    lab = labels()
+    body = np.zeros(lab.shape, bool)
+    body[3:19, 1:17, :] = True
+    a = generate(m, lab, "ct", body=body, steps=3, seed=1)
+    b = generate(m, lab, "ct", body=body, steps=3, seed=1)
+    c = generate(m, lab, "ct", body=body, steps=3, seed=2)
+    assert a.shape == lab.shape and a.dtype == np.float32
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.all(a[~body] == -1000) and a.min() >= -1000 and a.max() <= 1000
+
+
+def test_convert_ct_to_mr_takes_the_ct_body():
+    m = tiny_model(2)
+    ct = np.full((20, 18, 5), -1000.0, np.float32)
+    ct[4:16, 3:15, :] = 40.0
+    out = convert(m, ct, "ct", "t2", steps=2)
+    assert out.shape == ct.shape and np.all(out[ct < -500] == 0) and out.max() <= 800
+    with pytest.raises(InputError, match="use generate"):
+        convert(m, ct, "prior", "t2")
+
+
+def test_ras_round_trip_for_any_orientation():
+    a = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    affine = np.array([[0, 0, -2.0, 0], [1.0, 0, 0, 0], [0, -3.0, 0, 0], [0, 0, 0, 1]])  # axes permuted and flipped
+    ras = to_ras(a, affine)
+    assert ras.shape == (4, 2, 3)
+    assert np.array_equal(from_ras(ras, affine), a)
+
+
+# ---- files and the command ---------------------------------------------------------------------------------------
+
+def _save(path, data, affine):
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return str(path)
+
+
+def test_generate_file_is_orientation_independent(tmp_path, tiny_2d_weights):
+    """The same anatomy stored RAS and stored with permuted, flipped axes (PLI, made by nibabel) gives the same
+    voxels in world space."""
+    import nibabel.orientations as nio
+
+    m = load_model(tiny_2d_weights)
+    ras = nib.Nifti1Image(labels().astype(np.uint8), np.diag([2.0, 2.0, 4.0, 1.0]))
+    to_pli = nio.ornt_transform(nio.axcodes2ornt("RAS"), nio.axcodes2ornt("PLI"))
+    pli = ras.as_reoriented(to_pli)
+    assert nib.aff2axcodes(pli.affine) == ("P", "L", "I")
+    nib.save(ras, str(tmp_path / "ras.nii.gz"))
+    nib.save(pli, str(tmp_path / "pli.nii.gz"))
+    a = generate_file(m, tmp_path / "ras.nii.gz", "ct", tmp_path / "a.nii.gz", steps=2)
+    b = generate_file(m, tmp_path / "pli.nii.gz", "ct", tmp_path / "b.nii.gz", steps=2)
+    out_a, out_b = nib.load(a), nib.load(b)
+    assert np.allclose(out_b.affine, pli.affine) and out_b.shape == pli.shape
+    back = out_b.as_reoriented(nio.ornt_transform(nio.axcodes2ornt("PLI"), nio.axcodes2ornt("RAS")))
+    assert np.allclose(back.affine, ras.affine)
+    assert np.allclose(back.get_fdata(), out_a.get_fdata(), atol=1e-3)
+
+
+def test_generate_command(tmp_path, tiny_2d_weights):
+    lab = labels().astype(np.uint8)
+    affine = np.array([[0, -1.5, 0, 30], [1.2, 0, 0, -20], [0, 0, 3.0, 5], [0, 0, 0, 1]])
+    mask = _save(tmp_path / "mask.nii.gz", lab, affine)
+    out = tmp_path / "ct.nii.gz"
+    r = run_cli("generate", "--mask", mask, "--modality", "ct", "--out", out, "--weights", tiny_2d_weights,
+                "--steps", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    img = nib.load(str(out))
+    assert img.shape == lab.shape and np.allclose(img.affine, affine) and img.get_data_dtype() == np.float32
+    r = run_cli("convert", "--image", out, "--from", "ct", "--to", "t1", "--out", tmp_path / "t1.nii.gz",
+                "--weights", tiny_2d_weights, "--steps", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert np.allclose(nib.load(str(tmp_path / "t1.nii.gz")).affine, affine)
+
+
+@pytest.mark.parametrize("case", ["same_modality", "exists", "bad_labels", "body_grid", "nan_image", "4d"])
+def test_generate_and_convert_bad_input(tmp_path, tiny_2d_weights, case, capsys):
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    lab = labels().astype(np.float32)
+    out = tmp_path / "out.nii.gz"
+    args = ["generate", "--mask", _save(tmp_path / "m.nii.gz", lab, affine), "--modality", "ct"]
+    if case == "same_modality":
+        args = ["convert", "--image", args[2], "--from", "t1", "--to", "t1"]
+    elif case == "exists":
+        out.write_bytes(b"keep")
+    elif case == "bad_labels":
+        lab[0, 0, 0] = 0.5
+        args[2] = _save(tmp_path / "bad.nii.gz", lab, affine)
+    elif case == "body_grid":
+        args += ["--body", _save(tmp_path / "b.nii.gz", np.ones((4, 4, 4), np.uint8), affine)]
+    elif case == "nan_image":
+        img = np.zeros(lab.shape, np.float32)
+        img[1, 1, 1] = np.nan
+        args = ["convert", "--image", _save(tmp_path / "nan.nii.gz", img, affine), "--from", "ct", "--to", "t2"]
+    elif case == "4d":
+        args[2] = _save(tmp_path / "4d.nii.gz", np.stack([lab, lab], -1), affine)
+    capsys.readouterr()
+    rc = main([*args, "--out", str(out), "--weights", tiny_2d_weights, "--steps", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"medfusion {args[0]}: error:"), err
+    assert (out.read_bytes() == b"keep") if case == "exists" else not out.exists()
+
+
+# ---- training ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_abdomen(tmp_path_factory):
+    from medfusion.apps.seg2med.phantom import write_phantom_dataset
+
+    out = tmp_path_factory.mktemp("abdomen")
+    write_phantom_dataset(out, 2, shape=(24, 20, 12), seed0=3)
+    return out
+
+
+def test_training_set_channels(tiny_abdomen):
+    """The six training channels are the prior images and images of the case, windowed as the model windows."""
+    from medfusion.apps.seg2med.prior import make_prior
+    from medfusion.apps.seg2med.train import Seg2MedTrainingSet
+    from medfusion.io import load_volume
+
+    m = tiny_model(3)
+    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, cache=False)
+    item = data[0]["image"].numpy()
+    assert item.shape == (6, 24, 20, 12)  # 3D, whole volume, already a multiple of the divisor (4)
+    case = data.items[0]
+    mask, body = load_volume(case["mask"]).data, load_volume(case["body"]).data > 0
+    ct = load_volume(case["ct"]).data
+    assert np.allclose(item[0], m.normalize(make_prior(np.rint(mask).astype(int), "ct", body=body), "ct"), atol=1e-6)
+    assert np.allclose(item[3], m.normalize(ct, "ct"), atol=1e-6)
+    slices = Seg2MedTrainingSet.for_model(tiny_model(2), tiny_abdomen, cache=False)
+    assert slices[1]["image"].shape == (6, 24, 20, 1)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_trainer_runs_and_saves(tmp_path, tiny_abdomen, dims):
+    from medfusion.apps.seg2med.train import Seg2MedTrainer, Seg2MedTrainingSet
+
+    m = tiny_model(dims)
+    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, patch_size=(8, 8, 8) if dims == 3 else None)
+    before = [p.detach().clone() for p in m.network.parameters()]
+    trainer = Seg2MedTrainer(m, data, tmp_path / "run", val_dir=tiny_abdomen, val_cases=1, val_sampling_steps=2,
+                             max_steps=3, batch_size=2, lr=1e-3, val_every=3, log_every=1, device="cpu")
+    record = trainer.run()
+    assert record["step"] == 3 and np.isfinite(record["best"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.network.parameters()))
+    log = [line for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if "val_ssim" in line]
+    assert len(log) == 1
+    back = load_model(tmp_path / "run" / "model.pt")
+    assert back.dims == dims and back.info["train_steps"] == 3
