@@ -166,7 +166,12 @@ def test_config_parses_and_targets_are_medfusion(name):
         for imp in ConfigParser.load_config_file(str(f)).get("imports", []):
             assert imp in ("$import torch",) or "medfusion" in imp, f"{f.name}: unexpected import {imp!r}"
 
-    for cid, comp in _components(parser.get()):
+    check_components(parser.get(), name)
+
+
+def check_components(config: dict, name: str) -> None:
+    """Every ``_target_`` of a parsed bundle config is a medfusion callable that takes the component's arguments."""
+    for cid, comp in _components(config):
         target = comp["_target_"]
         assert target.startswith("medfusion."), f"{name}#{cid}: {target} is not a medfusion callable"
         obj = pydoc.locate(target)

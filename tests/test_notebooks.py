@@ -45,4 +45,17 @@ def _check_evaluation(ns):
     assert 0 < seg.set_metrics["dsc_agg_mean"] < 1
 
 
-CHECKS = {"cwdm_missing_modality.ipynb": _check_cwdm, "evaluation.ipynb": _check_evaluation}
+def _check_seg2med(ns):
+    """Generated CT in HU within the model's window, air outside the body; the file on the mask's grid."""
+    import numpy as np
+
+    for result in (ns["ct2d"], ns["ct3d"]):
+        pred = result["pred"]
+        assert pred.shape == ns["labels"].shape and -1000 <= pred.min() and pred.max() <= 1000
+        assert np.all(pred[~ns["body"]] == -1000)
+    assert ns["written"].shape == ns["mask"].shape and np.allclose(ns["written"].affine, ns["mask"].affine)
+    assert set(ns["rows"]) == {"2D", "3D"} and all(np.isfinite(r["ssim"]) for r in ns["rows"].values())
+
+
+CHECKS = {"cwdm_missing_modality.ipynb": _check_cwdm, "evaluation.ipynb": _check_evaluation,
+          "seg2med_mask_to_ct_mr.ipynb": _check_seg2med}

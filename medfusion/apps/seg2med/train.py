@@ -65,9 +65,11 @@ class Seg2MedTrainingSet(TransformDataset):
         super().__init__(items, transform, cache=cache)
 
     @classmethod
-    def for_model(cls, model: Seg2MedModel, dataset_dir, **kwargs) -> "Seg2MedTrainingSet":
-        return cls(dataset_dir, dims=model.dims, divisor=model.divisor,
-                   windows=model.preprocessing["windows"], **kwargs)
+    def for_model(cls, model: Seg2MedModel, dataset_dir, *, task: str = "total",
+                  patch_size: Sequence[int] | None = None, seed: int = 0, cache: bool = True) -> "Seg2MedTrainingSet":
+        """The training set with ``model``'s dimensionality, divisor and windows."""
+        return cls(dataset_dir, dims=model.dims, divisor=model.divisor, windows=model.preprocessing["windows"],
+                   task=task, patch_size=patch_size, seed=seed, cache=cache)
 
 
 

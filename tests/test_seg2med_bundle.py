@@ -1,0 +1,138 @@
+"""The MONAI bundle ``bundles/totalseg_mask_to_ct_mr`` through the real ``python -m monai.bundle`` command line:
+metadata, configs, training, inference (2D and 3D), conversion and evaluation — with tiny networks and tiny abdomen
+phantoms (plumbing: files, geometry, exit codes; never image quality)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import REPO
+from test_bundle import SCHEMA, SCHEMA_MD5, _bundle, _ok, check_components
+
+BUNDLE = "bundles/totalseg_mask_to_ct_mr"
+CONFIGS = REPO / BUNDLE / "configs"
+TINY = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8, "num_res_blocks": 1}
+TINY_DEF = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
+    "--network_def#attention_levels", "[False,True]"]
+
+
+def _cfg(*names: str) -> str:
+    paths = [f"{BUNDLE}/configs/{n}" for n in names]
+    return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{p}'" for p in paths) + "]"
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    from medfusion.apps.seg2med.phantom import write_phantom_dataset
+
+    out = tmp_path_factory.mktemp("abdomen_bundle")
+    write_phantom_dataset(out, 2, shape=(24, 20, 12), seed0=21)
+    return out
+
+
+def test_train_and_inference_configs_agree():
+    """train.json's network_config gives exactly inference.json's network_def (and train_3d.json inference_3d's)."""
+    from medfusion.apps.seg2med.model import Seg2MedModel
+
+    for train_files, infer_files in ((["train.json"], ["inference.json"]),
+                                     (["train.json", "train_3d.json"], ["inference.json", "inference_3d.json"]),
+                                     (["train.json", "train_published.json"],
+                                      ["inference.json", "inference_published.json"])):
+        train, infer = {}, {}
+        for f in train_files:
+            train.update(json.loads((CONFIGS / f).read_text()))
+        for f in infer_files:
+            infer.update(json.loads((CONFIGS / f).read_text()))
+        model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
+                                    prediction=train["prediction"])
+        net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
+        assert model.network_config == net
+        assert model.diffusion.prediction == infer["diffusion"]["prediction"]
+
+
+BASES = {"evaluate.json": ["inference.json"], "inference_3d.json": ["inference.json"],
+         "inference_published.json": ["inference.json"], "train_3d.json": ["train.json"],
+         "train_published.json": ["train.json"], "multi_gpu_train.json": ["train.json"]}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.json") if p.name != "metadata.json"))
+def test_config_parses_and_targets_resolve(name):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / f) for f in BASES.get(name, []) + [name]])
+    parser.parse()
+    assert parser.get("run") is not None
+    check_components(parser.get(), name)
+
+
+@pytest.mark.slow
+def test_metadata_verifies_offline():
+    proc = _bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
+                   "--hash_val", SCHEMA_MD5)
+    _ok(proc)
+
+
+def test_data_license_is_shipped():
+    text = (REPO / BUNDLE / "docs" / "data_license.txt").read_text()
+    assert "phantom" in text.lower()
+
+
+@pytest.mark.slow
+def test_bundle_train_generate_convert_evaluate(cases, tmp_path):
+    run = tmp_path / "run"
+    _ok(_bundle("run", "--config_file", _cfg("train.json"), "--bundle_root", BUNDLE, "--dataset_dir", str(cases),
+                "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu", "--network_config", repr(TINY),
+                "--max_steps", "2", "--batch_size", "2", "--trainer#val_every", "2", "--trainer#val_cases", "1",
+                "--trainer#val_sampling_steps", "2", "--trainer#log_every", "1"))
+    ckpt = run / "model.pt"
+    assert ckpt.is_file()
+
+    common = ["--bundle_root", BUNDLE, "--checkpoint", str(ckpt), "--dataset_dir", str(cases), "--steps", "2",
+              "--device", "cpu", *TINY_DEF]
+    out = tmp_path / "ct"
+    first = _bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), *common)
+    _ok(first)
+    names = sorted(p.name for p in cases.iterdir() if p.is_dir())
+    assert sorted(p.name for p in out.iterdir()) == [f"{n}_ct.nii.gz" for n in names]
+    for n in names:
+        pred, ref = nib.load(out / f"{n}_ct.nii.gz"), nib.load(cases / n / "mask.nii.gz")
+        assert pred.shape == ref.shape and np.allclose(pred.affine, ref.affine)
+        assert -1000 <= pred.get_fdata().min() and pred.get_fdata().max() <= 1000
+    again = _bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), *common)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert [ln for ln in again.stderr.splitlines() if "error" in ln][-1].startswith(
+        "totalseg_mask_to_ct_mr inference: error: output already exists")
+
+    conv = tmp_path / "t2"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(conv), "--source", "ct",
+                "--target", "t2", *common))
+    assert sorted(p.name for p in conv.iterdir()) == [f"{n}_t2.nii.gz" for n in names]
+
+    report = tmp_path / "eval" / "evaluation.json"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
+                "--tasks", "[['prior','ct'],['t1','ct']]", "--max_cases", "1", *common))
+    summary = json.loads(report.read_text())["summary"]
+    assert set(summary) == {"prior→ct", "t1→ct"}
+    assert {"ssim", "psnr", "mae", "interslice_ratio", "organ_abs_mean_error"} <= set(summary["prior→ct"]["model"])
+
+
+@pytest.mark.slow
+def test_bundle_3d_inference(cases, tmp_path):
+    import torch
+
+    from medfusion.apps.seg2med.model import Seg2MedModel
+
+    torch.manual_seed(0)
+    ckpt = Seg2MedModel.create(TINY, dims=3).save(tmp_path / "tiny3d.pt")
+    out = tmp_path / "out"
+    tiny_3d = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
+        "--network_def#attention_levels", "[False,False]"]
+    _ok(_bundle("run", "--config_file", _cfg("inference.json", "inference_3d.json"), "--bundle_root", BUNDLE,
+                "--checkpoint", ckpt, "--dataset_dir", str(cases), "--output_dir", str(out), "--steps", "2",
+                "--device", "cpu", "--target", "t1", *tiny_3d))
+    assert len(list(out.glob("*_t1.nii.gz"))) == 2
