@@ -223,7 +223,7 @@ def test_masks_without_weights_says_what_to_install(tmp_path, task, fast, folder
     pytest.importorskip("totalsegmentator.map_tasks_config")
     image = _write_mask(tmp_path / "ct.nii.gz", np.zeros((8, 8, 8), np.float32))
     out = tmp_path / "m.nii.gz"
-    env = {"TOTALSEG_HOME_DIR": str(tmp_path / "tshome"), "TOTALSEG_WEIGHTS_PATH": ""}
+    env = {"TOTALSEG_HOME_DIR": str(tmp_path / "tshome"), "TOTALSEG_WEIGHTS_PATH": str(tmp_path / "weights")}
     r = run_cli("masks", "--image", image, "--out", out, "--task", task, *(["--fast"] if fast else []), env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert folder in r.stderr and command in r.stderr and "downloads nothing" in r.stderr
