@@ -17,7 +17,7 @@ import numpy as np
 
 from ...io import load_volume, write_atomic
 from .baseline import histogram_baseline, prior_baseline
-from .generation import convert, generate, to_ras
+from .generation import convert, generate, ras_spacing, to_ras
 from .model import Seg2MedModel
 from .tissues import class_names
 from .train import case_datalist
@@ -39,11 +39,7 @@ def load_case(item: dict) -> dict:
     out = {k: to_ras(v.data, affine) for k, v in vols.items()}
     out["labels"] = np.rint(out.pop("mask")).astype(np.int64)
     out["body"] = out["body"] > 0 if "body" in out else body_from_ct(out["ct"])
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    import nibabel.orientations as nio
-
-    order = [int(a) for a, _ in nio.io_orientation(affine)]
-    out["spacing"] = tuple(float(zooms[order.index(i)]) for i in range(3))
+    out["spacing"] = ras_spacing(vols["mask"].spacing, affine)
     out["name"] = item["name"]
     return out
 

@@ -23,7 +23,8 @@ from ...errors import InputError
 from ...io import PathLike
 from .model import AIR, Seg2MedModel, check_task
 
-__all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras"]
+__all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras",
+           "ras_spacing"]
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -140,7 +141,7 @@ def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLik
     spacing = volume.spacing
     ras_body = None if body_mask is None else to_ras(body_mask, volume.affine)
     y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras_body,
-                 spacing=_ras_spacing(spacing, volume.affine), **kwargs)
+                 spacing=ras_spacing(spacing, volume.affine), **kwargs)
     return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 
@@ -157,7 +158,8 @@ def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str,
     return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 
-def _ras_spacing(spacing, affine) -> tuple[float, float, float]:
+def ras_spacing(spacing, affine) -> tuple[float, float, float]:
+    """The voxel ``spacing`` of a file with ``affine``, reordered as :func:`to_ras` reorders its axes."""
     import nibabel.orientations as nio
 
     ornt = nio.io_orientation(affine)

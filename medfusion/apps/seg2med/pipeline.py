@@ -1,6 +1,9 @@
-"""seg2med pre-processing: label maps and images into the model's condition and target.
+"""Reading label maps (with an optional body mask) from files, and the ``medfusion prior`` command.
 
-* :func:`write_prior` — the ``medfusion prior`` command: a label map file → a prior image file.
+* :func:`load_labels` — a label map file checked against its TotalSegmentator task, and a body mask on its grid;
+* :func:`write_prior` — a label map file → a prior image file (:mod:`.prior`).
+
+The training ``Compose`` is in :mod:`.transforms`; generation and conversion in :mod:`.generation`.
 """
 
 from __future__ import annotations
