@@ -10,7 +10,6 @@ how to install them. Its anonymous usage statistics are switched off in its ``co
 from __future__ import annotations
 
 import os
-from typing import Sequence
 
 from ...errors import InputError, first_line
 from ...io import PathLike
@@ -70,7 +69,7 @@ def _quiet_statistics() -> None:
 
 
 def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool = False, device: str = "cpu",
-            body_out: PathLike | None = None, overwrite: bool = False, inputs: Sequence[PathLike] = ()) -> list[str]:
+            body_out: PathLike | None = None, overwrite: bool = False) -> list[str]:
     """Run TotalSegmentator on ``image`` and write its label map (uint8, the image's geometry) to ``out``.
 
     Args:
@@ -89,7 +88,7 @@ def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool =
     from .prior import body_from_ct, check_label_map
 
     outputs = [out] + ([body_out] if body_out is not None else [])
-    check_outputs(outputs, overwrite=overwrite, inputs=[image, *inputs])
+    check_outputs(outputs, overwrite=overwrite, inputs=[image])
     if body_out is not None and task != "total":
         raise InputError("--body needs a CT (task 'total'): the body contour comes from the CT > −500 HU rule")
     volume = load_volume(image)
