@@ -4,9 +4,9 @@ seg2med learns the way from a label map (and its "prior image", one value per la
 gives both sides with a known truth: ``labels`` (TotalSegmentator ``total`` values) and ``ct``, ``t1``, ``t2``
 images that hold what a real scan has beyond the prior, so the prior is a baseline a model can beat.
 
-1. **Anatomy** (:mod:`.phantom_anatomy`, shapes in :mod:`.phantom_geometry`): from the lung bases and the
-   bottom of the heart down to the pelvic inlet — body outline with subcutaneous fat and a muscle wall, spine
-   (vertebral bodies, arches and processes labelled by level, discs, canal, cord), autochthon, iliopsoas,
+1. **Anatomy** (:mod:`.phantom_anatomy`; shapes in :mod:`medfusion.shapes` and :mod:`.phantom_geometry`): from
+   the lung bases and the bottom of the heart down to the pelvic inlet — body outline with subcutaneous fat and a
+   muscle wall, spine (vertebral bodies, arches and processes labelled by level, discs, canal, cord), autochthon, iliopsoas,
    ribs and costal cartilages, sternum, iliac wings, lung lobes, heart, oesophagus, aorta, IVC, iliac
    vessels, liver, spleen, kidneys, adrenals, gallbladder, stomach, duodenum, pancreas, portal/splenic vein,
    small bowel and colon. Sizes, positions and shapes vary per seed; the patient lies a few mm off centre.
@@ -45,8 +45,9 @@ from scipy import ndimage
 
 from ...errors import InputError
 from ...io import ensure_absent, save_like, volume_from_array
+from ...shapes import Grid
 from .phantom_anatomy import Anatomy, Part, draw_anatomy
-from .phantom_geometry import Grid, Layer
+from .phantom_geometry import Layer
 from .tissues import Tissue, class_names, mr_signal, tissue_name, tissue_table
 
 __all__ = ["ABDOMEN_FOV_MM", "EXTRA_TISSUES", "TEXTURE_HU", "AbdomenPhantomCase", "make_abdomen_phantom",

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .phantom_geometry import (
-    Body, Column, Dome, DomeSide, Ellipsoid, Inter, Layer, Minus, Plane, Shape, Tube, Union, rotation,
-)
+from ...shapes import Column, Ellipsoid, Inter, Minus, Plane, Shape, Tube, Union, rotation
+from .phantom_geometry import Body, Dome, DomeSide, Layer
 
 __all__ = ["Part", "Anatomy", "Frame", "draw_anatomy"]
 
