@@ -58,8 +58,10 @@ def test_published_2d_and_full_volume_3d_shapes():
 def test_one_task_needs_no_class_label():
     m = tiny_model(2, tasks=[("prior", "ct")])
     assert m.network_config["num_class_embeds"] is None and m.class_labels("prior", "ct") is None
-    with pytest.raises(InputError, match="not trained for prior→t1"):
+    with pytest.raises(InputError, match="not trained for mask→t1; it does mask→ct$"):
         m.class_labels("prior", "t1")
+    with pytest.raises(InputError, match="not trained for ct→t1; it does mask→ct .*--model 2d, also converts"):
+        m.class_labels("ct", "t1")
 
 
 @pytest.mark.parametrize("task, match", [(("ct", "ct"), "nothing to convert"), (("prior", "pet"), "unknown target"),

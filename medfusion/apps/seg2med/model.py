@@ -122,8 +122,12 @@ class Seg2MedModel(DiffusionModel):
     def task_index(self, source: str, target: str) -> int:
         check_task(source, target)
         if (source, target) not in self.tasks:
-            can = ", ".join(f"{s}→{t}" for s, t in self.tasks)
-            raise InputError(f"this model was not trained for {source}→{target}; it does {can}")
+            can = ", ".join(f"{'mask' if s == 'prior' else s}→{t}" for s, t in self.tasks)
+            wanted = f"{'mask' if source == 'prior' else source}→{target}"
+            hint = ""
+            if source != "prior" and all(s == "prior" for s, _ in self.tasks):
+                hint = " (it generates from label maps only; the shipped 2D model, --model 2d, also converts)"
+            raise InputError(f"this model was not trained for {wanted}; it does {can}{hint}")
         return self.tasks.index((source, target))
 
     def class_labels(self, source: str, target: str, batch: int = 1, device=None) -> torch.Tensor | None:
