@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["whole_volume", "ensemble", "EnsembleResult", "slicewise", "sliding_window"]
+__all__ = ["whole_volume", "ensemble", "EnsembleResult", "slicewise", "sliding_window", "progress_over"]
 
 Sampler = Callable[[torch.Tensor], torch.Tensor]
 
@@ -138,3 +138,17 @@ def sliding_window(fn: Sampler, image: torch.Tensor, roi_size: Sequence[int], *,
         overlap=overlap, mode=mode, device=device, progress=progress,
     )
     return torch.as_tensor(out)[0]
+
+
+def progress_over(progress: Callable[[int, int], None], parts: int) -> Callable[[int, int], None]:
+    """One progress callback ``(done, total)`` over ``parts`` runs of a loop that each report ``(i, n)`` up to
+    ``(n, n)`` (e.g. the sampling loop over batches of slices, or over the samples of an ensemble)."""
+    done = 0
+
+    def update(i: int, n: int) -> None:
+        nonlocal done
+        progress(done * n + i, parts * n)
+        if i >= n:
+            done += 1
+
+    return update

@@ -88,6 +88,10 @@ class DiffusionModel:
     def network(self) -> torch.nn.Module:
         return self.diffusion.network
 
+    @network.setter
+    def network(self, net: torch.nn.Module) -> None:  # the trainer swaps in a DDP wrapper while training
+        self.diffusion.network = net
+
     def to(self, device) -> "DiffusionModel":
         self.network.to(device)
         return self

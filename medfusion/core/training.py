@@ -53,7 +53,8 @@ LossFn = Callable[..., torch.Tensor]
 
 
 class Trainer:
-    """Train a :class:`~medfusion.core.model.DiffusionModel`.
+    """Train a :class:`~medfusion.core.model.DiffusionModel` (or any model with a settable ``network``, ``info``,
+    ``checkpoint()`` and ``save(path)``, such as an application's deterministic baseline).
 
     Args:
         model: the model (its ``network`` is trained in place).
@@ -196,7 +197,7 @@ class Trainer:
                 for batch in self._loader(step // per_epoch, step % per_epoch):
                     if step >= self.max_steps:
                         break
-                    self.model.diffusion.network = train_net
+                    self.model.network = train_net
                     loss = self.loss_fn(self.model, batch, generator=gen, device=self.device, precision=self.precision)
                     for group in optimizer.param_groups:
                         group["lr"] = self.learning_rate(step)
@@ -210,13 +211,13 @@ class Trainer:
                                   "sec_per_step": (time.time() - t0) / len(losses)}
                         self._log(record)
                         losses, t0 = [], time.time()
-                    self.model.diffusion.network = net
+                    self.model.network = net
                     if self.validate_fn is not None and (step % self.val_every == 0 or step == self.max_steps):
                         best = self._validate(net, step, best)
                     if step % self.save_every == 0 or step == self.max_steps:
                         self._save_last(net, optimizer, step, best, gen)
         finally:
-            self.model.diffusion.network = net
+            self.model.network = net
         if self.validate_fn is None:
             self._save_model(step, best)
         self._barrier()

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...core.inference import slicewise, whole_volume
+from ...core.inference import progress_over, slicewise, whole_volume
 from ...errors import InputError
 from ...io import PathLike
 from .model import AIR, Seg2MedModel, check_task
@@ -61,7 +61,7 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
     model.to(dev).network.eval()
     generator = torch.Generator().manual_seed(seed)
     if progress is not None and model.dims == 2:  # one bar over every batch of slices
-        progress = _over_batches(progress, -(-cond.shape[2] // batch_size))
+        progress = progress_over(progress, -(-cond.shape[2] // batch_size))
 
     def sample(batch: torch.Tensor) -> torch.Tensor:
         labels = model.class_labels(source, target, batch=batch.shape[0], device=dev)
@@ -76,18 +76,6 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
         else:
             y = whole_volume(sample, x, d)
     return y[0].float().clamp(0, 1).cpu().numpy()
-
-
-def _over_batches(progress: Callable[[int, int], None], batches: int) -> Callable[[int, int], None]:
-    done = 0
-
-    def update(i: int, n: int) -> None:
-        nonlocal done
-        progress(done * n + i, batches * n)
-        if i >= n:
-            done += 1
-
-    return update
 
 
 def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray | None) -> np.ndarray:
