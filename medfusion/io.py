@@ -318,7 +318,8 @@ def save_like(
     place, so there is never a partial output; the parent folder is created if needed.
 
     Args:
-        data: array with exactly ``reference.shape``.
+        data: array with exactly ``reference.shape``, or ``reference.shape + (C,)`` for a 4D file of ``C`` volumes
+            on the reference grid (e.g. class probabilities).
         reference: the volume whose geometry the output takes (usually an input of the computation).
         path: output file, ending in ``.nii.gz`` (compressed) or ``.nii``.
         overwrite: replace an existing file; otherwise an existing ``path`` is an error and is left as is.
@@ -343,7 +344,7 @@ def save_like(
     if os.path.isdir(target):
         raise InputError(f"output path is a folder: {target}")
     data = np.asarray(data)
-    if tuple(data.shape) != reference.shape:
+    if tuple(data.shape) != reference.shape and (data.ndim != 4 or tuple(data.shape[:3]) != reference.shape):
         raise ValueError(f"data shape {tuple(data.shape)} does not match the reference shape {reference.shape}")
     ensure_absent([target], overwrite)
     if scaled and not np.issubdtype(np.dtype(dtype), np.integer):

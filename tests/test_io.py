@@ -231,3 +231,19 @@ def test_save_like_scaled_stores_integers_with_a_slope(tmp_path):
     assert np.max(np.abs(load_volume(path).data - data)) <= step / 2 + 1e-4
     with pytest.raises(ValueError, match="integer dtype"):
         save_like(data, ref, tmp_path / "y.nii.gz", dtype=np.float32, scaled=True)
+
+
+def test_save_like_writes_a_volume_per_channel_on_the_reference_grid(tmp_path):
+    """A (X, Y, Z, C) array is a 4D file on the reference grid (nibabel reads the same values and affine)."""
+    from medfusion.io import save_like, volume_from_array
+
+    affine = np.array([[-2.0, 0, 0, 10], [0, -2.0, 0, 5], [0, 0, 3.0, -7], [0, 0, 0, 1]])
+    ref = volume_from_array(np.zeros((6, 5, 4), np.float32), affine)
+    data = np.random.default_rng(1).random((6, 5, 4, 3)).astype(np.float32)
+    img = nib.load(save_like(data, ref, tmp_path / "p.nii.gz"))
+    assert img.shape == (6, 5, 4, 3)
+    np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), data)
+    np.testing.assert_allclose(img.affine, affine)
+    for bad in (data[:5], data[..., None], data[:, :, :, :, None]):
+        with pytest.raises(ValueError, match="does not match the reference shape"):
+            save_like(bad, ref, tmp_path / "q.nii.gz")
