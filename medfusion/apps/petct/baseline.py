@@ -1,0 +1,112 @@
+"""The deterministic baseline: MONAI ``SegResNet`` on the same PET/CT inputs, data and step budget.
+
+SegResNet is the family of the HECKTOR 2022 winner (an ensemble of SegResNets, aggregated Dice 0.788).  Here it is
+one network, trained with the same working grid, normalisation (:func:`~.model.normalise_pet_ct`), patches and
+number of steps as the diffusion model, with MONAI's ``DiceCELoss`` (softmax over background, GTVp, GTVn).  Its
+output has the diffusion model's form — per-class probabilities of GTVp and GTVn — so both are labelled, written
+and scored the same way; it has no uncertainty.
+
+Its checkpoint is the shared format (:mod:`medfusion.core.checkpoint`) with kind ``petct-segresnet`` and an empty
+``diffusion`` entry; :class:`~medfusion.core.training.Trainer` trains it like a diffusion model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ...core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ...core.inference import whole_volume
+from ...errors import InputError, first_line
+from .model import normalise_pet_ct, preprocessing_settings
+
+__all__ = ["SegResNetBaseline", "BASELINE_KIND", "segresnet_loss"]
+
+BASELINE_KIND = "petct-segresnet"
+_DEFAULT_NET = {"init_filters": 8, "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1], "dropout_prob": 0.0}
+
+
+class SegResNetBaseline:
+    """A MONAI ``SegResNet`` (2 input channels PET/CT, 3 output classes) with its preprocessing and provenance.
+
+    Attributes:
+        network: the ``SegResNet``.
+        network_config: its keyword arguments (beyond the channel counts).
+        preprocessing: :func:`~.model.preprocessing_settings`.
+        info: provenance (training data, steps, scores).
+    """
+
+    kind = BASELINE_KIND
+
+    def __init__(self, network_config: Mapping, preprocessing: Mapping, info: Mapping | None = None) -> None:
+        from monai.networks.nets import SegResNet
+
+        self.network_config = dict(network_config)
+        self.preprocessing = dict(preprocessing)
+        self.info = dict(info or {})
+        self.network: torch.nn.Module = SegResNet(spatial_dims=3, in_channels=2, out_channels=3,
+                                                  **self.network_config)
+        self.settings: dict = {}
+
+    @classmethod
+    def create(cls, network_config: Mapping | None = None, *, info: dict | None = None,
+               **preprocessing) -> "SegResNetBaseline":
+        """A new (untrained) baseline; ``preprocessing``: :func:`~.model.preprocessing_settings` arguments."""
+        return cls({**_DEFAULT_NET, **dict(network_config or {})}, preprocessing_settings(**preprocessing), info)
+
+    @property
+    def divisor(self) -> int:
+        """Every input size must be a multiple of this (one halving per down-sampling level)."""
+        return 2 ** (len(self.network_config["blocks_down"]) - 1)
+
+    def to(self, device) -> "SegResNetBaseline":
+        self.network.to(device)
+        return self
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(kind=self.kind, network=self.network_config, diffusion={},
+                          state_dict=self.network.state_dict(), preprocessing=self.preprocessing, info=self.info)
+
+    def save(self, path: str | os.PathLike) -> str:
+        return save_checkpoint(self.checkpoint(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SegResNetBaseline":
+        """Load a baseline checkpoint (``torch.load(..., weights_only=True)``), in eval mode."""
+        ckpt = load_checkpoint(path, kind=cls.kind)
+        try:
+            model = cls(ckpt.network, ckpt.preprocessing, ckpt.info)
+            model.network.load_state_dict(ckpt.state_dict)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"checkpoint weights do not fit its network config: {first_line(e)}") from None
+        model.network.eval()
+        return model.to(device)
+
+    # ---- inference --------------------------------------------------------------------------------------------
+    def predict(self, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu") -> np.ndarray:
+        """Per-class probabilities ``(2, X, Y, Z)`` (GTVp, GTVn; softmax over three classes) for PET (SUV) and
+        CT (HU) on one grid, the whole volume at once (padded to :attr:`divisor`)."""
+        cond = torch.from_numpy(normalise_pet_ct(pet_suv, ct_hu, self.preprocessing)).to(device)
+        self.to(device).network.eval()
+        with torch.no_grad():
+            out = whole_volume(lambda x: torch.softmax(self.network(x).float(), dim=1), cond, self.divisor)
+        return out[1:].cpu().numpy().astype(np.float32)
+
+
+def segresnet_loss(model: SegResNetBaseline, batch: dict, *, generator: torch.Generator, device,
+                   precision: str) -> torch.Tensor:
+    """MONAI ``DiceCELoss`` (softmax, one-hot labels, background included) of a batch ``{"image": (B, 2, *S),
+    "label": (B, 1, *S)}``; ``generator`` is unused (the network is deterministic)."""
+    from monai.losses import DiceCELoss
+
+    from ...core.precision import autocast
+
+    x = batch["image"].to(device)
+    label = batch["label"].to(device).round().long()
+    with autocast(x.device, precision):
+        logits = model.network(x)
+    return DiceCELoss(to_onehot_y=True, softmax=True, batch=True)(logits.float(), label)

@@ -1,0 +1,89 @@
+"""The PET/CT sub-command of ``medfusion``: ``segment`` (one case, or a folder of HECKTOR-named cases), and the
+``headneck`` phantoms of ``medfusion phantoms``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+
+BUNDLE = "hecktor_petct_diffseg"
+
+
+def load_segmenter(path: str):
+    """The diffusion model or the SegResNet baseline in a checkpoint file or bundle folder, by its kind."""
+    from ...core.checkpoint import load_checkpoint
+    from .baseline import BASELINE_KIND, SegResNetBaseline
+    from .model import PetCtSegModel
+
+    kind = load_checkpoint(path).kind
+    return (SegResNetBaseline if kind == BASELINE_KIND else PetCtSegModel).load(path)
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from ...errors import InputError
+    from ...progress import progress_bar
+    from .pipeline import segment_case, segment_folder
+
+    if (args.images is None) == (args.pet is None or args.ct is None) or (args.images and (args.pet or args.ct)):
+        raise InputError("give --pet and --ct (one case) or --images (a folder of <case>__PT/__CT.nii.gz files)")
+    if args.images is None:  # outputs first: a wrong path fails before the model is loaded
+        from ...core.runner import check_outputs
+
+        check_outputs([p for p in (args.out, args.probabilities, args.uncertainty) if p], overwrite=args.overwrite,
+                      inputs=[args.pet, args.ct])
+    check_device(args.device)
+    model = load_segmenter(weights_path(args, BUNDLE))
+    opts = {"overwrite": args.overwrite, "device": args.device}
+    if hasattr(model, "diffusion"):
+        opts.update(samples=args.samples, steps=args.steps, sampler=args.sampler, seed=args.seed,
+                    precision=args.precision, progress=None if args.quiet else progress_bar(args.command))
+    if args.images is not None:
+        written = segment_folder(model, args.images, args.out, probabilities_dir=args.probabilities,
+                                 uncertainty_dir=args.uncertainty, **opts)
+    else:
+        written = segment_case(model, args.pet, args.ct, args.out, probabilities=args.probabilities,
+                               uncertainty=args.uncertainty, **opts)
+    print("\n".join(written))
+    return 0
+
+
+def write_phantoms(args: argparse.Namespace) -> list:
+    from ...errors import InputError
+    from .phantom import write_headneck_dataset
+
+    if args.drop is not None:
+        raise InputError("--drop is for --kind brats; head-and-neck cases always hold CT, PET and labels")
+    return write_headneck_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
+
+
+#: ``medfusion phantoms --kind headneck`` (see medfusion.cli.phantoms)
+PHANTOMS = {"headneck": {"help": "head-and-neck PET (SUV) / CT (HU) cases on their own grids with HECKTOR labels "
+                                 "(1 GTVp, 2 GTVn) in imagesTr/ and labelsTr/", "shape": (96, 96, 48),
+                         "prefix": "HN-PHANTOM", "write": write_phantoms}}
+
+
+def register(sub) -> None:
+    """Add ``segment`` to the ``medfusion`` sub-commands."""
+    p = sub.add_parser("segment", help="segment head-and-neck tumours (GTVp, GTVn) on PET/CT with a diffusion "
+                       "ensemble, with uncertainty maps",
+                       description="Segment the primary tumour (1 GTVp) and lymph nodes (2 GTVn) on FDG PET/CT: "
+                       "PET (SUV) and CT (HU) are resampled onto one working grid, a 3D diffusion model draws "
+                       "--samples masks, and their mean, label map and uncertainty are written on the CT grid "
+                       "(as HECKTOR evaluates). One case (--pet, --ct, --out FILE) or a folder of HECKTOR-named "
+                       "cases (--images DIR --out DIR).")
+    p.add_argument("--pet", help="PET volume in SUV (NIfTI, NRRD, MHA or DICOM folder)")
+    p.add_argument("--ct", help="CT volume in HU, sharing the PET's world space")
+    p.add_argument("--images", help="a folder of <case>__PT.nii.gz and <case>__CT.nii.gz files (HECKTOR naming)")
+    p.add_argument("--out", required=True, help="label map (.nii.gz; uint8 0/1 GTVp/2 GTVn, CT grid), or the "
+                   "output folder with --images (<case>.nii.gz)")
+    p.add_argument("--samples", type=positive_int, default=5, help="ensemble size (default 5)")
+    p.add_argument("--probabilities", help="also write the mean GTVp and GTVn probabilities (4D float32, CT grid); "
+                   "a folder with --images")
+    p.add_argument("--uncertainty", help="also write the uncertainty: 4D float32 on the CT grid, volumes predictive "
+                   "entropy (nats), variance of GTVp, variance of GTVn over the samples; a folder with --images")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling(p, 10)
+    add_weights(p, BUNDLE)
+    p.set_defaults(func=cmd_segment)

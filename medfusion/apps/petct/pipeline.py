@@ -1,0 +1,144 @@
+"""From PET/CT files to label, probability and uncertainty files on the CT grid, one case or a HECKTOR folder.
+
+A case flows through:
+
+  PET (SUV) + CT (HU) files → :func:`~.geometry.load_pet_ct` (checks: overlap, SUV, HU, NaN, 3D)
+  → :func:`~.geometry.working_grid` (the model's spacing; the head-and-neck box or the CT∩PET overlap; sizes a
+    multiple of the model's divisor) → PET (linear, 0 outside) and CT (linear, −1000 HU outside) on it
+  → :func:`~.segmentation.segment` (diffusion ensemble) or :meth:`~.baseline.SegResNetBaseline.predict`
+  → :func:`~.geometry.to_ct_grid`: labels by nearest neighbour, probabilities and uncertainty linearly; CT voxels
+    outside the working grid are background
+  → files on the CT grid (the CT's affine and header): labels uint8 (0, 1 GTVp, 2 GTVn), probabilities 4D float32
+    (GTVp, GTVn), uncertainty 4D float32 (predictive entropy in nats, variance of GTVp, variance of GTVn).
+
+Every output is checked before any work and nothing is written when anything fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import InputError
+from ...io import PathLike, Volume, save_like
+from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
+from .segmentation import Segmentation, label_map, predictive_entropy, segment
+
+__all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs", "list_hecktor_cases",
+           "UNCERTAINTY_MAPS"]
+
+#: the volumes of an uncertainty file, in order
+UNCERTAINTY_MAPS = ("entropy", "variance_gtvp", "variance_gtvn")
+_CASE = re.compile(r"^(?P<case>.+)__(?P<kind>CT|PT)\.nii(\.gz)?$")
+
+
+@dataclass
+class WorkingCase:
+    """A PET/CT pair read, checked and resampled onto the working grid (PET in SUV, CT in HU)."""
+
+    pet: Volume
+    ct: Volume
+    grid: WorkingGrid
+    pet_suv: np.ndarray
+    ct_hu: np.ndarray
+
+
+def prepare_case(pet_path: PathLike, ct_path: PathLike, preprocessing: dict, divisor: int) -> WorkingCase:
+    """Read and check a PET/CT pair and resample both onto the working grid of a model's ``preprocessing``
+    (``spacing``, ``box_mm``) with sizes a multiple of ``divisor``."""
+    pet, ct = load_pet_ct(pet_path, ct_path)
+    grid = working_grid(pet, ct, spacing=preprocessing["spacing"], box_mm=preprocessing.get("box_mm"),
+                        divisor=divisor)
+    return WorkingCase(pet, ct, grid, to_working_grid(pet, grid, order=1, fill=0.0),
+                       to_working_grid(ct, grid, order=1, fill=-1000.0))
+
+
+def _as_segmentation(prob: np.ndarray) -> Segmentation:
+    """A deterministic prediction's probabilities in :class:`Segmentation` form (no variance)."""
+    return Segmentation(labels=label_map(prob), probabilities=prob, variance=np.zeros_like(prob),
+                        entropy=predictive_entropy(prob), samples=1)
+
+
+def write_outputs(seg: Segmentation, case: WorkingCase, out: PathLike, *, probabilities: PathLike | None = None,
+                  uncertainty: PathLike | None = None, overwrite: bool = False) -> list[str]:
+    """Write the label map (and the probability / uncertainty maps when asked) on the CT grid; returns the
+    paths written."""
+    labels = to_ct_grid(seg.labels, case.grid, case.ct, order=0).astype(np.uint8)
+    arrays = [(out, labels, np.uint8)]
+    if probabilities is not None:
+        prob = to_ct_grid(seg.probabilities, case.grid, case.ct, order=1)
+        arrays.append((probabilities, np.moveaxis(prob, 0, -1), np.float32))
+    if uncertainty is not None:
+        maps = np.concatenate([seg.entropy[None], seg.variance])
+        arrays.append((uncertainty, np.moveaxis(to_ct_grid(maps, case.grid, case.ct, order=1), 0, -1), np.float32))
+    written = []
+    for path, data, dtype in arrays:
+        written.append(save_like(data, case.ct, path, overwrite=overwrite, dtype=dtype))
+    return written
+
+
+def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
+                 probabilities: PathLike | None = None, uncertainty: PathLike | None = None,
+                 overwrite: bool = False, device="cpu", **kwargs) -> list[str]:
+    """Segment one PET/CT pair with a diffusion model (:class:`~.model.PetCtSegModel`; keyword arguments:
+    :func:`~.segmentation.segment`) or the SegResNet baseline, and write the outputs on the CT grid.
+
+    Outputs are checked first (:func:`medfusion.core.runner.check_outputs`: not an input, writable, absent unless
+    ``overwrite``); returns the paths written.
+    """
+    from ...core.runner import check_outputs
+
+    outs = [p for p in (out, probabilities, uncertainty) if p is not None]
+    check_outputs(outs, overwrite=overwrite, inputs=[pet_path, ct_path])
+    case = prepare_case(pet_path, ct_path, model.preprocessing, model.divisor)
+    if hasattr(model, "diffusion"):
+        seg = segment(model, case.pet_suv, case.ct_hu, device=device, **kwargs)
+    else:
+        seg = _as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=device))
+    return write_outputs(seg, case, out, probabilities=probabilities, uncertainty=uncertainty, overwrite=overwrite)
+
+
+def list_hecktor_cases(folder: PathLike) -> list[tuple[str, str, str]]:
+    """``(case, pet, ct)`` for every ``<case>__PT.nii.gz`` / ``<case>__CT.nii.gz`` pair in ``folder`` (HECKTOR
+    naming; ``.nii`` too), sorted by case; a case with only one of the two is an error, as is a folder without
+    cases."""
+    root = os.fspath(folder)
+    if not os.path.isdir(root):
+        raise InputError(f"not a folder: {root}")
+    found: dict[str, dict[str, str]] = {}
+    for name in sorted(os.listdir(root)):
+        m = _CASE.match(name)
+        if m:
+            found.setdefault(m["case"], {})[m["kind"]] = os.path.join(root, name)
+    if not found:
+        raise InputError(f"no HECKTOR-named cases (<case>__CT.nii.gz with <case>__PT.nii.gz) in {root}")
+    lonely = [f"{c} (no {'PT' if 'PT' not in k else 'CT'})" for c, k in found.items() if len(k) != 2]
+    if lonely:
+        raise InputError(f"cases without their PET/CT partner in {root}: {', '.join(lonely)}")
+    return [(c, k["PT"], k["CT"]) for c, k in found.items()]
+
+
+def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_dir: PathLike | None = None,
+                   uncertainty_dir: PathLike | None = None, overwrite: bool = False, **kwargs) -> list[str]:
+    """Segment every HECKTOR-named case of ``folder`` (:func:`list_hecktor_cases`) into ``<out_dir>/<case>.nii.gz``
+    (and ``<probabilities_dir>/<case>.nii.gz``, ``<uncertainty_dir>/<case>.nii.gz`` when given), so that
+    ``medfusion evaluate --protocol hecktor`` pairs them with the reference labels by name.  Every case and output
+    is checked before the first one is segmented; under ``torchrun`` each process takes its share
+    (:func:`medfusion.core.runner.run_cases`).  Keyword arguments: :func:`segment_case`."""
+    from ...core.runner import run_cases
+
+    cases = list_hecktor_cases(folder)
+    dirs = [d for d in (out_dir, probabilities_dir, uncertainty_dir) if d is not None]
+    outputs = [[os.path.join(os.fspath(d), f"{case}.nii.gz") for d in dirs] for case, _, _ in cases]
+
+    def process(item, outs):
+        _, pet, ct = item
+        named = dict(zip(["out"] + [k for k, d in (("probabilities", probabilities_dir),
+                                                    ("uncertainty", uncertainty_dir)) if d is not None], outs))
+        segment_case(model, pet, ct, overwrite=overwrite, **named, **kwargs)
+
+    return run_cases(cases, outputs, process, overwrite=overwrite,
+                     inputs=[p for _, pet, ct in cases for p in (pet, ct)])

@@ -1,0 +1,162 @@
+"""PET/CT files → working grid → segmenter → files on the CT grid: `medfusion segment` (one case and a HECKTOR
+folder), the baseline through the same command, `medfusion evaluate --protocol hecktor` on what it wrote, bad input
+(one line, exit 2, nothing written), and the training set and trainer on tiny phantoms.
+
+The networks are tiny and random: these tests check files, geometry, exit codes and plumbing, never quality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+SHAPE = (32, 32, 16)  # CT voxels (2 × 2 × 3 mm): the phantom's anatomy scales to the small field of view
+TINY = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}
+
+
+@pytest.fixture(scope="module")
+def hn(tmp_path_factory):
+    from medfusion.apps.petct.phantom import write_headneck_dataset
+
+    root = tmp_path_factory.mktemp("headneck")
+    write_headneck_dataset(root, 3, shape=SHAPE, seed0=40)
+    return root
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from medfusion.apps.petct.baseline import SegResNetBaseline
+    from medfusion.apps.petct.model import PetCtSegModel
+
+    root = tmp_path_factory.mktemp("petct_weights")
+    torch.manual_seed(0)
+    diff = PetCtSegModel.create(TINY).save(root / "diffusion.pt")
+    base = SegResNetBaseline.create({"init_filters": 4, "blocks_down": [1, 1], "blocks_up": [1],
+                                     "norm": ["group", {"num_groups": 2}]}).save(root / "segresnet.pt")
+    return {"diffusion": diff, "segresnet": base}
+
+
+def _case(hn, i=0):
+    name = f"HN-PHANTOM-{i:05d}"
+    return hn / "imagesTr" / f"{name}__PT.nii.gz", hn / "imagesTr" / f"{name}__CT.nii.gz", name
+
+
+def _digest(*paths):
+    return [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths]
+
+
+def test_segment_one_case_writes_labels_probabilities_and_uncertainty_on_the_ct_grid(hn, weights, tmp_path):
+    pet, ct, _ = _case(hn)
+    before = _digest(pet, ct)
+    out, prob, unc = tmp_path / "seg.nii.gz", tmp_path / "prob.nii.gz", tmp_path / "unc.nii.gz"
+    r = run_cli("segment", "--pet", pet, "--ct", ct, "--out", out, "--probabilities", prob, "--uncertainty", unc,
+                "--weights", weights["diffusion"], "--samples", 2, "--steps", 2, "--quiet")
+    assert r.returncode == 0, r.stderr
+    ct_img = nib.load(ct)
+    seg, p, u = (nib.load(f) for f in (out, prob, unc))
+    assert seg.shape == ct_img.shape and seg.get_data_dtype() == np.uint8
+    assert p.shape == ct_img.shape + (2,) and u.shape == ct_img.shape + (3,)
+    for img in (seg, p, u):
+        np.testing.assert_allclose(img.affine, ct_img.affine, atol=1e-5)
+    labels = np.asarray(seg.dataobj)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    pv, uv = p.get_fdata(), u.get_fdata()
+    assert pv.min() >= 0 and pv.max() <= 1 and uv[..., 1:].min() >= 0
+    assert uv[..., 0].min() >= 0 and uv[..., 0].max() <= math.log(3) + 1e-5
+    assert _digest(pet, ct) == before  # inputs untouched
+
+
+def test_folder_form_and_hecktor_evaluation_pair_by_case_name(hn, weights, tmp_path):
+    out, prob = tmp_path / "pred", tmp_path / "prob"
+    r = run_cli("segment", "--images", hn / "imagesTr", "--out", out, "--probabilities", prob,
+                "--weights", weights["segresnet"], "--quiet")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"HN-PHANTOM-{i:05d}.nii.gz" for i in range(3)] and len(list(prob.iterdir())) == 3
+    r = run_cli("evaluate", "--protocol", "hecktor", "--pred", out, "--ref", hn / "labelsTr", "--out",
+                tmp_path / "report.json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report["cases"]) == 3, report.keys()
+
+
+def _write_like(src, dst, data=None, affine=None):
+    img = nib.load(src)
+    arr = np.asarray(img.dataobj, dtype=np.float32) if data is None else data
+    nib.save(nib.Nifti1Image(arr, img.affine if affine is None else affine), dst)
+    return dst
+
+
+@pytest.mark.parametrize("problem", ["far_away", "bq_per_ml", "nan", "two_d", "exists"])
+def test_bad_input_is_refused_before_anything_is_written(hn, weights, tmp_path, problem):
+    from medfusion.apps.petct.cli import load_segmenter
+    from medfusion.apps.petct.pipeline import segment_case
+    from medfusion.errors import InputError
+
+    pet, ct, _ = _case(hn)
+    out = tmp_path / "seg.nii.gz"
+    pet_data = np.asarray(nib.load(pet).dataobj, dtype=np.float32)
+    if problem == "far_away":
+        moved = nib.load(pet).affine.copy()
+        moved[:3, 3] += 1000.0
+        pet = _write_like(pet, tmp_path / "pet.nii.gz", affine=moved)
+    elif problem == "bq_per_ml":
+        pet = _write_like(pet, tmp_path / "pet.nii.gz", data=pet_data * 5000.0)
+    elif problem == "nan":
+        bad = pet_data.copy()
+        bad[3, 3, 3] = np.nan
+        pet = _write_like(pet, tmp_path / "pet.nii.gz", data=bad)
+    elif problem == "two_d":
+        pet = _write_like(pet, tmp_path / "pet.nii.gz", data=pet_data[:, :, 0])
+    elif problem == "exists":
+        out.write_bytes(b"keep me")
+    expected = {"far_away": "do not overlap", "bq_per_ml": "SUV", "nan": "NaN", "two_d": "3D",
+                "exists": "exists"}[problem]
+    with pytest.raises(InputError, match=expected):
+        segment_case(load_segmenter(weights["diffusion"]), pet, ct, out, uncertainty=tmp_path / "u.nii.gz",
+                     steps=1, samples=1)
+    assert (out.read_bytes() == b"keep me") if problem == "exists" else not out.exists()
+    assert not (tmp_path / "u.nii.gz").exists()
+
+
+@pytest.mark.parametrize("args, expected", [(["--samples", "0"], "--samples: must be at least 1"),
+                                            (["--images", "."], "give --pet and --ct"),
+                                            ([], "exists")])
+def test_command_line_errors_are_one_line_exit_2(hn, weights, tmp_path, args, expected):
+    pet, ct, _ = _case(hn)
+    out = tmp_path / "seg.nii.gz"
+    out.write_bytes(b"keep me")
+    r = run_cli("segment", "--pet", pet, "--ct", ct, "--out", out, "--weights", weights["diffusion"], *args)
+    assert r.returncode == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and out.read_bytes() == b"keep me"
+
+
+def test_training_set_patches_and_a_few_training_steps_of_both_models(hn, tmp_path):
+    from medfusion.apps.petct.baseline import SegResNetBaseline
+    from medfusion.apps.petct.model import PetCtSegModel
+    from medfusion.apps.petct.train import PetCtTrainer, PetCtTrainingSet
+
+    torch.manual_seed(0)
+    for model in (PetCtSegModel.create(TINY),
+                  SegResNetBaseline.create({"init_filters": 4, "blocks_down": [1, 1], "blocks_up": [1],
+                                            "norm": ["group", {"num_groups": 2}]})):
+        data = PetCtTrainingSet.for_model(model, hn, patch_size=[16, 16, 16], seed=1)
+        item = data[0]
+        assert item["image"].shape == (2, 16, 16, 16) and item["label"].shape == (1, 16, 16, 16)
+        assert set(torch.unique(item["label"]).tolist()) <= {0.0, 1.0, 2.0}
+        out = tmp_path / model.kind
+        result = PetCtTrainer(model, data, out, val_dir=hn, val_cases=1, val_sampling_steps=1, max_steps=2,
+                              batch_size=2, lr=1e-3, val_every=2, log_every=1, device="cpu").run()
+        assert result["step"] == 2 and (out / "model.pt").is_file()
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        val = [r for r in log if "val_dice_agg" in r]
+        assert val and 0.0 <= val[0]["val_dice_agg"] <= 1.0
+        assert type(model).load(out / "model.pt").info["train_steps"] == 2
