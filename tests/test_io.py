@@ -247,3 +247,21 @@ def test_save_like_writes_a_volume_per_channel_on_the_reference_grid(tmp_path):
     for bad in (data[:5], data[..., None], data[:, :, :, :, None]):
         with pytest.raises(ValueError, match="does not match the reference shape"):
             save_like(bad, ref, tmp_path / "q.nii.gz")
+
+
+def test_resample_like_keeps_the_outer_half_voxel():
+    """A target grid shifted by 0.4 voxel: its edge voxel lies within the source's outer corners and takes the
+    edge value (linear and nearest); a voxel beyond the corners is 0."""
+    from medfusion.io import resample_like, volume_from_array
+
+    data = np.arange(1, 6 * 5 * 4 + 1, dtype=np.float32).reshape(6, 5, 4)
+    src = volume_from_array(data, np.diag([2.0, 2.0, 2.0, 1.0]))
+    shifted = np.diag([2.0, 2.0, 2.0, 1.0])
+    shifted[0, 3] = 0.8  # +0.4 voxel along x
+    for order in (0, 1):
+        out = resample_like(src, volume_from_array(np.zeros((6, 5, 4), np.float32), shifted), order=order)
+        np.testing.assert_allclose(out[-1], data[-1])  # 0.4 voxel beyond the last centre: edge value
+    beyond = shifted.copy()
+    beyond[0, 3] = 1.2  # +0.6 voxel: the last target voxel is outside the source
+    out = resample_like(src, volume_from_array(np.zeros((6, 5, 4), np.float32), beyond), order=1)
+    assert (out[-1] == 0).all() and (out[0] > 0).all()

@@ -11,7 +11,7 @@ on the CT grid, and predictions are evaluated there. This module
 * moves images onto it (:func:`to_working_grid`) and predictions back onto the CT grid (:func:`to_ct_grid`).
 
 All positions are world RAS+ millimetres: voxel ``[i, j, k]`` of a volume is at ``affine @ [i, j, k, 1]``.
-Resampling is nibabel's :func:`~nibabel.processing.resample_from_to` (scipy spline interpolation); a sample
+Resampling is :func:`medfusion.io.resample_array` (nibabel's ``resample_from_to``); a sample
 counts as inside its source when it lies within the source's outer voxel corners (half a voxel beyond the edge
 voxel centres), where edge values are extended; further out it takes the fill value.
 """
@@ -24,11 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
-import nibabel as nib
 import numpy as np
 
 from medfusion.errors import InputError
-from medfusion.io import Volume, load_volume
+from medfusion.io import Volume, load_volume, resample_array
 
 __all__ = [
     "WorkingGrid",
@@ -358,26 +357,6 @@ def _head_neck_box(pet: Volume, box: np.ndarray, overlap: Bounds) -> Bounds:
     return lo, lo + box
 
 
-def _resample(
-    data: np.ndarray, source_affine: np.ndarray, shape: Sequence[int], affine: np.ndarray, order: int, fill: float
-) -> np.ndarray:
-    """``data`` (3D, on the grid of ``source_affine``) on the grid ``(shape, affine)`` by spline interpolation of
-    ``order`` with nibabel's ``resample_from_to``; samples inside the source's outer voxel corners interpolate
-    (edge values extended over the outer half voxel), samples beyond take ``fill``. Output dtype as ``data``."""
-    from nibabel.processing import resample_from_to
-
-    target = (tuple(int(n) for n in shape), np.asarray(affine, dtype=np.float64))
-    image = nib.Nifti1Image(data, source_affine)
-    if order == 0:  # nearest: "grid-constant" counts exactly the samples within the outer corners as inside
-        out = resample_from_to(image, target, order=0, mode="grid-constant", cval=fill)
-        return np.asarray(out.dataobj)
-    out = np.array(resample_from_to(image, target, order=order, mode="nearest").dataobj)
-    ones = nib.Nifti1Image(np.ones(data.shape, dtype=np.uint8), source_affine)
-    inside = np.asarray(resample_from_to(ones, target, order=0, mode="grid-constant", cval=0).dataobj)
-    out[inside == 0] = fill
-    return out
-
-
 def _check_order(order: int) -> None:
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order <= 5:
         raise ValueError(f"interpolation order must be 0 to 5, got {order!r}")
@@ -397,8 +376,8 @@ def to_working_grid(volume: Volume, grid: WorkingGrid, *, order: int = 1, fill: 
         ``float32`` array of shape ``grid.shape``.
     """
     _check_order(order)
-    out = _resample(volume.data.astype(np.float32, copy=False), volume.affine, grid.shape, grid.affine, order,
-                    0.0 if fill is None else float(fill))
+    out = resample_array(volume.data.astype(np.float32, copy=False), volume.affine, grid.shape, grid.affine,
+                         order=order, fill=0.0 if fill is None else float(fill))
     return np.asarray(out, dtype=np.float32)
 
 
@@ -441,5 +420,5 @@ def to_ct_grid(array: np.ndarray, grid: WorkingGrid, ct: Volume, *, order: int =
     work = _exact_float(array) if order == 0 else np.float32
     out = np.empty((channels.shape[0], *ct.shape), dtype=dtype)
     for c, channel in enumerate(channels):
-        out[c] = _resample(channel.astype(work), grid.affine, ct.shape, ct.affine, order, 0.0).astype(dtype)
+        out[c] = resample_array(channel.astype(work), grid.affine, ct.shape, ct.affine, order=order).astype(dtype)
     return out if array.ndim == 4 else out[0]
