@@ -43,6 +43,7 @@ from typing import Union
 import numpy as np
 from scipy import ndimage
 
+from ...datasets import write_seeded_cases
 from ...errors import InputError
 from ...io import ensure_absent, save_like, volume_from_array
 from ...shapes import Grid
@@ -292,9 +293,5 @@ def write_phantom_dataset(
         InputError: ``n`` is negative.
         OutputExistsError: some output exists and ``overwrite`` is false (checked before writing anything).
     """
-    if n < 0:
-        raise InputError(f"number of cases must be ≥ 0, got {n}")
-    names = [f"{prefix}-{i:05d}" for i in range(n)]
-    ensure_absent([p for nm in names for p in _case_paths(out_dir, nm).values()], overwrite)
-    return [write_phantom_case(out_dir, nm, shape=shape, seed=seed0 + i, spacing=spacing, overwrite=overwrite)
-            for i, nm in enumerate(names)]
+    return write_seeded_cases(write_phantom_case, _case_paths, out_dir, n, prefix=prefix, seed0=seed0, overwrite=overwrite,
+                              shape=shape, spacing=spacing)
