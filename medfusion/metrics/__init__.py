@@ -7,6 +7,7 @@
   (HECKTOR DSCagg), :func:`label_counts`, :func:`check_label_map`;
 * distributions — :func:`fid`, :func:`kid`, :func:`frechet_distance` from feature vectors; feature networks in
   :mod:`medfusion.metrics.features` (weights supplied by the user);
+* uncertainty — :func:`error_auroc`, :func:`dice_after_removing_uncertain` (does uncertainty mark errors?);
 * protocols and reports — :data:`PROTOCOLS`, :func:`get_protocol`, :class:`Report`.
 
 Names resolve lazily: ``from medfusion.metrics import ssim`` imports scikit-image only when called.
@@ -23,6 +24,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),
     "protocols": ("PROTOCOLS", "get_protocol", "Settings"),
     "report": ("Report",),
+    "uncertainty": ("error_auroc", "dice_after_removing_uncertain"),
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
