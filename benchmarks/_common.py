@@ -137,8 +137,10 @@ def add_cache_option(parser) -> None:
                         "benchmarks/results/_heldout, not committed); e.g. a /tmp folder for smoke runs")
 
 
-#: phantom kind → (application, case-name prefix of held-out cases)
-_PHANTOM_APPS = {"brats": ("cwdm", "BraTS-HELDOUT"), "abdomen": ("seg2med", "ABD-HELDOUT")}
+#: phantom kind → (application, case-name prefix of held-out cases, its dataset writer)
+_PHANTOM_APPS = {"brats": ("cwdm", "BraTS-HELDOUT", "write_phantom_dataset"),
+                 "abdomen": ("seg2med", "ABD-HELDOUT", "write_phantom_dataset"),
+                 "headneck": ("petct", "HN-HELDOUT", "write_headneck_dataset")}
 
 
 def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None,
@@ -148,8 +150,8 @@ def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str |
     per version of the phantom generator."""
     import importlib
 
-    app, prefix = _PHANTOM_APPS[kind]
-    write = importlib.import_module(f"medfusion.apps.{app}.phantom").write_phantom_dataset
+    app, prefix, writer = _PHANTOM_APPS[kind]
+    write = getattr(importlib.import_module(f"medfusion.apps.{app}.phantom"), writer)
     root = Path(cache) if cache else RESULTS / "_heldout"
     folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint(app)}"
     if not (folder / ".complete").is_file():

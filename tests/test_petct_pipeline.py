@@ -160,3 +160,29 @@ def test_training_set_patches_and_a_few_training_steps_of_both_models(hn, tmp_pa
         val = [r for r in log if "val_dice_agg" in r]
         assert val and 0.0 <= val[0]["val_dice_agg"] <= 1.0
         assert type(model).load(out / "model.pt").info["train_steps"] == 2
+
+
+def test_heldout_evaluation_scores_both_segmenters_through_the_metrics(hn, weights, tmp_path):
+    from medfusion.apps.petct.baseline import SegResNetBaseline
+    from medfusion.apps.petct.evaluation import evaluate_heldout, predict_case
+    from medfusion.apps.petct.model import PetCtSegModel
+    from medfusion.apps.petct.train import hecktor_datalist
+    from medfusion.metrics import AggregatedDice
+
+    models = {"diffusion": PetCtSegModel.load(weights["diffusion"]), "segresnet":
+              SegResNetBaseline.load(weights["segresnet"])}
+    with torch.no_grad():  # MONAI zero-initialises the output layer: perturb so the prediction is not constant
+        for p in models["diffusion"].network.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    out = evaluate_heldout(models, hn, max_cases=2, samples=2, steps=2, report=tmp_path / "r.json")
+    assert out["n_cases"] == 2 and set(out["models"]) == {"diffusion", "segresnet"}
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"] == "hecktor"
+    agg = AggregatedDice((1, 2))
+    for item in hecktor_datalist(hn)[:2]:
+        r = predict_case(models["segresnet"], item)
+        assert r["labels"].shape == r["truth"].shape == nib.load(item["ct"]).shape
+        agg.update(r["labels"], r["truth"])
+    assert out["models"]["segresnet"]["set_metrics"]["dsc_agg_mean"] == pytest.approx(agg.mean(ignore_nan=True))
+    unc = out["models"]["diffusion"]["uncertainty"]
+    assert len(unc["error_auroc_cases"]) == 2 and "uncertainty" not in out["models"]["segresnet"]
+    assert set(unc["tumour_dice_after_removing"]) == {"0.0", "0.05", "0.1", "0.25"}
