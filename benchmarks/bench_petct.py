@@ -59,8 +59,8 @@ def _print(out: dict) -> None:
     for name, m in out["models"].items():
         s = m["set_metrics"]
         unc = m.get("uncertainty")
-        extra = "" if unc is None else (f"error AUROC {unc['error_auroc_mean']:.3f}; Dice after removing "
-                                        + ", ".join(f"{k}: {v:.3f}" for k, v in unc["tumour_dice_after_removing"].items()))
+        curve = "" if unc is None else ", ".join(f"{k}: {v:.3f}" for k, v in unc["tumour_dice_after_removing"].items())
+        extra = "" if unc is None else f"error AUROC {unc['error_auroc_mean']:.3f}; Dice after removing {curve}"
         print(f"{name:10s} {s['dsc_agg_GTVp']:12.4f} {s['dsc_agg_GTVn']:12.4f} {s['dsc_agg_mean']:12.4f} "
               f"{m['seconds_per_case']:8.1f}  {extra}")
 

@@ -39,3 +39,72 @@ def test_bundle_trains_both_segmenters(cases, tmp_path, configs, kind):
     assert ckpt.info["train_steps"] == 2 and "val_dice_agg" in (run / "log.jsonl").read_text()
     assert ckpt.preprocessing["spacing"] == [2.0, 2.0, 2.0] and ckpt.preprocessing["box_mm"] == 144.0
     assert json.loads((REPO / BUNDLE / "configs" / "train.json").read_text())["patch_size"] == [48, 48, 48]
+
+
+TINY = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}
+TINY_DEF = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
+    "--network_def#attention_levels", "[False,False]"]
+
+
+def _cfg(*names: str) -> str:
+    return "[" + ",".join(f"'{BUNDLE}/configs/{n}'" for n in names) + "]"
+
+
+def _configs(*names: str) -> dict:
+    merged: dict = {}
+    for n in names:
+        merged.update(json.loads((REPO / BUNDLE / "configs" / n).read_text()))
+    return merged
+
+
+def test_train_and_inference_configs_agree_and_resolve():
+    """train.json's model gives exactly inference.json's network_def and diffusion; every _target_ resolves."""
+    from test_bundle import check_components
+
+    from medfusion.apps.petct.model import PetCtSegModel
+
+    train, infer = _configs("train.json"), _configs("inference.json")
+    model = PetCtSegModel.create(train["network_config"], space=train["space"], prediction=train["prediction"])
+    assert model.network_config == {k: v for k, v in infer["network_def"].items() if k != "_target_"}
+    diff = {k: v for k, v in infer["diffusion"].items() if k not in ("_target_", "network", "schedule", "space")}
+    assert {k: model.diffusion.config[k] for k in diff} == diff
+    for names in (["train.json"], ["train.json", "train_baseline.json"], ["inference.json"],
+                  ["inference.json", "evaluate.json"]):
+        check_components(_configs(*names), "+".join(names))
+
+
+def test_metadata_verifies_offline():
+    from test_bundle import SCHEMA, SCHEMA_MD5
+
+    proc = _bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
+                   "--hash_val", SCHEMA_MD5)
+    _ok(proc)
+
+
+def test_bundle_inference_and_evaluation_on_the_sample_case(tmp_path):
+    """inference.json on the embedded sample (labels, probabilities and uncertainty on the CT grid) and
+    evaluate.json (both segmenters scored), with tiny random networks."""
+    import nibabel as nib
+    import torch
+
+    from medfusion.apps.petct.baseline import SegResNetBaseline
+    from medfusion.apps.petct.model import PetCtSegModel
+
+    torch.manual_seed(0)
+    ckpt = PetCtSegModel.create(TINY).save(tmp_path / "tiny.pt")
+    base = SegResNetBaseline.create({"init_filters": 4, "blocks_down": [1, 1], "blocks_up": [1],
+                                     "norm": ["group", {"num_groups": 2}]}).save(tmp_path / "base.pt")
+    common = ["--bundle_root", BUNDLE, "--checkpoint", str(ckpt), "--steps", "1", "--samples", "2", "--device", "cpu",
+              *TINY_DEF]
+    out, unc = tmp_path / "seg", tmp_path / "unc"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), "--uncertainty_dir",
+                str(unc), *common))
+    sample = REPO / "data" / "headneck_phantom"
+    ct = nib.load(sample / "imagesTr" / "HN-SAMPLE-00000__CT.nii.gz")
+    seg = nib.load(out / "HN-SAMPLE-00000.nii.gz")
+    assert seg.shape == ct.shape and nib.load(unc / "HN-SAMPLE-00000.nii.gz").shape == ct.shape + (3,)
+    report = tmp_path / "eval.json"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
+                "--baseline_checkpoint", str(base), *common))
+    result = json.loads(report.read_text())
+    assert set(result["models"]) == {"diffusion", "segresnet"} and result["n_cases"] == 1

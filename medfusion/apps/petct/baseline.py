@@ -52,10 +52,12 @@ class SegResNetBaseline:
         self.settings: dict = {}
 
     @classmethod
-    def create(cls, network_config: Mapping | None = None, *, info: dict | None = None,
-               **preprocessing) -> "SegResNetBaseline":
-        """A new (untrained) baseline; ``preprocessing``: :func:`~.model.preprocessing_settings` arguments."""
-        return cls({**_DEFAULT_NET, **dict(network_config or {})}, preprocessing_settings(**preprocessing), info)
+    def create(cls, network_config: Mapping | None = None, *, suv_scale: float = 10.0, suv_clip: float = 30.0,
+               ct_window: tuple[float, float] = (-250.0, 250.0), spacing: tuple[float, float, float] = (2.0, 2.0, 2.0),
+               box_mm: float | None = 144.0, info: dict | None = None) -> "SegResNetBaseline":
+        """A new (untrained) baseline; the other arguments: :func:`~.model.preprocessing_settings`."""
+        pre = preprocessing_settings(suv_scale, suv_clip, ct_window, spacing, box_mm)
+        return cls({**_DEFAULT_NET, **dict(network_config or {})}, pre, info)
 
     @property
     def divisor(self) -> int:

@@ -51,7 +51,9 @@ class PetCtSegModel(DiffusionModel):
 
     @classmethod
     def create(cls, network_config: Mapping | None = None, *, space: str = "haar", prediction: str = "sample",
-               schedule: Mapping | None = None, info: dict | None = None, **preprocessing) -> "PetCtSegModel":
+               schedule: Mapping | None = None, suv_scale: float = 10.0, suv_clip: float = 30.0,
+               ct_window: tuple[float, float] = (-250.0, 250.0), spacing: tuple[float, float, float] = (2.0, 2.0, 2.0),
+               box_mm: float | None = 144.0, info: dict | None = None) -> "PetCtSegModel":
         """A new (untrained) model.
 
         Args:
@@ -60,11 +62,12 @@ class PetCtSegModel(DiffusionModel):
             space: ``"haar"`` (default) or ``"identity"``.
             prediction: ``"sample"`` (x₀, default) or ``"epsilon"`` (published) or ``"v"``.
             schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
-            preprocessing: :func:`preprocessing_settings` arguments (intensities and working grid).
+            suv_scale, suv_clip, ct_window, spacing, box_mm: :func:`preprocessing_settings` (intensities and the
+                working grid).
         """
         if space not in ("haar", "identity"):
             raise InputError(f"space must be 'haar' or 'identity', got {space!r}")
-        pre = preprocessing_settings(**preprocessing)
+        pre = preprocessing_settings(suv_scale, suv_clip, ct_window, spacing, box_mm)
         n = 8 if space == "haar" else 1
         config = {"channels": _SMALL_CHANNELS, "num_res_blocks": 1, "norm_num_groups": 16, "num_head_channels": 16}
         config.update(dict(network_config or {}))

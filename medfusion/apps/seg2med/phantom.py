@@ -293,5 +293,5 @@ def write_phantom_dataset(
         InputError: ``n`` is negative.
         OutputExistsError: some output exists and ``overwrite`` is false (checked before writing anything).
     """
-    return write_seeded_cases(write_phantom_case, _case_paths, out_dir, n, prefix=prefix, seed0=seed0, overwrite=overwrite,
-                              shape=shape, spacing=spacing)
+    return write_seeded_cases(write_phantom_case, _case_paths, out_dir, n, prefix=prefix, seed0=seed0,
+                              overwrite=overwrite, shape=shape, spacing=spacing)

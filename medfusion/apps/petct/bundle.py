@@ -1,0 +1,79 @@
+"""Entry points of the ``hecktor_petct_diffseg`` MONAI bundle.
+
+The configs build ``network_def`` (MONAI ``DiffusionModelUNet``), ``noise_schedule``, ``space`` and ``diffusion``
+(:class:`~medfusion.core.diffusion.ConditionalDiffusion`) as components; :func:`assemble` joins them with a
+checkpoint's weights and preprocessing, so the sampler, steps, ensemble size or network can be overridden on the
+command line.
+
+Inference reads a folder of HECKTOR-named cases (``<case>__PT.nii.gz`` in SUV, ``<case>__CT.nii.gz`` in HU) and
+writes ``<output_dir>/<case>.nii.gz`` (labels on the CT grid), and when asked the probability and uncertainty maps
+in their own folders.  Evaluation scores the diffusion ensemble and the SegResNet baseline on a HECKTOR-layout
+folder (``imagesTr/``, ``labelsTr/``) with the ``hecktor`` protocol of :mod:`medfusion.metrics`.
+"""
+
+from __future__ import annotations
+
+from ...core.bundle import BundleEntry, format_scores, load_weights
+from .model import KIND, PetCtSegModel
+
+__all__ = ["assemble", "PetCtSegmenter", "PetCtEvaluator"]
+
+
+def assemble(diffusion, checkpoint: str) -> PetCtSegModel:
+    """A :class:`PetCtSegModel` from the bundle's components and the weights and preprocessing in ``checkpoint``."""
+    ckpt = load_weights(diffusion.network, checkpoint, KIND)
+    diffusion.network.eval()
+    return PetCtSegModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
+                         settings=dict(ckpt.settings), info=ckpt.info)
+
+
+class PetCtSegmenter(BundleEntry):
+    """``inference.json``: segment every HECKTOR-named case of ``dataset_dir`` into ``output_dir``."""
+
+    name = "hecktor_petct_diffseg inference"
+
+    def __init__(self, model, dataset_dir, output_dir, *, probabilities_dir=None, uncertainty_dir=None, samples=5,
+                 steps=10, sampler="ddim", seed=0, device="cpu", precision="float32", overwrite=False):
+        self.model, self.dataset_dir, self.output_dir = model, dataset_dir, output_dir
+        self.dirs = {"probabilities_dir": probabilities_dir, "uncertainty_dir": uncertainty_dir}
+        self.kwargs = dict(samples=samples, steps=steps, sampler=sampler, seed=seed, device=device,
+                           precision=precision, overwrite=overwrite)
+
+    def _run(self) -> list[str]:
+        from .pipeline import segment_folder
+
+        return segment_folder(self.model, self.dataset_dir, self.output_dir, **self.dirs, **self.kwargs)
+
+
+class PetCtEvaluator(BundleEntry):
+    """``evaluate.json``: the diffusion ensemble and the SegResNet baseline (``baseline_checkpoint``) on every case
+    of a HECKTOR-layout ``dataset_dir``, scored with the ``hecktor`` protocol; the report goes to ``report``."""
+
+    name = "hecktor_petct_diffseg evaluate"
+
+    def __init__(self, model, dataset_dir, report, *, baseline_checkpoint=None, samples=5, steps=10,
+                 sampler="ddim", seed=0, device="cpu", precision="float32", max_cases=None, overwrite=False):
+        self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
+        self.baseline_checkpoint, self.max_cases = baseline_checkpoint, max_cases
+        self.kwargs = dict(samples=samples, steps=steps, sampler=sampler, seed=seed, device=device,
+                           precision=precision)
+
+    def _run(self) -> list[str]:
+        import logging
+
+        from ...core.runner import check_outputs
+        from .baseline import SegResNetBaseline
+        from .evaluation import evaluate_heldout
+
+        check_outputs([self.report], overwrite=self.overwrite, extensions=(".json",))
+        models = {"diffusion": self.model}
+        if self.baseline_checkpoint:
+            models["segresnet"] = SegResNetBaseline.load(self.baseline_checkpoint)
+        result = evaluate_heldout(models, self.dataset_dir, max_cases=self.max_cases, report=self.report,
+                                  **self.kwargs)
+        log = logging.getLogger("medfusion.bundle")
+        for name, m in result["models"].items():
+            unc = m.get("uncertainty", {}).get("error_auroc_mean")
+            scores = {**m["set_metrics"], **({"error_auroc": unc} if unc is not None else {})}
+            log.info("%s (n=%d): %s", name, result["n_cases"], format_scores(scores))
+        return [self.report]
