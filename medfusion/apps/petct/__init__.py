@@ -1,10 +1,35 @@
 """PET/CT head-and-neck tumour segmentation by a 3D conditional diffusion over the label mask, with uncertainty.
 
+    from medfusion.apps import petct
+    model = petct.load_model("bundles/hecktor_petct_diffseg/models/model.pt")
+    petct.segment_case(model, "CASE__PT.nii.gz", "CASE__CT.nii.gz", "outputs/seg.nii.gz",
+                       uncertainty="outputs/uncertainty.nii.gz", samples=5, steps=10)
+
 After Dong & Gong (arXiv 2401.17593): a 3D DDPM denoises the tumour mask conditioned on PET (SUV) and CT (HU).
 medfusion's version predicts x₀ so a few DDIM steps suffice, draws an ensemble of samples over the whole
 head-and-neck region at once, and writes the label map (0 background, 1 GTVp, 2 GTVn), class probabilities and
 uncertainty maps on the CT grid, as HECKTOR evaluates them.
 
-Modules: head-and-neck PET/CT phantoms with HECKTOR labels (:mod:`.phantom`), PET/CT geometry (:mod:`.geometry`:
-checks, the working grid, back to the CT grid).
+Modules: :mod:`.geometry` (checks, the working grid, back to the CT grid), :mod:`.model` (the mask diffusion and its
+loss), :mod:`.segmentation` (ensemble → probabilities, labels, uncertainty), :mod:`.pipeline` (files and HECKTOR
+folders), :mod:`.baseline` (SegResNet), :mod:`.train`, :mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the
+head-and-neck phantoms (:mod:`.phantom`, :mod:`.phantom_anatomy`).  Names below load their module on first use.
 """
+
+from __future__ import annotations
+
+from ..._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "model": ("PetCtSegModel", "load_model", "CLASSES"),
+    "baseline": ("SegResNetBaseline",),
+    "geometry": ("load_pet_ct", "working_grid", "to_working_grid", "to_ct_grid"),
+    "segmentation": ("segment", "Segmentation"),
+    "pipeline": ("prepare_case", "segment_case", "segment_folder"),
+    "evaluation": ("evaluate_heldout", "predict_case"),
+    "train": ("PetCtTrainer", "PetCtTrainingSet"),
+    "phantom": ("make_headneck_phantom", "write_headneck_case", "write_headneck_dataset"),
+    "cli": ("load_segmenter",),
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
