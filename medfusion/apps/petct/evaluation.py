@@ -19,7 +19,7 @@ import numpy as np
 
 from ...io import load_volume, write_atomic
 from .geometry import to_ct_grid
-from .pipeline import _as_segmentation, prepare_case
+from .pipeline import as_segmentation, prepare_case
 from .segmentation import segment
 from .train import hecktor_datalist
 
@@ -39,7 +39,7 @@ def predict_case(model, item: Mapping, **kwargs) -> dict:
     if hasattr(model, "diffusion"):
         seg = segment(model, case.pet_suv, case.ct_hu, **kwargs)
     else:
-        seg = _as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=kwargs.get("device", "cpu")))
+        seg = as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=kwargs.get("device", "cpu")))
     labels = to_ct_grid(seg.labels, case.grid, case.ct, order=0)
     entropy = to_ct_grid(seg.entropy, case.grid, case.ct, order=1)
     truth = np.rint(load_volume(item["label"]).data).astype(np.uint8)

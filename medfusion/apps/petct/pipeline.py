@@ -27,8 +27,8 @@ from ...io import PathLike, Volume, save_like
 from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
 from .segmentation import Segmentation, label_map, predictive_entropy, segment
 
-__all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs", "list_hecktor_cases",
-           "UNCERTAINTY_MAPS"]
+__all__ = ["WorkingCase", "prepare_case", "as_segmentation", "segment_case", "segment_folder", "write_outputs",
+           "list_hecktor_cases", "UNCERTAINTY_MAPS"]
 
 #: the volumes of an uncertainty file, in order
 UNCERTAINTY_MAPS = ("entropy", "variance_gtvp", "variance_gtvn")
@@ -56,7 +56,7 @@ def prepare_case(pet_path: PathLike, ct_path: PathLike, preprocessing: dict, div
                        to_working_grid(ct, grid, order=1, fill=-1000.0))
 
 
-def _as_segmentation(prob: np.ndarray) -> Segmentation:
+def as_segmentation(prob: np.ndarray) -> Segmentation:
     """A deterministic prediction's probabilities in :class:`Segmentation` form (no variance)."""
     return Segmentation(labels=label_map(prob), probabilities=prob, variance=np.zeros_like(prob),
                         entropy=predictive_entropy(prob), samples=1)
@@ -97,7 +97,7 @@ def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
     if hasattr(model, "diffusion"):
         seg = segment(model, case.pet_suv, case.ct_hu, device=device, **kwargs)
     else:
-        seg = _as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=device))
+        seg = as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=device))
     return write_outputs(seg, case, out, probabilities=probabilities, uncertainty=uncertainty, overwrite=overwrite)
 
 
