@@ -128,7 +128,8 @@ def test_bundle_3d_inference(cases, tmp_path):
     from medfusion.apps.seg2med.model import Seg2MedModel
 
     torch.manual_seed(0)
-    ckpt = Seg2MedModel.create(TINY, dims=3).save(tmp_path / "tiny3d.pt")
+    generation = [("prior", "ct"), ("prior", "t1"), ("prior", "t2")]  # the 3D bundle model's tasks
+    ckpt = Seg2MedModel.create(TINY, dims=3, tasks=generation).save(tmp_path / "tiny3d.pt")
     out = tmp_path / "out"
     tiny_3d = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
         "--network_def#attention_levels", "[False,False]"]
