@@ -57,5 +57,18 @@ def _check_seg2med(ns):
     assert set(ns["rows"]) == {"2D", "3D"} and all(np.isfinite(r["ssim"]) for r in ns["rows"].values())
 
 
+def _check_petct(ns):
+    """Labels and uncertainty on the CT grid; both segmenters scored; AUROC in [0, 1] or undefined."""
+    import math
+
+    import numpy as np
+
+    assert ns["pred"].shape == ns["truth"].shape == ns["case"].ct.shape
+    assert set(np.unique(ns["pred"])) <= {0, 1, 2}
+    assert 0 <= ns["entropy"].min() and ns["entropy"].max() <= math.log(3) + 1e-5
+    assert set(ns["reports"]) == {"diffusion", "segresnet"}
+    assert math.isnan(ns["auroc"]) or 0 <= ns["auroc"] <= 1
+
+
 CHECKS = {"cwdm_missing_modality.ipynb": _check_cwdm, "evaluation.ipynb": _check_evaluation,
-          "seg2med_mask_to_ct_mr.ipynb": _check_seg2med}
+          "seg2med_mask_to_ct_mr.ipynb": _check_seg2med, "petct_segmentation.ipynb": _check_petct}
