@@ -179,3 +179,15 @@ def load_bundle_model(weights: str | None, device: str):
     from medfusion.paths import bundle_dir
 
     return load_model(weights or bundle_dir("brats_mri_cwdm"), device)
+
+
+def run_child(code: str, args: dict, what: str) -> dict:
+    """Run ``code`` in a fresh Python process with ``json.dumps(args)`` as its argument (a clean peak-memory
+    measurement) and return the JSON its last output line holds; exit with its error output if it fails."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{what} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

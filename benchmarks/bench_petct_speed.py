@@ -16,13 +16,11 @@ Results: benchmarks/results/petct_speed.json (or --out). Peak memory: the proces
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_precision_option, command_line, write_results  # noqa: E402
+from _common import add_precision_option, command_line, run_child, write_results  # noqa: E402
 
 _CHILD = r"""
 import json, resource, sys, tempfile, time
@@ -73,10 +71,7 @@ def main() -> None:
     args = {"samples": a.samples, "steps": a.steps, "box_mm": a.box_mm, "spacing": a.spacing, "device": a.device,
             "precision": a.precision, "ct_shape": [192, 192, 100], "ct_spacing": [1.0, 1.0, 2.0],
             "weights": str(bundle_dir("hecktor_petct_diffseg") / "models" / "model.pt")}
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"bench_petct_speed: the run failed:\n{proc.stderr[-3000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row = run_child(_CHILD, args, "bench_petct_speed: the run")
     print(row)
     path = write_results("petct_speed", {"command": command_line(), **{k: v for k, v in args.items()
                                                                         if k != "weights"}, "result": row}, a.out)

@@ -10,13 +10,11 @@ Results: benchmarks/results/seg2med_speed.json (or --out). Peak memory: the proc
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_precision_option, command_line, write_results  # noqa: E402
+from _common import add_precision_option, command_line, run_child, write_results  # noqa: E402
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -62,10 +60,7 @@ def main() -> None:
         weights = models / ("model.pt" if which == "2d" else "model_3d.pt")
         args = {"shape": a.shape, "steps": a.steps, "device": a.device, "precision": a.precision,
                 "batch_size": a.batch_size, "weights": str(weights)}
-        proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"bench_seg2med_speed: the {which} run failed:\n{proc.stderr[-3000:]}")
-        rows[which] = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows[which] = run_child(_CHILD, args, f"bench_seg2med_speed: the {which} run")
         print(f"{which}: {rows[which]}")
     path = write_results("seg2med_speed", {"command": command_line(), "shape": a.shape, "steps": a.steps,
                                            "device": a.device, "precision": a.precision, "results": rows}, a.out)

@@ -77,16 +77,21 @@ class SegResNetBaseline:
         return save_checkpoint(self.checkpoint(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SegResNetBaseline":
-        """Load a baseline checkpoint (``torch.load(..., weights_only=True)``), in eval mode."""
-        ckpt = load_checkpoint(path, kind=cls.kind)
+    def from_checkpoint(cls, ckpt: Checkpoint) -> "SegResNetBaseline":
+        if ckpt.kind != cls.kind:
+            raise InputError(f"a {ckpt.kind!r} checkpoint cannot be loaded as a {cls.kind!r} model")
         try:
             model = cls(ckpt.network, ckpt.preprocessing, ckpt.info)
             model.network.load_state_dict(ckpt.state_dict)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise InputError(f"checkpoint weights do not fit its network config: {first_line(e)}") from None
         model.network.eval()
-        return model.to(device)
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SegResNetBaseline":
+        """Load a baseline checkpoint (``torch.load(..., weights_only=True)``), in eval mode."""
+        return cls.from_checkpoint(load_checkpoint(path, kind=cls.kind)).to(device)
 
     # ---- inference --------------------------------------------------------------------------------------------
     def predict(self, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu") -> np.ndarray:

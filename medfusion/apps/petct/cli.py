@@ -16,8 +16,10 @@ def load_segmenter(path: str):
     from .baseline import BASELINE_KIND, SegResNetBaseline
     from .model import PetCtSegModel
 
-    kind = load_checkpoint(path).kind
-    return (SegResNetBaseline if kind == BASELINE_KIND else PetCtSegModel).load(path)
+    ckpt = load_checkpoint(path)  # read once; its kind says which class it is
+    model = (SegResNetBaseline if ckpt.kind == BASELINE_KIND else PetCtSegModel).from_checkpoint(ckpt)
+    model.network.eval()
+    return model
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -34,10 +36,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
                       inputs=[args.pet, args.ct])
     check_device(args.device)
     model = load_segmenter(weights_path(args, BUNDLE))
-    opts = {"overwrite": args.overwrite, "device": args.device}
-    if hasattr(model, "diffusion"):
-        opts.update(samples=args.samples, steps=args.steps, sampler=args.sampler, seed=args.seed,
-                    precision=args.precision, progress=None if args.quiet else progress_bar(args.command))
+    opts = {"overwrite": args.overwrite, "device": args.device, "samples": args.samples, "steps": args.steps,
+            "sampler": args.sampler, "seed": args.seed, "precision": args.precision,
+            "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
         written = segment_folder(model, args.images, args.out, probabilities_dir=args.probabilities,
                                  uncertainty_dir=args.uncertainty, **opts)

@@ -19,8 +19,9 @@ import numpy as np
 
 from ...io import load_volume, write_atomic
 from .geometry import to_ct_grid
-from .pipeline import as_segmentation, prepare_case
-from .segmentation import segment
+from .model import PetCtSegModel
+from .pipeline import prepare_case
+from .segmentation import run_segmenter
 from .train import hecktor_datalist
 
 __all__ = ["predict_case", "evaluate_heldout", "PROTOCOL", "REMOVED_FRACTIONS"]
@@ -32,14 +33,11 @@ REMOVED_FRACTIONS = (0.0, 0.05, 0.1, 0.25)
 
 def predict_case(model, item: Mapping, **kwargs) -> dict:
     """One case (``{"name", "pet", "ct", "label"}``) through ``model``: ``labels`` and ``entropy`` on the CT grid,
-    the reference ``truth``, the CT ``spacing`` and the ``seconds`` taken.  Keyword arguments (diffusion model):
-    :func:`~.segmentation.segment`; the baseline takes ``device`` only."""
+    the reference ``truth``, the CT ``spacing`` and the ``seconds`` taken.  Keyword arguments:
+    :func:`~.segmentation.run_segmenter`."""
     t0 = time.time()
     case = prepare_case(item["pet"], item["ct"], model.preprocessing, model.divisor)
-    if hasattr(model, "diffusion"):
-        seg = segment(model, case.pet_suv, case.ct_hu, **kwargs)
-    else:
-        seg = as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=kwargs.get("device", "cpu")))
+    seg = run_segmenter(model, case.pet_suv, case.ct_hu, **kwargs)
     labels = to_ct_grid(seg.labels, case.grid, case.ct, order=0)
     entropy = to_ct_grid(seg.entropy, case.grid, case.ct, order=1)
     truth = np.rint(load_volume(item["label"]).data).astype(np.uint8)
@@ -72,13 +70,12 @@ def evaluate_heldout(models: Mapping[str, object], dataset_dir, *, max_cases: in
     items = hecktor_datalist(dataset_dir)[: max_cases or None]
     out: dict = {"protocol": PROTOCOL, "n_cases": len(items), "models": {}}
     for name, model in models.items():
-        results = [predict_case(model, it, **(kwargs if hasattr(model, "diffusion") else
-                                              {"device": kwargs.get("device", "cpu")})) for it in items]
+        results = [predict_case(model, it, **kwargs) for it in items]
         rep = evaluate_arrays([{"case": r["name"], "pred": r["labels"], "ref": r["truth"], "spacing": r["spacing"]}
                                for r in results], protocol=PROTOCOL)
         entry = {"set_metrics": dict(rep.set_metrics), "summary": rep.summary, "cases": rep.cases,
                  "seconds_per_case": float(np.mean([r["seconds"] for r in results]))}
-        if hasattr(model, "diffusion"):
+        if isinstance(model, PetCtSegModel):  # an ensemble: does its uncertainty mark its errors?
             entry["uncertainty"] = _uncertainty_scores(results)
         out["models"][name] = entry
     if report is not None:

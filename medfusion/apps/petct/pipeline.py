@@ -5,7 +5,7 @@ A case flows through:
   PET (SUV) + CT (HU) files → :func:`~.geometry.load_pet_ct` (checks: overlap, SUV, HU, NaN, 3D)
   → :func:`~.geometry.working_grid` (the model's spacing; the head-and-neck box or the CT∩PET overlap; sizes a
     multiple of the model's divisor) → PET (linear, 0 outside) and CT (linear, −1000 HU outside) on it
-  → :func:`~.segmentation.segment` (diffusion ensemble) or :meth:`~.baseline.SegResNetBaseline.predict`
+  → :func:`~.segmentation.run_segmenter`: the diffusion ensemble or the baseline's ``predict``
   → :func:`~.geometry.to_ct_grid`: labels by nearest neighbour, probabilities and uncertainty linearly; CT voxels
     outside the working grid are background
   → files on the CT grid (the CT's affine and header): labels uint8 (0, 1 GTVp, 2 GTVn), probabilities 4D float32
@@ -25,9 +25,9 @@ import numpy as np
 from ...errors import InputError
 from ...io import PathLike, Volume, save_like
 from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
-from .segmentation import Segmentation, label_map, predictive_entropy, segment
+from .segmentation import Segmentation, run_segmenter
 
-__all__ = ["WorkingCase", "prepare_case", "as_segmentation", "segment_case", "segment_folder", "write_outputs",
+__all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs",
            "list_hecktor_cases", "UNCERTAINTY_MAPS"]
 
 #: the volumes of an uncertainty file, in order
@@ -56,12 +56,6 @@ def prepare_case(pet_path: PathLike, ct_path: PathLike, preprocessing: dict, div
                        to_working_grid(ct, grid, order=1, fill=-1000.0))
 
 
-def as_segmentation(prob: np.ndarray) -> Segmentation:
-    """A deterministic prediction's probabilities in :class:`Segmentation` form (no variance)."""
-    return Segmentation(labels=label_map(prob), probabilities=prob, variance=np.zeros_like(prob),
-                        entropy=predictive_entropy(prob), samples=1)
-
-
 def write_outputs(seg: Segmentation, case: WorkingCase, out: PathLike, *, probabilities: PathLike | None = None,
                   uncertainty: PathLike | None = None, overwrite: bool = False) -> list[str]:
     """Write the label map (and the probability / uncertainty maps when asked) on the CT grid; returns the
@@ -82,9 +76,9 @@ def write_outputs(seg: Segmentation, case: WorkingCase, out: PathLike, *, probab
 
 def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
                  probabilities: PathLike | None = None, uncertainty: PathLike | None = None,
-                 overwrite: bool = False, device="cpu", **kwargs) -> list[str]:
-    """Segment one PET/CT pair with a diffusion model (:class:`~.model.PetCtSegModel`; keyword arguments:
-    :func:`~.segmentation.segment`) or the SegResNet baseline, and write the outputs on the CT grid.
+                 overwrite: bool = False, **kwargs) -> list[str]:
+    """Segment one PET/CT pair with a diffusion model (:class:`~.model.PetCtSegModel`) or the SegResNet baseline
+    (keyword arguments: :func:`~.segmentation.run_segmenter`) and write the outputs on the CT grid.
 
     Outputs are checked first (:func:`medfusion.core.runner.check_outputs`: not an input, writable, absent unless
     ``overwrite``); returns the paths written.
@@ -93,11 +87,12 @@ def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
 
     outs = [p for p in (out, probabilities, uncertainty) if p is not None]
     check_outputs(outs, overwrite=overwrite, inputs=[pet_path, ct_path])
+    return _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty, overwrite, **kwargs)
+
+
+def _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty, overwrite, **kwargs) -> list[str]:
     case = prepare_case(pet_path, ct_path, model.preprocessing, model.divisor)
-    if hasattr(model, "diffusion"):
-        seg = segment(model, case.pet_suv, case.ct_hu, device=device, **kwargs)
-    else:
-        seg = as_segmentation(model.predict(case.pet_suv, case.ct_hu, device=device))
+    seg = run_segmenter(model, case.pet_suv, case.ct_hu, **kwargs)
     return write_outputs(seg, case, out, probabilities=probabilities, uncertainty=uncertainty, overwrite=overwrite)
 
 
@@ -134,11 +129,12 @@ def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_
     dirs = [d for d in (out_dir, probabilities_dir, uncertainty_dir) if d is not None]
     outputs = [[os.path.join(os.fspath(d), f"{case}.nii.gz") for d in dirs] for case, _, _ in cases]
 
-    def process(item, outs):
+    def process(item, outs):  # outputs already checked by run_cases
         _, pet, ct = item
-        named = dict(zip(["out"] + [k for k, d in (("probabilities", probabilities_dir),
-                                                    ("uncertainty", uncertainty_dir)) if d is not None], outs))
-        segment_case(model, pet, ct, overwrite=overwrite, **named, **kwargs)
+        rest = iter(outs[1:])
+        prob = next(rest) if probabilities_dir is not None else None
+        unc = next(rest) if uncertainty_dir is not None else None
+        _segment_and_write(model, pet, ct, outs[0], prob, unc, overwrite, **kwargs)
 
     return run_cases(cases, outputs, process, overwrite=overwrite,
                      inputs=[p for _, pet, ct in cases for p in (pet, ct)])

@@ -22,7 +22,8 @@ from ...core.inference import ensemble, progress_over, whole_volume
 from ...errors import InputError
 from .model import PetCtSegModel, probabilities
 
-__all__ = ["Segmentation", "segment", "class_distribution", "label_map", "predictive_entropy"]
+__all__ = ["Segmentation", "segment", "run_segmenter", "as_segmentation", "class_distribution", "label_map",
+           "predictive_entropy"]
 
 
 @dataclass
@@ -101,3 +102,18 @@ def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *, sam
     return Segmentation(labels=label_map(prob), probabilities=prob,
                         variance=result.variance.numpy().astype(np.float32), entropy=predictive_entropy(prob),
                         samples=samples)
+
+
+def as_segmentation(prob: np.ndarray) -> Segmentation:
+    """A deterministic prediction's probabilities ``(2, X, Y, Z)`` in :class:`Segmentation` form (no variance)."""
+    return Segmentation(labels=label_map(prob), probabilities=prob, variance=np.zeros_like(prob),
+                        entropy=predictive_entropy(prob), samples=1)
+
+
+def run_segmenter(model, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu", **sampling) -> Segmentation:
+    """Either segmenter on PET (SUV) and CT (HU) on one grid: the diffusion ensemble (:func:`segment`, with
+    ``sampling`` options) or a deterministic model's probabilities (its ``predict``, e.g. the SegResNet baseline;
+    sampling options do not apply to it)."""
+    if isinstance(model, PetCtSegModel):
+        return segment(model, pet_suv, ct_hu, device=device, **sampling)
+    return as_segmentation(model.predict(pet_suv, ct_hu, device=device))

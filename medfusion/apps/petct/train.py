@@ -8,7 +8,8 @@ and flips left–right half the time (GTVp/GTVn do not depend on the side).
 
 Validation (both models): the HECKTOR 2022 aggregated Dice, mean of GTVp and GTVn
 (:class:`medfusion.metrics.segmentation.AggregatedDice`), of whole-grid predictions of the first validation
-cases on the working grid — one diffusion sample with few DDIM steps, or the baseline's argmax.
+cases on the working grid — one diffusion sample with few DDIM steps, or the baseline's prediction
+(:func:`~.segmentation.run_segmenter`).
 """
 
 from __future__ import annotations
@@ -24,17 +25,15 @@ from ...errors import InputError
 from ...io import load_volume
 from .baseline import segresnet_loss
 from .geometry import to_working_grid
-from .model import normalise_pet_ct, segmentation_loss
-from .pipeline import prepare_case
+from .model import PetCtSegModel, normalise_pet_ct, segmentation_loss
+from .pipeline import list_hecktor_cases, prepare_case
 
-__all__ = ["hecktor_datalist", "WorkingGridd", "training_preprocessing", "PetCtTrainingSet", "PetCtValidation",
+__all__ = ["hecktor_datalist", "working_case", "WorkingGridd", "training_preprocessing", "PetCtTrainingSet", "PetCtValidation",
            "PetCtTrainer"]
 
 
 def hecktor_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
     """``{"name", "pet", "ct", "label"}`` for every case with all three files in a HECKTOR-layout folder."""
-    from .pipeline import list_hecktor_cases
-
     root = os.fspath(dataset_dir)
     images, labels = os.path.join(root, "imagesTr"), os.path.join(root, "labelsTr")
     if not os.path.isdir(images) or not os.path.isdir(labels):
@@ -59,10 +58,16 @@ class WorkingGridd(MapTransform):
         self.preprocessing, self.divisor = dict(preprocessing), int(divisor)
 
     def __call__(self, data):
-        case = prepare_case(data["pet"], data["ct"], self.preprocessing, self.divisor)
-        label = to_working_grid(load_volume(data["label"]), case.grid, order=0, fill=0.0)
-        return {"image": normalise_pet_ct(case.pet_suv, case.ct_hu, self.preprocessing),
-                "label": np.rint(label)[None].astype(np.uint8)}
+        case, label = working_case(data, self.preprocessing, self.divisor)
+        return {"image": normalise_pet_ct(case.pet_suv, case.ct_hu, self.preprocessing), "label": label[None]}
+
+
+def working_case(item: dict, preprocessing: dict, divisor: int):
+    """A case ``{"pet", "ct", "label"}`` on the working grid: its :class:`~.pipeline.WorkingCase` and the label
+    map (uint8, nearest neighbour, 0 outside the labelled CT)."""
+    case = prepare_case(item["pet"], item["ct"], preprocessing, divisor)
+    label = to_working_grid(load_volume(item["label"]), case.grid, order=0, fill=0.0)
+    return case, np.rint(label).astype(np.uint8)
 
 
 def training_preprocessing(preprocessing: dict, divisor: int, patch_size: Sequence[int] | None = None,
@@ -105,25 +110,6 @@ class PetCtTrainingSet(TransformDataset):
         return item[0] if isinstance(item, list) else item  # a positive/negative crop returns a list of one
 
 
-def predict_probabilities(model, image: np.ndarray, *, steps: int = 5, seed: int = 0, device="cpu") -> np.ndarray:
-    """GTVp/GTVn probabilities ``(2, X, Y, Z)`` of normalised conditions ``image`` ``(2, X, Y, Z)`` on the working
-    grid: one diffusion sample (``steps`` DDIM steps) or the baseline's softmax."""
-    import torch
-
-    from ...core.inference import whole_volume
-    from .model import probabilities
-
-    x = torch.as_tensor(image).to(device)
-    with torch.no_grad():
-        if hasattr(model, "diffusion"):
-            gen = torch.Generator().manual_seed(seed)
-            out = whole_volume(lambda b: probabilities(model.diffusion.sample(b, None, steps=steps, generator=gen)),
-                               x, model.divisor)
-        else:
-            out = whole_volume(lambda b: torch.softmax(model.network(b).float(), dim=1)[:, 1:], x, model.divisor)
-    return out.float().cpu().numpy()
-
-
 class PetCtValidation:
     """HECKTOR aggregated Dice (mean of GTVp and GTVn) on the first ``cases`` cases of ``val_dir``, working grid."""
 
@@ -133,15 +119,15 @@ class PetCtValidation:
 
     def __call__(self, model, device) -> dict:
         from ...metrics.segmentation import AggregatedDice
-        from .segmentation import label_map
+        from .segmentation import run_segmenter
 
         if self._data is None:
-            tf = training_preprocessing(model.preprocessing, model.divisor)
-            self._data = [tf(it) for it in hecktor_datalist(self.val_dir)[: self.cases]]
+            self._data = [working_case(it, model.preprocessing, model.divisor)
+                          for it in hecktor_datalist(self.val_dir)[: self.cases]]
         agg = AggregatedDice((1, 2))
-        for i, d in enumerate(self._data):
-            prob = predict_probabilities(model, d["image"], steps=self.steps, seed=i, device=device)
-            agg.update(label_map(prob), np.rint(np.asarray(d["label"])[0]).astype(np.uint8))
+        for i, (case, label) in enumerate(self._data):
+            seg = run_segmenter(model, case.pet_suv, case.ct_hu, samples=1, steps=self.steps, seed=i, device=device)
+            agg.update(seg.labels, label)
         return {"val_dice_agg": agg.mean(ignore_nan=True), "val_cases": len(self._data)}
 
 
@@ -153,6 +139,6 @@ class PetCtTrainer(Trainer):
     def __init__(self, model, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
                  val_sampling_steps: int = 5, **kwargs) -> None:
         validate = PetCtValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
-        loss = segmentation_loss if hasattr(model, "diffusion") else segresnet_loss
+        loss = segmentation_loss if isinstance(model, PetCtSegModel) else segresnet_loss
         super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
                          val_metric="val_dice_agg", **kwargs)
