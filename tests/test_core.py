@@ -106,6 +106,35 @@ def test_every_prediction_type_recovers_x0(prediction, sampler):
 
 
 @pytest.mark.parametrize("prediction", ["sample", "epsilon", "v"])
+def test_residual_diffusion_adds_the_reference_back(prediction):
+    """reference=1: the network diffuses target − condition channel 1; a perfect network of the residual gives the
+    target back after sampling, in a wavelet space too, and clipping applies to the sum."""
+    g = torch.Generator().manual_seed(3)
+    x0, cond = torch.rand(1, 1, 8, 8, 8, generator=g, dtype=torch.float64), torch.rand(1, 2, 8, 8, 8, generator=g,
+                                                                                        dtype=torch.float64)
+    space = HaarSpace(3)
+    ref: list = []
+    d = ConditionalDiffusion(None, DiffusionSchedule(), space, prediction=prediction, clip_range=(0.0, 1.0),
+                             reference=1)
+    residual = space.encode(x0) - space.encode(cond[:, 1:2])
+    d.network = _Oracle(ref, residual)
+    ref.append(d)
+    out = d.sample(cond, steps=4, sampler="ddim", generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x0, atol=1e-6, rtol=0)
+    o = d.forward_train(x0, cond, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(o.x0, residual)
+    # x̂₀ beyond the range is clipped as x̂₀ + reference, in image space
+    big = space.encode(torch.full_like(x0, 2.0)) - space.encode(cond[:, 1:2])
+    clipped = space.decode(d.clip(big, space.encode(cond[:, 1:2])) + space.encode(cond[:, 1:2]))
+    torch.testing.assert_close(clipped, torch.ones_like(x0))
+    assert ConditionalDiffusion(None, reference=1).config["reference"] == 1
+    with pytest.raises(ValueError, match="reference needs one target channel"):
+        ConditionalDiffusion(None, reference=0, target_channels=2)
+    with pytest.raises(ValueError, match="needs condition channel 1"):
+        d.loss(x0, cond[:, :1])
+
+
+@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v"])
 def test_training_target_and_to_x0_are_inverse_closed_forms(prediction):
     d = ConditionalDiffusion(torch.nn.Identity(), prediction=prediction)
     g = torch.Generator().manual_seed(1)

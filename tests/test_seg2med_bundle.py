@@ -48,10 +48,11 @@ def test_train_and_inference_configs_agree():
         for f in infer_files:
             infer.update(json.loads((CONFIGS / f).read_text()))
         model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
-                                    prediction=train["prediction"])
+                                    prediction=train["prediction"], residual=train["residual"])
         net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
         assert model.network_config == net
         assert model.diffusion.prediction == infer["diffusion"]["prediction"]
+        assert model.diffusion.reference == infer["diffusion"].get("reference")
 
 
 BASES = {"evaluate.json": ["inference.json"], "inference_3d.json": ["inference.json"],

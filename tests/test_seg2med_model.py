@@ -55,6 +55,34 @@ def test_published_2d_and_full_volume_3d_shapes():
     assert m2.diffusion.schedule.num_train_timesteps == 1000
 
 
+def test_residual_3d_model_keeps_the_prior_and_refuses_conversion_tasks(tmp_path):
+    gen = [("prior", "ct"), ("prior", "t1")]
+    m = tiny_model(3, tasks=gen, residual=True, prediction="v")
+    assert m.diffusion.reference == 0
+    m.save(tmp_path / "r.pt")
+    back = load_model(tmp_path / "r.pt")
+    assert back.diffusion.reference == 0 and back.diffusion.prediction == "v"
+    assert tiny_model(3).diffusion.reference is None
+    with pytest.raises(InputError, match="mask→image tasks only; got ct→t1"):
+        tiny_model(3, tasks=gen + [("ct", "t1")], residual=True)
+
+
+def test_bundle_refuses_weights_trained_with_another_diffusion(tmp_path):
+    """The bundle's configs build the diffusion; weights trained with another prediction type or reference channel
+    are refused in one line, not silently misused."""
+    from medfusion.apps.seg2med.bundle import assemble
+
+    gen = [("prior", "ct")]
+    tiny_model(3, tasks=gen, residual=True, prediction="v").save(tmp_path / "r.pt")
+    plain = tiny_model(3, tasks=gen)
+    with pytest.raises(InputError, match=r"trained with prediction 'v', reference 0 but the configs build "
+                                         r"prediction 'sample', reference None") as err:
+        assemble(plain.diffusion, str(tmp_path / "r.pt"))
+    assert "\n" not in str(err.value)
+    same = tiny_model(3, tasks=gen, residual=True, prediction="v")
+    assert assemble(same.diffusion, str(tmp_path / "r.pt")).diffusion.reference == 0
+
+
 def test_one_task_needs_no_class_label():
     m = tiny_model(2, tasks=[("prior", "ct")])
     assert m.network_config["num_class_embeds"] is None and m.class_labels("prior", "ct") is None

@@ -43,12 +43,20 @@ class BundleEntry:
         raise NotImplementedError
 
 
-def load_weights(network: torch.nn.Module, checkpoint: str, kind: str):
-    """Load a checkpoint's weights into the bundle's ``network_def`` (strict: every tensor must fit) and return
-    the :class:`~medfusion.core.checkpoint.Checkpoint` (its settings and provenance)."""
+def load_weights(diffusion, checkpoint: str, kind: str):
+    """Load a checkpoint's weights into the bundle's ``network_def`` (strict: every tensor must fit), after checking
+    that the configs' ``diffusion`` (schedule, space, prediction type, reference channel) is the one the weights
+    were trained with; returns the :class:`~medfusion.core.checkpoint.Checkpoint` (settings and provenance)."""
     ckpt = load_checkpoint(checkpoint, kind=kind)
+    built, trained = diffusion.config, dict(ckpt.diffusion)
+    trained.setdefault("reference", None)  # checkpoints from before residual diffusion
+    differ = [k for k in ("schedule", "space", "prediction", "reference") if k in trained and built[k] != trained[k]]
+    if differ:
+        raise InputError(f"the weights in {checkpoint} were trained with " + ", ".join(
+            f"{k} {trained[k]!r}" for k in differ) + " but the configs build " + ", ".join(
+            f"{k} {built[k]!r}" for k in differ) + " (was the diffusion section of the config changed?)")
     try:
-        network.load_state_dict(ckpt.state_dict)
+        diffusion.network.load_state_dict(ckpt.state_dict)
     except RuntimeError as e:
         raise InputError(f"the weights in {checkpoint} do not fit network_def (was it changed?): {first_line(e)}") \
             from None

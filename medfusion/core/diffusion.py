@@ -7,6 +7,11 @@ cWDM, seg2med and the PET/CT mask model do) and, optionally, class labels.  It p
 - ``"epsilon"``: the noise ``ε̂`` (DDPM, seg2med), ``x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t``;
 - ``"v"``: ``v̂ = √ᾱ_t ε − √(1−ᾱ_t) x₀`` (Salimans & Ho 2022), ``x̂₀ = √ᾱ_t x_t − √(1−ᾱ_t) v̂``.
 
+Residual diffusion (``reference=k``): the diffused quantity is the target minus condition channel ``k`` (e.g. a
+prior image that already holds every organ's mean value), so the network only learns what the condition lacks
+(texture, noise, corrections); sampling adds the condition back.  Every space here is linear, so the difference
+is taken in the space.
+
 Whatever it predicts is turned into ``x̂₀``, clipped in image space (:meth:`ImageSpace.clip`) and handed to the
 DDPM/DDIM step of :mod:`medfusion.core.schedule`, so every sampler works with every prediction type.
 
@@ -56,6 +61,8 @@ class ConditionalDiffusion:
         clip_range: image-space range of ``x̂₀`` (``None``: no clipping), e.g. ``(0, 1)`` for normalised MRI,
             ``(-1, 1)`` for images scaled that way.
         target_channels: image channels of what is generated.
+        reference: ``None``, or the index of the condition channel that the target is generated relative to
+            (residual diffusion; needs ``target_channels == 1``).
     """
 
     def __init__(
@@ -67,22 +74,27 @@ class ConditionalDiffusion:
         prediction: str = "sample",
         clip_range: tuple[float, float] | None = (0.0, 1.0),
         target_channels: int = 1,
+        reference: int | None = None,
     ) -> None:
         if prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction type {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+        if reference is not None and (int(target_channels) != 1 or int(reference) < 0):
+            raise ValueError(f"reference needs one target channel and a condition channel index >= 0, got "
+                             f"reference={reference}, target_channels={target_channels}")
         self.network = network
         self.schedule = schedule if schedule is not None else DiffusionSchedule()
         self.space = space if space is not None else ImageSpace(3)
         self.prediction = prediction
         self.clip_range = None if clip_range is None else (float(clip_range[0]), float(clip_range[1]))
         self.target_channels = int(target_channels)
+        self.reference = None if reference is None else int(reference)
 
     @property
     def config(self) -> dict:
         """Plain values that rebuild everything but the network (for checkpoints)."""
         return {"schedule": dict(self.schedule.config), "space": self.space.config, "prediction": self.prediction,
                 "clip_range": None if self.clip_range is None else list(self.clip_range),
-                "target_channels": self.target_channels}
+                "target_channels": self.target_channels, "reference": self.reference}
 
     # ---- prediction types ----------------------------------------------------------------------------------
     def _coefficients(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,9 +123,23 @@ class ConditionalDiffusion:
             return (x_t - s * output) / a
         return a * x_t - s * output
 
-    def clip(self, x0_hat: torch.Tensor) -> torch.Tensor:
-        """Clip ``x̂₀`` (in the space) to :attr:`clip_range` in image space."""
-        return x0_hat if self.clip_range is None else self.space.clip(x0_hat, *self.clip_range)
+    def clip(self, x0_hat: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """Clip ``x̂₀`` (in the space) to :attr:`clip_range` in image space; for residual diffusion ``x̂₀ + ref``
+        is clipped (``ref``: the encoded reference channel)."""
+        if self.clip_range is None:
+            return x0_hat
+        if ref is None:
+            return self.space.clip(x0_hat, *self.clip_range)
+        return self.space.clip(x0_hat + ref, *self.clip_range) - ref
+
+    def _reference(self, cond: torch.Tensor | None) -> torch.Tensor | None:
+        """The encoded reference channel of the encoded conditions (``None`` without residual diffusion)."""
+        if self.reference is None:
+            return None
+        n = self.space.channels(1)
+        if cond is None or cond.shape[1] < (self.reference + 1) * n:
+            raise ValueError(f"residual diffusion needs condition channel {self.reference}")
+        return cond[:, self.reference * n: (self.reference + 1) * n]
 
     def _network(self, x_t, cond, t, class_labels, precision):
         x = x_t if cond is None else torch.cat([x_t, cond], dim=1)
@@ -138,6 +164,9 @@ class ConditionalDiffusion:
         """
         x0 = self.space.encode(_at_least_float32(target))
         cond = None if conditions is None else self.space.encode(_at_least_float32(conditions))
+        ref = self._reference(cond)
+        if ref is not None:
+            x0 = x0 - ref
         b = x0.shape[0]
         t = timesteps if timesteps is not None else self.schedule.sample_timesteps(b, generator=generator)
         t = t.to(x0.device)
@@ -193,11 +222,12 @@ class ConditionalDiffusion:
 
         def predict_x0(x_t: torch.Tensor, t: int) -> torch.Tensor:
             tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
-            return self.clip(self.to_x0(self._network(x_t, cond, tt, class_labels, precision), x_t, tt))
+            return self.clip(self.to_x0(self._network(x_t, cond, tt, class_labels, precision), x_t, tt), ref)
 
+        ref = self._reference(cond)
         x0 = sample_loop(predict_x0, x_T, self.schedule, sampler=sampler, steps=steps, eta=eta, variance=variance,
                          generator=generator, progress=progress)
-        image = self.space.decode(x0)
+        image = self.space.decode(x0 if ref is None else x0 + ref)
         return image if self.clip_range is None else image.clamp(*self.clip_range)
 
 

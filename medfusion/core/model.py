@@ -62,7 +62,7 @@ class DiffusionModel:
         diff = ConditionalDiffusion(
             cls.build_network(dict(network_config)), DiffusionSchedule(**d.get("schedule", {})), space,
             prediction=d.get("prediction", "sample"), clip_range=None if clip is None else tuple(clip),
-            target_channels=int(d.get("target_channels", 1)),
+            target_channels=int(d.get("target_channels", 1)), reference=d.get("reference"),
         )
         return cls(diffusion=diff, network_config=dict(network_config), **kwargs)
 

@@ -25,7 +25,7 @@ def assemble(diffusion, checkpoint: str, preprocessing=None, postprocessing=None
         preprocessing: a ``PercentileNormalize`` (its ``lower``/``upper``), or ``None`` for the checkpoint's.
         postprocessing: a ``ZeroBackground`` (its ``threshold``), or ``None`` for the checkpoint's.
     """
-    ckpt = load_weights(diffusion.network, checkpoint, KIND)
+    ckpt = load_weights(diffusion, checkpoint, KIND)
     pre = dict(ckpt.preprocessing)
     if preprocessing is not None:
         pre.update(lower=float(preprocessing.lower), upper=float(preprocessing.upper))

@@ -6,21 +6,20 @@ number of steps as the diffusion model, with MONAI's ``DiceCELoss`` (softmax ove
 output has the diffusion model's form — per-class probabilities of GTVp and GTVn — so both are labelled, written
 and scored the same way; it has no uncertainty.
 
-Its checkpoint is the shared format (:mod:`medfusion.core.checkpoint`) with kind ``petct-segresnet`` and an empty
-``diffusion`` entry; :class:`~medfusion.core.training.Trainer` trains it like a diffusion model.
+Its checkpoint is the shared format (:mod:`medfusion.core.checkpoint`, via
+:class:`~medfusion.core.baseline.DeterministicModel`) with kind ``petct-segresnet``;
+:class:`~medfusion.core.training.Trainer` trains it like a diffusion model.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Mapping
 
 import numpy as np
 import torch
 
-from ...core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ...core.baseline import DeterministicModel
 from ...core.inference import whole_volume
-from ...errors import InputError, first_line
 from .model import normalise_pet_ct, preprocessing_settings
 
 __all__ = ["SegResNetBaseline", "BASELINE_KIND", "segresnet_loss"]
@@ -29,8 +28,9 @@ BASELINE_KIND = "petct-segresnet"
 _DEFAULT_NET = {"init_filters": 8, "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1], "dropout_prob": 0.0}
 
 
-class SegResNetBaseline:
-    """A MONAI ``SegResNet`` (2 input channels PET/CT, 3 output classes) with its preprocessing and provenance.
+class SegResNetBaseline(DeterministicModel):
+    """A MONAI ``SegResNet`` (2 input channels PET/CT, 3 output classes) with its preprocessing and provenance
+    (checkpoints, loading and devices: :class:`~medfusion.core.baseline.DeterministicModel`).
 
     Attributes:
         network: the ``SegResNet``.
@@ -41,15 +41,11 @@ class SegResNetBaseline:
 
     kind = BASELINE_KIND
 
-    def __init__(self, network_config: Mapping, preprocessing: Mapping, info: Mapping | None = None) -> None:
+    @classmethod
+    def build_network(cls, config: dict) -> torch.nn.Module:
         from monai.networks.nets import SegResNet
 
-        self.network_config = dict(network_config)
-        self.preprocessing = dict(preprocessing)
-        self.info = dict(info or {})
-        self.network: torch.nn.Module = SegResNet(spatial_dims=3, in_channels=2, out_channels=3,
-                                                  **self.network_config)
-        self.settings: dict = {}
+        return SegResNet(spatial_dims=3, in_channels=2, out_channels=3, **config)
 
     @classmethod
     def create(cls, network_config: Mapping | None = None, *, suv_scale: float = 10.0, suv_clip: float = 30.0,
@@ -57,41 +53,12 @@ class SegResNetBaseline:
                box_mm: float | None = 144.0, info: dict | None = None) -> "SegResNetBaseline":
         """A new (untrained) baseline; the other arguments: :func:`~.model.preprocessing_settings`."""
         pre = preprocessing_settings(suv_scale, suv_clip, ct_window, spacing, box_mm)
-        return cls({**_DEFAULT_NET, **dict(network_config or {})}, pre, info)
+        return cls({**_DEFAULT_NET, **dict(network_config or {})}, pre, info=info)
 
     @property
     def divisor(self) -> int:
         """Every input size must be a multiple of this (one halving per down-sampling level)."""
         return 2 ** (len(self.network_config["blocks_down"]) - 1)
-
-    def to(self, device) -> "SegResNetBaseline":
-        self.network.to(device)
-        return self
-
-    # ---- checkpoints ------------------------------------------------------------------------------------------
-    def checkpoint(self) -> Checkpoint:
-        return Checkpoint(kind=self.kind, network=self.network_config, diffusion={},
-                          state_dict=self.network.state_dict(), preprocessing=self.preprocessing, info=self.info)
-
-    def save(self, path: str | os.PathLike) -> str:
-        return save_checkpoint(self.checkpoint(), path)
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint) -> "SegResNetBaseline":
-        if ckpt.kind != cls.kind:
-            raise InputError(f"a {ckpt.kind!r} checkpoint cannot be loaded as a {cls.kind!r} model")
-        try:
-            model = cls(ckpt.network, ckpt.preprocessing, ckpt.info)
-            model.network.load_state_dict(ckpt.state_dict)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise InputError(f"checkpoint weights do not fit its network config: {first_line(e)}") from None
-        model.network.eval()
-        return model
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SegResNetBaseline":
-        """Load a baseline checkpoint (``torch.load(..., weights_only=True)``), in eval mode."""
-        return cls.from_checkpoint(load_checkpoint(path, kind=cls.kind)).to(device)
 
     # ---- inference --------------------------------------------------------------------------------------------
     def predict(self, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu") -> np.ndarray:

@@ -21,7 +21,7 @@ __all__ = ["assemble", "PetCtSegmenter", "PetCtEvaluator"]
 
 def assemble(diffusion, checkpoint: str) -> PetCtSegModel:
     """A :class:`PetCtSegModel` from the bundle's components and the weights and preprocessing in ``checkpoint``."""
-    ckpt = load_weights(diffusion.network, checkpoint, KIND)
+    ckpt = load_weights(diffusion, checkpoint, KIND)
     diffusion.network.eval()
     return PetCtSegModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
                          settings=dict(ckpt.settings), info=ckpt.info)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...core.losses import dice_bce, mask_probabilities
 from ...core.model import DiffusionModel
 from ...errors import InputError
 from ...networks import conditional_unet, spatial_divisor
@@ -133,9 +134,8 @@ def encode_labels(labels: torch.Tensor | np.ndarray) -> torch.Tensor:
     return torch.stack(chans, dim=-4)
 
 
-def probabilities(x: torch.Tensor) -> torch.Tensor:
-    """Mask channels in [−1, 1] → per-class probabilities ``(x + 1) / 2`` in [0, 1]."""
-    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+#: mask channels in [−1, 1] → per-class probabilities (see :mod:`medfusion.core.losses`)
+probabilities = mask_probabilities
 
 
 def segmentation_loss(model: PetCtSegModel, batch: dict, *, generator: torch.Generator, device,
@@ -144,17 +144,12 @@ def segmentation_loss(model: PetCtSegModel, batch: dict, *, generator: torch.Gen
     MSE on the network's target (x₀ or ε, over the whole space) + ``dice_weight`` × soft Dice (MONAI ``DiceLoss``
     over both classes and the batch) + ``bce_weight`` × binary cross-entropy, both on the image-space x̂₀'s
     probabilities."""
-    from monai.losses import DiceLoss
-
     cond = batch["image"].to(device)
     target = encode_labels(batch["label"]).to(device)
     o = model.diffusion.forward_train(target, cond, None, generator=generator, precision=precision)
     mse = F.mse_loss(o.prediction.float(), o.target.float())
     prob = probabilities(model.diffusion.space.decode(o.x0_hat.float()))
-    truth = (target > 0).float()
-    dice = DiceLoss(batch=True, smooth_nr=1e-5, smooth_dr=1e-5)(prob, truth)
-    bce = F.binary_cross_entropy(prob.clamp(1e-4, 1.0 - 1e-4), truth)
-    return mse + dice_weight * dice + bce_weight * bce
+    return mse + dice_bce(prob, (target > 0).float(), dice_weight=dice_weight, bce_weight=bce_weight)
 
 
 def load_model(path, device: str | torch.device = "cpu") -> PetCtSegModel:

@@ -28,7 +28,7 @@ def assemble(diffusion, checkpoint: str, windows: dict | None = None) -> Seg2Med
         checkpoint: a medfusion seg2med checkpoint (its weights must fit ``network_def``).
         windows: modality → ``[lo, hi]`` overriding the checkpoint's intensity windows (``None``: the checkpoint's).
     """
-    ckpt = load_weights(diffusion.network, checkpoint, KIND)
+    ckpt = load_weights(diffusion, checkpoint, KIND)
     pre = dict(ckpt.preprocessing)
     if windows:
         pre["windows"] = {**pre["windows"], **{k: [float(v) for v in w] for k, w in windows.items()}}

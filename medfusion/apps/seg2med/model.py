@@ -69,7 +69,7 @@ class Seg2MedModel(DiffusionModel):
     def create(cls, network_config: Mapping | None = None, *, dims: int = 2,
                tasks: Sequence[Sequence[str]] = ALL_TASKS, windows: Mapping[str, Sequence[float]] | None = None,
                prediction: str | None = None, schedule: Mapping | None = None, lll_scale: float = 3.0,
-               info: dict | None = None) -> "Seg2MedModel":
+               residual: bool = False, info: dict | None = None) -> "Seg2MedModel":
         """A new (untrained) model.
 
         Args:
@@ -79,12 +79,18 @@ class Seg2MedModel(DiffusionModel):
             tasks: the (source, target) pairs it learns; one task → no class label.
             prediction: default ``epsilon`` for 2D (published), ``sample`` for 3D.
             schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
+            residual: generate the target as the prior image plus a diffused difference (residual diffusion,
+                :class:`~medfusion.core.diffusion.ConditionalDiffusion` ``reference=0``): the prior already holds
+                each organ's value, the network learns the rest; generation tasks only.
         """
         if dims not in (2, 3):
             raise InputError(f"dims must be 2 or 3, got {dims!r}")
         tasks = [list(check_task(*t)) for t in tasks]
         if not tasks:
             raise InputError("a seg2med model needs at least one task")
+        if residual and any(source != "prior" for source, _ in tasks):
+            raise InputError("residual diffusion adds the prior image back, so it is for mask→image tasks only; "
+                             f"got {', '.join(f'{s}→{t}' for s, t in tasks if s != 'prior')}")
         n = 2**dims if dims == 3 else 1  # image channels in the space (Haar: 8 sub-bands)
         config = {"channels": _SMALL_CHANNELS, "num_res_blocks": 1, "norm_num_groups": 16, "num_head_channels": 16}
         config.update(dict(network_config or {}))
@@ -96,7 +102,8 @@ class Seg2MedModel(DiffusionModel):
         space = {"kind": "identity", "spatial_dims": 2} if dims == 2 else \
             {"kind": "haar", "spatial_dims": 3, "lll_scale": lll_scale}
         diffusion = {"schedule": dict(schedule or {}), "space": space, "clip_range": (0.0, 1.0),
-                     "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1}
+                     "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1,
+                     "reference": 0 if residual else None}
         win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
         return cls.from_parts(config, diffusion, preprocessing={"windows": win},
                               settings={"dims": dims, "tasks": tasks}, info=dict(info or {}))
