@@ -7,4 +7,4 @@ no-learning baseline, phantoms, and a ``cli.py`` whose ``register(subparsers)`` 
 """
 
 #: application packages, in the order their commands appear in ``medfusion --help``
-APPS: tuple[str, ...] = ("cwdm", "seg2med", "petct")
+APPS: tuple[str, ...] = ("cwdm", "seg2med", "petct", "stain")

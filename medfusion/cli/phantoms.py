@@ -28,6 +28,11 @@ def cmd_phantoms(args: argparse.Namespace) -> int:
     kind = phantom_kinds()[args.kind]
     if args.shape is None:
         args.shape = kind["shape"]
+    elif len(args.shape) != len(kind["shape"]):
+        from ..errors import InputError
+
+        raise InputError(f"--shape takes {len(kind['shape'])} sizes for --kind {args.kind} "
+                         f"(e.g. {' '.join(map(str, kind['shape']))}), got {len(args.shape)}")
     if args.prefix is None:
         args.prefix = kind["prefix"]
     cases = kind["write"](args)
@@ -46,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=list(kinds), default=default, help=f"default {default}")
     p.add_argument("--out", required=True, help="dataset folder")
     p.add_argument("--n", type=positive_int, default=4, help="number of cases")
-    p.add_argument("--shape", type=positive_int, nargs=3, metavar=("X", "Y", "Z"), help="voxels (default: the kind's)")
+    p.add_argument("--shape", type=positive_int, nargs="+", metavar="N",
+                   help="voxels X Y Z (pixels H W for stain tiles; default: the kind's)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the first case (case i uses seed + i)")
     p.add_argument("--prefix", help="case name prefix (default: the kind's)")
     p.add_argument("--drop", help="brats only: leave this contrast out (t1n, t1c, t2w or t2f; missing-modality "

@@ -1,0 +1,80 @@
+"""The stain-translation sub-command of ``medfusion``: ``stain`` (one H&E image, or a folder), and the ``stain``
+phantoms of ``medfusion phantoms`` (synthetic H&E/IHC tissue tiles with cell labels)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+
+BUNDLE = "he_to_ihc_staindiffuser"
+
+
+def load_translator(path: str):
+    """The diffusion model or the U-Net baseline in a checkpoint file or bundle folder, by its kind."""
+    from ...core.checkpoint import load_checkpoint
+    from .baseline import BASELINE_KIND, UNetBaseline
+    from .model import StainModel
+
+    ckpt = load_checkpoint(path)  # read once; its kind says which class it is
+    model = (UNetBaseline if ckpt.kind == BASELINE_KIND else StainModel).from_checkpoint(ckpt)
+    model.network.eval()
+    return model
+
+
+def cmd_stain(args: argparse.Namespace) -> int:
+    from ...errors import InputError
+    from ...progress import progress_bar
+    from .pipeline import stain_file, stain_folder
+
+    if (args.he is None) == (args.images is None):
+        raise InputError("give --he (one H&E image) or --images (a folder of H&E images)")
+    if args.tile is not None and args.overlap is not None and args.overlap >= args.tile:
+        raise InputError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
+    check_device(args.device)
+    model = load_translator(weights_path(args, BUNDLE))
+    opts = {"overwrite": args.overwrite, "device": args.device, "steps": args.steps, "sampler": args.sampler,
+            "seed": args.seed, "precision": args.precision, "tile": args.tile, "overlap": args.overlap,
+            "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
+    if args.images is not None:
+        written = stain_folder(model, args.images, args.out, cells_dir=args.cells, **opts)
+    else:
+        written = stain_file(model, args.he, args.out, cells=args.cells, **opts)
+    print("\n".join(written))
+    return 0
+
+
+def write_phantoms(args: argparse.Namespace) -> list:
+    from ...errors import InputError
+    from .tissue import write_tissue_dataset
+
+    if args.drop is not None:
+        raise InputError("--drop is for --kind brats; stain tiles always hold he, ihc and cells")
+    return write_tissue_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
+
+
+#: ``medfusion phantoms --kind stain`` (see medfusion.cli.phantoms)
+PHANTOMS = {"stain": {"help": "synthetic H&E / IHC tissue tiles (he.png, ihc.png: 8-bit RGB, pixel-aligned) with "
+                              "nucleus labels (cells.png, 16-bit)", "shape": (128, 128),
+                      "prefix": "STAIN-PHANTOM", "write": write_phantoms}}
+
+
+def register(sub) -> None:
+    """Add ``stain`` to the ``medfusion`` sub-commands."""
+    p = sub.add_parser("stain", help="virtual IHC stain and cell labels from an H&E image (StainDiffuser)",
+                       description="Translate an H&E image (8-bit RGB PNG, TIFF or JPEG) to a virtual IHC image of "
+                       "the same size, and segment its cells, with a multitask diffusion model. Images larger than "
+                       "--tile run tile by tile, overlapping tiles blended. One image (--he, --out FILE) or a "
+                       "folder (--images DIR --out DIR).")
+    p.add_argument("--he", help="H&E image (8-bit RGB: PNG, TIFF or JPEG)")
+    p.add_argument("--images", help="a folder of H&E images (outputs <name>.png)")
+    p.add_argument("--out", help="virtual IHC image (8-bit RGB, .png/.tif/.jpg), or the output folder with --images")
+    p.add_argument("--cells", help="also write the cell labels (16-bit PNG or TIFF, 0 background, 1..N cells); a "
+                   "folder with --images")
+    p.add_argument("--tile", type=positive_int, help="tile size in pixels (default: the model's training tile)")
+    p.add_argument("--overlap", type=int, help="pixels shared by neighbouring tiles (default: a quarter tile)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling(p, 10)
+    add_weights(p, BUNDLE)
+    p.set_defaults(func=cmd_stain)

@@ -1,0 +1,160 @@
+"""Training data, validation and the trainer of the StainDiffuser model (and of its U-Net baseline).
+
+A dataset is a folder of case folders, each with ``he.png`` (H&E, 8-bit RGB), ``ihc.png`` (the registered IHC
+image, 8-bit RGB) and ``cells.png`` (coarse nucleus labels, 16-bit; used in training only) — what
+``medfusion phantoms --kind stain`` and :mod:`.data` write.  Each access gives a random ``tile``×``tile`` crop
+with random flips and 90° rotations (MONAI dictionary transforms, seeded per item by the core trainer).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from monai.transforms import MapTransform
+
+from ...core.training import Trainer, TransformDataset
+from ...errors import InputError
+from .images import CASE_FILES
+from .model import StainModel, rgb_to_unit, stain_loss
+
+__all__ = ["stain_datalist", "LoadStainCased", "training_preprocessing", "StainTrainingSet",
+           "StainValidation", "StainTrainer"]
+
+_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def _find(folder: str, stem: str) -> str | None:
+    for ext in _EXTENSIONS:
+        path = os.path.join(folder, stem + ext)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def stain_datalist(dataset_dir, needed: Sequence[str] = CASE_FILES) -> list[dict]:
+    """``{"name", "he", "ihc", "cells"}`` (file paths; the ``needed`` ones must exist) per case folder, sorted."""
+    root = os.fspath(dataset_dir)
+    if not os.path.isdir(root):
+        raise InputError(f"dataset folder not found: {root}")
+    items = []
+    for name in sorted(os.listdir(root)):
+        found = {k: _find(os.path.join(root, name), k) for k in CASE_FILES}
+        if all(found[k] for k in needed):
+            items.append({"name": name, **{k: v for k, v in found.items() if v}})
+    if not items:
+        raise InputError(f"no case folders with {', '.join(f'{k}.png' for k in needed)} in {root}")
+    return items
+
+
+class LoadStainCased(MapTransform):
+    """File paths → ``he``/``ihc``: ``(3, H, W)`` float32 in [−1, 1]; ``cells``: ``(1, H, W)`` float32 labels;
+    every image of a case must have one size."""
+
+    def __init__(self, keys: Sequence[str] = CASE_FILES) -> None:
+        super().__init__(keys=list(keys), allow_missing_keys=True)
+
+    def __call__(self, data):
+        from ...io import load_rgb
+        from .images import load_labels
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if key == "cells":
+                d[key] = torch.from_numpy(np.asarray(load_labels(d[key]), dtype=np.float32)[None])
+            else:
+                d[key] = torch.from_numpy(rgb_to_unit(load_rgb(d[key])))
+        sizes = {k: tuple(d[k].shape[1:]) for k in self.key_iterator(d)}
+        if len(set(sizes.values())) > 1:
+            raise InputError(f"case {d.get('name', '?')}: images of different sizes {sizes}")
+        return d
+
+
+def training_preprocessing(tile: int, keys: Sequence[str] = CASE_FILES):
+    """The MONAI ``Compose``: :class:`LoadStainCased` → mirror-pad to at least ``tile`` → random ``tile``² crop →
+    random flips (both axes) and 90° rotations → only the image keys."""
+    from monai.transforms import (
+        Compose, EnsureTyped, RandFlipd, RandRotate90d, RandSpatialCropd, SelectItemsd, SpatialPadd,
+    )
+
+    keys = list(keys)
+    return Compose([
+        LoadStainCased(keys),
+        SpatialPadd(keys, spatial_size=(tile, tile), mode="reflect"),
+        RandSpatialCropd(keys, roi_size=(tile, tile), random_size=False),
+        RandFlipd(keys, prob=0.5, spatial_axis=0),
+        RandFlipd(keys, prob=0.5, spatial_axis=1),
+        RandRotate90d(keys, prob=0.5, max_k=3),
+        EnsureTyped(keys, data_type="tensor", track_meta=False),
+        SelectItemsd(keys),
+    ])
+
+
+class StainTrainingSet(TransformDataset):
+    """Case folders through :func:`training_preprocessing` (loaded once and cached; a random tile per access)."""
+
+    def __init__(self, dataset_dir, *, tile: int, needed: Sequence[str] = CASE_FILES, cache: bool = True):
+        super().__init__(stain_datalist(dataset_dir, needed), training_preprocessing(tile, needed), cache=cache)
+
+    @classmethod
+    def for_model(cls, model, dataset_dir, *, cache: bool = True) -> "StainTrainingSet":
+        """The training set with ``model``'s tile size and the files its tasks need (H&E always)."""
+        tasks = getattr(model, "tasks", ("ihc",))
+        return cls(dataset_dir, tile=model.tile, needed=("he",) + tuple(tasks), cache=cache)
+
+
+class StainValidation:
+    """Scores on the first ``cases`` cases of ``val_dir`` (whole images, ``steps`` DDIM steps, seed = case index):
+    ``val_ssim`` and ``val_psnr`` of the IHC image (the ``bci`` protocol of :mod:`medfusion.metrics`), ``val_dice``
+    of the cell foreground (:func:`medfusion.metrics.segmentation.dice`), and ``val_score``, their mean over the
+    model's tasks (IHC: SSIM; cells: Dice), which selects ``model.pt``."""
+
+    def __init__(self, val_dir, cases: int = 4, steps: int = 5) -> None:
+        self.val_dir, self.cases, self.steps = val_dir, int(cases), int(steps)
+
+    def __call__(self, model, device) -> dict:
+        from ...evaluate import evaluate_arrays
+        from ...io import load_rgb
+        from ...metrics.segmentation import dice
+        from .images import load_labels
+        from .translate import translate
+
+        items = stain_datalist(self.val_dir)[: self.cases]
+        ssim, psnr, dices = [], [], []
+        for i, it in enumerate(items):
+            out = translate(model, load_rgb(it["he"]), steps=self.steps, seed=i, device=device)
+            if "ihc" in out:
+                rep = evaluate_arrays([{"case": it["name"], "pred": out["ihc"], "ref": load_rgb(it["ihc"])}],
+                                      protocol="bci")
+                ssim.append(rep.cases[0]["ssim"])
+                psnr.append(rep.cases[0]["psnr"])
+            if "cells" in out:
+                dices.append(dice(out["cells"] > 0, load_labels(it["cells"]) > 0))
+        scores = {"val_cases": len(items)}
+        if ssim:
+            scores.update(val_ssim=float(np.mean(ssim)), val_psnr=float(np.mean(psnr)))
+        if dices:
+            scores["val_dice"] = float(np.mean(dices))
+        scores["val_score"] = float(np.mean([scores[k] for k in ("val_ssim", "val_dice") if k in scores]))
+        return scores
+
+
+class StainTrainer(Trainer):
+    """The core trainer with :func:`~.model.stain_loss` (or the baseline's loss for a U-Net baseline) and
+    :class:`StainValidation`; the bundle's ``train.json`` builds this.  Other arguments:
+    :class:`~medfusion.core.training.Trainer`."""
+
+    def __init__(self, model, train_data, output_dir, *, val_dir=None, val_cases: int = 4,
+                 val_sampling_steps: int = 5, **kwargs) -> None:
+        validate = StainValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
+        loss = stain_loss if isinstance(model, StainModel) else _baseline_loss()
+        super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
+                         val_metric="val_score", **kwargs)
+
+
+def _baseline_loss():
+    from .baseline import baseline_loss
+
+    return baseline_loss

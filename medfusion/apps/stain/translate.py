@@ -1,0 +1,132 @@
+"""H&E → IHC (+ cell labels) for an image of any size: whole image or overlapping tiles, then 8-bit outputs.
+
+The data flow::
+
+    H&E uint8 RGB (H, W, 3) → [−1, 1], channels first
+      → image ≤ tile: the whole image (mirror-padded to the model's divisor, :func:`medfusion.core.inference.whole_volume`)
+        larger: tiles of ``tile`` pixels overlapping by ``overlap`` pixels, blended with Gaussian weights
+        (:func:`medfusion.core.inference.sliding_window`, MONAI), ``batch_size`` tiles per network call
+      → ConditionalDiffusion.sample (DDIM ``steps``, one seeded generator)
+      → IHC: uint8 RGB of the input's size; cells: probability (x + 1) / 2 → threshold 0.5 → touching nuclei
+        split by a distance-transform watershed → uint16 labels 1..N.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...core.inference import sliding_window, whole_volume
+from ...core.losses import mask_probabilities
+from ...errors import InputError
+from .model import StainModel, rgb_to_unit, split_tasks, unit_to_rgb
+
+__all__ = ["translate", "cell_labels", "check_tiling"]
+
+
+def check_tiling(model: StainModel, tile: int | None, overlap: int | None) -> tuple[int, int]:
+    """The tile size and overlap in pixels to use (default: the model's training tile, a quarter of it), checked."""
+    tile = model.tile if tile is None else tile
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < model.divisor or tile % model.divisor:
+        raise InputError(f"--tile must be a positive multiple of {model.divisor} pixels, got {tile}")
+    overlap = tile // 4 if overlap is None else overlap
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile:
+        raise InputError(f"--overlap must be from 0 to less than --tile ({tile}) pixels, got {overlap}")
+    return tile, overlap
+
+
+def _check_he(he: np.ndarray, divisor: int) -> np.ndarray:
+    he = np.asarray(he)
+    if he.ndim != 3 or he.shape[-1] != 3 or he.dtype != np.uint8:
+        raise InputError(f"expected an 8-bit RGB image (H, W, 3) uint8, got shape {he.shape} {he.dtype}")
+    if min(he.shape[:2]) < divisor:
+        raise InputError(f"image is {he.shape[0]}×{he.shape[1]}, smaller than the network's minimum "
+                         f"{divisor}×{divisor}")
+    return he
+
+
+def translate(model, he: np.ndarray, *, steps: int = 10, sampler: str = "ddim", seed: int = 0,
+              tile: int | None = None, overlap: int | None = None, batch_size: int = 4, device="cpu",
+              precision: str = "float32", progress: Callable[[int, int], None] | None = None) -> dict:
+    """Virtual IHC stain and/or cell labels for one H&E image (uint8 RGB ``(H, W, 3)``), by a
+    :class:`~.model.StainModel` (DDIM/DDPM ``steps``, ``seed``) or a :class:`~.baseline.UNetBaseline`.
+
+    Returns ``{"ihc": uint8 (H, W, 3)}`` and/or ``{"cells": uint16 (H, W), "cell_probability": float32 (H, W)}``
+    by the model's tasks.  Images no larger than ``tile`` (default: the training tile) run whole; larger ones tile by
+    tile, neighbours sharing ``overlap`` pixels (default: a quarter tile).
+    """
+    he = _check_he(he, model.divisor)
+    tile, overlap = check_tiling(model, tile, overlap)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    fn, dev = _tile_function(model, steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
+                             progress=progress)
+    x = torch.from_numpy(rgb_to_unit(he))
+    with torch.no_grad():
+        if max(he.shape[:2]) <= tile:
+            y = whole_volume(fn, x.to(dev), model.divisor, mode="reflect").cpu()
+        else:
+            y = sliding_window(fn, x, (tile, tile), overlap=overlap / tile, batch_size=batch_size,
+                               mode="gaussian", device="cpu")
+    out = {}
+    parts = split_tasks(model.tasks, y[None].float())
+    if "ihc" in parts:
+        out["ihc"] = unit_to_rgb(parts["ihc"][0].numpy())
+    if "cells" in parts:
+        prob = mask_probabilities(parts["cells"][0, 0]).numpy().astype(np.float32)
+        out["cell_probability"], out["cells"] = prob, cell_labels(prob)
+    return out
+
+
+def _tile_function(model, *, steps, sampler, seed, device, precision, progress):
+    """``(B, 3, h, w)`` H&E tiles → ``(B, C, h, w)`` outputs in [−1, 1] on the tiles' device, and the device the
+    network runs on."""
+    if isinstance(model, StainModel):
+        dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
+        generator = torch.Generator().manual_seed(seed)
+        model.to(dev).network.eval()
+
+        def sample(batch: torch.Tensor) -> torch.Tensor:
+            return model.diffusion.sample(batch.to(dev), sampler=sampler, steps=steps, generator=generator,
+                                          progress=progress, precision=precision).to(batch.device)
+        return sample, dev
+    from ...core.precision import autocast, check_precision, resolve_device
+
+    dev = resolve_device(device)
+    check_precision(precision, dev)
+    model.to(dev).network.eval()
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        with autocast(dev, precision):
+            return model.forward_tiles(batch.to(dev)).float().to(batch.device)
+    return predict, dev
+
+
+def cell_labels(probability: np.ndarray, *, threshold: float = 0.5, min_area: int = 6,
+                min_distance: int = 3) -> np.ndarray:
+    """Cell (nucleus) probabilities ``(H, W)`` → uint16 instance labels: pixels above ``threshold``, objects smaller
+    than ``min_area`` removed, touching nuclei split by a watershed on the distance transform from peaks at least
+    ``min_distance`` apart (scipy, scikit-image)."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    objects, _ = ndi.label(np.asarray(probability) > threshold)
+    small = np.bincount(objects.ravel()) < min_area  # (skimage's remove_small_objects changed its API in 0.26)
+    small[0] = True
+    fg = ~small[objects]
+    if not fg.any():
+        return np.zeros(fg.shape, dtype=np.uint16)
+    objects[~fg] = 0
+    dist = ndi.distance_transform_edt(fg)
+    peaks = peak_local_max(dist, min_distance=min_distance, labels=objects, exclude_border=False)
+    markers = np.zeros(fg.shape, dtype=np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-dist, markers, mask=fg)
+    missed = fg & (labels == 0)  # objects without a peak keep their connected component
+    if missed.any():
+        extra, _ = ndi.label(missed)
+        labels[missed] = extra[missed] + labels.max()
+    return labels.astype(np.uint16)
