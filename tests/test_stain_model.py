@@ -174,7 +174,7 @@ def test_unet_baseline_trains_saves_and_translates(tmp_path):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = float(loss) if first is None else first
+        first = loss.item() if first is None else first
     assert float(loss) < 0.8 * first
     m.save(tmp_path / "u.pt")
     back = UNetBaseline.load(tmp_path / "u.pt")
@@ -206,3 +206,54 @@ def test_trainer_runs_on_phantom_tiles_and_validates(tmp_path, which):
     ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
     assert ckpt.info["train_steps"] == 3 and 0.0 <= ckpt.info["best_val_score"] <= 1.0
     assert ckpt.kind == ("stain" if which == "diffusion" else "stain-unet")
+
+
+def test_tile_edges_are_where_monai_sliding_window_changes_tiles_and_seam_ratio_finds_seams():
+    """Tiles that each return their own constant, blended with constant weights: the output changes only at the
+    edges tile_edges lists, and seam_ratio is large there; a smooth image has a seam ratio near 1."""
+    from medfusion.apps.stain.translate import tile_edges
+    from medfusion.core.inference import sliding_window
+    from medfusion.metrics.image import seam_ratio
+
+    g = torch.Generator().manual_seed(0)
+    out = sliding_window(lambda b: torch.rand(b.shape[0], 1, 1, 1, generator=g).expand(-1, 1, *b.shape[2:]).clone(),
+                         torch.zeros(1, 70, 53), (16, 16), overlap=4 / 16, batch_size=3, mode="constant")[0].numpy()
+    rows, cols = tile_edges(70, 16, 4), tile_edges(53, 16, 4)
+    assert rows[:3] == [12, 16, 24]  # tiles start every 16 − 4 pixels
+    changed_rows = {k for k in range(1, 70) if np.abs(out[k] - out[k - 1]).max() > 1e-6}
+    changed_cols = {k for k in range(1, 53) if np.abs(out[:, k] - out[:, k - 1]).max() > 1e-6}
+    assert changed_rows and changed_rows <= set(rows) and changed_cols and changed_cols <= set(cols)
+    yy, xx = np.mgrid[:70, :53]
+    smooth = np.sin(yy / 7.0) + np.cos(xx / 5.0)
+    assert seam_ratio(out + 0.01 * smooth, rows, cols) > 10
+    assert abs(seam_ratio(smooth, rows, cols) - 1) < 0.2
+    assert tile_edges(16, 16, 4) == []
+
+
+def test_heldout_evaluation_scores_models_and_references_through_medfusion_metrics(tmp_path):
+    """A model that copies the H&E scores exactly as the 'H&E as IHC' reference; Dice and PSNR match
+    independent computations (scikit-image's PSNR, a direct Dice)."""
+    import json
+
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from medfusion.apps.stain.evaluation import evaluate_heldout
+    from medfusion.apps.stain.images import load_labels
+    from medfusion.apps.stain.tissue import write_tissue_dataset
+    from medfusion.io import load_rgb
+
+    write_tissue_dataset(tmp_path / "test", 2, shape=(40, 36), seed0=7)
+    out = evaluate_heldout({"copy": copy_model()}, tmp_path / "test", steps=2, report=tmp_path / "r.json")
+    m, ref = out["models"]["copy"], out["models"]["he_as_ihc"]
+    assert out["n_cases"] == 2 and set(out["models"]) == {"copy", "he_as_ihc", "haematoxylin_watershed"}
+    assert abs(m["ihc"]["psnr"] - ref["ihc"]["psnr"]) < 0.2 and abs(m["ihc"]["ssim"] - ref["ihc"]["ssim"]) < 0.01
+    case = tmp_path / "test" / "STAIN-PHANTOM-00000"
+    he, ihc = load_rgb(case / "he.png"), load_rgb(case / "ihc.png")
+    assert ref["ihc"]["per_case"][0]["psnr"] == pytest.approx(peak_signal_noise_ratio(ihc, he, data_range=255))
+    cells = load_labels(case / "cells.png") > 0
+    from medfusion.apps.stain.data import nuclei_labels
+
+    pred = nuclei_labels(he) > 0
+    expected = 2 * (pred & cells).sum() / (pred.sum() + cells.sum())
+    assert out["models"]["haematoxylin_watershed"]["cells"]["per_case"][0]["dice"] == pytest.approx(expected)
+    assert json.loads((tmp_path / "r.json").read_text())["n_cases"] == 2

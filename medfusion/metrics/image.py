@@ -31,12 +31,14 @@ All functions take numpy arrays of equal shape, never modify them and return Pyt
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ..errors import InputError
 
 __all__ = ["ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "default_data_range",
-           "region_mean_errors", "interslice_difference", "SSIM_SIGMA", "SSIM_PAD", "SSIM_BORDERS", "BRASYN_BORDER"]
+           "region_mean_errors", "interslice_difference", "seam_ratio", "SSIM_SIGMA", "SSIM_PAD", "SSIM_BORDERS", "BRASYN_BORDER"]
 
 #: Gaussian window of the SSIM (Wang et al. 2004): σ 1.5, truncated at 3.5 σ → 11 samples wide.
 SSIM_SIGMA = 1.5
@@ -235,6 +237,29 @@ def interslice_difference(volume: np.ndarray, *, mask: np.ndarray | None = None,
         m = np.moveaxis(_mask(mask, np.asarray(volume).shape), axis, 0)
         d = d[m[1:] & m[:-1]]
     return float(d.mean()) if d.size else float("nan")
+
+
+def seam_ratio(image: np.ndarray, row_edges: Sequence[int], col_edges: Sequence[int]) -> float:
+    """Seams of tiled processing: the mean absolute difference between neighbouring pixels across the given tile
+    edges (edge ``k`` lies between pixel ``k − 1`` and pixel ``k``) divided by the mean across every other pair of
+    neighbours; rows and columns together, all channels of an ``(H, W[, C])`` image.  1 = a tile edge is as smooth
+    as anywhere else; a visible seam raises it."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3:
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {img.shape}")
+    at, off = [], []
+    for axis, edges in ((0, row_edges), (1, col_edges)):
+        d = np.abs(np.diff(img, axis=axis)).mean(axis=tuple(a for a in range(3) if a != axis))  # per boundary
+        on = np.zeros(d.shape, dtype=bool)
+        on[[int(k) - 1 for k in edges if 0 < int(k) < img.shape[axis]]] = True
+        at.append(d[on])
+        off.append(d[~on])
+    seams, elsewhere = np.concatenate(at), np.concatenate(off)
+    if not seams.size or not elsewhere.size:
+        raise ValueError("no tile edge inside the image, or nothing but edges")
+    return float(seams.mean() / elsewhere.mean())
 
 
 def _difference(pred, ref, mask) -> np.ndarray:

@@ -23,7 +23,7 @@ from ...core.losses import mask_probabilities
 from ...errors import InputError
 from .model import StainModel, rgb_to_unit, split_tasks, unit_to_rgb
 
-__all__ = ["translate", "cell_labels", "check_tiling"]
+__all__ = ["translate", "cell_labels", "check_tiling", "tile_edges"]
 
 
 def check_tiling(model: StainModel, tile: int | None, overlap: int | None) -> tuple[int, int]:
@@ -104,29 +104,23 @@ def _tile_function(model, *, steps, sampler, seed, device, precision, progress):
     return predict, dev
 
 
-def cell_labels(probability: np.ndarray, *, threshold: float = 0.5, min_area: int = 6,
-                min_distance: int = 3) -> np.ndarray:
-    """Cell (nucleus) probabilities ``(H, W)`` → uint16 instance labels: pixels above ``threshold``, objects smaller
-    than ``min_area`` removed, touching nuclei split by a watershed on the distance transform from peaks at least
-    ``min_distance`` apart (scipy, scikit-image)."""
-    from scipy import ndimage as ndi
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed
+def tile_edges(size: int, tile: int, overlap: int) -> list[int]:
+    """Where tiles start or end along an axis of ``size`` pixels when :func:`translate` tiles it: MONAI's grid
+    (starts every ``tile − overlap`` pixels, the last tile flush with the end; ``monai.data.utils.dense_patch_slices``),
+    for :func:`medfusion.metrics.image.seam_ratio`."""
+    from monai.data.utils import dense_patch_slices
 
-    objects, _ = ndi.label(np.asarray(probability) > threshold)
-    small = np.bincount(objects.ravel()) < min_area  # (skimage's remove_small_objects changed its API in 0.26)
-    small[0] = True
-    fg = ~small[objects]
-    if not fg.any():
-        return np.zeros(fg.shape, dtype=np.uint16)
-    objects[~fg] = 0
-    dist = ndi.distance_transform_edt(fg)
-    peaks = peak_local_max(dist, min_distance=min_distance, labels=objects, exclude_border=False)
-    markers = np.zeros(fg.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    labels = watershed(-dist, markers, mask=fg)
-    missed = fg & (labels == 0)  # objects without a peak keep their connected component
-    if missed.any():
-        extra, _ = ndi.label(missed)
-        labels[missed] = extra[missed] + labels.max()
-    return labels.astype(np.uint16)
+    if size <= tile:
+        return []
+    interval = int(tile * (1 - overlap / tile))  # as sliding_window_inference turns the overlap into a step
+    starts = {s[0].start for s in dense_patch_slices((size,), (tile,), (interval,))}
+    return sorted(e for e in starts | {s + tile for s in starts} if 0 < e < size)
+
+
+def cell_labels(probability: np.ndarray, *, threshold: float = 0.5, min_area: int = 6,
+               min_distance: int = 3) -> np.ndarray:
+    """Cell (nucleus) probabilities ``(H, W)`` → uint16 instance labels: pixels above ``threshold``, then
+    :func:`.data.split_nuclei` (small objects dropped, touching nuclei split by a distance-transform watershed)."""
+    from .data import split_nuclei
+
+    return split_nuclei(np.asarray(probability) > threshold, min_area=min_area, min_distance=min_distance)

@@ -1,0 +1,79 @@
+"""Entry points of the ``he_to_ihc_staindiffuser`` MONAI bundle.
+
+The configs build ``network_def`` (:class:`~.network.DualBranchDenoiser`), ``noise_schedule``, ``space`` and
+``diffusion`` (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) as components; :func:`assemble` joins them
+with a checkpoint's weights and settings, so steps, tiles or the network can be overridden on the command line.
+
+Inference reads a folder of H&E images (8-bit RGB PNG, TIFF or JPEG) and writes ``<output_dir>/<name>.png`` (the
+virtual IHC image) and, when ``cells_dir`` is set, ``<cells_dir>/<name>.png`` (16-bit cell labels).  Evaluation
+scores the diffusion model, the U-Net baseline and the no-learning references on a folder of case folders
+(``he.png``, ``ihc.png``, ``cells.png``): the IHC image with the ``bci`` protocol, the cells by Dice.
+"""
+
+from __future__ import annotations
+
+from ...core.bundle import BundleEntry, format_scores, load_weights
+from .model import KIND, StainModel
+
+__all__ = ["assemble", "StainTranslator", "StainEvaluator"]
+
+
+def assemble(diffusion, checkpoint: str) -> StainModel:
+    """A :class:`StainModel` from the bundle's components and the weights and settings in ``checkpoint``."""
+    ckpt = load_weights(diffusion, checkpoint, KIND)
+    diffusion.network.eval()
+    return StainModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
+                      settings=dict(ckpt.settings), info=ckpt.info)
+
+
+class StainTranslator(BundleEntry):
+    """``inference.json``: every H&E image in ``dataset_dir`` → virtual IHC (and cell labels)."""
+
+    name = "he_to_ihc_staindiffuser inference"
+
+    def __init__(self, model, dataset_dir, output_dir, *, cells_dir=None, steps=10, sampler="ddim", seed=0,
+                 tile=None, overlap=None, device="cpu", precision="float32", overwrite=False):
+        self.model, self.dataset_dir, self.output_dir, self.cells_dir = model, dataset_dir, output_dir, cells_dir
+        self.overwrite = overwrite
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, tile=tile, overlap=overlap, device=device,
+                           precision=precision)
+
+    def _run(self) -> list[str]:
+        from .pipeline import stain_folder
+
+        return stain_folder(self.model, self.dataset_dir, self.output_dir, cells_dir=self.cells_dir,
+                            overwrite=self.overwrite, **self.kwargs)
+
+
+class StainEvaluator(BundleEntry):
+    """``evaluate.json``: the diffusion model, the U-Net baseline (``baseline_checkpoint``) and the no-learning
+    references on held-out case folders, every number from :mod:`medfusion.metrics`; a JSON report."""
+
+    name = "he_to_ihc_staindiffuser evaluate"
+
+    def __init__(self, model, dataset_dir, report, *, baseline_checkpoint=None, steps=10, sampler="ddim", seed=0,
+                 tile=None, overlap=None, device="cpu", precision="float32", max_cases=None, overwrite=False):
+        self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
+        self.baseline_checkpoint, self.max_cases = baseline_checkpoint, max_cases
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, tile=tile, overlap=overlap, device=device,
+                           precision=precision)
+
+    def _run(self) -> list[str]:
+        import logging
+
+        from ...core.runner import check_outputs
+        from .baseline import UNetBaseline
+        from .evaluation import evaluate_heldout
+
+        check_outputs([self.report], overwrite=self.overwrite, extensions=(".json",))
+        models = {"diffusion": self.model}
+        if self.baseline_checkpoint:
+            models["unet"] = UNetBaseline.load(self.baseline_checkpoint)
+        result = evaluate_heldout(models, self.dataset_dir, max_cases=self.max_cases, report=self.report,
+                                  **self.kwargs)
+        log = logging.getLogger("medfusion.bundle")
+        for name, m in result["models"].items():
+            scores = {**{f"ihc_{k}": v for k, v in m.get("ihc", {}).items() if k != "per_case"},
+                      **{f"cells_{k}": v for k, v in m.get("cells", {}).items() if k != "per_case"}}
+            log.info("%s (n=%d): %s", name, result["n_cases"], format_scores(scores))
+        return [self.report]

@@ -1,0 +1,87 @@
+"""Held-out evaluation of stain translators: the IHC image by the ``bci`` protocol and the cells by Dice, every
+number from :mod:`medfusion.metrics`.
+
+For each case folder (``he.png``, ``ihc.png``, ``cells.png``) every model translates the H&E; the IHC image is
+scored against the true IHC with 8-bit PSNR and SSIM as BCI computes them (:func:`medfusion.evaluate.evaluate_arrays`,
+``protocol="bci"``), the cell labels against the coarse true labels by foreground Dice
+(:func:`medfusion.metrics.segmentation.dice`, per image; and aggregated over all pixels of the set).  Two
+no-learning references are scored the same way: ``he_as_ihc`` (the H&E image itself as the IHC prediction — what
+a model must beat to have learned anything) and ``haematoxylin_watershed`` (cells from the H&E's haematoxylin
+channel by :func:`.data.nuclei_labels`, the rule that made the coarse training labels).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Mapping
+
+import numpy as np
+
+from ...io import load_rgb, write_atomic
+from .images import load_labels
+from .train import stain_datalist
+from .translate import translate
+
+__all__ = ["evaluate_heldout", "REFERENCES"]
+
+#: the no-learning references and what they predict
+REFERENCES = {"he_as_ihc": "ihc", "haematoxylin_watershed": "cells"}
+
+
+def _predict(name: str, model, he: np.ndarray, **kwargs) -> dict:
+    if name == "he_as_ihc":
+        return {"ihc": he}
+    if name == "haematoxylin_watershed":
+        from .data import nuclei_labels
+
+        return {"cells": nuclei_labels(he)}
+    return translate(model, he, **kwargs)
+
+
+def _score(preds: list[dict], cases: list[dict]) -> dict:
+    from ...evaluate import evaluate_arrays
+    from ...metrics.segmentation import dice, dice_from_counts
+
+    out: dict = {}
+    if "ihc" in preds[0]:
+        rep = evaluate_arrays([{"case": c["name"], "pred": p["ihc"], "ref": c["ihc"]} for p, c in zip(preds, cases)],
+                              protocol="bci")
+        out["ihc"] = {"psnr": float(np.mean([r["psnr"] for r in rep.cases])),
+                      "ssim": float(np.mean([r["ssim"] for r in rep.cases])),
+                      "per_case": [{"case": r["case"], "psnr": r["psnr"], "ssim": r["ssim"]} for r in rep.cases]}
+    if "cells" in preds[0]:
+        per = [dice(p["cells"] > 0, c["cells"] > 0) for p, c in zip(preds, cases)]
+        inter = sum(int(((p["cells"] > 0) & (c["cells"] > 0)).sum()) for p, c in zip(preds, cases))
+        n_p = sum(int((p["cells"] > 0).sum()) for p in preds)
+        n_r = sum(int((c["cells"] > 0).sum()) for c in cases)
+        out["cells"] = {"dice": float(np.mean(per)), "dice_aggregated": dice_from_counts(inter, n_p, n_r),
+                        "per_case": [{"case": c["name"], "dice": d} for c, d in zip(cases, per)]}
+    return out
+
+
+def evaluate_heldout(models: Mapping[str, object], dataset_dir, *, references: bool = True,
+                     max_cases: int | None = None, report: str | os.PathLike | None = None, **kwargs) -> dict:
+    """Score every model (name → :class:`~.model.StainModel` or :class:`~.baseline.UNetBaseline`) and, with
+    ``references``, the no-learning references on the case folders of ``dataset_dir``.
+
+    Returns ``{"n_cases", "models": {name: {"ihc": {"psnr", "ssim", "per_case"}, "cells": {"dice",
+    "dice_aggregated", "per_case"}, "seconds_per_image"}}}`` (each model's tasks only) and writes it as JSON to
+    ``report`` when given.  Keyword arguments: :func:`.translate.translate` (steps, seed, tile, overlap, device, ...).
+    """
+    import json
+
+    items = stain_datalist(dataset_dir)[: max_cases or None]
+    cases = [{"name": it["name"], "he": load_rgb(it["he"]), "ihc": load_rgb(it["ihc"]),
+              "cells": load_labels(it["cells"])} for it in items]
+    runs = dict(models)
+    if references:
+        runs.update({name: None for name in REFERENCES})
+    result: dict = {"n_cases": len(cases), "models": {}}
+    for name, model in runs.items():
+        t0 = time.time()
+        preds = [_predict(name, model, c["he"], **kwargs) for c in cases]
+        result["models"][name] = {**_score(preds, cases), "seconds_per_image": (time.time() - t0) / len(cases)}
+    if report is not None:
+        write_atomic(report, json.dumps(result, indent=1, allow_nan=True))
+    return result

@@ -1,0 +1,99 @@
+"""The stain bundle (``bundles/he_to_ihc_staindiffuser``) through the real ``python -m monai.bundle`` command line:
+metadata against the schema, configs that agree, training of the diffusion model and the U-Net baseline for two
+steps, inference and evaluation on the embedded samples with tiny random networks (plumbing only, never quality)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import REPO
+from test_bundle import _bundle, _ok
+
+BUNDLE = "bundles/he_to_ihc_staindiffuser"
+TINY_UNET = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
+
+
+def _cfg(*names: str) -> str:
+    return "[" + ",".join(f"'{BUNDLE}/configs/{n}'" for n in names) + "]"
+
+
+def _configs(*names: str) -> dict:
+    merged: dict = {}
+    for n in names:
+        merged.update(json.loads((REPO / BUNDLE / "configs" / n).read_text()))
+    return merged
+
+
+def test_metadata_verifies_offline():
+    from test_bundle import SCHEMA, SCHEMA_MD5
+
+    _ok(_bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
+                "--hash_val", SCHEMA_MD5))
+
+
+def test_train_and_inference_configs_agree_and_resolve():
+    """train.json's model gives exactly inference.json's network_def and diffusion; every _target_ resolves."""
+    from test_bundle import check_components
+
+    from medfusion.apps.stain.model import StainModel
+
+    train, infer = _configs("train.json"), _configs("inference.json")
+    model = StainModel.create(train["unet"], tasks=train["tasks"], encoder_channels=train["encoder_channels"],
+                              prediction=train["prediction"], tile=train["tile"])
+    assert model.network_config == {k: v for k, v in infer["network_def"].items() if k != "_target_"}
+    diff = {k: v for k, v in infer["diffusion"].items() if k not in ("_target_", "network", "schedule", "space")}
+    assert {k: model.diffusion.config[k] for k in diff} == diff
+    for names in (["train.json"], ["train.json", "train_baseline.json"], ["train.json", "train_ihc_only.json"],
+                  ["train.json", "train_cells_only.json"], ["inference.json"], ["inference.json", "evaluate.json"]):
+        check_components(_configs(*names), "+".join(names))
+
+
+def test_bundle_trains_the_multitask_model_a_single_task_variant_and_the_baseline(tmp_path):
+    from medfusion.apps.stain.tissue import write_tissue_dataset
+    from medfusion.core.checkpoint import load_checkpoint
+
+    data = tmp_path / "tiles"
+    write_tissue_dataset(data, 2, shape=(40, 36), seed0=70)
+    common = ["--bundle_root", BUNDLE, "--dataset_dir", str(data), "--val_dir", str(data), "--device", "cpu",
+              "--max_steps", "2", "--batch_size", "2", "--val_every", "2", "--val_cases", "1", "--tile", "16",
+              "--unet", repr(TINY_UNET), "--encoder_channels", "8", "--logging_file", f"{BUNDLE}/configs/logging.conf"]
+    for extra, kind, tasks in ((["train.json"], "stain", ["ihc", "cells"]),
+                               (["train.json", "train_cells_only.json"], "stain", ["cells"]),
+                               (["train.json", "train_baseline.json"], "stain-unet", ["ihc", "cells"])):
+        run = tmp_path / "+".join(extra)
+        more = ["--baseline_network_config#channels", "[8,16]", "--baseline_network_config#strides", "[2]"] \
+            if kind == "stain-unet" else []
+        _ok(_bundle("run", "--config_file", _cfg(*extra), "--output_dir", str(run), *common, *more))
+        ckpt = load_checkpoint(run / "model.pt", kind=kind)
+        assert ckpt.info["train_steps"] == 2 and ckpt.settings["tasks"] == tasks and ckpt.settings["tile"] == 16
+        assert "val_score" in (run / "log.jsonl").read_text()
+
+
+def test_bundle_inference_and_evaluation_on_the_samples(tmp_path):
+    """inference.json on the embedded H&E images (outputs of the inputs' sizes, tiled where larger than the tile)
+    and evaluate.json (diffusion, U-Net and the no-learning references scored), with tiny random networks."""
+    import torch
+    from PIL import Image
+
+    from medfusion.apps.stain.baseline import UNetBaseline
+    from medfusion.apps.stain.model import StainModel
+
+    torch.manual_seed(0)
+    ckpt = StainModel.create(TINY_UNET, encoder_channels=8, tile=64).save(tmp_path / "tiny.pt")
+    base = UNetBaseline.create({"channels": [8, 16], "strides": [2]}, tile=64).save(tmp_path / "unet.pt")
+    tiny_def = [arg for k, v in TINY_UNET.items() for arg in (f"--network_def#unet#{k}", repr(v))] + [
+        "--network_def#encoder_channels", "8"]
+    common = ["--bundle_root", BUNDLE, "--checkpoint", str(ckpt), "--steps", "1", "--device", "cpu", *tiny_def]
+    out, cells = tmp_path / "ihc", tmp_path / "cells"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), "--cells_dir", str(cells),
+                *common))
+    for he in sorted((REPO / "data" / "stain_sample" / "he").glob("*.png")):
+        with Image.open(he) as a, Image.open(out / he.name) as b, Image.open(cells / he.name) as c:
+            assert a.size == b.size == c.size and b.mode == "RGB"
+    report = tmp_path / "eval.json"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
+                "--baseline_checkpoint", str(base), *common))
+    result = json.loads(report.read_text())
+    assert result["n_cases"] == 2
+    assert set(result["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_watershed"}
+    assert 0.0 <= result["models"]["diffusion"]["cells"]["dice"] <= 1.0
