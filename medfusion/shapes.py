@@ -14,8 +14,6 @@ the patient's left-to-right (RAS x), y posterior to anterior, z inferior to supe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 __all__ = ["BIG", "Grid", "Shape", "Ellipsoid", "Column", "Tube", "Plane", "Union", "Inter", "Minus", "rotation"]

@@ -71,6 +71,19 @@ def _cfg(*names: str) -> str:
     return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{p}'" for p in paths) + "]"
 
 
+def config_files(bundle: str, *names: str) -> str:
+    """``--config_file`` value of ``bundle``'s configs ``names``, merged left to right (always a list)."""
+    return "[" + ",".join(f"'{bundle}/configs/{n}'" for n in names) + "]"
+
+
+def merged_configs(bundle: str, *names: str) -> dict:
+    """``bundle``'s configs ``names`` read and merged left to right (top-level keys), as plain JSON."""
+    merged: dict = {}
+    for n in names:
+        merged.update(json.loads((REPO / bundle / "configs" / n).read_text()))
+    return merged
+
+
 def _log_records(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines() if line.strip()]
 

@@ -5,13 +5,16 @@ with validation, and write checkpoints of their kinds (plumbing only, never qual
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
 from conftest import REPO
-from test_bundle import _bundle, _ok
+from test_bundle import _bundle, _ok, config_files, merged_configs
 
 BUNDLE = "bundles/hecktor_petct_diffseg"
+_cfg = partial(config_files, BUNDLE)
+_configs = partial(merged_configs, BUNDLE)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +31,8 @@ def cases(tmp_path_factory):
 def test_bundle_trains_both_segmenters(cases, tmp_path, configs, kind):
     from medfusion.core.checkpoint import load_checkpoint
 
-    files = "[" + ",".join(f"'{BUNDLE}/configs/{c}'" for c in configs) + "]"
     run = tmp_path / "run"
-    _ok(_bundle("run", "--config_file", files, "--bundle_root", BUNDLE, "--dataset_dir", str(cases),
+    _ok(_bundle("run", "--config_file", _cfg(*configs), "--bundle_root", BUNDLE, "--dataset_dir", str(cases),
                 "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu", "--max_steps", "2",
                 "--batch_size", "1", "--val_every", "2", "--val_cases", "1", "--patch_size", "[16,16,16]",
                 "--network_config#channels", "[16,16]", "--logging_file", f"{BUNDLE}/configs/logging.conf",
@@ -44,17 +46,6 @@ def test_bundle_trains_both_segmenters(cases, tmp_path, configs, kind):
 TINY = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}
 TINY_DEF = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
     "--network_def#attention_levels", "[False,False]"]
-
-
-def _cfg(*names: str) -> str:
-    return "[" + ",".join(f"'{BUNDLE}/configs/{n}'" for n in names) + "]"
-
-
-def _configs(*names: str) -> dict:
-    merged: dict = {}
-    for n in names:
-        merged.update(json.loads((REPO / BUNDLE / "configs" / n).read_text()))
-    return merged
 
 
 def test_train_and_inference_configs_agree_and_resolve():

@@ -5,23 +5,15 @@ steps, inference and evaluation on the embedded samples with tiny random network
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from conftest import REPO
-from test_bundle import _bundle, _ok
+from test_bundle import _bundle, _ok, config_files, merged_configs
 
 BUNDLE = "bundles/he_to_ihc_staindiffuser"
 TINY_UNET = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
-
-
-def _cfg(*names: str) -> str:
-    return "[" + ",".join(f"'{BUNDLE}/configs/{n}'" for n in names) + "]"
-
-
-def _configs(*names: str) -> dict:
-    merged: dict = {}
-    for n in names:
-        merged.update(json.loads((REPO / BUNDLE / "configs" / n).read_text()))
-    return merged
+_cfg = partial(config_files, BUNDLE)
+_configs = partial(merged_configs, BUNDLE)
 
 
 def test_metadata_verifies_offline():

@@ -175,7 +175,7 @@ def test_unet_baseline_trains_saves_and_translates(tmp_path):
         loss.backward()
         opt.step()
         first = loss.item() if first is None else first
-    assert float(loss) < 0.8 * first
+    assert loss.item() < 0.8 * first
     m.save(tmp_path / "u.pt")
     back = UNetBaseline.load(tmp_path / "u.pt")
     he = np.random.default_rng(0).integers(0, 256, (21, 35, 3), dtype=np.uint8)
@@ -257,3 +257,16 @@ def test_heldout_evaluation_scores_models_and_references_through_medfusion_metri
     expected = 2 * (pred & cells).sum() / (pred.sum() + cells.sum())
     assert out["models"]["haematoxylin_watershed"]["cells"]["per_case"][0]["dice"] == pytest.approx(expected)
     assert json.loads((tmp_path / "r.json").read_text())["n_cases"] == 2
+
+
+def test_the_cli_loads_either_model_by_its_kind_and_refuses_others(tmp_path):
+    from medfusion.apps.seg2med.model import Seg2MedModel
+    from medfusion.apps.stain.cli import load_translator
+
+    tiny().save(tmp_path / "d.pt")
+    UNetBaseline.create({"channels": [8, 16], "strides": [2]}, tile=16).save(tmp_path / "u.pt")
+    assert isinstance(load_translator(str(tmp_path / "d.pt")), StainModel)
+    assert isinstance(load_translator(str(tmp_path / "u.pt")), UNetBaseline)
+    Seg2MedModel.create({"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}).save(tmp_path / "s.pt")
+    with pytest.raises(InputError, match="holds a 'seg2med' model, not one of 'stain', 'stain-unet'"):
+        load_translator(str(tmp_path / "s.pt"))

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import torch
-
 from ..errors import InputError, first_line, one_line
 from .checkpoint import load_checkpoint
 

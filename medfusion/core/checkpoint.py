@@ -24,14 +24,15 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import torch
 
 from ..errors import InputError, first_line
 from ..io import write_atomic
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "save_torch", "load_torch", "plain", "FORMAT"]
+__all__ = ["Checkpoint", "CheckpointedModel", "load_model_by_kind", "save_checkpoint", "load_checkpoint", "save_torch", "load_torch", "plain",
+           "FORMAT"]
 
 FORMAT = "medfusion.checkpoint/1"
 
@@ -109,3 +110,61 @@ def plain(obj):
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
     return obj
+
+
+class CheckpointedModel:
+    """What every model class shares around :class:`Checkpoint` (the diffusion models and the deterministic
+    baselines): saving, loading by kind with ``weights_only=True`` (eval mode, on a device), and devices.
+
+    A subclass names its ``kind`` and provides :meth:`checkpoint` (itself as a :class:`Checkpoint`) and
+    :meth:`_build` (a new model from a checkpoint's plain values, before its weights are loaded); it has a
+    ``network`` attribute."""
+
+    #: the application this model belongs to (a checkpoint of another kind is refused)
+    kind: ClassVar[str] = "model"
+
+    def checkpoint(self) -> Checkpoint:
+        raise NotImplementedError
+
+    @classmethod
+    def _build(cls, ckpt: Checkpoint) -> "CheckpointedModel":
+        raise NotImplementedError
+
+    def to(self, device):
+        self.network.to(device)
+        return self
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the model as a checkpoint (atomically)."""
+        return save_checkpoint(self.checkpoint(), path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint):
+        if ckpt.kind != cls.kind:
+            raise InputError(f"a {ckpt.kind!r} checkpoint cannot be loaded as a {cls.kind!r} model")
+        try:
+            model = cls._build(ckpt)
+            model.network.load_state_dict(ckpt.state_dict)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"checkpoint weights do not fit its network config: {first_line(e)}") from None
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu"):
+        """Load a checkpoint file or bundle folder (``torch.load(..., weights_only=True)``), in eval mode."""
+        model = cls.from_checkpoint(load_checkpoint(path, kind=cls.kind))
+        model.network.eval()
+        return model.to(device)
+
+
+def load_model_by_kind(path: str | os.PathLike, classes) -> CheckpointedModel:
+    """The model in a checkpoint file or bundle folder as whichever of ``classes`` (model classes) its kind names —
+    e.g. an application's diffusion model or its deterministic baseline — read once, in eval mode."""
+    ckpt = load_checkpoint(path)
+    by_kind = {c.kind: c for c in classes}
+    if ckpt.kind not in by_kind:
+        raise InputError(f"{os.fspath(path)} holds a {ckpt.kind!r} model, not one of "
+                         f"{', '.join(repr(k) for k in by_kind)}")
+    model = by_kind[ckpt.kind].from_checkpoint(ckpt)
+    model.network.eval()
+    return model

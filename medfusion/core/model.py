@@ -9,14 +9,13 @@ network factory, and adds properties for its own settings.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
-from ..errors import InputError, first_line
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..errors import InputError
+from .checkpoint import Checkpoint, CheckpointedModel
 from .diffusion import ConditionalDiffusion
 from .precision import check_precision, check_seed, resolve_device
 from .schedule import DiffusionSchedule
@@ -26,7 +25,7 @@ __all__ = ["DiffusionModel"]
 
 
 @dataclass
-class DiffusionModel:
+class DiffusionModel(CheckpointedModel):
     """A diffusion model and its settings.
 
     Attributes:
@@ -37,7 +36,6 @@ class DiffusionModel:
         info: provenance (training data, steps, scores).
     """
 
-    #: the application this model belongs to (a checkpoint of another kind is refused)
     kind: ClassVar[str] = "diffusion"
 
     diffusion: ConditionalDiffusion
@@ -92,36 +90,13 @@ class DiffusionModel:
     def network(self, net: torch.nn.Module) -> None:  # the trainer swaps in a DDP wrapper while training
         self.diffusion.network = net
 
-    def to(self, device) -> "DiffusionModel":
-        self.network.to(device)
-        return self
-
     # ---- checkpoints ----------------------------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(kind=self.kind, network=self.network_config, diffusion=self.diffusion.config,
                           state_dict=self.network.state_dict(), preprocessing=self.preprocessing,
                           settings=self.settings, info=self.info)
 
-    def save(self, path: str | os.PathLike) -> str:
-        """Write the model as a checkpoint (atomically)."""
-        return save_checkpoint(self.checkpoint(), path)
-
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint) -> "DiffusionModel":
-        if ckpt.kind != cls.kind:
-            raise InputError(f"a {ckpt.kind!r} checkpoint cannot be loaded as a {cls.kind!r} model")
-        try:
-            model = cls.from_parts(ckpt.network, ckpt.diffusion, preprocessing=ckpt.preprocessing,
-                                   settings=ckpt.settings, info=ckpt.info)
-            model.network.load_state_dict(ckpt.state_dict)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise InputError(f"checkpoint weights do not fit its network config: {first_line(e)}") from None
-        return model
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "DiffusionModel":
-        """Load a checkpoint file or bundle folder (``torch.load(..., weights_only=True)``), in eval mode."""
-        model = cls.from_checkpoint(load_checkpoint(path, kind=cls.kind))
-        model.network.eval()
-        return model.to(device)
-
+    def _build(cls, ckpt: Checkpoint) -> "DiffusionModel":
+        return cls.from_parts(ckpt.network, ckpt.diffusion, preprocessing=ckpt.preprocessing, settings=ckpt.settings,
+                              info=ckpt.info)

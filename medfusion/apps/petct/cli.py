@@ -12,14 +12,11 @@ BUNDLE = "hecktor_petct_diffseg"
 
 def load_segmenter(path: str):
     """The diffusion model or the SegResNet baseline in a checkpoint file or bundle folder, by its kind."""
-    from ...core.checkpoint import load_checkpoint
-    from .baseline import BASELINE_KIND, SegResNetBaseline
+    from ...core.checkpoint import load_model_by_kind
+    from .baseline import SegResNetBaseline
     from .model import PetCtSegModel
 
-    ckpt = load_checkpoint(path)  # read once; its kind says which class it is
-    model = (SegResNetBaseline if ckpt.kind == BASELINE_KIND else PetCtSegModel).from_checkpoint(ckpt)
-    model.network.eval()
-    return model
+    return load_model_by_kind(path, (PetCtSegModel, SegResNetBaseline))
 
 
 def cmd_segment(args: argparse.Namespace) -> int:

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from ...core.baseline import DeterministicModel
 from ...core.losses import dice_bce
-from ...errors import InputError
-from .model import TASKS, split_tasks
+from .model import TaskSettings, split_tasks
 from .network import TASK_CHANNELS
 
 __all__ = ["UNetBaseline", "BASELINE_KIND", "baseline_loss"]
@@ -28,7 +27,7 @@ BASELINE_KIND = "stain-unet"
 _DEFAULT_NET = {"channels": [32, 64, 128, 256], "strides": [2, 2, 2], "num_res_units": 1}
 
 
-class UNetBaseline(DeterministicModel):
+class UNetBaseline(TaskSettings, DeterministicModel):
     """A MONAI ``UNet`` from H&E (3 channels) to the outputs of ``settings["tasks"]`` (IHC: 3, cells: 1 channel).
 
     Settings: ``tasks`` and ``tile`` (as :class:`~.model.StainModel`)."""
@@ -48,22 +47,11 @@ class UNetBaseline(DeterministicModel):
                tile: int = 128, info: dict | None = None) -> "UNetBaseline":
         """A new (untrained) baseline: ``network_config`` = MONAI ``UNet`` arguments (``channels``, ``strides``,
         ``num_res_units``, ...) beyond the channel counts."""
-        tasks = tuple(tasks)
-        if tasks not in TASKS:
-            raise InputError(f"tasks must be one of {', '.join('+'.join(t) for t in TASKS)}, got {'+'.join(tasks)}")
+        tasks = cls.checked_tasks(tasks)
         config = {**_DEFAULT_NET, **dict(network_config or {}), "tasks": list(tasks)}
         model = cls(config, settings={"tasks": list(tasks), "tile": int(tile)}, info=info)
-        if tile < model.divisor or tile % model.divisor:
-            raise InputError(f"tile must be a positive multiple of {model.divisor}, got {tile}")
+        model.check_tile()
         return model
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        return tuple(self.settings["tasks"])
-
-    @property
-    def tile(self) -> int:
-        return int(self.settings["tile"])
 
     @property
     def divisor(self) -> int:

@@ -12,14 +12,11 @@ BUNDLE = "he_to_ihc_staindiffuser"
 
 def load_translator(path: str):
     """The diffusion model or the U-Net baseline in a checkpoint file or bundle folder, by its kind."""
-    from ...core.checkpoint import load_checkpoint
-    from .baseline import BASELINE_KIND, UNetBaseline
+    from ...core.checkpoint import load_model_by_kind
+    from .baseline import UNetBaseline
     from .model import StainModel
 
-    ckpt = load_checkpoint(path)  # read once; its kind says which class it is
-    model = (UNetBaseline if ckpt.kind == BASELINE_KIND else StainModel).from_checkpoint(ckpt)
-    model.network.eval()
-    return model
+    return load_model_by_kind(path, (StainModel, UNetBaseline))
 
 
 def cmd_stain(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from ...errors import InputError
 from ...networks import spatial_divisor
 from .network import TASK_CHANNELS, DualBranchDenoiser
 
-__all__ = ["StainModel", "KIND", "TASKS", "split_tasks", "rgb_to_unit", "unit_to_rgb", "stain_loss", "load_model"]
+__all__ = ["StainModel", "TaskSettings", "KIND", "TASKS", "split_tasks", "rgb_to_unit", "unit_to_rgb", "stain_loss", "load_model"]
 
 KIND = "stain"
 #: the task sets a model can be built for: multitask (as published) and the two single-task variants
@@ -38,7 +38,33 @@ TASKS = (("ihc", "cells"), ("ihc",), ("cells",))
 _SMALL_UNET = {"channels": (32, 64, 64), "num_res_blocks": 1, "norm_num_groups": 16, "num_head_channels": 16}
 
 
-class StainModel(DiffusionModel):
+class TaskSettings:
+    """The settings the diffusion model and the U-Net baseline share: ``tasks`` (output order) and ``tile`` (the
+    training tile, the default tile of tiled inference; a multiple of the model's ``divisor``)."""
+
+    settings: dict
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.settings["tasks"])
+
+    @property
+    def tile(self) -> int:
+        return int(self.settings["tile"])
+
+    @staticmethod
+    def checked_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
+        tasks = tuple(tasks)
+        if tasks not in TASKS:
+            raise InputError(f"tasks must be one of {', '.join('+'.join(t) for t in TASKS)}, got {'+'.join(tasks)}")
+        return tasks
+
+    def check_tile(self) -> None:
+        if self.tile < self.divisor or self.tile % self.divisor:
+            raise InputError(f"tile must be a positive multiple of {self.divisor}, got {self.tile}")
+
+
+class StainModel(TaskSettings, DiffusionModel):
     """An H&E → IHC (+ cells) denoiser with its settings (see :class:`~medfusion.core.model.DiffusionModel`).
 
     Settings (saved in the checkpoint): ``tasks`` and ``tile`` (the training tile size, the default tile of tiled
@@ -66,9 +92,7 @@ class StainModel(DiffusionModel):
             schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
             tile: training tile size in pixels (a multiple of the model's divisor).
         """
-        tasks = tuple(tasks)
-        if tasks not in TASKS:
-            raise InputError(f"tasks must be one of {', '.join('+'.join(t) for t in TASKS)}, got {'+'.join(tasks)}")
+        tasks = cls.checked_tasks(tasks)
         u = {**_SMALL_UNET, **dict(unet or {})}
         u["channels"] = [int(c) for c in u["channels"]]
         config = {"tasks": list(tasks), "space_channels": 4, "condition_channels": 3,
@@ -78,17 +102,8 @@ class StainModel(DiffusionModel):
                      "target_channels": sum(TASK_CHANNELS[t] for t in tasks)}
         model = cls.from_parts(config, diffusion, settings={"tasks": list(tasks), "tile": int(tile)},
                                info=dict(info or {}))
-        if tile < model.divisor or tile % model.divisor:
-            raise InputError(f"tile must be a positive multiple of {model.divisor}, got {tile}")
+        model.check_tile()
         return model
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        return tuple(self.settings["tasks"])
-
-    @property
-    def tile(self) -> int:
-        return int(self.settings["tile"])
 
     @property
     def divisor(self) -> int:
