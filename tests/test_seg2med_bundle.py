@@ -35,27 +35,33 @@ def cases(tmp_path_factory):
 
 
 def test_train_and_inference_configs_agree():
-    """train.json's network_config gives exactly inference.json's network_def (and train_3d.json inference_3d's)."""
+    """train.json's network_config gives exactly inference.json's network_def and diffusion (and so for the 3D,
+    residual 3D and published configs), merged as MONAI merges them (``#`` keys override nested values)."""
+    from monai.bundle import ConfigParser
+
     from medfusion.apps.seg2med.model import Seg2MedModel
 
-    for train_files, infer_files in ((["train.json"], ["inference.json"]),
-                                     (["train.json", "train_3d.json"], ["inference.json", "inference_3d.json"]),
-                                     (["train.json", "train_published.json"],
-                                      ["inference.json", "inference_published.json"])):
-        train, infer = {}, {}
-        for f in train_files:
-            train.update(json.loads((CONFIGS / f).read_text()))
-        for f in infer_files:
-            infer.update(json.loads((CONFIGS / f).read_text()))
+    def merged(files):
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / f) for f in files])
+        return parser.get()
+
+    for suffix in ("", "_3d", "_3d_residual", "_published"):
+        extra = ["_3d"] if suffix == "_3d_residual" else []
+        train = merged(["train.json"] + [f"train{s}.json" for s in extra + [suffix] if s])
+        infer = merged(["inference.json"] + [f"inference{s}.json" for s in extra + [suffix] if s])
         model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
                                     prediction=train["prediction"], residual=train["residual"])
         net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
-        assert model.network_config == net
-        assert model.diffusion.prediction == infer["diffusion"]["prediction"]
-        assert model.diffusion.reference == infer["diffusion"].get("reference")
+        assert model.network_config == net, suffix
+        assert model.diffusion.prediction == infer["diffusion"]["prediction"], suffix
+        assert model.diffusion.reference == infer["diffusion"].get("reference"), suffix
+    assert merged(["inference.json", "inference_3d.json", "inference_3d_residual.json"])["diffusion"]["reference"] == 0
 
 
 BASES = {"evaluate.json": ["inference.json"], "inference_3d.json": ["inference.json"],
+         "inference_3d_residual.json": ["inference.json", "inference_3d.json"],
+         "train_3d_residual.json": ["train.json", "train_3d.json"],
          "inference_published.json": ["inference.json"], "train_3d.json": ["train.json"],
          "train_published.json": ["train.json"], "multi_gpu_train.json": ["train.json"]}
 
