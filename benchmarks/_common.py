@@ -137,10 +137,11 @@ def add_cache_option(parser) -> None:
                         "benchmarks/results/_heldout, not committed); e.g. a /tmp folder for smoke runs")
 
 
-#: phantom kind → (application, case-name prefix of held-out cases, its dataset writer)
-_PHANTOM_APPS = {"brats": ("cwdm", "BraTS-HELDOUT", "write_phantom_dataset"),
-                 "abdomen": ("seg2med", "ABD-HELDOUT", "write_phantom_dataset"),
-                 "headneck": ("petct", "HN-HELDOUT", "write_headneck_dataset")}
+#: phantom kind → (application, its generator module, case-name prefix of held-out cases, its dataset writer)
+_PHANTOM_APPS = {"brats": ("cwdm", "phantom", "BraTS-HELDOUT", "write_phantom_dataset"),
+                 "abdomen": ("seg2med", "phantom", "ABD-HELDOUT", "write_phantom_dataset"),
+                 "headneck": ("petct", "phantom", "HN-HELDOUT", "write_headneck_dataset"),
+                 "stain": ("stain", "tissue", "STAIN-HELDOUT", "write_tissue_dataset")}
 
 
 def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None,
@@ -150,25 +151,25 @@ def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str |
     per version of the phantom generator."""
     import importlib
 
-    app, prefix, writer = _PHANTOM_APPS[kind]
-    write = getattr(importlib.import_module(f"medfusion.apps.{app}.phantom"), writer)
+    app, module, prefix, writer = _PHANTOM_APPS[kind]
+    write = getattr(importlib.import_module(f"medfusion.apps.{app}.{module}"), writer)
     root = Path(cache) if cache else RESULTS / "_heldout"
-    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint(app)}"
+    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint(app, module)}"
     if not (folder / ".complete").is_file():
         write(folder, n, shape=tuple(shape), seed0=seed0, prefix=prefix, overwrite=True)
         (folder / ".complete").touch()
     return folder
 
 
-def _phantom_fingerprint(app: str = "cwdm") -> str:
-    """A short hash of an application's phantom generator sources: a changed generator gets a fresh cache
-    folder."""
+def _phantom_fingerprint(app: str = "cwdm", module: str = "phantom") -> str:
+    """A short hash of an application's phantom generator sources (``<module>*.py``): a changed generator gets a
+    fresh cache folder."""
     import hashlib
     import importlib
 
     package = importlib.import_module(f"medfusion.apps.{app}")
     h = hashlib.sha256()
-    for f in sorted(Path(package.__file__).parent.glob("phantom*.py")):
+    for f in sorted(Path(package.__file__).parent.glob(f"{module}*.py")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:8]
 

@@ -70,5 +70,19 @@ def _check_petct(ns):
     assert math.isnan(ns["auroc"]) or 0 <= ns["auroc"] <= 1
 
 
+def _check_stain(ns):
+    """Outputs of the inputs' sizes (tiled too), 8-bit IHC and 16-bit labels; all four methods scored."""
+    import math
+
+    import numpy as np
+
+    assert ns["out"]["ihc"].shape == ns["he"].shape and ns["out"]["ihc"].dtype == np.uint8
+    assert ns["out"]["cells"].shape == ns["he"].shape[:2] and ns["out"]["cells"].dtype == np.uint16
+    assert ns["tiled"]["ihc"].shape == ns["big"].shape and ns["rows"] and ns["cols"]
+    assert math.isfinite(ns["seam_ratio"](ns["tiled"]["ihc"], ns["rows"], ns["cols"]))
+    assert set(ns["report"]["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_watershed"}
+
+
 CHECKS = {"cwdm_missing_modality.ipynb": _check_cwdm, "evaluation.ipynb": _check_evaluation,
-          "seg2med_mask_to_ct_mr.ipynb": _check_seg2med, "petct_segmentation.ipynb": _check_petct}
+          "seg2med_mask_to_ct_mr.ipynb": _check_seg2med, "petct_segmentation.ipynb": _check_petct,
+          "stain_he_to_ihc.ipynb": _check_stain}
