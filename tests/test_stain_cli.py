@@ -59,7 +59,7 @@ def test_stain_one_image_and_a_folder(tmp_path, weights):
     ("rgba", "flatten the alpha channel first"),
     ("corrupt", "he.png"),
     ("tiny", "smaller than the network's minimum"),
-    ("overlap", "--overlap (16) must be smaller than --tile (16)"),
+    ("overlap", "--overlap must be from 0 to less than --tile (16) pixels, got 16"),
     ("exists", "exists"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, weights, capsys, case, message):

@@ -26,8 +26,6 @@ def cmd_stain(args: argparse.Namespace) -> int:
 
     if (args.he is None) == (args.images is None):
         raise InputError("give --he (one H&E image) or --images (a folder of H&E images)")
-    if args.tile is not None and args.overlap is not None and args.overlap >= args.tile:
-        raise InputError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
     check_device(args.device)
     model = load_translator(weights_path(args, BUNDLE))
     opts = {"overwrite": args.overwrite, "device": args.device, "steps": args.steps, "sampler": args.sampler,

@@ -12,14 +12,15 @@ from typing import Callable
 
 from ...core.runner import check_outputs, run_cases
 from ...errors import InputError
+from .images import LABEL_FORMATS, RGB_FORMATS
 from .translate import translate
 
 __all__ = ["stain_file", "stain_folder", "RGB_EXTENSIONS", "LABEL_EXTENSIONS", "list_images"]
 
-#: what images are read from and written to (8-bit RGB)
-RGB_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
-#: what cell label images are written to (16-bit; JPEG would change the labels)
-LABEL_EXTENSIONS = (".png", ".tif", ".tiff")
+#: what images are read from and written to (8-bit RGB), and what cell label images are written to (16-bit; JPEG
+#: would change the labels): the endings :mod:`.images` writes
+RGB_EXTENSIONS = tuple(RGB_FORMATS)
+LABEL_EXTENSIONS = tuple(LABEL_FORMATS)
 
 
 def stain_file(model, he: str, out: str | None, *, cells: str | None = None, overwrite: bool = False,

@@ -17,17 +17,16 @@ from monai.transforms import MapTransform
 
 from ...core.training import Trainer, TransformDataset
 from ...errors import InputError
-from .images import CASE_FILES
+from .images import CASE_FILES, RGB_FORMATS
 from .model import StainModel, rgb_to_unit, stain_loss
 
 __all__ = ["stain_datalist", "LoadStainCased", "training_preprocessing", "StainTrainingSet",
            "StainValidation", "StainTrainer"]
 
-_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
 def _find(folder: str, stem: str) -> str | None:
-    for ext in _EXTENSIONS:
+    for ext in RGB_FORMATS:
         path = os.path.join(folder, stem + ext)
         if os.path.isfile(path):
             return path
@@ -113,6 +112,7 @@ class StainValidation:
 
     def __init__(self, val_dir, cases: int = 4, steps: int = 5) -> None:
         self.val_dir, self.cases, self.steps = val_dir, int(cases), int(steps)
+        self._cases: list[dict] | None = None  # read once, at the first validation
 
     def __call__(self, model, device) -> dict:
         from ...evaluate import evaluate_arrays
@@ -121,18 +121,19 @@ class StainValidation:
         from .images import load_labels
         from .translate import translate
 
-        items = stain_datalist(self.val_dir)[: self.cases]
+        if self._cases is None:
+            self._cases = [{"name": it["name"], "he": load_rgb(it["he"]), "ihc": load_rgb(it["ihc"]),
+                            "cells": load_labels(it["cells"])} for it in stain_datalist(self.val_dir)[: self.cases]]
         ssim, psnr, dices = [], [], []
-        for i, it in enumerate(items):
-            out = translate(model, load_rgb(it["he"]), steps=self.steps, seed=i, device=device)
+        for i, c in enumerate(self._cases):
+            out = translate(model, c["he"], steps=self.steps, seed=i, device=device)
             if "ihc" in out:
-                rep = evaluate_arrays([{"case": it["name"], "pred": out["ihc"], "ref": load_rgb(it["ihc"])}],
-                                      protocol="bci")
+                rep = evaluate_arrays([{"case": c["name"], "pred": out["ihc"], "ref": c["ihc"]}], protocol="bci")
                 ssim.append(rep.cases[0]["ssim"])
                 psnr.append(rep.cases[0]["psnr"])
             if "cells" in out:
-                dices.append(dice(out["cells"] > 0, load_labels(it["cells"]) > 0))
-        scores = {"val_cases": len(items)}
+                dices.append(dice(out["cells"] > 0, c["cells"] > 0))
+        scores = {"val_cases": len(self._cases)}
         if ssim:
             scores.update(val_ssim=float(np.mean(ssim)), val_psnr=float(np.mean(psnr)))
         if dices:

@@ -38,12 +38,12 @@ def check_tiling(model: StainModel, tile: int | None, overlap: int | None) -> tu
 
 
 def _check_he(he: np.ndarray, divisor: int) -> np.ndarray:
+    from .images import check_min_size
+
     he = np.asarray(he)
     if he.ndim != 3 or he.shape[-1] != 3 or he.dtype != np.uint8:
         raise InputError(f"expected an 8-bit RGB image (H, W, 3) uint8, got shape {he.shape} {he.dtype}")
-    if min(he.shape[:2]) < divisor:
-        raise InputError(f"image is {he.shape[0]}×{he.shape[1]}, smaller than the network's minimum "
-                         f"{divisor}×{divisor}")
+    check_min_size(he, divisor, "H&E")
     return he
 
 
