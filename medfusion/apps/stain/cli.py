@@ -30,6 +30,7 @@ def cmd_stain(args: argparse.Namespace) -> int:
     model = load_translator(weights_path(args, BUNDLE))
     opts = {"overwrite": args.overwrite, "device": args.device, "steps": args.steps, "sampler": args.sampler,
             "seed": args.seed, "precision": args.precision, "tile": args.tile, "overlap": args.overlap,
+            "stream": True if args.stream else None,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
         written = stain_folder(model, args.images, args.out, cells_dir=args.cells, **opts)
@@ -68,6 +69,10 @@ def register(sub) -> None:
                    "folder with --images")
     p.add_argument("--tile", type=positive_int, help="tile size in pixels (default: the model's training tile)")
     p.add_argument("--overlap", type=int, help="pixels shared by neighbouring tiles (default: a quarter tile)")
+    p.add_argument("--stream", action="store_true", help="read, translate and write band by band into TIFF outputs "
+                   "(--out .tif: 8-bit RGB, --cells .tif: 32-bit labels), in memory bounded by the image's width; "
+                   "automatic for images over 25 megapixels and for whole-slide files (.svs, .ndpi, ...: needs the "
+                   "wsi extra); background tiles (glass) are not run")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sampling(p, 10)

@@ -3,6 +3,10 @@
 Every output is checked before any work (extension, folder, not an input, absent unless ``overwrite``); an image
 is written only whole (atomically), and the inputs are never modified.  Folders are split across ``torchrun``
 processes by :func:`medfusion.core.runner.run_cases`.
+
+Images over :data:`STREAM_PIXELS` pixels and whole-slide files are *streamed* (:mod:`.stream`): read, translated and
+written band by band into TIFF outputs, in memory bounded by the image's width; ``stream=True`` asks for that mode
+for any image at least a tile large.
 """
 
 from __future__ import annotations
@@ -10,12 +14,20 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import numpy as np
+
 from ...core.runner import check_outputs, run_cases
 from ...errors import InputError
 from .images import LABEL_FORMATS, RGB_FORMATS
 from .translate import translate
 
-__all__ = ["stain_file", "stain_folder", "RGB_EXTENSIONS", "LABEL_EXTENSIONS", "list_images"]
+__all__ = ["stain_file", "stain_folder", "RGB_EXTENSIONS", "LABEL_EXTENSIONS", "list_images", "STREAM_PIXELS",
+           "image_size", "streamed"]
+
+#: images with more pixels than this (5,000 × 5,000) are streamed
+STREAM_PIXELS = 25_000_000
+#: what streamed outputs are written as
+STREAM_EXTENSIONS = (".tif", ".tiff")
 
 #: what images are read from and written to (8-bit RGB), and what cell label images are written to (16-bit; JPEG
 #: would change the labels): the endings :mod:`.images` writes
@@ -23,10 +35,35 @@ RGB_EXTENSIONS = tuple(RGB_FORMATS)
 LABEL_EXTENSIONS = tuple(LABEL_FORMATS)
 
 
+def image_size(path: str) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header (nothing decoded)."""
+    from .slides import open_rows
+
+    if path.lower().endswith((".png", ".jpg", ".jpeg")):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                return img.height, img.width
+        except (UnidentifiedImageError, OSError):
+            return 0, 0  # unreadable: the reader gives the error
+    with open_rows(path) as source:
+        return source.shape
+
+
+def streamed(path: str) -> bool:
+    """Whether :func:`stain_file` streams this image by default: a whole-slide file, or over :data:`STREAM_PIXELS`."""
+    from .slides import SLIDE_ENDINGS
+
+    return path.lower().endswith(SLIDE_ENDINGS) or int(np.prod(image_size(path))) > STREAM_PIXELS
+
+
 def stain_file(model, he: str, out: str | None, *, cells: str | None = None, overwrite: bool = False,
-               progress: Callable[[int, int], None] | None = None, **kwargs) -> list[str]:
+               progress: Callable[[int, int], None] | None = None, stream: bool | None = None, **kwargs) -> list[str]:
     """Translate one H&E image file to an IHC image ``out`` (and a cell label image ``cells``); returns the written
-    paths.  Keyword arguments: :func:`.translate.translate` (steps, seed, tile, overlap, device, ...)."""
+    paths.  ``stream``: ``None`` streams images over :data:`STREAM_PIXELS` pixels and whole-slide files,
+    ``True`` any image, ``False`` none.  Keyword arguments: :func:`.translate.translate` (steps, seed, tile,
+    overlap, device, ...)."""
     from .images import load_he, save_labels, save_rgb
 
     if out is None and cells is None:
@@ -35,6 +72,10 @@ def stain_file(model, he: str, out: str | None, *, cells: str | None = None, ove
         raise InputError("this model only segments cells; give --cells for its output, not --out")
     if cells is not None and "cells" not in model.tasks:
         raise InputError("this model was trained without the cell task; leave out --cells")
+    if stream is None:
+        stream = streamed(he)
+    if stream:
+        return _stream_file(model, he, out, cells, overwrite=overwrite, progress=progress, **kwargs)
     if out is not None:
         check_outputs([out], overwrite=overwrite, inputs=[he], extensions=RGB_EXTENSIONS)
     if cells is not None:
@@ -48,21 +89,50 @@ def stain_file(model, he: str, out: str | None, *, cells: str | None = None, ove
     return written
 
 
+def _stream_file(model, he: str, out: str | None, cells: str | None, *, overwrite: bool, **kwargs) -> list[str]:
+    """:func:`stain_file` in the streaming mode: TIFF outputs written band by band (8-bit RGB, 32-bit labels)."""
+    from contextlib import ExitStack
+
+    from .slides import TiffRowWriter, open_rows
+    from .stream import translate_rows
+
+    targets = [p for p in (out, cells) if p is not None]
+    for path in targets:
+        if not path.lower().endswith(STREAM_EXTENSIONS):
+            raise InputError(f"{he} is streamed (over {STREAM_PIXELS // 1_000_000} megapixels, a slide, or --stream): "
+                             f"its outputs are written band by band into TIFF files; end {path} in .tif")
+    check_outputs(targets, overwrite=overwrite, inputs=[he], extensions=STREAM_EXTENSIONS)
+    with ExitStack() as stack:
+        source = stack.enter_context(open_rows(he))
+        shape = source.shape
+        writers = {}
+        if out is not None:
+            writers["ihc"] = stack.enter_context(TiffRowWriter(out, (*shape, 3), np.uint8, overwrite=overwrite))
+        if cells is not None:
+            writers["cells"] = stack.enter_context(TiffRowWriter(cells, shape, np.uint32, overwrite=overwrite))
+        translate_rows(model, source, on_ihc=writers["ihc"].write if out else None,
+                       on_cells=writers["cells"].write if cells else None, **kwargs)
+    return targets
+
+
 def list_images(folder: str) -> list[str]:
     """The RGB image files (by extension) directly in ``folder``, sorted."""
     if not os.path.isdir(folder):
         raise InputError(f"input folder not found: {folder}")
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(RGB_EXTENSIONS))
+    from .slides import SLIDE_ENDINGS
+
+    endings = RGB_EXTENSIONS + SLIDE_ENDINGS
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(endings))
     if not names:
-        raise InputError(f"no images ({', '.join(RGB_EXTENSIONS)}) in {folder}")
+        raise InputError(f"no images ({', '.join(endings)}) in {folder}")
     return [os.path.join(folder, n) for n in names]
 
 
 def stain_folder(model, images: str, out_dir: str | None, *, cells_dir: str | None = None, overwrite: bool = False,
-                 **kwargs) -> list[str]:
+                 stream: bool | None = None, **kwargs) -> list[str]:
     """Every image of the folder ``images`` → ``out_dir/<name>.png`` (IHC) and/or ``cells_dir/<name>.png`` (cell
-    labels), all outputs checked first; this process's share under ``torchrun``.  Keyword arguments:
-    :func:`stain_file`."""
+    labels) — ``<name>.tif`` for streamed images (see :func:`stain_file`) —, all outputs checked first; this
+    process's share under ``torchrun``.  Keyword arguments: :func:`stain_file`."""
     inputs = list_images(images)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in inputs]
     if len(set(stems)) != len(stems):
@@ -70,12 +140,15 @@ def stain_folder(model, images: str, out_dir: str | None, *, cells_dir: str | No
     for d in (out_dir, cells_dir):
         if d is not None:
             os.makedirs(d, exist_ok=True)
-    outs = [[os.path.join(d, s + ".png") for d in (out_dir, cells_dir) if d is not None] for s in stems]
+    modes = [streamed(p) if stream is None else stream for p in inputs]
+    outs = [[os.path.join(d, s + (".tif" if m else ".png")) for d in (out_dir, cells_dir) if d is not None]
+            for s, m in zip(stems, modes)]
+    mode_of = dict(zip(inputs, modes))
 
     def process(path: str, paths) -> list[str]:
         it = iter(paths)
         out = next(it) if out_dir is not None else None
         cells = next(it) if cells_dir is not None else None
-        return stain_file(model, path, out, cells=cells, overwrite=overwrite, **kwargs)
+        return stain_file(model, path, out, cells=cells, overwrite=overwrite, stream=mode_of[path], **kwargs)
 
-    return run_cases(inputs, outs, process, overwrite=overwrite, inputs=inputs, extensions=(".png",))
+    return run_cases(inputs, outs, process, overwrite=overwrite, inputs=inputs, extensions=(".png", ".tif"))

@@ -1,0 +1,197 @@
+"""Large images read and written by rows, so a slide never has to fit in memory.
+
+Reading (:func:`open_rows`, each source gives ``shape`` ``(H, W)`` and ``read(y0, y1)`` → ``(y1 − y0, W, 3)``
+uint8):
+
+- TIFF (``.tif``/``.tiff``), tiled or in strips, any compression tifffile decodes: only the tiles or strips that
+  hold the rows asked for are read and decoded (tifffile's ``TiffPage.decode``), those of the last read kept for
+  the next (the rows of neighbouring tile rows overlap); an uncompressed image is read straight from the file;
+- whole-slide formats (``.svs``, ``.ndpi``, ``.scn``, ``.mrxs``, ``.bif``, ``.vms``, ``.vmu``, ``.svslide``):
+  level 0 through tiffslide, the optional extra ``wsi`` (``pip install 'medfusion[wsi]'``);
+- PNG and JPEG: decoded whole (their codecs cannot read part of an image), then served by rows.
+
+Writing (:class:`TiffRowWriter`): an uncompressed TIFF of the final size is laid out in a hidden temporary file
+in the target's folder, rows are written into it as they come, and only a complete image is moved into place
+(:func:`os.replace`); an error or interruption removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import numpy as np
+
+from ...errors import InputError
+from ...io import PathLike, ensure_absent
+
+__all__ = ["SLIDE_ENDINGS", "open_rows", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter"]
+
+#: whole-slide formats read through tiffslide (the ``wsi`` extra)
+SLIDE_ENDINGS = (".svs", ".ndpi", ".scn", ".mrxs", ".bif", ".vms", ".vmu", ".svslide")
+
+
+class ArrayRows:
+    """An image in memory, ``(H, W, 3)`` uint8, served by rows."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = np.asarray(array)
+        self.shape = tuple(int(n) for n in self.array.shape[:2])
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        return self.array[y0:y1]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TiffRows(ArrayRows):
+    """Rows of the first page of an 8-bit RGB TIFF, decoding only the tiles or strips they touch."""
+
+    def __init__(self, path: PathLike) -> None:
+        import tifffile
+
+        self.path = os.fspath(path)
+        self._tif = None
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+            page = self._tif.pages[0]
+        except Exception as exc:  # tifffile raises several types for damaged files
+            self.close()
+            raise InputError(f"cannot read {self.path} as a TIFF image: {exc}") from None
+        if page.dtype != np.uint8 or page.samplesperpixel != 3 or page.planarconfig != 1 or len(page.shape) != 3:
+            self.close()
+            raise InputError(f"{self.path} is not an 8-bit RGB image (TIFF page {page.shape} {page.dtype}, "
+                             f"{page.samplesperpixel} samples per pixel); rescale it to 8 bits per channel and "
+                             "save it as RGB")
+        self.page, self.shape = page, (int(page.shape[0]), int(page.shape[1]))
+        self._raw = page.is_contiguous and page.compression == 1
+        self._cache: dict[int, tuple[int, int, np.ndarray]] = {}
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        height, width = self.shape
+        y0, y1 = max(0, y0), min(height, y1)
+        fh = self._tif.filehandle
+        if self._raw:
+            fh.seek(self.page.dataoffsets[0] + y0 * width * 3)
+            return np.frombuffer(fh.read((y1 - y0) * width * 3), np.uint8).reshape(y1 - y0, width, 3)
+        seg_h, seg_w = (int(n) for n in self.page.chunks[:2])
+        across = -(-width // seg_w)
+        wanted = [r * across + c for r in range(y0 // seg_h, -(-y1 // seg_h)) for c in range(across)]
+        self._cache = {i: v for i, v in self._cache.items() if i in wanted}
+        out = np.empty((y1 - y0, width, 3), np.uint8)
+        for index in wanted:
+            if index not in self._cache:
+                self._cache[index] = self._decode(index)
+            sy, sx, seg = self._cache[index]
+            top, bottom = max(y0, sy), min(y1, sy + seg.shape[0])
+            right = min(width, sx + seg.shape[1])
+            out[top - y0: bottom - y0, sx:right] = seg[top - sy: bottom - sy, : right - sx]
+        return out
+
+    def _decode(self, index: int) -> tuple[int, int, np.ndarray]:
+        fh = self._tif.filehandle
+        fh.seek(self.page.dataoffsets[index])
+        data = fh.read(self.page.databytecounts[index])
+        try:
+            segment, where, _ = self.page.decode(data, index, jpegtables=self.page.jpegtables)
+        except Exception as exc:
+            raise InputError(f"cannot decode part {index} of {self.path}: {exc}") from None
+        if segment is None:
+            raise InputError(f"{self.path} has an empty part {index} (a damaged file?)")
+        return int(where[2]), int(where[3]), segment[0]
+
+    def close(self) -> None:
+        if self._tif is not None:
+            self._tif.close()
+
+
+class SlideRows(ArrayRows):
+    """Level 0 of a whole-slide image through tiffslide (RGBA composed onto white)."""
+
+    def __init__(self, path: PathLike) -> None:
+        try:
+            import tiffslide
+        except ImportError:
+            raise InputError(f"reading whole-slide images ({', '.join(SLIDE_ENDINGS)}) needs the optional extra: "
+                             "pip install 'medfusion[wsi]' (tiffslide)") from None
+        self.path = os.fspath(path)
+        try:
+            self._slide = tiffslide.TiffSlide(self.path)
+        except Exception as exc:
+            raise InputError(f"cannot open {self.path} as a whole-slide image: {exc}") from None
+        width, height = self._slide.dimensions
+        self.shape = (int(height), int(width))
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        region = np.asarray(self._slide.read_region((0, y0), 0, (self.shape[1], y1 - y0), as_array=True))
+        if region.shape[-1] == 4:
+            alpha = region[..., 3:].astype(np.float32) / 255
+            region = np.rint(region[..., :3] * alpha + 255 * (1 - alpha))
+        return region[..., :3].astype(np.uint8)
+
+    def close(self) -> None:
+        self._slide.close()
+
+
+def open_rows(path: PathLike):
+    """A row source for an H&E image file (see the module's docstring for what each format costs)."""
+    from .images import load_he
+
+    where = os.fspath(path)
+    if not os.path.isfile(where):
+        raise InputError(f"image not found: {where}")
+    ending = os.path.splitext(where)[1].lower()
+    if ending in SLIDE_ENDINGS:
+        return SlideRows(where)
+    if ending in (".tif", ".tiff"):
+        return TiffRows(where)
+    return ArrayRows(load_he(where))
+
+
+class TiffRowWriter:
+    """An uncompressed TIFF of ``shape`` ``(H, W)`` or ``(H, W, 3)`` and ``dtype``, written by rows in any order.
+
+    Use as a context manager: the file appears at ``path`` only when the block ends without an error.
+    """
+
+    def __init__(self, path: PathLike, shape, dtype, *, overwrite: bool = False) -> None:
+        import tifffile
+
+        self.path = os.fspath(path)
+        ensure_absent([self.path], overwrite)
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        folder = os.path.dirname(self.path) or "."
+        os.makedirs(folder, exist_ok=True)
+        self._tmp = os.path.join(folder, f".{os.path.basename(self.path)}.{secrets.token_hex(6)}.tmp")
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31,
+                         photometric="rgb" if len(self.shape) == 3 else "minisblack")
+        with tifffile.TiffFile(self._tmp) as tif:
+            self._offset = int(tif.pages[0].dataoffsets[0])
+        self._fh = open(self._tmp, "r+b")
+        self._row_bytes = nbytes // self.shape[0]
+
+    def write(self, y0: int, rows: np.ndarray) -> None:
+        """Put ``rows`` (``(h, W[, 3])``) at rows ``y0 … y0 + h − 1``."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:] or y0 < 0 or y0 + rows.shape[0] > self.shape[0]:
+            raise ValueError(f"rows {rows.shape} at {y0} do not fit an image of {self.shape}")
+        self._fh.seek(self._offset + y0 * self._row_bytes)
+        self._fh.write(rows.astype(self.dtype.newbyteorder("<"), copy=False).tobytes())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._fh.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            os.remove(self._tmp)
