@@ -36,7 +36,8 @@ from functools import partial
 import numpy as np
 
 from .errors import InputError
-from .io import VOLUME_EXTENSIONS, check_same_geometry, load_rgb, load_volume, resample_like
+from .io import (LABEL_IMAGE_EXTENSIONS, VOLUME_EXTENSIONS, check_same_geometry, load_label_image, load_rgb,
+                 load_volume, resample_like)
 from .metrics.protocols import LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
 from .pairing import IMAGE_EXTENSIONS, Case, pair_cases
 
@@ -67,6 +68,12 @@ def load_case(case: Case, inputs: str, *, labels=None, resample: bool = False, a
     """
     if inputs == "rgb":
         return check_arrays(load_rgb(case.pred), load_rgb(case.ref), inputs="rgb", names=(case.pred, case.ref, None))
+    if inputs == "labels" and _label_image(case.ref):
+        if not _label_image(case.pred) or case.mask is not None:
+            raise InputError(f"{case.ref} is a 2D label image: its prediction must be one too ({case.pred}), "
+                             "with no mask")
+        return check_arrays(load_label_image(case.pred), load_label_image(case.ref), inputs="labels",
+                            labels=labels, names=(case.pred, case.ref, None))
     ref_vol = load_volume(case.ref)
     is_labels = inputs == "labels"
     pred = _on_grid(load_volume(case.pred), ref_vol, "prediction", resample=resample, labels=is_labels, atol=atol)
@@ -75,6 +82,11 @@ def load_case(case: Case, inputs: str, *, labels=None, resample: bool = False, a
         mask = _on_grid(load_volume(case.mask), ref_vol, "mask", resample=resample, labels=True, atol=atol)
     return check_arrays(pred, ref_vol.data, mask, ref_vol.spacing, inputs=inputs, labels=labels,
                         names=(case.pred, case.ref, case.mask))
+
+
+def _label_image(path: str) -> bool:
+    """A 2D label image file (PNG/TIFF), read by :func:`medfusion.io.load_label_image`, not a volume."""
+    return str(path).lower().endswith(LABEL_IMAGE_EXTENSIONS)
 
 
 def check_arrays(pred, ref, mask=None, spacing=None, *, inputs: str = "image", labels=None,
@@ -127,8 +139,9 @@ def check_arrays(pred, ref, mask=None, spacing=None, *, inputs: str = "image", l
 
 def _volume(a, name: str, inputs: str, labels) -> np.ndarray:
     a = np.asarray(a)
-    if a.ndim != 3:
-        raise InputError(f"{name} has shape {a.shape}: expected a 3D image")
+    if a.ndim != 3 and not (inputs == "labels" and a.ndim == 2):
+        raise InputError(f"{name} has shape {a.shape}: expected a 3D image" + (" (or a 2D label image)" if
+                                                                               inputs == "labels" else ""))
     if inputs == "labels":
         from .metrics.segmentation import check_label_map
 
@@ -144,13 +157,14 @@ def _volume(a, name: str, inputs: str, labels) -> np.ndarray:
 
 def _score_file_case(case: Case, protocol: Protocol, settings: Settings, resample: bool, atol: float) -> CaseResult:
     """Read one case, check it, and compute its metrics (runs in a worker process when workers > 1)."""
-    pred, ref, mask, spacing = load_case(case, protocol.inputs, labels=settings.labels, resample=resample, atol=atol)
+    pred, ref, mask, spacing = load_case(case, protocol.inputs, labels=settings.file_labels, resample=resample,
+                                         atol=atol)
     return protocol.case(pred, ref, mask, spacing, settings)
 
 
 def _score_array_case(case: Mapping, protocol: Protocol, settings: Settings) -> CaseResult:
     """Check one in-memory case and compute its metrics (runs in a worker process when workers > 1)."""
-    pred, ref, mask, spacing = _load_array_case(case, protocol.inputs, settings.labels)
+    pred, ref, mask, spacing = _load_array_case(case, protocol.inputs, settings.file_labels)
     return protocol.case(pred, ref, mask, spacing, settings)
 
 
@@ -183,7 +197,7 @@ class _Plan:
 
 
 def _plan(protocol, metrics, labels, has_mask: bool, data_range, window, empty_dice, hd95_empty, workers,
-          fid) -> _Plan:
+          fid, foreground: bool = False) -> _Plan:
     """Validate the options (the same for files and arrays) and build the settings written into the report."""
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}")
@@ -198,6 +212,8 @@ def _plan(protocol, metrics, labels, has_mask: bool, data_range, window, empty_d
         labels = {int(v): str(int(v)) for v in labels}
     if labels is not None and proto.inputs != "labels":
         raise InputError(f"--labels applies to label-map protocols (labels, hecktor), not {proto.name}")
+    if foreground and proto.inputs != "labels":
+        raise InputError(f"--foreground applies to the labels protocol, not {proto.name}")
     if has_mask and not proto.uses_mask:
         raise InputError(f"protocol {proto.name} takes no mask")
     if set_level and proto.inputs == "labels":
@@ -208,7 +224,7 @@ def _plan(protocol, metrics, labels, has_mask: bool, data_range, window, empty_d
         raise InputError("FID/KID need a feature network: give --fid-extractor NAME and --fid-weights FILE")
     per_case = metrics if metrics else (() if set_level else None)  # only FID/KID asked for: no per-case metric
     settings = proto.settings(per_case, data_range=data_range, window=window, labels=labels,
-                              empty_dice=empty_dice, hd95_empty=hd95_empty)
+                              empty_dice=empty_dice, hd95_empty=hd95_empty, foreground=foreground)
     extractor = None
     if set_level:
         from .metrics.features import make_extractor
@@ -273,6 +289,7 @@ def evaluate(
     workers: int = 1,
     fid: dict | None = None,
     progress: bool = False,
+    foreground: bool = False,
 ):
     """Evaluate predictions against references in files; returns a :class:`~medfusion.metrics.report.Report`.
 
@@ -295,19 +312,22 @@ def evaluate(
             to the extractor, e.g. ``{"normalise": "minmax"}`` for MedicalNet as WDM used it (see
             :mod:`medfusion.metrics.features`).
         progress: show a progress bar.
+        foreground: ``labels`` protocol: score every positive value as one label ("foreground"), for instance label
+            maps such as cell nuclei numbered 1..N (2D label images: PNG/TIFF files, HD95 in pixels).
     """
     plan = _plan(protocol, metrics, labels, mask is not None, data_range, window, empty_dice, hd95_empty, workers,
-                 fid)
+                 fid, foreground)
     proto, settings = plan.proto, plan.settings
-    extensions = IMAGE_EXTENSIONS if proto.inputs == "rgb" else VOLUME_EXTENSIONS
+    extensions = {"rgb": IMAGE_EXTENSIONS, "labels": VOLUME_EXTENSIONS + LABEL_IMAGE_EXTENSIONS}.get(
+        proto.inputs, VOLUME_EXTENSIONS)
     cases, unpaired = pair_cases(pred, ref, mask, extensions=extensions, pattern=pattern)
     score = partial(_score_file_case, protocol=proto, settings=settings, resample=resample, atol=atol)
     results = _run(cases, score, workers, progress)
     records = [{"case": c.name, "pred": c.pred, "ref": c.ref, **({"mask": c.mask} if c.mask else {})} for c in cases]
     return _finish(plan, records, results, partial(_file_volumes, cases, proto.inputs == "rgb"), unpaired=unpaired,
                    inputs={"pred": pred, "ref": ref, "mask": mask, "resample": resample, "atol": atol},
-                   loader=partial(_reload_file_case, inputs=proto.inputs, labels=settings.labels, resample=resample,
-                                  atol=atol))
+                   loader=partial(_reload_file_case, inputs=proto.inputs, labels=settings.file_labels,
+                                  resample=resample, atol=atol))
 
 
 def evaluate_arrays(
@@ -323,6 +343,7 @@ def evaluate_arrays(
     workers: int = 1,
     fid: dict | None = None,
     progress: bool = False,
+    foreground: bool = False,
 ):
     """Evaluate predictions held in memory; returns the same :class:`~medfusion.metrics.report.Report` as
     :func:`evaluate` does for the same volumes in files (one code path after loading: :func:`check_arrays`, the
@@ -335,8 +356,8 @@ def evaluate_arrays(
             ``mask`` of :func:`evaluate` (the BraSyn tumour label map, the SynthRAD body mask, …); ``spacing``
             in mm (``None``: 1 per axis, so HD95 is in voxels).  The arrays are not modified; the report keeps
             references to them for :meth:`~medfusion.metrics.report.Report.plot`.
-        protocol, metrics, labels, data_range, window, empty_dice, hd95_empty, workers, fid, progress: as for
-            :func:`evaluate` (``workers`` > 1 copies each case's arrays to a worker process).
+        protocol, metrics, labels, data_range, window, empty_dice, hd95_empty, workers, fid, progress,
+            foreground: as for :func:`evaluate` (``workers`` > 1 copies each case's arrays to a worker process).
 
     Raises:
         InputError: no cases, a case without ``case``/``pred``/``ref`` or with unknown keys, duplicate names,
@@ -344,7 +365,7 @@ def evaluate_arrays(
     """
     cases = _array_cases(cases)
     plan = _plan(protocol, metrics, labels, any(c.get("mask") is not None for c in cases), data_range, window,
-                 empty_dice, hd95_empty, workers, fid)
+                 empty_dice, hd95_empty, workers, fid, foreground)
     proto, settings = plan.proto, plan.settings
     results = _run(cases, partial(_score_array_case, protocol=proto, settings=settings), workers, progress)
     records = [{"case": c["case"]} for c in cases]
@@ -352,7 +373,8 @@ def evaluate_arrays(
     return _finish(plan, records, results, partial(_array_volumes, cases, proto.inputs),
                    unpaired={"pred_only": [], "ref_only": []},
                    inputs={"source": "arrays", "masks": sum(c.get("mask") is not None for c in cases)},
-                   loader=partial(_reload_array_case, cases=by_name, inputs=proto.inputs, labels=settings.labels))
+                   loader=partial(_reload_array_case, cases=by_name, inputs=proto.inputs,
+                                  labels=settings.file_labels))
 
 
 _CASE_KEYS = ("case", "pred", "ref", "mask", "spacing")

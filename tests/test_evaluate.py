@@ -641,3 +641,44 @@ def test_no_library_module_switches_the_matplotlib_backend():
 
     for module in (medfusion.evaluate, medfusion.metrics.plots, medfusion.metrics.report):
         assert "matplotlib.use(" not in open(module.__file__).read()
+
+
+def test_labels_protocol_on_2d_label_images_with_foreground(tmp_path):
+    """Cell masks as 2D PNG/TIFF label images: per-instance numbers differ, --foreground scores the union;
+    Dice against a hand count, HD95 against scipy's distance transform (in pixels)."""
+    from PIL import Image
+    from scipy import ndimage as ndi
+    import tifffile
+
+    ref = np.zeros((40, 50), np.uint16)
+    ref[5:20, 5:20], ref[25:35, 30:45] = 3, 7  # 225 + 150 pixels
+    pred = np.zeros((40, 50), np.uint32)
+    pred[6:21, 5:20], pred[25:33, 30:45] = 1, 70000  # 225 + 120; overlap 210 + 120
+    for d in ("pred", "ref"):
+        (tmp_path / d).mkdir()
+    Image.fromarray(ref).save(tmp_path / "ref" / "tile.png")
+    tifffile.imwrite(tmp_path / "pred" / "tile.tif", pred)  # 32-bit labels, as `medfusion stain --stream` writes
+    rep = evaluate(str(tmp_path / "pred"), str(tmp_path / "ref"), protocol="labels", foreground=True)
+    case = rep.cases[0]
+    assert case["dice_foreground"] == pytest.approx(2 * 330 / (345 + 375))
+    assert rep.set_metrics["dsc_agg_foreground"] == pytest.approx(2 * 330 / (345 + 375))
+
+    def surface_distances(a, b):  # distances from a's border pixels to b's border pixels
+        border = lambda m: m & ~ndi.binary_erosion(m)  # noqa: E731
+        return ndi.distance_transform_edt(~border(b))[border(a)]
+
+    p, r = pred > 0, ref > 0
+    expected = max(np.percentile(surface_distances(p, r), 95), np.percentile(surface_distances(r, p), 95))
+    assert case["hd95_foreground"] == pytest.approx(expected, abs=1e-6)
+    per_label = evaluate(str(tmp_path / "pred"), str(tmp_path / "ref"), protocol="labels")
+    assert per_label.cases[0]["dice_3"] == 0.0  # instance numbers do not match without --foreground
+    with pytest.raises(InputError, match="foreground"):
+        evaluate(str(tmp_path / "pred"), str(tmp_path / "ref"), protocol="hecktor", foreground=True)
+    with pytest.raises(InputError, match="leave out --labels"):
+        evaluate(str(tmp_path / "pred"), str(tmp_path / "ref"), protocol="labels", foreground=True, labels=[1])
+    paths = rep.plot(str(tmp_path / "plots"))
+    assert sorted(os.path.basename(p) for p in paths) == ["metrics.png", "worst_case.png"]
+    res = run_cli("--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"), "--protocol", "labels",
+                  "--foreground", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "dice_foreground" in res.stdout

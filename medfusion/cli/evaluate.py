@@ -33,7 +33,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         labels=_parse_labels(args.labels), data_range=_parse_range(args.data_range),
         window=tuple(args.window) if args.window else None, empty_dice=float(args.empty_dice),
         hd95_empty=args.hd95_empty, resample=args.resample, pattern=args.glob, workers=_cores() if args.workers is None else args.workers, fid=fid,
-        progress=not args.quiet,
+        progress=not args.quiet, foreground=args.foreground,
     )
     if args.out:
         report.write(args.out, overwrite=args.overwrite)
@@ -98,6 +98,9 @@ def register(sub) -> None:
                    help="default: labels if only dice/hd95/dsc_agg are asked for or --labels is given, else image")
     p.add_argument("--metrics", nargs="+", metavar="M", help="subset of the protocol's metrics: ssim ssim_slice "
                    "psnr mae mse fsim | dice hd95 dsc_agg; fid kid (need --fid-extractor/--fid-weights)")
+    p.add_argument("--foreground", action="store_true", help="labels protocol: every positive value is one label "
+                   "'foreground' (instance label maps, e.g. cell nuclei numbered 1..N; 2D PNG/TIFF label images are "
+                   "read as they are, HD95 in pixels)")
     p.add_argument("--labels", nargs="+", metavar="L", help="label values, optionally named (1=liver 2=spleen); any "
                    "other value in a label map is an error (default: the labels found)")
     p.add_argument("--data-range", metavar="R", help="SSIM/PSNR data range in the images' unit, or 'ref' (each "

@@ -85,7 +85,7 @@ def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None
 
     Args:
         pred, ref: 3D volumes (``kind="image"``: intensities, e.g. after the protocol's scaling; ``"labels"``:
-            label maps) or ``(H, W, 3)`` uint8 images (``"rgb"``).
+            label maps, also 2D label images) or ``(H, W, 3)`` uint8 images (``"rgb"``).
         mask: optional boolean mask; the slices pass through its centre (else the volume's centre).
         spacing: voxel size in mm per axis, for the pixel aspect ratio (``None``: isotropic).
         kind: ``"image"``: prediction, reference, |difference|; ``"labels"``: reference, prediction and the
@@ -95,7 +95,17 @@ def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None
     """
     from matplotlib.figure import Figure
 
-    if kind == "rgb":
+    if kind == "labels" and np.ndim(ref) == 2:  # a 2D label image (e.g. cells): the three rows side by side
+        fig = Figure(figsize=(9, 3.4), layout="tight")
+        rows, _ = _volume_rows(pred, ref, mask, kind)
+        for ax, (t, img, cmap, (vmin, vmax)) in zip(fig.subplots(1, 3), rows):
+            if cmap == "tab10":
+                img = np.ma.masked_equal(img, 0)
+                ax.set_facecolor("black")
+            ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_title(t, fontsize=8)
+            ax.axis("off")
+    elif kind == "rgb":
         fig = Figure(figsize=(9, 3.4), layout="tight")
         diff = np.abs(pred.astype(np.int16) - ref.astype(np.int16)).mean(axis=-1)
         for ax, (t, img) in zip(fig.subplots(1, 3), (("prediction", pred), ("reference", ref), ("|difference|", diff))):

@@ -66,6 +66,8 @@ class Settings:
         empty_dice: Dice when a label is absent from prediction and reference (1.0, or nan = undefined).
         hd95_empty: HD95 (mm) to use when exactly one of them is empty; ``None`` = undefined.
         slice_axis: axis of the 2D slices for per-slice SSIM/FSIM (axial = the last NIfTI axis).
+        foreground: label protocols: score every positive value as one label 1 "foreground" (instance label maps,
+            e.g. cell nuclei numbered 1..N, whose numbers differ between prediction and reference).
     """
 
     metrics: tuple[str, ...] = ()
@@ -75,6 +77,12 @@ class Settings:
     empty_dice: float = 1.0
     hd95_empty: float | None = None
     slice_axis: int = -1
+    foreground: bool = False
+
+    @property
+    def file_labels(self) -> dict[int, str] | None:
+        """The labels a label map may hold (``None``: any; with ``foreground``, any instance number)."""
+        return None if self.foreground else self.labels
 
     def as_dict(self) -> dict:
         return {
@@ -86,6 +94,7 @@ class Settings:
             "hd95_empty": "undefined" if self.hd95_empty is None else self.hd95_empty,
             "hd95_both_empty": 0.0,
             "slice_axis": self.slice_axis,
+            "foreground": self.foreground,
         }
 
 
@@ -302,9 +311,16 @@ class LabelProtocol(Protocol):
     description = ("generic segmentation: Dice and HD95 (mm, max of the two directed 95th percentiles of the "
                    "surface distances) per label, and the aggregated Dice per label over the set")
 
+    def _check(self, s: Settings) -> Settings:
+        if s.foreground and s.labels:
+            raise InputError("--foreground scores every positive label as one; leave out --labels")
+        return replace(s, labels={1: "foreground"}) if s.foreground else s
+
     def case(self, pred, ref, mask, spacing, s):
         from . import segmentation as seg
 
+        if s.foreground:
+            pred, ref = (pred > 0).view(np.uint8), (ref > 0).view(np.uint8)
         labels = s.labels or {int(v): str(int(v)) for v in np.union1d(np.unique(pred), np.unique(ref)) if v != 0}
         counts = seg.label_counts(pred, ref, tuple(labels))
         out = {}
@@ -355,6 +371,8 @@ class HecktorProtocol(LabelProtocol):
     labels = {1: "GTVp", 2: "GTVn"}
 
     def _check(self, s: Settings) -> Settings:
+        if s.foreground:
+            raise InputError("hecktor scores GTVp and GTVn apart; --foreground is for --protocol labels")
         if s.labels and s.labels != self.labels:
             raise InputError("hecktor fixes the labels (1 GTVp, 2 GTVn); use --protocol labels for others")
         return replace(s, labels=dict(self.labels))

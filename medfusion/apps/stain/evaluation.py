@@ -3,8 +3,9 @@ number from :mod:`medfusion.metrics`.
 
 For each case folder (``he.png``, ``ihc.png``, ``cells.png``) every model translates the H&E; the IHC image is
 scored against the true IHC with 8-bit PSNR and SSIM as BCI computes them (:func:`medfusion.evaluate.evaluate_arrays`,
-``protocol="bci"``), the cell labels against the coarse true labels by foreground Dice
-(:func:`medfusion.metrics.segmentation.dice`, per image; and aggregated over all pixels of the set).  Two
+``protocol="bci"``), the cell labels against the coarse true labels by foreground Dice (the ``labels`` protocol
+with ``foreground=True``, as ``medfusion evaluate --protocol labels --foreground`` scores label images: per image,
+and aggregated over all pixels of the set).  Two
 no-learning references are scored the same way: ``he_as_ihc`` (the H&E image itself as the IHC prediction — what
 a model must beat to have learned anything) and ``haematoxylin_watershed`` (cells from the H&E's haematoxylin
 channel by :func:`.data.nuclei_labels`, the rule that made the coarse training labels).
@@ -41,7 +42,6 @@ def _predict(name: str, model, he: np.ndarray, **kwargs) -> dict:
 
 def _score(preds: list[dict], cases: list[dict]) -> dict:
     from ...evaluate import evaluate_arrays
-    from ...metrics.segmentation import dice, dice_from_counts
 
     out: dict = {}
     if "ihc" in preds[0]:
@@ -51,11 +51,10 @@ def _score(preds: list[dict], cases: list[dict]) -> dict:
                       "ssim": float(np.mean([r["ssim"] for r in rep.cases])),
                       "per_case": [{"case": r["case"], "psnr": r["psnr"], "ssim": r["ssim"]} for r in rep.cases]}
     if "cells" in preds[0]:
-        per = [dice(p["cells"] > 0, c["cells"] > 0) for p, c in zip(preds, cases)]
-        inter = sum(int(((p["cells"] > 0) & (c["cells"] > 0)).sum()) for p, c in zip(preds, cases))
-        n_p = sum(int((p["cells"] > 0).sum()) for p in preds)
-        n_r = sum(int((c["cells"] > 0).sum()) for c in cases)
-        out["cells"] = {"dice": float(np.mean(per)), "dice_aggregated": dice_from_counts(inter, n_p, n_r),
+        rep = evaluate_arrays([{"case": c["name"], "pred": p["cells"], "ref": c["cells"]} for p, c in zip(preds, cases)],
+                              protocol="labels", metrics=["dice", "dsc_agg"], foreground=True)
+        per = [r["dice_foreground"] for r in rep.cases]
+        out["cells"] = {"dice": float(np.mean(per)), "dice_aggregated": rep.set_metrics["dsc_agg_foreground"],
                         "per_case": [{"case": c["name"], "dice": d} for c, d in zip(cases, per)]}
     return out
 

@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from ...errors import InputError
-from ...io import PathLike, ensure_absent, load_rgb, write_atomic
+from ...io import PathLike, ensure_absent, load_label_image, load_rgb, write_atomic
 
 __all__ = ["RGB_FORMATS", "LABEL_FORMATS", "CASE_FILES", "load_he", "save_rgb", "load_labels", "save_labels",
            "check_min_size", "case_paths", "write_case"]
@@ -32,8 +32,6 @@ LABEL_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}
 
 #: the files of a training case folder: ``he.png``, ``ihc.png`` (8-bit RGB) and ``cells.png`` (16-bit labels)
 CASE_FILES = ("he", "ihc", "cells")
-
-_LABEL_MODES = ("1", "L", "I;16", "I;16L", "I;16B", "I")  # integer single-channel PIL modes
 
 
 def _hint(mode: str) -> str:
@@ -140,32 +138,16 @@ def save_labels(path: PathLike, labels: np.ndarray, *, overwrite: bool = False) 
 
 
 def load_labels(path: PathLike) -> np.ndarray:
-    """Read a cell label image (8- or 16-bit single-channel PNG/TIFF) as ``(H, W)`` uint16.
+    """Read a cell label image (8- or 16-bit single-channel PNG/TIFF) as ``(H, W)`` uint16
+    (:func:`medfusion.io.load_label_image`, values up to 65535).
 
     Raises:
         InputError: the file is missing or unreadable, a colour image (RGB, RGBA, palette), floating-point, or
             holds values outside [0, 65535].
     """
-    from PIL import Image, UnidentifiedImageError
-
-    where = os.fspath(path)
-    if not os.path.isfile(where):
-        raise InputError(f"label image not found: {where}")
-    try:
-        with Image.open(where) as img:
-            mode = img.mode
-            if mode == "F":
-                raise InputError(f"{where} holds floating-point data, not integer cell labels")
-            if mode not in _LABEL_MODES:
-                raise InputError(f"{where} is a {mode} image: cell labels must be a single-channel integer image "
-                                 "(8- or 16-bit grey PNG/TIFF)")
-            data = np.array(img)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read {where} as an image: {exc}") from None
-    if data.ndim != 2 or not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
-        raise InputError(f"{where} is not a 2D integer label image ({data.dtype} {data.shape})")
-    if data.size and (int(data.min()) < 0 or int(data.max()) > 65535):
-        raise InputError(f"{where} holds labels [{data.min()}, {data.max()}] outside 0..65535")
+    data = load_label_image(path)
+    if data.size and int(data.max()) > 65535:
+        raise InputError(f"{os.fspath(path)} holds labels [{data.min()}, {data.max()}] outside 0..65535")
     return data.astype(np.uint16)
 
 
