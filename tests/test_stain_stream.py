@@ -218,3 +218,18 @@ def test_stain_command_streams_and_fails_cleanly(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "ihc.tif"), "--cells", str(tmp_path / "cells.tif")]) == 0
     assert tifffile.imread(tmp_path / "ihc.tif").shape == he.shape
     assert sorted(os.listdir(tmp_path)) == ["cells.tif", "he.tif", "ihc.tif", "tiny.pt"]
+
+
+def test_folder_form_streams_each_image_into_tiffs(tmp_path):
+    from medfusion.apps.stain.pipeline import stain_folder
+
+    (tmp_path / "he").mkdir()
+    rng = np.random.default_rng(6)
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / "he" / f"{name}.tif", rng.integers(0, 200, (33, 40, 3), dtype=np.uint8),
+                         photometric="rgb")
+    written = stain_folder(tiny_model(), str(tmp_path / "he"), str(tmp_path / "ihc"), cells_dir=str(tmp_path / "cells"),
+                           stream=True, steps=1)
+    assert sorted(os.path.relpath(p, tmp_path) for p in written) == [
+        os.path.join(d, f"{n}.tif") for d in ("cells", "ihc") for n in ("a", "b")]
+    assert tifffile.imread(tmp_path / "cells" / "b.tif").shape == (33, 40)
