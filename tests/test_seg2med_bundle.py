@@ -35,8 +35,8 @@ def cases(tmp_path_factory):
 
 
 def test_train_and_inference_configs_agree():
-    """train.json's network_config gives exactly inference.json's network_def and diffusion (and so for the 3D,
-    residual 3D and published configs), merged as MONAI merges them (``#`` keys override nested values)."""
+    """train.json's network_config gives exactly inference.json's network_def and diffusion (and so for the 3D
+    (residual) and published configs), merged as MONAI merges them (``#`` keys override nested values)."""
     from monai.bundle import ConfigParser
 
     from medfusion.apps.seg2med.model import Seg2MedModel
@@ -46,22 +46,19 @@ def test_train_and_inference_configs_agree():
         parser.read_config([str(CONFIGS / f) for f in files])
         return parser.get()
 
-    for suffix in ("", "_3d", "_3d_residual", "_published"):
-        extra = ["_3d"] if suffix == "_3d_residual" else []
-        train = merged(["train.json"] + [f"train{s}.json" for s in extra + [suffix] if s])
-        infer = merged(["inference.json"] + [f"inference{s}.json" for s in extra + [suffix] if s])
+    for suffix in ("", "_3d", "_published"):
+        train = merged(["train.json"] + ([f"train{suffix}.json"] if suffix else []))
+        infer = merged(["inference.json"] + ([f"inference{suffix}.json"] if suffix else []))
         model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
                                     prediction=train["prediction"], residual=train["residual"])
         net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
         assert model.network_config == net, suffix
         assert model.diffusion.prediction == infer["diffusion"]["prediction"], suffix
         assert model.diffusion.reference == infer["diffusion"].get("reference"), suffix
-    assert merged(["inference.json", "inference_3d.json", "inference_3d_residual.json"])["diffusion"]["reference"] == 0
+    assert merged(["inference.json", "inference_3d.json"])["diffusion"]["reference"] == 0  # the 3D model is residual
 
 
 BASES = {"evaluate.json": ["inference.json"], "inference_3d.json": ["inference.json"],
-         "inference_3d_residual.json": ["inference.json", "inference_3d.json"],
-         "train_3d_residual.json": ["train.json", "train_3d.json"],
          "inference_published.json": ["inference.json"], "train_3d.json": ["train.json"],
          "train_published.json": ["train.json"], "multi_gpu_train.json": ["train.json"]}
 
@@ -136,7 +133,7 @@ def test_bundle_3d_inference(cases, tmp_path):
 
     torch.manual_seed(0)
     generation = [("prior", "ct"), ("prior", "t1"), ("prior", "t2")]  # the 3D bundle model's tasks
-    ckpt = Seg2MedModel.create(TINY, dims=3, tasks=generation).save(tmp_path / "tiny3d.pt")
+    ckpt = Seg2MedModel.create(TINY, dims=3, tasks=generation, residual=True).save(tmp_path / "tiny3d.pt")
     out = tmp_path / "out"
     tiny_3d = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
         "--network_def#attention_levels", "[False,False]"]
