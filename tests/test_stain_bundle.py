@@ -8,7 +8,7 @@ import json
 from functools import partial
 
 from conftest import REPO
-from test_bundle import _bundle, _ok, config_files, merged_configs
+from test_bundle import PYTHON, _bundle, _ok, _run, config_files, merged_configs
 
 BUNDLE = "bundles/he_to_ihc_staindiffuser"
 TINY_UNET = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
@@ -40,7 +40,7 @@ def test_train_and_inference_configs_agree_and_resolve():
         check_components(_configs(*names), "+".join(names))
 
 
-def test_bundle_trains_the_multitask_model_a_single_task_variant_and_the_baseline(tmp_path):
+def test_bundle_trains_the_multitask_model_under_torchrun_a_single_task_variant_and_the_baseline(tmp_path):
     from medfusion.apps.stain.tissue import write_tissue_dataset
     from medfusion.core.checkpoint import load_checkpoint
 
@@ -49,16 +49,20 @@ def test_bundle_trains_the_multitask_model_a_single_task_variant_and_the_baselin
     common = ["--bundle_root", BUNDLE, "--dataset_dir", str(data), "--val_dir", str(data), "--device", "cpu",
               "--max_steps", "2", "--batch_size", "2", "--val_every", "2", "--val_cases", "1", "--tile", "16",
               "--unet", repr(TINY_UNET), "--encoder_channels", "8", "--logging_file", f"{BUNDLE}/configs/logging.conf"]
-    for extra, kind, tasks in ((["train.json"], "stain", ["ihc", "cells"]),
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle"]
+    for extra, kind, tasks in ((["train.json", "multi_gpu_train.json"], "stain", ["ihc", "cells"]),
                                (["train.json", "train_cells_only.json"], "stain", ["cells"]),
                                (["train.json", "train_baseline.json"], "stain-unet", ["ihc", "cells"])):
         run = tmp_path / "+".join(extra)
         more = ["--baseline_network_config#channels", "[8,16]", "--baseline_network_config#strides", "[2]"] \
             if kind == "stain-unet" else []
-        _ok(_bundle("run", "--config_file", _cfg(*extra), "--output_dir", str(run), *common, *more))
+        args = ["run", "--config_file", _cfg(*extra), "--output_dir", str(run), *common, *more]
+        # the multitask model with real DDP: two processes under torchrun (gloo on a CPU)
+        _ok(_run([*torchrun, *args], timeout=180) if "multi_gpu_train.json" in extra else _bundle(*args))
         ckpt = load_checkpoint(run / "model.pt", kind=kind)
         assert ckpt.info["train_steps"] == 2 and ckpt.settings["tasks"] == tasks and ckpt.settings["tile"] == 16
-        assert "val_score" in (run / "log.jsonl").read_text()
+        log = (run / "log.jsonl").read_text()
+        assert "val_score" in log and ('"world_size": 2' in log) == ("multi_gpu_train.json" in extra)
 
 
 def test_bundle_inference_and_evaluation_on_the_samples(tmp_path):

@@ -5,6 +5,7 @@
 - :mod:`.diffusion` — conditional diffusion over a space, prediction ``sample``/``epsilon``/``v``, loss, sampling;
 - :mod:`.precision` — device, precision (float32/bfloat16/float16) and seed checks, autocast;
 - :mod:`.inference` — whole volume, ensemble, slice-wise and sliding-window inference;
+- :mod:`.streaming` — the sliding window over an image too large for memory, one row of tiles at a time;
 - :mod:`.runner` — output checks before any work, cases split across ``torchrun`` processes;
 - :mod:`.checkpoint` — the one checkpoint format (``weights_only=True``) and atomic writer;
 - :mod:`.model` — a diffusion model with its settings, to and from checkpoints;
@@ -24,6 +25,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "diffusion": ("ConditionalDiffusion", "PREDICTIONS"),
     "precision": ("PRECISIONS", "resolve_device", "check_precision", "check_seed", "autocast"),
     "inference": ("whole_volume", "ensemble", "EnsembleResult", "slicewise", "sliding_window"),
+    "streaming": ("stream_tiles", "tile_starts"),
     "runner": ("check_outputs", "run_cases", "process_rank"),
     "checkpoint": ("Checkpoint", "save_checkpoint", "load_checkpoint"),
     "model": ("DiffusionModel",),
