@@ -7,10 +7,11 @@
 #                                              # steps), float32 vs bfloat16, eager vs torch.compile; ~4-6 min on one
 #                                              # H200, stopped at 9 min (its runs keep to a 420 s budget)
 #   bash benchmarks/gpu_checks.sh apps         # PET/CT ensemble on a 144 mm box at 1 mm; seg2med 2D/3D at
-#                                              # 256x256x64 and 512x512x64, DDIM 50, bfloat16 (not yet run)
+#                                              # 256x256x64 and 512x512x64, DDIM 50; stain 1024², DDIM 10;
+#                                              # bfloat16 (not yet run)
 #   bash benchmarks/gpu_checks.sh all          # all three, one after the other (more than one 10-min slot)
 # Writes benchmarks/results/full_volume_cuda*.json, denoiser_cuda.json (pipeline) and published_cuda.json
-# (published), petct_speed_cuda.json and seg2med_speed_cuda*.json (apps); each records its command, date and GPU.  Without a usable NVIDIA GPU it stops at once (status 2).
+# (published), petct_speed_cuda.json, seg2med_speed_cuda*.json and stain_speed_cuda.json (apps); each records its command, date and GPU.  Without a usable NVIDIA GPU it stops at once (status 2).
 set -euo pipefail
 py="${PYTHON:-python3}"
 mode="${1:-pipeline}"
@@ -33,12 +34,14 @@ if [[ "$mode" == pipeline || "$mode" == all ]]; then
     "$py" benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda
 fi
 if [[ "$mode" == apps || "$mode" == all ]]; then
-    # the other applications' GPU timings: PET/CT ensemble (goal ≤ 10 s), seg2med 2D/3D at 256² and 512²
+    # the other applications' GPU timings: PET/CT ensemble (goal ≤ 10 s), seg2med 2D/3D at 256² and 512², stain 1024²
     "$py" benchmarks/bench_petct_speed.py --device cuda --precision bfloat16 --out benchmarks/results/petct_speed_cuda.json
     "$py" benchmarks/bench_seg2med_speed.py --device cuda --precision bfloat16 --steps 50 \
         --out benchmarks/results/seg2med_speed_cuda.json
     "$py" benchmarks/bench_seg2med_speed.py --device cuda --precision bfloat16 --steps 50 --shape 512 512 64 \
         --out benchmarks/results/seg2med_speed_cuda_512.json
+    "$py" benchmarks/bench_stain_speed.py --sizes 1024 --device cuda --precision bfloat16 \
+        --out benchmarks/results/stain_speed_cuda.json
 fi
 if [[ "$mode" == published || "$mode" == all ]]; then
     # 540 s hard stop: the file keeps every run finished before it (it is rewritten after each run)
