@@ -115,6 +115,15 @@ def test_schema_copy_is_monais_file():
 
 
 @pytest.mark.slow
+def verify_metadata_in_process(bundle: str) -> None:
+    """``verify_metadata`` of ``bundle``'s metadata against the offline schema (MD5-checked) in this process; raises
+    (jsonschema's ValidationError) when it does not verify."""
+    from monai.bundle import verify_metadata
+
+    verify_metadata(meta_file=str(REPO / bundle / "configs" / "metadata.json"), filepath=str(REPO / SCHEMA),
+                    hash_val=SCHEMA_MD5)
+
+
 def test_metadata_verifies_offline(tmp_path):
     proc = _bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
                    "--hash_val", SCHEMA_MD5)
