@@ -79,6 +79,14 @@ def _volume_rows(pred, ref, mask, kind: str):
     return rows, _centre(mask, ref.shape)
 
 
+def _show(ax, img, cmap, vmin, vmax, aspect=None) -> None:
+    """One slice or image; label maps (``tab10``) with the background black and label k in colour k."""
+    if cmap == "tab10":
+        img = np.ma.masked_equal(img, 0)
+        ax.set_facecolor("black")
+    ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect=aspect)
+
+
 def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None,
                       spacing: Sequence[float] | None = None, *, kind: str = "image", title: str = ""):
     """Slices of one case as the metrics saw it.
@@ -99,10 +107,7 @@ def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None
         fig = Figure(figsize=(9, 3.4), layout="tight")
         rows, _ = _volume_rows(pred, ref, mask, kind)
         for ax, (t, img, cmap, (vmin, vmax)) in zip(fig.subplots(1, 3), rows):
-            if cmap == "tab10":
-                img = np.ma.masked_equal(img, 0)
-                ax.set_facecolor("black")
-            ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            _show(ax, img, cmap, vmin, vmax)
             ax.set_title(t, fontsize=8)
             ax.axis("off")
     elif kind == "rgb":
@@ -121,10 +126,7 @@ def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None
         for r, (t, vol, cmap, (vmin, vmax)) in enumerate(rows):
             for c, (plane, img) in enumerate(zip(("axial", "coronal", "sagittal"), _planes(vol, centre))):
                 ax = axes[r, c]
-                if cmap == "tab10":  # label maps: background black, label k in colour k
-                    img = np.ma.masked_equal(img, 0)
-                    ax.set_facecolor("black")
-                ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect=aspects[c])
+                _show(ax, img, cmap, vmin, vmax, aspect=aspects[c])
                 ax.set_title(f"{t}\n{plane}" if c == 0 else plane, fontsize=8)
                 ax.set_xticks([])
                 ax.set_yticks([])

@@ -24,7 +24,7 @@ from .images import load_labels
 from .train import stain_datalist
 from .translate import translate
 
-__all__ = ["evaluate_heldout", "REFERENCES"]
+__all__ = ["evaluate_heldout", "load_cases", "score", "REFERENCES"]
 
 #: the no-learning references and what they predict
 REFERENCES = {"he_as_ihc": "ihc", "haematoxylin_watershed": "cells"}
@@ -40,7 +40,16 @@ def _predict(name: str, model, he: np.ndarray, **kwargs) -> dict:
     return translate(model, he, **kwargs)
 
 
-def _score(preds: list[dict], cases: list[dict]) -> dict:
+def load_cases(dataset_dir, max_cases: int | None = None) -> list[dict]:
+    """The case folders of ``dataset_dir`` (the first ``max_cases``) read once: ``{"name", "he", "ihc", "cells"}``."""
+    return [{"name": it["name"], "he": load_rgb(it["he"]), "ihc": load_rgb(it["ihc"]),
+             "cells": load_labels(it["cells"])} for it in stain_datalist(dataset_dir)[: max_cases or None]]
+
+
+def score(preds: list[dict], cases: list[dict]) -> dict:
+    """Predictions (``{"ihc"?, "cells"?}`` per case) against :func:`load_cases` cases: ``{"ihc": {"psnr", "ssim",
+    "per_case"}, "cells": {"dice", "dice_aggregated", "per_case"}}`` for the tasks predicted — the ``bci`` protocol
+    and the ``labels`` protocol with ``foreground`` (:func:`medfusion.evaluate.evaluate_arrays`)."""
     from ...evaluate import evaluate_arrays
 
     out: dict = {}
@@ -51,8 +60,8 @@ def _score(preds: list[dict], cases: list[dict]) -> dict:
                       "ssim": float(np.mean([r["ssim"] for r in rep.cases])),
                       "per_case": [{"case": r["case"], "psnr": r["psnr"], "ssim": r["ssim"]} for r in rep.cases]}
     if "cells" in preds[0]:
-        rep = evaluate_arrays([{"case": c["name"], "pred": p["cells"], "ref": c["cells"]} for p, c in zip(preds, cases)],
-                              protocol="labels", metrics=["dice", "dsc_agg"], foreground=True)
+        pairs = [{"case": c["name"], "pred": p["cells"], "ref": c["cells"]} for p, c in zip(preds, cases)]
+        rep = evaluate_arrays(pairs, protocol="labels", metrics=["dice", "dsc_agg"], foreground=True)
         per = [r["dice_foreground"] for r in rep.cases]
         out["cells"] = {"dice": float(np.mean(per)), "dice_aggregated": rep.set_metrics["dsc_agg_foreground"],
                         "per_case": [{"case": c["name"], "dice": d} for c, d in zip(cases, per)]}
@@ -70,9 +79,7 @@ def evaluate_heldout(models: Mapping[str, object], dataset_dir, *, references: b
     """
     import json
 
-    items = stain_datalist(dataset_dir)[: max_cases or None]
-    cases = [{"name": it["name"], "he": load_rgb(it["he"]), "ihc": load_rgb(it["ihc"]),
-              "cells": load_labels(it["cells"])} for it in items]
+    cases = load_cases(dataset_dir, max_cases)
     runs = dict(models)
     if references:
         runs.update({name: None for name in REFERENCES})
@@ -80,7 +87,7 @@ def evaluate_heldout(models: Mapping[str, object], dataset_dir, *, references: b
     for name, model in runs.items():
         t0 = time.time()
         preds = [_predict(name, model, c["he"], **kwargs) for c in cases]
-        result["models"][name] = {**_score(preds, cases), "seconds_per_image": (time.time() - t0) / len(cases)}
+        result["models"][name] = {**score(preds, cases), "seconds_per_image": (time.time() - t0) / len(cases)}
     if report is not None:
         write_atomic(report, json.dumps(result, indent=1, allow_nan=True))
     return result

@@ -25,21 +25,20 @@ import numpy as np
 from ...errors import InputError
 from ...io import PathLike, ensure_absent
 
-__all__ = ["SLIDE_ENDINGS", "open_rows", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter"]
+__all__ = ["SLIDE_ENDINGS", "open_rows", "RowSource", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter"]
 
 #: whole-slide formats read through tiffslide (the ``wsi`` extra)
 SLIDE_ENDINGS = (".svs", ".ndpi", ".scn", ".mrxs", ".bif", ".vms", ".vmu", ".svslide")
 
 
-class ArrayRows:
-    """An image in memory, ``(H, W, 3)`` uint8, served by rows."""
+class RowSource:
+    """What every row source gives: ``shape`` ``(H, W)``, ``read(y0, y1)`` → ``(y1 − y0, W, 3)`` uint8, ``close()``;
+    a context manager."""
 
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = np.asarray(array)
-        self.shape = tuple(int(n) for n in self.array.shape[:2])
+    shape: tuple[int, int]
 
     def read(self, y0: int, y1: int) -> np.ndarray:
-        return self.array[y0:y1]
+        raise NotImplementedError
 
     def close(self) -> None:
         pass
@@ -51,7 +50,18 @@ class ArrayRows:
         self.close()
 
 
-class TiffRows(ArrayRows):
+class ArrayRows(RowSource):
+    """An image in memory, ``(H, W, 3)`` uint8, served by rows."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = np.asarray(array)
+        self.shape = tuple(int(n) for n in self.array.shape[:2])
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        return self.array[y0:y1]
+
+
+class TiffRows(RowSource):
     """Rows of the first page of an 8-bit RGB TIFF, decoding only the tiles or strips they touch."""
 
     def __init__(self, path: PathLike) -> None:
@@ -84,7 +94,8 @@ class TiffRows(ArrayRows):
         seg_h, seg_w = (int(n) for n in self.page.chunks[:2])
         across = -(-width // seg_w)
         wanted = [r * across + c for r in range(y0 // seg_h, -(-y1 // seg_h)) for c in range(across)]
-        self._cache = {i: v for i, v in self._cache.items() if i in wanted}
+        keep = set(wanted)
+        self._cache = {i: v for i, v in self._cache.items() if i in keep}
         out = np.empty((y1 - y0, width, 3), np.uint8)
         for index in wanted:
             if index not in self._cache:
@@ -112,7 +123,7 @@ class TiffRows(ArrayRows):
             self._tif.close()
 
 
-class SlideRows(ArrayRows):
+class SlideRows(RowSource):
     """Level 0 of a whole-slide image through tiffslide (RGBA composed onto white)."""
 
     def __init__(self, path: PathLike) -> None:
@@ -171,7 +182,7 @@ class TiffRowWriter:
         os.makedirs(folder, exist_ok=True)
         self._tmp = os.path.join(folder, f".{os.path.basename(self.path)}.{secrets.token_hex(6)}.tmp")
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-        tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31,
+        tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31, byteorder="<",
                          photometric="rgb" if len(self.shape) == 3 else "minisblack")
         with tifffile.TiffFile(self._tmp) as tif:
             self._offset = int(tif.pages[0].dataoffsets[0])
@@ -180,11 +191,11 @@ class TiffRowWriter:
 
     def write(self, y0: int, rows: np.ndarray) -> None:
         """Put ``rows`` (``(h, W[, 3])``) at rows ``y0 … y0 + h − 1``."""
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        rows = np.ascontiguousarray(rows, dtype=self.dtype.newbyteorder("<"))  # as the file was laid out
         if rows.shape[1:] != self.shape[1:] or y0 < 0 or y0 + rows.shape[0] > self.shape[0]:
             raise ValueError(f"rows {rows.shape} at {y0} do not fit an image of {self.shape}")
         self._fh.seek(self._offset + y0 * self._row_bytes)
-        self._fh.write(rows.astype(self.dtype.newbyteorder("<"), copy=False).tobytes())
+        self._fh.write(rows.tobytes())
 
     def __enter__(self):
         return self

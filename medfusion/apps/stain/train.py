@@ -106,38 +106,27 @@ class StainTrainingSet(TransformDataset):
 
 class StainValidation:
     """Scores on the first ``cases`` cases of ``val_dir`` (whole images, ``steps`` DDIM steps, seed = case index):
-    ``val_ssim`` and ``val_psnr`` of the IHC image (the ``bci`` protocol of :mod:`medfusion.metrics`), ``val_dice``
-    of the cell foreground (:func:`medfusion.metrics.segmentation.dice`), and ``val_score``, their mean over the
-    model's tasks (IHC: SSIM; cells: Dice), which selects ``model.pt``."""
+    ``val_ssim`` and ``val_psnr`` of the IHC image and ``val_dice`` of the cell foreground, scored as the held-out
+    evaluation scores them (:func:`.evaluation.score`), and ``val_score``, their mean over the model's tasks (IHC:
+    SSIM; cells: Dice), which selects ``model.pt``."""
 
     def __init__(self, val_dir, cases: int = 4, steps: int = 5) -> None:
         self.val_dir, self.cases, self.steps = val_dir, int(cases), int(steps)
         self._cases: list[dict] | None = None  # read once, at the first validation
 
     def __call__(self, model, device) -> dict:
-        from ...evaluate import evaluate_arrays
-        from ...io import load_rgb
-        from ...metrics.segmentation import dice
-        from .images import load_labels
+        from .evaluation import load_cases, score
         from .translate import translate
 
         if self._cases is None:
-            self._cases = [{"name": it["name"], "he": load_rgb(it["he"]), "ihc": load_rgb(it["ihc"]),
-                            "cells": load_labels(it["cells"])} for it in stain_datalist(self.val_dir)[: self.cases]]
-        ssim, psnr, dices = [], [], []
-        for i, c in enumerate(self._cases):
-            out = translate(model, c["he"], steps=self.steps, seed=i, device=device)
-            if "ihc" in out:
-                rep = evaluate_arrays([{"case": c["name"], "pred": out["ihc"], "ref": c["ihc"]}], protocol="bci")
-                ssim.append(rep.cases[0]["ssim"])
-                psnr.append(rep.cases[0]["psnr"])
-            if "cells" in out:
-                dices.append(dice(out["cells"] > 0, c["cells"] > 0))
+            self._cases = load_cases(self.val_dir, self.cases)
+        preds = [translate(model, c["he"], steps=self.steps, seed=i, device=device) for i, c in enumerate(self._cases)]
+        result = score(preds, self._cases)
         scores = {"val_cases": len(self._cases)}
-        if ssim:
-            scores.update(val_ssim=float(np.mean(ssim)), val_psnr=float(np.mean(psnr)))
-        if dices:
-            scores["val_dice"] = float(np.mean(dices))
+        if "ihc" in result:
+            scores.update(val_ssim=result["ihc"]["ssim"], val_psnr=result["ihc"]["psnr"])
+        if "cells" in result:
+            scores["val_dice"] = result["cells"]["dice"]
         scores["val_score"] = float(np.mean([scores[k] for k in ("val_ssim", "val_dice") if k in scores]))
         return scores
 
