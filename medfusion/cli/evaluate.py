@@ -9,6 +9,9 @@ import os
 from ..errors import InputError
 from .common import positive_int
 
+#: the BraTS lesion-wise protocols (kept here so that --help needs no import of the metrics)
+BRATS = ("brats-gli", "brats-mets", "brats-ped", "brats-menpre", "brats-menrt", "brats-goat")
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate
@@ -88,16 +91,20 @@ def register(sub) -> None:
         epilog="protocols: brasyn (BraSyn MRI SSIM, tumour/non-tumour with --mask SEG), synthrad (CT in HU: "
         "window, per-slice SSIM, PSNR, MAE in the body --mask), hecktor (labels 1 GTVp 2 GTVn: Dice, HD95, "
         "aggregated Dice), bci (8-bit RGB PSNR/SSIM), image (generic: needs --data-range or --window), labels "
-        "(generic Dice/HD95/aggregated Dice).",
+        "(generic Dice/HD95/aggregated Dice), brats-* (the BraTS challenges' lesion-wise Dice, NSD, HD95 and "
+        "lesion counts per region, by the organisers' panoptica configurations: pip install 'medfusion[brats]').",
     )
     p.add_argument("--pred", required=True, help="predicted file, or folder of them")
     p.add_argument("--ref", required=True, help="reference file, or folder of them")
     p.add_argument("--mask", help="mask file for all cases, or a folder (brasyn: tumour label map; synthrad: body "
                    "mask; image: region to average over)")
-    p.add_argument("--protocol", choices=("brasyn", "synthrad", "hecktor", "bci", "image", "labels"),
-                   help="default: labels if only dice/hd95/dsc_agg are asked for or --labels is given, else image")
+    p.add_argument("--protocol", choices=("brasyn", "synthrad", "hecktor", "bci", "image", "labels", *BRATS),
+                   metavar="PROTOCOL", help="brasyn, synthrad, hecktor, bci, image, labels, or a BraTS challenge's "
+                   "lesion-wise metrics: " + ", ".join(BRATS) + " (optional extra brats); default: labels if only "
+                   "dice/hd95/dsc_agg are asked for or --labels is given, else image")
     p.add_argument("--metrics", nargs="+", metavar="M", help="subset of the protocol's metrics: ssim ssim_slice "
-                   "psnr mae mse fsim | dice hd95 dsc_agg; fid kid (need --fid-extractor/--fid-weights)")
+                   "psnr mae mse fsim | dice hd95 dsc_agg; fid kid (need --fid-extractor/--fid-weights) | brats-*: "
+                   "panoptica's fields, e.g. sq_dsc sq_hd95 sq_nsd pq_dsc tp fp fn global_bin_dsc (default all)")
     p.add_argument("--foreground", action="store_true", help="labels protocol: every positive value is one label "
                    "'foreground' (instance label maps, e.g. cell nuclei numbered 1..N; 2D PNG/TIFF label images are "
                    "read as they are, HD95 in pixels)")

@@ -8,7 +8,8 @@
 * distributions — :func:`fid`, :func:`kid`, :func:`frechet_distance` from feature vectors; feature networks in
   :mod:`medfusion.metrics.features` (weights supplied by the user);
 * uncertainty — :func:`error_auroc`, :func:`dice_after_removing_uncertain` (does uncertainty mark errors?);
-* protocols and reports — :data:`PROTOCOLS`, :func:`get_protocol`, :class:`Report`.
+* protocols and reports — :data:`PROTOCOLS`, :func:`get_protocol`, :class:`Report`; the BraTS challenges'
+  lesion-wise protocols run the organisers' engine (:mod:`medfusion.metrics.brats`, optional extra ``brats``).
 
 Names resolve lazily: ``from medfusion.metrics import ssim`` imports scikit-image only when called.
 """

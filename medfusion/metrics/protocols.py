@@ -27,6 +27,9 @@ this module works on numpy arrays only.
                range (or ``"ref"``: the reference's max − min per case) and an optional clipping window.
 ``labels``     Generic segmentation: Dice and HD95 per label (labels given, or the union found in the files)
                and the aggregated Dice over the set.
+``brats-*``    The BraTS challenges' lesion-wise metrics (``brats-gli``, ``-mets``, ``-ped``, ``-menpre``,
+               ``-menrt``, ``-goat``): panoptica with the organisers' configurations, per region
+               ``<region>_<field>`` — see :mod:`medfusion.metrics.brats` (optional extra ``brats``).
 =============  =========================================================================================
 
 Undefined values are ``nan``: Dice of a label absent from both prediction and reference when
@@ -38,107 +41,16 @@ tumour SSIM of a case without tumour (data range 0: 0/0, never 1.0).  HD95 of a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import InputError
+from .brats import BRATS_PROTOCOLS
+from .protocol_base import (IMAGE_METRICS, LABEL_METRICS, LOWER_IS_BETTER, CaseResult, Protocol,  # noqa: F401
+                            Settings)
 
 __all__ = ["Settings", "Protocol", "PROTOCOLS", "get_protocol", "LOWER_IS_BETTER", "IMAGE_METRICS", "LABEL_METRICS"]
-
-#: metric families that improve downwards (all others — SSIM, PSNR, FSIM, Dice — improve upwards)
-LOWER_IS_BETTER = ("mae", "mse", "hd95", "fid", "kid")
-
-IMAGE_METRICS = ("ssim", "ssim_slice", "psnr", "mae", "mse", "fsim")
-LABEL_METRICS = ("dice", "hd95", "dsc_agg")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Choices that change metric values; all of them are written into the report.
-
-    Attributes:
-        metrics: metric families to compute (e.g. ``("ssim", "psnr")`` or ``("dice", "hd95", "dsc_agg")``).
-        data_range: SSIM/PSNR data range ``R`` for the generic ``image`` protocol: a number in the images'
-            unit, or ``"ref"`` for the reference's max − min of each case.
-        window: ``(lo, hi)``: clip both images to it and shift by −lo (then ``R`` defaults to hi − lo).
-        labels: label value → name; ``None`` = the union of the labels found (``labels`` protocol).
-        empty_dice: Dice when a label is absent from prediction and reference (1.0, or nan = undefined).
-        hd95_empty: HD95 (mm) to use when exactly one of them is empty; ``None`` = undefined.
-        slice_axis: axis of the 2D slices for per-slice SSIM/FSIM (axial = the last NIfTI axis).
-        foreground: label protocols: score every positive value as one label 1 "foreground" (instance label maps,
-            e.g. cell nuclei numbered 1..N, whose numbers differ between prediction and reference).
-    """
-
-    metrics: tuple[str, ...] = ()
-    data_range: float | str | None = None
-    window: tuple[float, float] | None = None
-    labels: dict[int, str] | None = None
-    empty_dice: float = 1.0
-    hd95_empty: float | None = None
-    slice_axis: int = -1
-    foreground: bool = False
-
-    @property
-    def file_labels(self) -> dict[int, str] | None:
-        """The labels a label map may hold (``None``: any; with ``foreground``, any instance number)."""
-        return None if self.foreground else self.labels
-
-    def as_dict(self) -> dict:
-        return {
-            "metrics": list(self.metrics),
-            "data_range": self.data_range,
-            "window": list(self.window) if self.window else None,
-            "labels": {str(k): v for k, v in self.labels.items()} if self.labels else None,
-            "empty_dice": "nan (undefined)" if math.isnan(self.empty_dice) else self.empty_dice,
-            "hd95_empty": "undefined" if self.hd95_empty is None else self.hd95_empty,
-            "hd95_both_empty": 0.0,
-            "slice_axis": self.slice_axis,
-            "foreground": self.foreground,
-        }
-
-
-@dataclass
-class CaseResult:
-    """Per-case metric values (``nan`` = undefined) and what set-level metrics need from the case."""
-
-    values: dict[str, float] = field(default_factory=dict)
-    label_counts: dict[int, tuple[int, int, int]] = field(default_factory=dict)
-
-
-class Protocol:
-    """Base: ``inputs`` says how files are read ("image", "labels" or "rgb"); subclasses compute one case."""
-
-    name = ""
-    inputs = "image"
-    available: tuple[str, ...] = ()
-    default: tuple[str, ...] = ()
-    uses_mask = True
-    description = ""
-    #: protocol-specific conventions written into the report's settings (``settings["conventions"]``)
-    conventions: dict = {}
-
-    def settings(self, metrics=None, **kwargs) -> Settings:
-        """Validated settings: ``metrics=None`` means the protocol's default; unknown ones are an error."""
-        metrics = self.default if metrics is None else tuple(metrics)
-        unknown = [m for m in metrics if m not in self.available]
-        if unknown:
-            raise InputError(f"protocol {self.name} has no metric {', '.join(unknown)}; it offers "
-                             f"{', '.join(self.available)}")
-        return self._check(Settings(metrics=metrics, **kwargs))
-
-    def _check(self, s: Settings) -> Settings:
-        return s
-
-    def case(self, pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None, spacing, s: Settings) -> CaseResult:
-        raise NotImplementedError
-
-    def set_metrics(self, results: list[CaseResult], s: Settings) -> dict[str, float]:
-        return {}
-
-    def display(self, pred: np.ndarray, ref: np.ndarray, window=None) -> tuple[np.ndarray, np.ndarray]:
-        """The images as the metrics see them (for plots)."""
-        return pred, ref
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -379,7 +291,8 @@ class HecktorProtocol(LabelProtocol):
 
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (BraSynProtocol(), SynthRADProtocol(), HecktorProtocol(),
-                                                      BCIProtocol(), ImageProtocol(), LabelProtocol())}
+                                                      BCIProtocol(), ImageProtocol(), LabelProtocol(),
+                                                      *BRATS_PROTOCOLS)}
 
 
 def get_protocol(name: str) -> Protocol:

@@ -8,12 +8,13 @@ JSON layout::
      "set_metrics": {"dsc_agg_GTVp": ..., ...},
      "unpaired": {"pred_only": [...], "ref_only": [...]}}
 
-``null`` marks an undefined value (e.g. HD95 with an empty prediction, SSIM over an empty mask, PSNR of identical
-images = ∞).  Reports of :func:`medfusion.evaluate.evaluate_arrays` name no files (no ``pred``/``ref``/``mask``
+``null`` marks an undefined value (e.g. HD95 with an empty prediction, SSIM over an empty mask); an infinite value
+is written as the string ``"inf"`` (``float()`` reads it back; PSNR of identical images, the BraTS engine's HD95
+of a missed lesion).  Reports of :func:`medfusion.evaluate.evaluate_arrays` name no files (no ``pred``/``ref``/``mask``
 keys).  The summary runs over the defined values: ``n`` counts them, ``undefined`` counts the others; ``std``
 is the population standard deviation (ddof 0).  ``settings["conventions"]`` holds a protocol's own conventions
 (e.g. which BraSyn values are the challenge's and which are additions).  CSV: one row per case (empty
-``pred``/``ref`` for arrays), then one row per summary statistic (``case`` = ``summary:mean`` …) and one ``set``
+``pred``/``ref`` for arrays; undefined values empty, infinite ones ``inf``), then one row per summary statistic (``case`` = ``summary:mean`` …) and one ``set``
 row with the set-level metrics in their own columns.
 """
 
@@ -49,8 +50,10 @@ def summarize(values) -> dict[str, float | int | None]:
 
 
 def _json_value(x):
+    """JSON has no NaN or infinity: NaN (undefined) is written as null, ±infinity as the string "inf"/"-inf"
+    (which ``float()`` reads back)."""
     if isinstance(x, float) and not math.isfinite(x):
-        return None
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
     return x
 
 
@@ -183,13 +186,13 @@ class Report:
         paths = [os.path.join(folder, "metrics.png"), os.path.join(folder, "worst_case.png")]
         ensure_absent(paths, overwrite)
         os.makedirs(folder, exist_ok=True)
-        values = {m: [c.get(m) for c in self.cases] for m in self.metric_names}
+        proto = get_protocol(self.protocol)
+        values = {m: [c.get(m) for c in self.cases] for m in proto.plotted(self.metric_names)}
         written = [plot_distributions(values, paths[0], title=f"{self.protocol}: {len(self.cases)} case(s)")]
         worst = self.worst_case()
         if worst is None or self.loader is None:
             return written
         case, metric = worst
-        proto = get_protocol(self.protocol)
         pred, ref, mask, spacing = self.loader(case)
         if proto.inputs == "image":
             pred, ref = proto.display(pred, ref, self.settings.get("window"))
@@ -202,6 +205,6 @@ def _cell(x) -> str:
     if x is None:
         return ""
     if isinstance(x, float):
-        return "" if not math.isfinite(x) else repr(x)
+        return _json_value(x) or "" if not math.isfinite(x) else repr(x)
     return str(x)
 
