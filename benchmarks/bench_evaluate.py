@@ -68,14 +68,19 @@ def run(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc: str, cache: str) -> argparse.Namespace:
+    """``--cases --size --cache --out`` of the evaluation speed benchmarks."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--cases", type=int, default=100)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--cache", help="folder for the generated data (default: benchmarks/results/_evaluate, not "
+    ap.add_argument("--cache", help=f"folder for the generated data (default: benchmarks/results/{cache}, not "
                     "committed); e.g. a /tmp folder for smoke runs")
     ap.add_argument("--out")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    a = parse_args(__doc__, "_evaluate")
     data = make_data(a.cases, a.size, a.cache)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,16 +93,22 @@ def main() -> None:
                             *w])
             rows[f"workers_{workers}"] = {"dice_hd95_s": round(t_labels, 2), "ssim_s": round(t_images, 2),
                                           "total_s": round(t_labels + t_images, 2)}
-    best = min(r["total_s"] for r in rows.values())
+    finish("evaluate", a, rows, "total_s",
+           [f"{k}: Dice+HD95 {r['dice_hd95_s']:.1f} s + SSIM {r['ssim_s']:.1f} s = {r['total_s']:.1f} s"
+            for k, r in rows.items()])
+
+
+def finish(name: str, a: argparse.Namespace, rows: dict, seconds: str, lines: list[str], **extra) -> None:
+    """Write ``benchmarks/results/<name>.json`` (or ``--out``) with the target check, and print ``lines``."""
+    best = min(r[seconds] for r in rows.values())
     payload = {
-        "command": "python benchmarks/bench_evaluate.py" + (f" --cases {a.cases}" if a.cases != 100 else "")
+        "command": f"python benchmarks/bench_{name}.py" + (f" --cases {a.cases}" if a.cases != 100 else "")
         + (f" --size {a.size}" if a.size != 128 else ""),
-        "cases": a.cases, "shape": [a.size] * 3, "results": rows, "target_s": TARGET_S,
+        **extra, "cases": a.cases, "shape": [a.size] * 3, "results": rows, "target_s": TARGET_S,
         "target_met": best < TARGET_S,
     }
-    path = write_results("evaluate", payload, a.out)
-    for k, r in rows.items():
-        print(f"{k}: Dice+HD95 {r['dice_hd95_s']:.1f} s + SSIM {r['ssim_s']:.1f} s = {r['total_s']:.1f} s")
+    path = write_results(name, payload, a.out)
+    print("\n".join(lines))
     print(f"target < {TARGET_S:.0f} s: {'met' if best < TARGET_S else 'NOT met'}; wrote {path}")
 
 

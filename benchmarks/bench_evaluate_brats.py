@@ -16,14 +16,13 @@ Results: benchmarks/results/evaluate_brats.json (or --out), and a line per run o
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_results  # noqa: E402
-from bench_evaluate import TARGET_S, run  # noqa: E402
+from _common import RESULTS  # noqa: E402
+from bench_evaluate import finish, parse_args, run  # noqa: E402
 
 
 def _lesion(vol, grid, centre, radius) -> None:
@@ -35,7 +34,7 @@ def make_data(n: int, size: int, cache: str | None = None) -> Path:
     import nibabel as nib
     import numpy as np
 
-    folder = (Path(cache) if cache else RESULTS / "_evaluate_brats") / f"n{n}-{size}"
+    folder = (Path(cache) if cache else RESULTS / "_evaluate_brats") / f"brats-n{n}-{size}"
     if (folder / "done").exists():
         return folder
     for sub in ("ref", "pred"):
@@ -61,13 +60,7 @@ def make_data(n: int, size: int, cache: str | None = None) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cases", type=int, default=100)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--cache", help="folder for the generated data (default: benchmarks/results/_evaluate_brats, "
-                    "not committed)")
-    ap.add_argument("--out")
-    a = ap.parse_args()
+    a = parse_args(__doc__, "_evaluate_brats")
     data = make_data(a.cases, a.size, a.cache)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,17 +68,8 @@ def main() -> None:
             rows[f"workers_{workers}"] = {"seconds": round(run([
                 "--pred", str(data / "pred"), "--ref", str(data / "ref"), "--protocol", "brats-gli",
                 "--out", f"{tmp}/brats{workers}.json", "--workers", str(workers)]), 2)}
-    best = min(r["seconds"] for r in rows.values())
-    payload = {
-        "command": "python benchmarks/bench_evaluate_brats.py" + (f" --cases {a.cases}" if a.cases != 100 else "")
-        + (f" --size {a.size}" if a.size != 128 else ""),
-        "protocol": "brats-gli", "cases": a.cases, "shape": [a.size] * 3, "results": rows, "target_s": TARGET_S,
-        "target_met": best < TARGET_S,
-    }
-    path = write_results("evaluate_brats", payload, a.out)
-    for k, r in rows.items():
-        print(f"{k}: {r['seconds']:.1f} s")
-    print(f"target < {TARGET_S:.0f} s: {'met' if best < TARGET_S else 'NOT met'}; wrote {path}")
+    finish("evaluate_brats", a, rows, "seconds", [f"{k}: {r['seconds']:.1f} s" for k, r in rows.items()],
+           protocol="brats-gli")
 
 
 if __name__ == "__main__":

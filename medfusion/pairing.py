@@ -2,7 +2,10 @@
 
 ``pred`` and ``ref`` are files, or folders searched recursively; a case is a file's name without its
 extension (``BraTS-001-t2f.nii.gz`` → ``BraTS-001-t2f``), and predictions and references with the same case name
-are paired.  Files only on one side are listed as unpaired (an error only if nothing pairs).
+are paired.  A reference label map named like a mask (``X-seg``, ``X_label``, ... as below) pairs with the
+prediction ``X`` when no reference is named ``X`` (BraTS: ``BraTS-GLI-00001-000-seg.nii.gz`` is the truth of the
+submitted ``BraTS-GLI-00001-000.nii.gz``).  Files only on one side are listed as unpaired (an error only if
+nothing pairs).
 Masks (``mask``): one file for every case, or a folder (it may be the reference folder itself); a mask belongs
 to a case when its name ends in ``-seg``/``_seg``/``-mask``/``_mask``/``-label(s)`` and the part before equals the
 case name or the case name without its last ``-``/``_`` part (so ``BraTS-001-seg`` is the mask of
@@ -83,6 +86,17 @@ def _mask_for(case: str, masks: dict[str, str], suffixed: dict[str, str]) -> str
     return masks.get(case)
 
 
+def _unsuffixed(refs: dict[str, str], preds: dict[str, str]) -> dict[str, str]:
+    """``refs`` with ``X-seg`` renamed ``X`` where a prediction ``X`` has no reference of its own name."""
+    out = dict(refs)
+    for name, path in refs.items():
+        base = _MASK_SUFFIX.sub("", name)
+        if base != name and base in preds and base not in refs:
+            del out[name]
+            out[base] = path
+    return out
+
+
 def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequence[str] = VOLUME_EXTENSIONS,
                pattern: str | None = None) -> tuple[list[Case], dict[str, list[str]]]:
     """Pair predictions with references by case name (see the module docstring).
@@ -101,6 +115,7 @@ def pair_cases(pred: str, ref: str, mask: str | None = None, *, extensions: Sequ
         preds, refs = {name: pred}, {name: ref}
     elif os.path.isfile(pred) != os.path.isfile(ref):
         raise InputError("give --pred and --ref both as files or both as folders")
+    refs = _unsuffixed(refs, preds)
     names = sorted(set(preds) & set(refs))
     unpaired = {"pred_only": sorted(set(preds) - set(refs)), "ref_only": sorted(set(refs) - set(preds))}
     if not names:

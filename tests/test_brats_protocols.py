@@ -74,14 +74,15 @@ def gli_cases():
     return cases
 
 
-def write_cases(root, cases, affine=np.eye(4), prefix="BraTS-GLI"):
-    """The official command's layout: ref/ and pred/ with the same subject-numbered names."""
+def write_cases(root, cases, affine=np.eye(4), prefix="BraTS-GLI", ref_suffix=""):
+    """The official command's layout: ref/ and pred/ with subject-numbered names (``ref_suffix="-seg"``: the
+    references named as BraTS distributes them, ``BraTS-GLI-00001-000-seg.nii.gz``)."""
     names = {}
     for i, (key, (pred, ref)) in enumerate(cases.items(), start=1):
         name = f"{prefix}-{i:05d}-000"
-        for sub, arr in (("pred", pred), ("ref", ref)):
+        for sub, arr, suffix in (("pred", pred, ""), ("ref", ref, ref_suffix)):
             os.makedirs(root / sub, exist_ok=True)
-            nib.save(nib.Nifti1Image(arr.astype(np.uint8), affine), str(root / sub / f"{name}.nii.gz"))
+            nib.save(nib.Nifti1Image(arr.astype(np.uint8), affine), str(root / sub / f"{name}{suffix}.nii.gz"))
         names[key] = name
     return names
 
@@ -114,7 +115,7 @@ def assert_matches(ours: dict, official: dict, case: str):
 @pytest.fixture(scope="module")
 def gli(tmp_path_factory):
     root = tmp_path_factory.mktemp("gli")
-    names = write_cases(root, gli_cases())
+    names = write_cases(root, gli_cases(), ref_suffix="-seg")
     return root, names
 
 
@@ -125,7 +126,7 @@ def test_gli_equals_the_official_command_on_every_case_region_and_field(gli, tmp
                            "--pred_path", str(root / "pred"), "--config", "gli", "--summary_json", str(summary)],
                           capture_output=True, text=True, env=run_env())
     assert proc.returncode == 0, proc.stderr
-    official = {m["subject_name"].removesuffix(".nii.gz"): m for m in json.load(open(summary))["metrics"]}
+    official = {m["subject_name"].removesuffix("-seg.nii.gz"): m for m in json.load(open(summary))["metrics"]}
     assert set(official) == set(names.values()) and not any("error" in m for m in official.values())
 
     out = tmp_path / "ours.json"

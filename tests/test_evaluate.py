@@ -324,6 +324,16 @@ def test_pairing_rules(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(InputError, match="holds no"):
         pair_cases(str(tmp_path / "empty"), str(tmp_path / "b"))
+    # BraTS layout: the truth BraTS-GLI-00001-000-seg pairs with the submitted BraTS-GLI-00001-000, unless a
+    # reference of the prediction's own name exists (then that one, and the -seg file stays unpaired)
+    for name in ("BraTS-GLI-00001-000", "BraTS-GLI-00002-000"):
+        write(tmp_path / "sub" / f"{name}.nii.gz", np.zeros((4, 4, 4)))
+        write(tmp_path / "truth" / f"{name}-seg.nii.gz", np.zeros((4, 4, 4)))
+    write(tmp_path / "truth" / "BraTS-GLI-00002-000.nii.gz", np.zeros((4, 4, 4)))
+    cases, unpaired = pair_cases(str(tmp_path / "sub"), str(tmp_path / "truth"))
+    assert [(c.name, os.path.basename(c.ref)) for c in cases] == [
+        ("BraTS-GLI-00001-000", "BraTS-GLI-00001-000-seg.nii.gz"), ("BraTS-GLI-00002-000", "BraTS-GLI-00002-000.nii.gz")]
+    assert unpaired == {"pred_only": [], "ref_only": ["BraTS-GLI-00002-000-seg"]}
 
 
 def test_parallel_workers_give_the_same_report(image_folders):
