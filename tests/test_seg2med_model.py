@@ -134,6 +134,17 @@ def test_generate_shapes_air_and_seed(dims):
     assert np.all(a[~body] == -1000) and a.min() >= -1000 and a.max() <= 1000
 
 
+@pytest.mark.parametrize("dims,expected", [(2, "ddim"), (3, "ddpm")])
+def test_default_sampler_per_model(dims, expected):
+    """No sampler given: DDIM for a 2D model, DDPM for a 3D one (the shipped weights' measured settings)."""
+    m = tiny_model(dims, prediction="epsilon")
+    lab = labels()
+    default = generate(m, lab, "ct", steps=3, seed=1)
+    assert np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler=expected))
+    other = "ddim" if expected == "ddpm" else "ddpm"
+    assert not np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler=other))
+
+
 def test_convert_ct_to_mr_takes_the_ct_body():
     m = tiny_model(2)
     ct = np.full((20, 18, 5), -1000.0, np.float32)

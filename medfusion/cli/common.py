@@ -35,12 +35,13 @@ def seed_int(text: str) -> int:
     return value
 
 
-def add_sampling(p: argparse.ArgumentParser, steps: int) -> None:
-    """``--steps --sampler --seed --device --precision``."""
+def add_sampling(p: argparse.ArgumentParser, steps: int, sampler: str | None = "ddim",
+                 sampler_help: str = "default ddim") -> None:
+    """``--steps --sampler --seed --device --precision`` (``sampler=None``: the command picks one per model)."""
     p.add_argument("--steps", type=positive_int, default=steps,
                    help=f"sampling steps, 1 to the model's training timesteps (default {steps}; 1000 with ddpm = "
                    "the published sampler)")
-    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="default ddim")
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default=sampler, help=sampler_help)
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the sampling noise (default 0)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
