@@ -226,6 +226,8 @@ def test_arrays_api_and_bad_input(tmp_path):
     bad[0, 0, 0] = 4
     with pytest.raises(InputError, match="4"):                   # GoAT has no label 4
         evaluate_arrays([{"case": "x", "pred": ref, "ref": bad}], protocol="brats-goat")
+    with pytest.raises(InputError, match="3D label maps"):
+        evaluate_arrays([{"case": "x", "pred": ref[:, :, 5], "ref": ref[:, :, 5]}], protocol="brats-gli")
     with pytest.raises(InputError, match="--labels"):
         evaluate_arrays([{"case": "x", "pred": ref, "ref": ref}], protocol="brats-gli", labels={1: "a"})
     with pytest.raises(InputError, match="empty"):

@@ -160,6 +160,8 @@ class BratsProtocol(Protocol):
         return replace(s, labels=dict(engine(self.config).labels))
 
     def case(self, pred, ref, mask, spacing, s):
+        if ref.ndim != 3:
+            raise InputError(f"{self.name} scores 3D label maps, got a {ref.ndim}D image")
         eng = engine(self.config)
         results = eng.evaluate(pred, ref, spacing)
         out = {}
