@@ -141,6 +141,11 @@ def test_default_sampler_per_model(dims, expected):
     lab = labels()
     default = generate(m, lab, "ct", steps=3, seed=1)
     assert np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler=expected))
+    from medfusion.apps.seg2med.model import DEFAULT_STEPS
+    from medfusion.cli.main import build_parser
+
+    args = build_parser().parse_args(["generate", "--mask", "m.nii.gz", "--modality", "ct", "--out", "o.nii.gz"])
+    assert (args.steps, args.sampler) == (DEFAULT_STEPS, None)      # the command leaves the choice to translate
     other = "ddim" if expected == "ddpm" else "ddpm"
     assert not np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler=other))
 

@@ -71,12 +71,10 @@ class _Engine:
         merged = sorted((g for g in order if len(groups[g].value_labels) > 1),
                         key=lambda g: -len(groups[g].value_labels))
         self.regions = merged + [g for g in order if g not in merged]
-        names: dict[int, str] = {}
-        for g in order:
-            for label in groups[g].value_labels:
-                if len(groups[g].value_labels) == 1 or label not in names:
-                    names[int(label)] = g if len(groups[g].value_labels) == 1 else str(label)
-        self.labels = dict(sorted(names.items()))
+        # every label a region uses, named after its own single-label region where it has one
+        single = {int(groups[g].value_labels[0]): g for g in order if len(groups[g].value_labels) == 1}
+        used = sorted({int(label) for g in order for label in groups[g].value_labels})
+        self.labels = {label: single.get(label, str(label)) for label in used}
         self.fields = [f for f in LEAD_FIELDS if f in keys] + [f for f in keys if f not in LEAD_FIELDS]
 
     def evaluate(self, pred: np.ndarray, ref: np.ndarray, spacing) -> dict[str, dict]:
@@ -168,15 +166,11 @@ class BratsProtocol(Protocol):
         for region in eng.regions:
             values = results[region]
             for f in s.metrics:
-                out[f"{region}_{f}"] = _number(values.get(f, math.nan))  # absent = not computed: NaN, as the parser
+                out[f"{region}_{f}"] = float(values.get(f, math.nan))  # absent = not computed: NaN, as the parser
         return CaseResult(out)
 
     def plotted(self, names):
         return [n for n in names if n.split("_", 1)[-1] in PLOTTED_FIELDS] or names
-
-
-def _number(x) -> float:
-    return float(x) if x is not None else math.nan
 
 
 BRATS_PROTOCOLS = tuple(BratsProtocol(name) for name in CHALLENGES)

@@ -204,7 +204,9 @@ class Report:
 def _cell(x) -> str:
     if x is None:
         return ""
+    if isinstance(x, float) and math.isnan(x):
+        return ""
     if isinstance(x, float):
-        return _json_value(x) or "" if not math.isfinite(x) else repr(x)
+        return repr(x) if math.isfinite(x) else _json_value(x)
     return str(x)
 

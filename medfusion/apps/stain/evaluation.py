@@ -20,8 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from ...io import load_rgb, write_atomic
-from .images import load_labels
-from .train import stain_datalist
+from .images import load_labels, stain_datalist
 from .translate import translate
 
 __all__ = ["evaluate_heldout", "load_cases", "score", "REFERENCES"]

@@ -17,13 +17,15 @@ from __future__ import annotations
 import io
 import os
 
+from typing import Sequence
+
 import numpy as np
 
 from ...errors import InputError
 from ...io import PathLike, ensure_absent, load_label_image, load_rgb, write_atomic
 
-__all__ = ["RGB_FORMATS", "LABEL_FORMATS", "CASE_FILES", "load_he", "save_rgb", "load_labels", "save_labels",
-           "check_min_size", "case_paths", "write_case"]
+__all__ = ["RGB_FORMATS", "LABEL_FORMATS", "CASE_FILES", "stain_datalist", "load_he", "save_rgb", "load_labels",
+           "save_labels", "check_min_size", "case_paths", "write_case"]
 
 #: file name ending → PIL format, for RGB images
 RGB_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -186,3 +188,26 @@ def write_case(out_dir: PathLike, name: str, he: np.ndarray, ihc: np.ndarray, ce
     save_rgb(paths["ihc"], ihc, overwrite=overwrite)
     save_labels(paths["cells"], cells, overwrite=overwrite)
     return os.path.dirname(paths["he"])
+
+
+def _find(folder: str, stem: str) -> str | None:
+    for ext in RGB_FORMATS:
+        path = os.path.join(folder, stem + ext)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def stain_datalist(dataset_dir, needed: Sequence[str] = CASE_FILES) -> list[dict]:
+    """``{"name", "he", "ihc", "cells"}`` (file paths; the ``needed`` ones must exist) per case folder, sorted."""
+    root = os.fspath(dataset_dir)
+    if not os.path.isdir(root):
+        raise InputError(f"dataset folder not found: {root}")
+    items = []
+    for name in sorted(os.listdir(root)):
+        found = {k: _find(os.path.join(root, name), k) for k in CASE_FILES}
+        if all(found[k] for k in needed):
+            items.append({"name": name, **{k: v for k, v in found.items() if v}})
+    if not items:
+        raise InputError(f"no case folders with {', '.join(f'{k}.png' for k in needed)} in {root}")
+    return items

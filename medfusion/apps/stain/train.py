@@ -8,7 +8,6 @@ with random flips and 90° rotations (MONAI dictionary transforms, seeded per it
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
@@ -17,35 +16,12 @@ from monai.transforms import MapTransform
 
 from ...core.training import Trainer, TransformDataset
 from ...errors import InputError
-from .images import CASE_FILES, RGB_FORMATS
+from .images import CASE_FILES, stain_datalist
 from .model import StainModel, rgb_to_unit, stain_loss
 
-__all__ = ["stain_datalist", "LoadStainCased", "training_preprocessing", "StainTrainingSet",
+__all__ = ["LoadStainCased", "training_preprocessing", "StainTrainingSet",
            "StainValidation", "StainTrainer"]
 
-
-
-def _find(folder: str, stem: str) -> str | None:
-    for ext in RGB_FORMATS:
-        path = os.path.join(folder, stem + ext)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def stain_datalist(dataset_dir, needed: Sequence[str] = CASE_FILES) -> list[dict]:
-    """``{"name", "he", "ihc", "cells"}`` (file paths; the ``needed`` ones must exist) per case folder, sorted."""
-    root = os.fspath(dataset_dir)
-    if not os.path.isdir(root):
-        raise InputError(f"dataset folder not found: {root}")
-    items = []
-    for name in sorted(os.listdir(root)):
-        found = {k: _find(os.path.join(root, name), k) for k in CASE_FILES}
-        if all(found[k] for k in needed):
-            items.append({"name": name, **{k: v for k, v in found.items() if v}})
-    if not items:
-        raise InputError(f"no case folders with {', '.join(f'{k}.png' for k in needed)} in {root}")
-    return items
 
 
 class LoadStainCased(MapTransform):
