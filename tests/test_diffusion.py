@@ -69,6 +69,48 @@ def test_timesteps_any_number(sched, n):
         sched.timesteps(T + 1)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 20, 50, 200, 999, 1000])
+def test_quadratic_timesteps(sched, n):
+    """The DDIM paper's quadratic selection: (T − 1)(k/(n − 1))², distinct, from T − 1 down to 0."""
+    ts = sched.timesteps(n, "quadratic")
+    assert len(ts) == n == len(set(ts))
+    assert ts[0] == T - 1 and all(a > b for a, b in zip(ts, ts[1:]))
+    if n > 1:
+        closed = np.round((T - 1) * (np.arange(n - 1, -1, -1) / (n - 1)) ** 2).astype(int)
+        assert ts[-1] == 0
+        if len(set(closed.tolist())) == n:  # no repeats to move: exactly the closed form
+            assert ts == closed.tolist()
+        else:  # repeats near 0 moved up: never below the closed form, no more than needed to be distinct
+            assert all(a >= b for a, b in zip(ts, closed)) and all(a <= b + n - 1 - k for k, (a, b) in
+                                                                  enumerate(zip(ts, closed)))
+            if n <= 200:  # with few steps only the crowded end near t = 0 moves
+                assert ts[:n // 2] == closed[:n // 2].tolist()
+    if n == 20:  # most steps where the noise is weak: 9 of 20 at t <= 177 (uniform: 4)
+        assert ts[-5:] == [44, 25, 11, 3, 0] and sum(t <= 177 for t in ts) == 9
+    if n == T:
+        assert ts == list(range(T - 1, -1, -1))
+    with pytest.raises(ValueError, match="spacing"):
+        sched.timesteps(n, "cosine")
+
+
+def test_training_timesteps_small_t_emphasis(sched):
+    """Without emphasis: torch.randint over [0, T) (the same draws as before); with it, that share of the batch is
+    uniform over [0, small_t_max) instead."""
+    uniform = sched.sample_timesteps(64, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(uniform, torch.randint(0, T, (64,), generator=torch.Generator().manual_seed(3)))
+    every = sched.sample_timesteps(1000, generator=torch.Generator().manual_seed(0), small_t_fraction=1.0,
+                                   small_t_max=7)
+    assert every.min() == 0 and every.max() == 6 and len(every.unique()) == 7
+    half = sched.sample_timesteps(40000, generator=torch.Generator().manual_seed(1), small_t_fraction=0.5,
+                                  small_t_max=100)
+    assert abs((half < 100).float().mean().item() - (0.5 + 0.5 * 100 / T)) < 0.01  # 0.55 expected
+    assert half.max() > 900
+    for bad in ({"small_t_fraction": 1.5}, {"small_t_fraction": -0.1}, {"small_t_fraction": 0.5, "small_t_max": 0},
+                {"small_t_fraction": 0.5, "small_t_max": T + 1}):
+        with pytest.raises(ValueError, match="small_t"):
+            sched.sample_timesteps(4, **bad)
+
+
 @pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
 @pytest.mark.parametrize("t", [1, 10, 500, 999])
 def test_ddpm_step_matches_monai(sched, variance, t):
@@ -208,6 +250,9 @@ def test_wavelet_sampling_conditions_every_step_and_returns_image():
     for shape, t, labels in net.calls:
         assert shape == (1, 32, 4, 4, 4) and labels.tolist() == [2]
     assert [c[1].item() for c in net.calls] == d.schedule.timesteps(4)
+    net.calls.clear()
+    d.sample(cond, torch.tensor([2]), steps=6, spacing="quadratic", generator=torch.Generator().manual_seed(0))
+    assert [c[1].item() for c in net.calls] == d.schedule.timesteps(6, "quadratic") == [999, 639, 360, 160, 40, 0]
 
 
 def test_loss_is_mse_on_all_coefficients():

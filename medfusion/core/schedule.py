@@ -26,7 +26,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["DiffusionSchedule", "sample_loop"]
+__all__ = ["DiffusionSchedule", "sample_loop", "SPACINGS"]
+
+#: how a sampler spaces its timesteps (:meth:`DiffusionSchedule.timesteps`)
+SPACINGS = ("uniform", "quadratic")
 
 
 class DiffusionSchedule:
@@ -70,20 +73,43 @@ class DiffusionSchedule:
         """ᾱ_t as a Python float; ``t = −1`` gives 1 (the clean end of the chain)."""
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
-    def timesteps(self, num_steps: int) -> list[int]:
-        """``num_steps`` distinct timesteps from ``T − 1`` down to 0, evenly spaced (rounded).
+    def timesteps(self, num_steps: int, spacing: str = "uniform") -> list[int]:
+        """``num_steps`` distinct timesteps from ``T − 1`` down to 0.
 
-        ``num_steps = T`` gives every timestep (the original 1000-step DDPM chain).
+        ``spacing``: ``"uniform"`` (evenly spaced, rounded) or ``"quadratic"`` (``(T − 1)(k/(n − 1))²``, rounded —
+        the DDIM paper's quadratic selection: most steps where the noise is weak, so that a sampler passes
+        through the noise levels of the image's fine detail; a rounded value that repeats its neighbour is moved
+        up by one).  ``num_steps = T`` gives every timestep (the original 1000-step DDPM chain) with either.
         """
         T = self.num_train_timesteps
         if not 1 <= num_steps <= T:
             raise ValueError(f"the number of sampling steps must be between 1 and {T}, got {num_steps}")
-        ts = np.round(np.linspace(T - 1, 0, num_steps)).astype(int)
+        if spacing not in SPACINGS:
+            raise ValueError(f"unknown timestep spacing {spacing!r}; use one of {', '.join(SPACINGS)}")
+        if num_steps == 1:
+            return [T - 1]
+        frac = np.linspace(1.0, 0.0, num_steps)
+        ts = np.round((T - 1) * (frac if spacing == "uniform" else frac**2)).astype(int)
+        for k in range(num_steps - 2, -1, -1):  # ascending from the clean end: keep every timestep distinct
+            ts[k] = max(ts[k], ts[k + 1] + 1)
         return [int(t) for t in ts]
 
-    def sample_timesteps(self, batch: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Uniformly drawn training timesteps, shape ``(batch,)`` int64."""
-        t = torch.randint(0, self.num_train_timesteps, (batch,), generator=generator)
+    def sample_timesteps(self, batch: int, *, generator: torch.Generator | None = None, device=None,
+                         small_t_fraction: float = 0.0, small_t_max: int = 100) -> torch.Tensor:
+        """Training timesteps, shape ``(batch,)`` int64, drawn uniformly from [0, T).
+
+        With ``small_t_fraction > 0`` each one is, with that probability, drawn uniformly from [0, ``small_t_max``)
+        instead: more training where the noise is weaker than the image's fine detail, which an x₀-predicting
+        network must then pass through rather than smooth (the last steps of a sampler).
+        """
+        T = self.num_train_timesteps
+        t = torch.randint(0, T, (batch,), generator=generator)
+        if small_t_fraction:
+            if not 0.0 < small_t_fraction <= 1.0 or not 1 <= small_t_max <= T:
+                raise ValueError(f"small_t_fraction must be in (0, 1] and small_t_max in [1, {T}], got "
+                                 f"{small_t_fraction} and {small_t_max}")
+            low = torch.randint(0, small_t_max, (batch,), generator=generator)
+            t = torch.where(torch.rand(batch, generator=generator) < small_t_fraction, low, t)
         return t.to(device) if device is not None else t
 
     # ---- forward process -----------------------------------------------------------------------------------
@@ -166,6 +192,7 @@ def sample_loop(
     steps: int = 50,
     eta: float = 0.0,
     variance: str = "fixed_large",
+    spacing: str = "uniform",
     generator: torch.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
@@ -178,12 +205,13 @@ def sample_loop(
         steps: number of network evaluations (1 … T); ``"ddpm"`` with ``steps = T`` is the original chain.
         eta: DDIM stochasticity (0 = deterministic).
         variance: DDPM posterior variance, ``"fixed_large"`` (β, as cWDM) or ``"fixed_small"``.
+        spacing: the timesteps' spacing, ``"uniform"`` or ``"quadratic"`` (:meth:`DiffusionSchedule.timesteps`).
         generator: source of the sampling noise (for reproducible samples).
         progress: called as ``progress(i, steps)`` after each step.
     """
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"unknown sampler {sampler!r}; use 'ddim' or 'ddpm'")
-    ts = schedule.timesteps(steps)
+    ts = schedule.timesteps(steps, spacing)
     x = x_T
     x0_hat = x_T
     for i, t in enumerate(ts):
