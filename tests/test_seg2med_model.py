@@ -270,6 +270,30 @@ def test_training_set_channels(tiny_abdomen):
     assert slices[1]["image"].shape == (6, 24, 20, 1)
 
 
+def test_loss_small_t_emphasis_reaches_the_diffusion(tiny_abdomen, monkeypatch):
+    """The trainer's small_t_fraction / small_t_max decide the loss's timesteps; 0 leaves the core's uniform draw."""
+    from medfusion.apps.seg2med.train import Seg2MedTrainer, Seg2MedTrainingSet
+
+    m = tiny_model(3)
+    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, patch_size=(8, 8, 8), cache=False)
+    seen = []
+    forward = m.diffusion.forward_train
+
+    def record(*args, timesteps=None, **kwargs):
+        seen.append(timesteps)
+        return forward(*args, timesteps=timesteps, **kwargs)
+
+    monkeypatch.setattr(m.diffusion, "forward_train", record)
+    batch = {"image": torch.stack([data[i]["image"] for i in range(2)] * 4)}
+    for fraction, expect in ((0.0, None), (1.0, 3)):
+        trainer = Seg2MedTrainer(m, data, "unused", small_t_fraction=fraction, small_t_max=3, max_steps=1,
+                                 device="cpu")
+        loss = trainer.loss_fn(m, batch, generator=torch.Generator().manual_seed(0), device="cpu",
+                               precision="float32")
+        assert torch.isfinite(loss)
+        assert seen[-1] is None if expect is None else (seen[-1].shape == (8,) and seen[-1].max() < expect)
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_trainer_runs_and_saves(tmp_path, tiny_abdomen, dims):
     from medfusion.apps.seg2med.train import Seg2MedTrainer, Seg2MedTrainingSet

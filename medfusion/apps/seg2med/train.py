@@ -9,6 +9,7 @@ and the conversions between them.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Sequence
 
@@ -86,17 +87,23 @@ def _split(model: Seg2MedModel, image: torch.Tensor, labels: torch.Tensor) -> tu
     return image[rows, idx[:, 1]][:, None], image[rows, idx[:, 0]][:, None]
 
 
-def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator, device,
-                 precision: str) -> torch.Tensor:
+def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator, device, precision: str,
+                 small_t_fraction: float = 0.0, small_t_max: int = 100) -> torch.Tensor:
     """The loss of a batch ``{"image": (B, 6, X, Y, Z')}``: a task per element (drawn at random, told to the
-    network as its class label), MSE on the model's prediction type (ε for the published 2D model)."""
+    network as its class label), MSE on the model's prediction type (ε for the published 2D model).
+    ``small_t_fraction``, ``small_t_max``: see :meth:`~medfusion.core.schedule.DiffusionSchedule.sample_timesteps`
+    (0: uniform timesteps, as published)."""
     image = batch["image"].to(device)
     if model.dims == 2:
         image = image[..., 0]  # (B, 6, X, Y): one axial slice each
     labels = torch.randint(0, len(model.tasks), (image.shape[0],), generator=generator).to(device)
     target, cond = _split(model, image, labels)
     class_labels = labels if len(model.tasks) > 1 else None
-    return model.diffusion.loss(target, cond, class_labels, generator=generator, precision=precision)
+    t = None
+    if small_t_fraction:
+        t = model.diffusion.schedule.sample_timesteps(image.shape[0], generator=generator,
+                                                      small_t_fraction=small_t_fraction, small_t_max=small_t_max)
+    return model.diffusion.loss(target, cond, class_labels, generator=generator, timesteps=t, precision=precision)
 
 
 class Seg2MedValidation:
@@ -133,11 +140,14 @@ class Seg2MedTrainer(Trainer):
         train_data: e.g. :meth:`Seg2MedTrainingSet.for_model`.
         val_dir: cases for validation (``None``: none; ``model.pt`` is then the last step).
         val_cases, val_sampling_steps: validation size and DDIM steps per sample.
+        small_t_fraction, small_t_max: timestep emphasis of the loss (:func:`seg2med_loss`; 0: uniform).
         Other arguments: :class:`~medfusion.core.training.Trainer`.
     """
 
     def __init__(self, model: Seg2MedModel, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
-                 val_sampling_steps: int = 10, **kwargs) -> None:
+                 val_sampling_steps: int = 10, small_t_fraction: float = 0.0, small_t_max: int = 100,
+                 **kwargs) -> None:
         validate = Seg2MedValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
-        super().__init__(model, train_data, output_dir, loss_fn=seg2med_loss, validate_fn=validate,
+        loss = functools.partial(seg2med_loss, small_t_fraction=small_t_fraction, small_t_max=small_t_max)
+        super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
                          val_metric="val_ssim", **kwargs)
