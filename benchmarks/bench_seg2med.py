@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--weights2d", help="2D checkpoint (default: the shipped bundle's models/model.pt)")
     p.add_argument("--weights3d", help="3D checkpoint (default: the shipped bundle's models/model_3d.pt)")
     p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="source:target pairs")
-    p.add_argument("--spacing", choices=("uniform", "quadratic"), default="uniform",
+    p.add_argument("--timestep-spacing", choices=("uniform", "quadratic"), default="uniform",
                    help="the sampler's timestep spacing (default uniform)")
     add_heldout_options(p, cases=4)
     a = p.parse_args()
@@ -45,11 +45,11 @@ def main() -> None:
     data = heldout_phantoms(a.cases, a.shape, cache=a.cache, kind="abdomen")
     tasks = [tuple(t.split(":")) for t in a.tasks]
     result = {"dataset": f"held-out abdomen phantoms, seeds 3000–{3000 + a.cases - 1}, shape {a.shape}",
-              "steps": a.steps, "sampler": a.sampler, "spacing": a.spacing, "precision": a.precision, "device": a.device, "models": {}}
+              "steps": a.steps, "sampler": a.sampler, "timestep_spacing": a.timestep_spacing, "precision": a.precision, "device": a.device, "models": {}}
     for which in a.models:
         default = bundle / "models" / ("model.pt" if which == "2d" else "model_3d.pt")
         model = load_model(getattr(a, f"weights{which}") or default, a.device)
-        out = evaluate_heldout(model, data, tasks=tasks, steps=a.steps, sampler=a.sampler, spacing=a.spacing,
+        out = evaluate_heldout(model, data, tasks=tasks, steps=a.steps, sampler=a.sampler, timestep_spacing=a.timestep_spacing,
                                seed=a.seed, device=a.device, precision=a.precision)
         out["model_info"] = {k: model.info.get(k) for k in ("train_steps", "best_val_ssim", "description")}
         out["targets_met"] = _targets(out["summary"])

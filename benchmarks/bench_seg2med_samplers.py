@@ -86,7 +86,7 @@ def main() -> None:
     results = {}
     for cand, c in candidates.items():
         r = evaluate_heldout(models[c["weights"]], data, tasks=TASKS, steps=c["steps"], sampler=c["sampler"],
-                             spacing=c["spacing"], seed=0)
+                             timestep_spacing=c["spacing"], seed=0)
         results[cand] = {**c, "met": conditions_met(r["summary"]),
                          "mean_ssim": float(np.mean([s["model"]["ssim"] for s in r["summary"].values()])),
                          "summary": r["summary"], "seconds_per_task": r["seconds_per_task"]}

@@ -251,7 +251,7 @@ def test_wavelet_sampling_conditions_every_step_and_returns_image():
         assert shape == (1, 32, 4, 4, 4) and labels.tolist() == [2]
     assert [c[1].item() for c in net.calls] == d.schedule.timesteps(4)
     net.calls.clear()
-    d.sample(cond, torch.tensor([2]), steps=6, spacing="quadratic", generator=torch.Generator().manual_seed(0))
+    d.sample(cond, torch.tensor([2]), steps=6, timestep_spacing="quadratic", generator=torch.Generator().manual_seed(0))
     assert [c[1].item() for c in net.calls] == d.schedule.timesteps(6, "quadratic") == [999, 639, 360, 160, 40, 0]
 
 

@@ -193,7 +193,7 @@ class ConditionalDiffusion:
         steps: int = 50,
         eta: float = 0.0,
         variance: str = "fixed_large",
-        spacing: str = "uniform",
+        timestep_spacing: str = "uniform",
         generator: torch.Generator | None = None,
         progress: Callable[[int, int], None] | None = None,
         precision: str = "float32",
@@ -203,7 +203,7 @@ class ConditionalDiffusion:
         Args:
             conditions: ``(B, C_c, *S)`` images (``None`` for an unconditional model; then give ``shape``,
                 the image-space ``(B, *S)``).
-            sampler, steps, eta, variance, spacing: see :func:`medfusion.core.schedule.sample_loop`.
+            sampler, steps, eta, variance, timestep_spacing: see :func:`medfusion.core.schedule.sample_loop`.
             generator: draws the starting noise and the DDPM noise (a CPU generator gives the same sample on
                 CPU and GPU up to rounding).
             precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network only).
@@ -227,7 +227,7 @@ class ConditionalDiffusion:
 
         ref = self._reference(cond)
         x0 = sample_loop(predict_x0, x_T, self.schedule, sampler=sampler, steps=steps, eta=eta, variance=variance,
-                         spacing=spacing, generator=generator, progress=progress)
+                         timestep_spacing=timestep_spacing, generator=generator, progress=progress)
         image = self.space.decode(x0 if ref is None else x0 + ref)
         return image if self.clip_range is None else image.clamp(*self.clip_range)
 

@@ -65,7 +65,7 @@ class DiffusionModel(CheckpointedModel):
         return cls(diffusion=diff, network_config=dict(network_config), **kwargs)
 
     def check_sampling(self, *, steps: int, sampler: str, seed: int, device, precision: str,
-                       spacing: str = "uniform") -> torch.device:
+                       timestep_spacing: str = "uniform") -> torch.device:
         """Check sampling options against this model before any work; returns the torch device.
 
         Raises:
@@ -77,8 +77,8 @@ class DiffusionModel(CheckpointedModel):
         T = self.diffusion.schedule.num_train_timesteps
         if sampler not in ("ddim", "ddpm"):
             raise InputError(f"unknown sampler {sampler!r}; use ddim or ddpm")
-        if spacing not in SPACINGS:
-            raise InputError(f"unknown timestep spacing {spacing!r}; use {' or '.join(SPACINGS)}")
+        if timestep_spacing not in SPACINGS:
+            raise InputError(f"unknown timestep spacing {timestep_spacing!r}; use {' or '.join(SPACINGS)}")
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
             raise InputError(f"steps must be an integer from 1 to {T} (this model's training timesteps), got "
                              f"{steps!r}")

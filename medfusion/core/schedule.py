@@ -192,7 +192,7 @@ def sample_loop(
     steps: int = 50,
     eta: float = 0.0,
     variance: str = "fixed_large",
-    spacing: str = "uniform",
+    timestep_spacing: str = "uniform",
     generator: torch.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
@@ -205,13 +205,13 @@ def sample_loop(
         steps: number of network evaluations (1 … T); ``"ddpm"`` with ``steps = T`` is the original chain.
         eta: DDIM stochasticity (0 = deterministic).
         variance: DDPM posterior variance, ``"fixed_large"`` (β, as cWDM) or ``"fixed_small"``.
-        spacing: the timesteps' spacing, ``"uniform"`` or ``"quadratic"`` (:meth:`DiffusionSchedule.timesteps`).
+        timestep_spacing: ``"uniform"`` or ``"quadratic"`` (:meth:`DiffusionSchedule.timesteps`).
         generator: source of the sampling noise (for reproducible samples).
         progress: called as ``progress(i, steps)`` after each step.
     """
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"unknown sampler {sampler!r}; use 'ddim' or 'ddpm'")
-    ts = schedule.timesteps(steps, spacing)
+    ts = schedule.timesteps(steps, timestep_spacing)
     x = x_T
     x0_hat = x_T
     for i, t in enumerate(ts):

@@ -44,14 +44,14 @@ def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *,
-              steps: int = DEFAULT_STEPS, sampler: str | None = None, spacing: str = "uniform", seed: int = 0,
-              device="cpu", precision: str = "float32", batch_size: int = 16,
+              steps: int = DEFAULT_STEPS, sampler: str | None = None, timestep_spacing: str = "uniform",
+              seed: int = 0, device="cpu", precision: str = "float32", batch_size: int = 16,
               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order.
 
     A 2D model runs over axial slices (the last axis) ``batch_size`` at a time with one seed for the whole volume; a
     3D model runs on the whole volume. ``sampler=None``: :func:`~.model.default_sampler` (DDIM for 2D models, DDPM
-    for 3D ones); ``spacing``: the timesteps' (:meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`).
+    for 3D ones); ``timestep_spacing``: the timesteps' (:meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`).
     Returns a float32 array of the input shape in [0, 1].
     """
     check_task(source, target)
@@ -60,7 +60,7 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
     if cond.ndim != 3:
         raise InputError(f"expected a 3D volume, got shape {cond.shape}")
     dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
-                               spacing=spacing)
+                               timestep_spacing=timestep_spacing)
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     model.to(dev).network.eval()
@@ -70,7 +70,7 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
 
     def sample(batch: torch.Tensor) -> torch.Tensor:
         labels = model.class_labels(source, target, batch=batch.shape[0], device=dev)
-        return model.diffusion.sample(batch, labels, sampler=sampler, steps=steps, spacing=spacing,
+        return model.diffusion.sample(batch, labels, sampler=sampler, steps=steps, timestep_spacing=timestep_spacing,
                                       generator=generator, progress=progress, precision=precision)
 
     x = torch.from_numpy(cond)[None].to(dev)
