@@ -134,20 +134,23 @@ def test_generate_shapes_air_and_seed(dims):
     assert np.all(a[~body] == -1000) and a.min() >= -1000 and a.max() <= 1000
 
 
-@pytest.mark.parametrize("dims,expected", [(2, "ddim"), (3, "ddpm")])
-def test_default_sampler_per_model(dims, expected):
-    """No sampler given: DDIM for a 2D model, DDPM for a 3D one (the shipped weights' measured settings)."""
+@pytest.mark.parametrize("dims", [2, 3])
+def test_default_sampling(dims):
+    """No sampler given: DDIM with uniform timesteps for both models (the shipped weights' measured settings); the
+    command's defaults are the same."""
     m = tiny_model(dims, prediction="epsilon")
     lab = labels()
     default = generate(m, lab, "ct", steps=3, seed=1)
-    assert np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler=expected))
-    from medfusion.apps.seg2med.model import DEFAULT_STEPS
+    assert np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler="ddim", timestep_spacing="uniform"))
+    from medfusion.apps.seg2med.model import DEFAULT_SAMPLER, DEFAULT_STEPS
     from medfusion.cli.main import build_parser
 
     args = build_parser().parse_args(["generate", "--mask", "m.nii.gz", "--modality", "ct", "--out", "o.nii.gz"])
-    assert (args.steps, args.sampler) == (DEFAULT_STEPS, None)      # the command leaves the choice to translate
-    other = "ddim" if expected == "ddpm" else "ddpm"
-    assert not np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, sampler=other))
+    assert (args.steps, args.sampler) == (DEFAULT_STEPS, DEFAULT_SAMPLER) == (20, "ddim")
+    for other in ({"sampler": "ddpm"}, {"timestep_spacing": "quadratic"}):
+        assert not np.array_equal(default, generate(m, lab, "ct", steps=3, seed=1, **other))
+    with pytest.raises(InputError, match="timestep spacing"):
+        generate(m, lab, "ct", steps=3, timestep_spacing="cosine")
 
 
 def test_convert_ct_to_mr_takes_the_ct_body():

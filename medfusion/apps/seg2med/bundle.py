@@ -15,7 +15,7 @@ import os
 
 from ...core.bundle import BundleEntry, format_scores, load_weights
 from ...errors import InputError
-from .model import DEFAULT_STEPS, KIND, Seg2MedModel
+from .model import DEFAULT_SAMPLER, DEFAULT_STEPS, KIND, Seg2MedModel
 
 __all__ = ["assemble", "Seg2MedGenerator", "Seg2MedEvaluator"]
 
@@ -61,8 +61,8 @@ class Seg2MedGenerator(BundleEntry):
     name = "totalseg_mask_to_ct_mr inference"
 
     def __init__(self, model, dataset_dir, output_dir, *, target="ct", source="prior", task="total",
-                 steps=DEFAULT_STEPS, sampler=None, seed=0, device="cpu", precision="float32", batch_size=16,
-                 overwrite=False):
+                 steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER, seed=0, device="cpu", precision="float32",
+                 batch_size=16, overwrite=False):
         self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
         self.source, self.target, self.task = source, target, task
         self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
@@ -94,8 +94,8 @@ class Seg2MedEvaluator(BundleEntry):
 
     name = "totalseg_mask_to_ct_mr evaluate"
 
-    def __init__(self, model, dataset_dir, report, *, tasks=None, steps=DEFAULT_STEPS, sampler=None, seed=0,
-                 device="cpu", precision="float32", batch_size=16, max_cases=None, overwrite=False):
+    def __init__(self, model, dataset_dir, report, *, tasks=None, steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER,
+                 seed=0, device="cpu", precision="float32", batch_size=16, max_cases=None, overwrite=False):
         self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
         self.tasks, self.max_cases = tasks, max_cases
         self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,

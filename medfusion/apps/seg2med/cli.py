@@ -65,9 +65,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="slices per batch of the 2D model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    # 20 = model.DEFAULT_STEPS, not imported here so that `medfusion --help` stays light
-    add_sampling(p, 20, sampler=None, sampler_help="default: ddim with the 2D model, ddpm (20 strided ancestral "
-                 "steps) with the 3D model, as the shipped weights were measured")
+    # 20 and ddim = model.DEFAULT_STEPS and DEFAULT_SAMPLER, not imported here so that `medfusion --help` stays light
+    add_sampling(p, 20, sampler="ddim", sampler_help="default ddim, as the shipped weights were measured")
     add_weights(p, BUNDLE)
 
 

@@ -21,7 +21,7 @@ import torch
 from ...core.inference import progress_over, slicewise, whole_volume
 from ...errors import InputError
 from ...io import PathLike
-from .model import AIR, DEFAULT_STEPS, Seg2MedModel, check_task, default_sampler
+from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
 
 __all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras",
            "ras_spacing"]
@@ -44,18 +44,17 @@ def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *,
-              steps: int = DEFAULT_STEPS, sampler: str | None = None, timestep_spacing: str = "uniform",
+              steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, timestep_spacing: str = "uniform",
               seed: int = 0, device="cpu", precision: str = "float32", batch_size: int = 16,
               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order.
 
     A 2D model runs over axial slices (the last axis) ``batch_size`` at a time with one seed for the whole volume; a
-    3D model runs on the whole volume. ``sampler=None``: :func:`~.model.default_sampler` (DDIM for 2D models, DDPM
-    for 3D ones); ``timestep_spacing``: the timesteps' (:meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`).
+    3D model runs on the whole volume. ``timestep_spacing``: see
+    :meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`.
     Returns a float32 array of the input shape in [0, 1].
     """
     check_task(source, target)
-    sampler = sampler or default_sampler(model)
     cond = np.asarray(condition01, dtype=np.float32)
     if cond.ndim != 3:
         raise InputError(f"expected a 3D volume, got shape {cond.shape}")
