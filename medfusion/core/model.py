@@ -18,7 +18,7 @@ from ..errors import InputError
 from .checkpoint import Checkpoint, CheckpointedModel
 from .diffusion import ConditionalDiffusion
 from .precision import check_precision, check_seed, resolve_device
-from .schedule import DiffusionSchedule
+from .schedule import SPACINGS, DiffusionSchedule
 from .spaces import make_space
 
 __all__ = ["DiffusionModel"]
@@ -72,8 +72,6 @@ class DiffusionModel(CheckpointedModel):
             InputError: an unknown sampler or timestep spacing, ``steps`` not an integer from 1 to the training
                 timesteps, a bad seed, an unavailable device or a precision it cannot run.
         """
-        from .schedule import SPACINGS
-
         T = self.diffusion.schedule.num_train_timesteps
         if sampler not in ("ddim", "ddpm"):
             raise InputError(f"unknown sampler {sampler!r}; use ddim or ddpm")

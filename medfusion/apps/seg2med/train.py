@@ -127,7 +127,8 @@ class Seg2MedValidation:
         for i, image in enumerate(self._volumes):
             source, target = model.tasks[i % len(model.tasks)]
             c, t = task_channels(source, target)
-            pred = translate(model, image[c], source, target, steps=self.steps, seed=i, device=device)
+            pred = translate(model, image[c], source, target, steps=self.steps, sampler="ddim", seed=i,
+                             device=device)
             scores.append(ssim(pred, image[t], data_range=1.0))
         return {"val_ssim": float(np.mean(scores)), "val_cases": len(scores)}
 
