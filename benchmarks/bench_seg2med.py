@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_heldout_options, command_line, heldout_phantoms, write_results  # noqa: E402
 
+from medfusion.core.schedule import SPACINGS  # noqa: E402
+
 DEFAULT_TASKS = ("prior:ct", "prior:t1", "prior:t2", "t1:ct", "ct:t1")
 #: the targets: the model beats the baseline in SSIM and MAE on every generation task (issue 8)
 TARGET_TASKS = ("prior→ct", "prior→t1", "prior→t2")
@@ -32,7 +34,7 @@ def main() -> None:
     p.add_argument("--weights2d", help="2D checkpoint (default: the shipped bundle's models/model.pt)")
     p.add_argument("--weights3d", help="3D checkpoint (default: the shipped bundle's models/model_3d.pt)")
     p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="source:target pairs")
-    p.add_argument("--timestep-spacing", choices=("uniform", "quadratic"), default="uniform",
+    p.add_argument("--timestep-spacing", choices=SPACINGS, default="uniform",
                    help="the sampler's timestep spacing (default uniform)")
     add_heldout_options(p, cases=4)
     a = p.parse_args()
@@ -45,12 +47,14 @@ def main() -> None:
     data = heldout_phantoms(a.cases, a.shape, cache=a.cache, kind="abdomen")
     tasks = [tuple(t.split(":")) for t in a.tasks]
     result = {"dataset": f"held-out abdomen phantoms, seeds 3000–{3000 + a.cases - 1}, shape {a.shape}",
-              "steps": a.steps, "sampler": a.sampler, "timestep_spacing": a.timestep_spacing, "precision": a.precision, "device": a.device, "models": {}}
+              "steps": a.steps, "sampler": a.sampler, "timestep_spacing": a.timestep_spacing,
+              "precision": a.precision, "device": a.device, "models": {}}
     for which in a.models:
         default = bundle / "models" / ("model.pt" if which == "2d" else "model_3d.pt")
         model = load_model(getattr(a, f"weights{which}") or default, a.device)
-        out = evaluate_heldout(model, data, tasks=tasks, steps=a.steps, sampler=a.sampler, timestep_spacing=a.timestep_spacing,
-                               seed=a.seed, device=a.device, precision=a.precision)
+        out = evaluate_heldout(model, data, tasks=tasks, steps=a.steps, sampler=a.sampler,
+                               timestep_spacing=a.timestep_spacing, seed=a.seed, device=a.device,
+                               precision=a.precision)
         out["model_info"] = {k: model.info.get(k) for k in ("train_steps", "best_val_ssim", "description")}
         out["targets_met"] = _targets(out["summary"])
         result["models"][which] = out

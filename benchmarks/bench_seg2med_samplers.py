@@ -56,8 +56,8 @@ def parse_candidate(text: str, labels) -> dict:
     label = label or labels[0]
     if label not in labels:
         raise SystemExit(f"candidate {text!r} names weights {label!r}; --weights has {', '.join(labels)}")
-    return {"sampler": parts[0], "steps": int(parts[1]), "spacing": parts[2] if len(parts) == 3 else "uniform",
-            "weights": label}
+    return {"sampler": parts[0], "steps": int(parts[1]),
+            "spacing": parts[2] if len(parts) == 3 else "uniform", "weights": label}
 
 
 def main() -> None:
@@ -98,6 +98,7 @@ def main() -> None:
                           "shape [96, 96, 64]", "candidates": results, "chosen": chosen}
     path = write_results("seg2med_samplers_3d", payload, a.out)
     print(f"chosen: {chosen}; wrote {path}")
+
 
 if __name__ == "__main__":
     main()

@@ -35,21 +35,18 @@ def probe(model, case: dict, target: str, timesteps=TIMESTEPS) -> list[dict]:
     def highpass(v):
         return v - uniform_filter(v.astype(np.float64), 3)
 
-    d = model.diffusion
     liver, body = case["labels"] == 5, case["body"]
     truth = model.normalize(case[target], target)
     prior = model.normalize(make_prior(case["labels"], target, body=body), target)
-    cond = d.space.encode(torch.from_numpy(prior.astype(np.float32))[None, None])
-    ref = d._reference(cond)
-    x0 = d.space.encode(torch.from_numpy(truth.astype(np.float32))[None, None]) - ref
+    as_batch = lambda v: torch.from_numpy(v.astype(np.float32))[None, None]  # noqa: E731
     labels = model.class_labels("prior", target, batch=1)
     gen, rows = torch.Generator().manual_seed(0), []
     for t in timesteps:
-        tt = torch.tensor([t])
-        x_t = d.schedule.q_sample(x0, tt, torch.randn(x0.shape, generator=gen))
-        with torch.no_grad():
-            x0_hat = d.clip(d.to_x0(d._network(x_t, cond, tt, labels, "float32"), x_t, tt), ref)
-        image = d.space.decode(x0_hat + ref)[0, 0].numpy()
+        with torch.no_grad():  # the training forward pass: truth noised to t, the network's x̂₀ (model space)
+            o = model.diffusion.forward_train(as_batch(truth), as_batch(prior), labels, generator=gen,
+                                              timesteps=torch.tensor([t]))
+        # x̂₀ − x₀ is linear in the image (the Haar transform), so truth + its decoded error is x̂₀ in image space
+        image = np.clip(truth + model.diffusion.space.decode(o.x0_hat - o.x0)[0, 0].numpy(), 0.0, 1.0)
         rows.append({"t": t, "detail_kept": float(highpass(image)[liver].std() / highpass(truth)[liver].std()),
                      "mae": float(np.abs(image - truth)[body].mean())})
     return rows

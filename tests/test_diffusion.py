@@ -255,6 +255,18 @@ def test_wavelet_sampling_conditions_every_step_and_returns_image():
     assert [c[1].item() for c in net.calls] == d.schedule.timesteps(6, "quadratic") == [999, 639, 360, 160, 40, 0]
 
 
+def test_forward_train_small_t_emphasis():
+    """forward_train draws its timesteps through the schedule's small-t option; 0 leaves the uniform draw as it was."""
+    target, cond = torch.rand(64, 1, 4, 4, 4), torch.rand(64, 3, 4, 4, 4)
+    d = WaveletConditionalDiffusion(torch.nn.Identity())
+    d.network = _Echo(d.space.encode(target))
+    plain = d.forward_train(target, cond, generator=torch.Generator().manual_seed(5)).timesteps
+    assert torch.equal(plain, d.schedule.sample_timesteps(64, generator=torch.Generator().manual_seed(5)))
+    low = d.forward_train(target, cond, generator=torch.Generator().manual_seed(5), small_t_fraction=1.0,
+                          small_t_max=10).timesteps
+    assert low.max() < 10 and plain.max() >= 10
+
+
 def test_loss_is_mse_on_all_coefficients():
     target = torch.rand(2, 1, 8, 8, 8)
     cond = torch.rand(2, 3, 8, 8, 8)

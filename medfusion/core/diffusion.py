@@ -156,11 +156,15 @@ class ConditionalDiffusion:
         *,
         generator: torch.Generator | None = None,
         timesteps: torch.Tensor | None = None,
+        small_t_fraction: float = 0.0,
+        small_t_max: int = 100,
         precision: str = "float32",
     ) -> TrainOutput:
         """Noise ``target`` images ``(B, C_t, *S)`` at random (or given) timesteps and run the network.
 
         ``generator`` (a CPU generator) draws timesteps and noise, so training is reproducible on any device.
+        ``small_t_fraction``, ``small_t_max``: how random timesteps are drawn
+        (:meth:`~medfusion.core.schedule.DiffusionSchedule.sample_timesteps`; 0: uniform).
         """
         x0 = self.space.encode(_at_least_float32(target))
         cond = None if conditions is None else self.space.encode(_at_least_float32(conditions))
@@ -168,7 +172,8 @@ class ConditionalDiffusion:
         if ref is not None:
             x0 = x0 - ref
         b = x0.shape[0]
-        t = timesteps if timesteps is not None else self.schedule.sample_timesteps(b, generator=generator)
+        t = timesteps if timesteps is not None else self.schedule.sample_timesteps(
+            b, generator=generator, small_t_fraction=small_t_fraction, small_t_max=small_t_max)
         t = t.to(x0.device)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         x_t = self.schedule.q_sample(x0, t, noise)

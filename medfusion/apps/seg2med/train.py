@@ -91,19 +91,16 @@ def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator
                  small_t_fraction: float = 0.0, small_t_max: int = 100) -> torch.Tensor:
     """The loss of a batch ``{"image": (B, 6, X, Y, Z')}``: a task per element (drawn at random, told to the
     network as its class label), MSE on the model's prediction type (ε for the published 2D model).
-    ``small_t_fraction``, ``small_t_max``: see :meth:`~medfusion.core.schedule.DiffusionSchedule.sample_timesteps`
-    (0: uniform timesteps, as published)."""
+    ``small_t_fraction``, ``small_t_max``: how timesteps are drawn (:meth:`~medfusion.core.diffusion.
+    ConditionalDiffusion.forward_train`; 0: uniform, as published)."""
     image = batch["image"].to(device)
     if model.dims == 2:
         image = image[..., 0]  # (B, 6, X, Y): one axial slice each
     labels = torch.randint(0, len(model.tasks), (image.shape[0],), generator=generator).to(device)
     target, cond = _split(model, image, labels)
     class_labels = labels if len(model.tasks) > 1 else None
-    t = None
-    if small_t_fraction:
-        t = model.diffusion.schedule.sample_timesteps(image.shape[0], generator=generator,
-                                                      small_t_fraction=small_t_fraction, small_t_max=small_t_max)
-    return model.diffusion.loss(target, cond, class_labels, generator=generator, timesteps=t, precision=precision)
+    return model.diffusion.loss(target, cond, class_labels, generator=generator, small_t_fraction=small_t_fraction,
+                                small_t_max=small_t_max, precision=precision)
 
 
 class Seg2MedValidation:

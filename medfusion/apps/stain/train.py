@@ -23,7 +23,6 @@ __all__ = ["LoadStainCased", "training_preprocessing", "StainTrainingSet",
            "StainValidation", "StainTrainer"]
 
 
-
 class LoadStainCased(MapTransform):
     """File paths → ``he``/``ihc``: ``(3, H, W)`` float32 in [−1, 1]; ``cells``: ``(1, H, W)`` float32 labels;
     every image of a case must have one size."""
