@@ -22,6 +22,13 @@ validation 2000–2003, the held-out benchmark 3000+):
     python benchmarks/bench_seg2med_samplers.py --seed0 2008 --weights shipped=SHIPPED.pt new=FINETUNED.pt \
         --candidates ddpm:20@shipped ddpm:20@new ddim:20@new ddpm:20:quadratic@new ddpm:20:quadratic@shipped \
         --out benchmarks/results/seg2med_samplers_3d_finetune.json
+
+- seeds 2012–2015, the step-8500 weights against an EDM-style ``skip`` fine-tune of them
+  (``seg2med_samplers_3d_skip.json``; the shipped weights kept)::
+
+    python benchmarks/bench_seg2med_samplers.py --seed0 2012 --weights shipped=SHIPPED.pt skip=SKIP.pt \
+        --candidates ddim:20@shipped ddim:20@skip ddim:20:quadratic@skip ddpm:20:quadratic@skip ddpm:20@skip \
+        --out benchmarks/results/seg2med_samplers_3d_skip.json
 """
 
 from __future__ import annotations

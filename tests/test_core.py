@@ -89,10 +89,18 @@ class _Oracle(torch.nn.Module):
         x_t = x[:, : self.x0.shape[1]]
         a, s = d._coefficients(t, x_t)
         eps = (x_t - a * self.x0) / s
-        return {"sample": self.x0, "epsilon": eps, "v": a * eps - s * self.x0}[d.prediction].expand_as(x_t)
+        return {"sample": self.x0, "epsilon": eps, "v": a * eps - s * self.x0,
+                "skip": _skip_output(self.x0, x_t / a, s / a, d.sigma_data)}[d.prediction].expand_as(x_t)
 
 
-@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v"])
+def _skip_output(x0, x_tilde, sigma, sigma_data):
+    """EDM's F for x̃ = x₀ + σε, written out: (x₀ − c_skip x̃)/c_out (c_out without EDM's factor σ_d)."""
+    c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
+    c_out = sigma / (sigma**2 + sigma_data**2) ** 0.5
+    return (x0 - c_skip * x_tilde) / c_out
+
+
+@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v", "skip"])
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_every_prediction_type_recovers_x0(prediction, sampler):
     x0 = torch.rand(1, 1, 8, 8, dtype=torch.float64)
@@ -105,7 +113,7 @@ def test_every_prediction_type_recovers_x0(prediction, sampler):
     torch.testing.assert_close(out, x0, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v"])
+@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v", "skip"])
 def test_residual_diffusion_adds_the_reference_back(prediction):
     """reference=1: the network diffuses target − condition channel 1; a perfect network of the residual gives the
     target back after sampling, in a wavelet space too, and clipping applies to the sum."""
@@ -134,9 +142,9 @@ def test_residual_diffusion_adds_the_reference_back(prediction):
         d.loss(x0, cond[:, :1])
 
 
-@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v"])
+@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v", "skip"])
 def test_training_target_and_to_x0_are_inverse_closed_forms(prediction):
-    d = ConditionalDiffusion(torch.nn.Identity(), prediction=prediction)
+    d = ConditionalDiffusion(torch.nn.Identity(), prediction=prediction, sigma_data=0.2)
     g = torch.Generator().manual_seed(1)
     x0, noise = torch.randn(3, 1, 4, 4, 4, generator=g, dtype=torch.float64), torch.randn(3, 1, 4, 4, 4, generator=g,
                                                                                           dtype=torch.float64)
@@ -144,9 +152,34 @@ def test_training_target_and_to_x0_are_inverse_closed_forms(prediction):
     ab = torch.as_tensor(d.schedule.alphas_cumprod)[t].reshape(-1, 1, 1, 1, 1)
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
     target = d.training_target(x0, noise, t)
-    expected = {"sample": x0, "epsilon": noise, "v": ab.sqrt() * noise - (1 - ab).sqrt() * x0}[prediction]
+    sigma = ((1 - ab) / ab).sqrt()
+    expected = {"sample": x0, "epsilon": noise, "v": ab.sqrt() * noise - (1 - ab).sqrt() * x0,
+                "skip": _skip_output(x0, x0 + sigma * noise, sigma, 0.2)}[prediction]
     torch.testing.assert_close(target, expected)
     torch.testing.assert_close(d.to_x0(target, x_t, t), x0)
+
+
+def test_skip_prediction_passes_the_input_at_low_noise_and_is_x0_at_high_noise():
+    """EDM preconditioning: x̂₀ ≈ x̃ at t = 0 whatever F says, x̂₀ ≈ F at t = T − 1 (so a "sample" network is its
+    warm start); F's target has the data's spread σ_d at every t; sigma_data is checked and saved."""
+    d = ConditionalDiffusion(None, prediction="skip", sigma_data=0.05)
+    g = torch.Generator().manual_seed(2)
+    x0 = 0.05 * torch.randn(3, 1, 16, 16, 16, generator=g, dtype=torch.float64)
+    noise, out = (torch.randn(3, 1, 16, 16, 16, generator=g, dtype=torch.float64) for _ in range(2))
+    t = torch.tensor([0, 0, 0])
+    x_t = d.schedule.q_sample(x0, t, noise)
+    ab0 = float(d.schedule.alphas_cumprod[0])
+    # a network that outputs 0 still returns c_skip(0) x̃, c_skip(0) = 0.05²/(β₀/(1−β₀) + 0.05²) = 0.9615
+    kept = d.to_x0(torch.zeros_like(out), x_t, t) / (x_t / ab0**0.5)
+    torch.testing.assert_close(kept, torch.full_like(kept, 0.0025 / (1e-4 / (1 - 1e-4) + 0.0025)))
+    late = torch.full((3,), 999)
+    torch.testing.assert_close(d.to_x0(out, d.schedule.q_sample(x0, late, noise), late), out, atol=2e-3, rtol=0)
+    for step in (0, 50, 300, 999):
+        tt = torch.full((3,), step)
+        assert d.training_target(x0, noise, tt).std().item() == pytest.approx(0.05, rel=0.02)
+    assert d.config["sigma_data"] == 0.05
+    with pytest.raises(ValueError, match="sigma_data must be > 0"):
+        ConditionalDiffusion(None, prediction="skip", sigma_data=0.0)
 
 
 def test_loss_is_float32_under_autocast_and_prediction_is_validated():

@@ -278,6 +278,32 @@ def test_resume_reaches_the_same_weights(tmp_path, tiny_dataset):
     assert {"event": "resumed", "step": 6} in log
 
 
+def test_init_weights_starts_a_new_run_from_a_checkpoint(tmp_path, tiny_dataset):
+    """init_weights (fine-tuning): a new run starts from the checkpoint's network weights (and says so in the log);
+    another network's or another application's checkpoint is refused with one line before any training."""
+    torch.manual_seed(1)
+    source = CWDMModel.create(TINY_NETWORK)
+    source.save(tmp_path / "source.pt")
+    torch.manual_seed(0)
+    model = CWDMModel.create(TINY_NETWORK)
+    data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor, seed=0)
+    CWDMTrainer(model, data, tmp_path / "run", max_steps=0, device="cpu", init_weights=tmp_path / "source.pt").run()
+    a, b = source.network.state_dict(), model.network.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert {"event": "initialised", "from": "source.pt", "train_steps": None} in log
+    wider = CWDMModel.create({**TINY_NETWORK, "channels": [c * 2 for c in TINY_NETWORK["channels"]]})
+    with pytest.raises(InputError, match="has another network"):
+        CWDMTrainer(wider, data, tmp_path / "wider", max_steps=1, device="cpu",
+                    init_weights=tmp_path / "source.pt").run()
+    from medfusion.apps.seg2med.model import Seg2MedModel
+
+    Seg2MedModel.create(dims=3, tasks=[["prior", "ct"]]).save(tmp_path / "seg2med.pt")
+    with pytest.raises(InputError, match="holds a 'seg2med' model"):
+        CWDMTrainer(model, data, tmp_path / "other", max_steps=1, device="cpu",
+                    init_weights=tmp_path / "seg2med.pt").run()
+
+
 def test_learning_rate_schedules_closed_form(tmp_path, tiny_dataset):
     model = CWDMModel.create(TINY_NETWORK)
     data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor)

@@ -50,11 +50,13 @@ def test_train_and_inference_configs_agree():
         train = merged(["train.json"] + ([f"train{suffix}.json"] if suffix else []))
         infer = merged(["inference.json"] + ([f"inference{suffix}.json"] if suffix else []))
         model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
-                                    prediction=train["prediction"], residual=train["residual"])
+                                    prediction=train["prediction"], residual=train["residual"],
+                                    sigma_data=train["sigma_data"])
         net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
         assert model.network_config == net, suffix
         assert model.diffusion.prediction == infer["diffusion"]["prediction"], suffix
         assert model.diffusion.reference == infer["diffusion"].get("reference"), suffix
+        assert model.diffusion.sigma_data == infer["diffusion"].get("sigma_data", 0.5), suffix
     assert merged(["inference.json", "inference_3d.json"])["diffusion"]["reference"] == 0  # the 3D model is residual
 
 

@@ -81,6 +81,13 @@ def test_bundle_refuses_weights_trained_with_another_diffusion(tmp_path):
     assert "\n" not in str(err.value)
     same = tiny_model(3, tasks=gen, residual=True, prediction="v")
     assert assemble(same.diffusion, str(tmp_path / "r.pt")).diffusion.reference == 0
+    # a "skip" model's sigma_data is part of its diffusion (it scales every x̂₀); other types ignore it
+    tiny_model(3, tasks=gen, residual=True, prediction="skip", sigma_data=0.035).save(tmp_path / "s.pt")
+    with pytest.raises(InputError, match=r"trained with sigma_data 0.035 but the configs build sigma_data 0.5"):
+        assemble(tiny_model(3, tasks=gen, residual=True, prediction="skip").diffusion, str(tmp_path / "s.pt"))
+    assert load_model(tmp_path / "s.pt").diffusion.sigma_data == 0.035
+    assert assemble(tiny_model(3, tasks=gen, residual=True, prediction="v", sigma_data=0.1).diffusion,
+                    str(tmp_path / "r.pt")).diffusion.prediction == "v"
 
 
 def test_one_task_needs_no_class_label():

@@ -5,7 +5,15 @@ cWDM, seg2med and the PET/CT mask model do) and, optionally, class labels.  It p
 
 - ``"sample"``: ``x̂₀`` itself (cWDM);
 - ``"epsilon"``: the noise ``ε̂`` (DDPM, seg2med), ``x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t``;
-- ``"v"``: ``v̂ = √ᾱ_t ε − √(1−ᾱ_t) x₀`` (Salimans & Ho 2022), ``x̂₀ = √ᾱ_t x_t − √(1−ᾱ_t) v̂``.
+- ``"v"``: ``v̂ = √ᾱ_t ε − √(1−ᾱ_t) x₀`` (Salimans & Ho 2022), ``x̂₀ = √ᾱ_t x_t − √(1−ᾱ_t) v̂``;
+- ``"skip"``: EDM's preconditioning (Karras et al. 2022) in DDPM terms: with ``x̃ = x_t/√ᾱ_t = x₀ + σ_t ε``,
+  ``σ_t² = (1−ᾱ_t)/ᾱ_t`` and the data's standard deviation ``σ_d`` (``sigma_data``),
+  ``x̂₀ = c_skip x̃ + c_out F`` with ``c_skip = σ_d²/(σ_t² + σ_d²)`` and ``c_out = σ_t/√(σ_t² + σ_d²)``.  At low
+  noise ``x̂₀`` passes ``x̃`` through and ``F`` only removes the noise (an x₀-network has to learn to copy its
+  input, and a small one keeps only part of the fine detail); at high noise ``F`` is ``x̂₀`` itself, so a
+  ``"sample"`` network's weights are a warm start.  (EDM's ``c_out`` is this one times ``σ_d``; dropping the
+  factor keeps ``F`` in the data's units.)  The loss is on ``F``: its target
+  ``(x₀ − c_skip x̃)/c_out`` has standard deviation ``σ_d`` at every ``t`` for data of that spread.
 
 Residual diffusion (``reference=k``): the diffused quantity is the target minus condition channel ``k`` (e.g. a
 prior image that already holds every organ's mean value), so the network only learns what the condition lacks
@@ -33,7 +41,7 @@ from .spaces import ImageSpace
 
 __all__ = ["ConditionalDiffusion", "PREDICTIONS", "TrainOutput"]
 
-PREDICTIONS = ("sample", "epsilon", "v")
+PREDICTIONS = ("sample", "epsilon", "v", "skip")
 
 
 @dataclass
@@ -57,7 +65,8 @@ class ConditionalDiffusion:
             ``space.channels(target_channels)`` (e.g. MONAI ``DiffusionModelUNet``).
         schedule: the noise schedule (T = 1000, linear β 1e-4 … 0.02 by default).
         space: where diffusion happens (default: the image itself, 3D).
-        prediction: ``"sample"``, ``"epsilon"`` or ``"v"``.
+        prediction: ``"sample"``, ``"epsilon"``, ``"v"`` or ``"skip"``.
+        sigma_data: ``σ_d`` of ``"skip"`` (the standard deviation of what is diffused, in the space).
         clip_range: image-space range of ``x̂₀`` (``None``: no clipping), e.g. ``(0, 1)`` for normalised MRI,
             ``(-1, 1)`` for images scaled that way.
         target_channels: image channels of what is generated.
@@ -75,6 +84,7 @@ class ConditionalDiffusion:
         clip_range: tuple[float, float] | None = (0.0, 1.0),
         target_channels: int = 1,
         reference: int | None = None,
+        sigma_data: float = 0.5,
     ) -> None:
         if prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction type {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
@@ -88,13 +98,17 @@ class ConditionalDiffusion:
         self.clip_range = None if clip_range is None else (float(clip_range[0]), float(clip_range[1]))
         self.target_channels = int(target_channels)
         self.reference = None if reference is None else int(reference)
+        if not float(sigma_data) > 0:
+            raise ValueError(f"sigma_data must be > 0, got {sigma_data!r}")
+        self.sigma_data = float(sigma_data)
 
     @property
     def config(self) -> dict:
         """Plain values that rebuild everything but the network (for checkpoints)."""
         return {"schedule": dict(self.schedule.config), "space": self.space.config, "prediction": self.prediction,
                 "clip_range": None if self.clip_range is None else list(self.clip_range),
-                "target_channels": self.target_channels, "reference": self.reference}
+                "target_channels": self.target_channels, "reference": self.reference,
+                "sigma_data": self.sigma_data}
 
     # ---- prediction types ----------------------------------------------------------------------------------
     def _coefficients(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,12 +119,22 @@ class ConditionalDiffusion:
         s = (1.0 - ab).sqrt().to(device=like.device, dtype=like.dtype).reshape(shape)
         return a, s
 
+    def _skip_coefficients(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``σ_t``, ``c_skip`` and ``c_out`` of ``"skip"``, and ``√ᾱ_t``."""
+        a, s = self._coefficients(t, like)
+        sigma = s / a
+        norm = sigma**2 + self.sigma_data**2
+        return sigma, self.sigma_data**2 / norm, sigma / norm.sqrt(), a
+
     def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What the network should output for ``x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε``."""
         if self.prediction == "sample":
             return x0
         if self.prediction == "epsilon":
             return noise
+        if self.prediction == "skip":
+            sigma, c_skip, c_out, _ = self._skip_coefficients(t, x0)
+            return (x0 - c_skip * (x0 + sigma * noise)) / c_out
         a, s = self._coefficients(t, x0)
         return a * noise - s * x0
 
@@ -118,6 +142,9 @@ class ConditionalDiffusion:
         """The network's output as ``x̂₀`` (before clipping)."""
         if self.prediction == "sample":
             return output
+        if self.prediction == "skip":
+            _, c_skip, c_out, a = self._skip_coefficients(t, x_t)
+            return c_skip * x_t / a + c_out * output
         a, s = self._coefficients(t, x_t)
         if self.prediction == "epsilon":
             return (x_t - s * output) / a

@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import load_torch, save_torch
+from ..errors import InputError
+from .checkpoint import load_checkpoint, load_torch, plain, save_torch
 from .precision import check_precision
 
 __all__ = ["Trainer", "TransformDataset"]
@@ -74,6 +75,8 @@ class Trainer:
         device: ``None`` = the local CUDA device if there is one, else the CPU.
         distributed: DDP over the processes ``torchrun`` started.
         info: provenance stored in ``model.pt`` (training data, settings).
+        init_weights: a model checkpoint (e.g. shipped weights) whose network weights start a new run — to
+            fine-tune; the network settings must be this model's.  Ignored when ``last.pt`` resumes a run.
     """
 
     def __init__(self, model, train_data: Dataset, output_dir: str | os.PathLike, *, loss_fn: LossFn,
@@ -82,8 +85,9 @@ class Trainer:
                  warmup_steps: int = 0, precision: str = "auto",
                  val_every: int = 250, save_every: int = 50, log_every: int = 10, seed: int = 0,
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
-                 info: dict | None = None) -> None:
+                 info: dict | None = None, init_weights: str | os.PathLike | None = None) -> None:
         self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
+        self.init_weights = None if init_weights in (None, "") else Path(init_weights)
         self.loss_fn, self.validate_fn, self.val_metric = loss_fn, validate_fn, val_metric
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
         self.weight_decay = float(weight_decay)
@@ -164,6 +168,8 @@ class Trainer:
     def _resume(self, net, optimizer, gen) -> tuple[int, float]:
         path = self.output_dir / "last.pt"
         if not path.is_file():
+            if self.init_weights is not None:
+                self._start_from(net, self.init_weights)
             return 0, -math.inf
         ckpt = load_torch(path)
         net.load_state_dict(ckpt["model"]["state_dict"])
@@ -171,6 +177,14 @@ class Trainer:
         gen.set_state(ckpt["generator"][self.rank % len(ckpt["generator"])])
         self._log({"event": "resumed", "step": int(ckpt["step"])})
         return int(ckpt["step"]), float(ckpt["best"])
+
+    def _start_from(self, net, path: Path) -> None:
+        ckpt = load_checkpoint(path, kind=getattr(self.model, "kind", None))
+        if plain(ckpt.network) != plain(self.model.network_config):
+            raise InputError(f"init_weights {path} has another network ({ckpt.network}) than the model being "
+                             f"trained ({self.model.network_config})")
+        net.load_state_dict(ckpt.state_dict)
+        self._log({"event": "initialised", "from": path.name, "train_steps": ckpt.info.get("train_steps")})
 
     def run(self) -> dict:
         """Train until ``max_steps``; returns the last log record with ``step`` and ``best`` (validation)."""

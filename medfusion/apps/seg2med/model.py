@@ -74,7 +74,7 @@ class Seg2MedModel(DiffusionModel):
     def create(cls, network_config: Mapping | None = None, *, dims: int = 2,
                tasks: Sequence[Sequence[str]] = ALL_TASKS, windows: Mapping[str, Sequence[float]] | None = None,
                prediction: str | None = None, schedule: Mapping | None = None, lll_scale: float = 3.0,
-               residual: bool = False, info: dict | None = None) -> "Seg2MedModel":
+               residual: bool = False, sigma_data: float = 0.5, info: dict | None = None) -> "Seg2MedModel":
         """A new (untrained) model.
 
         Args:
@@ -82,7 +82,8 @@ class Seg2MedModel(DiffusionModel):
                 counts (``channels``, ``num_res_blocks``, ``attention_levels``, ...); small defaults.
             dims: 2 (the published slice model) or 3 (full volume in Haar wavelet space).
             tasks: the (source, target) pairs it learns; one task → no class label.
-            prediction: default ``epsilon`` for 2D (published), ``sample`` for 3D.
+            prediction: default ``epsilon`` for 2D (published), ``sample`` for 3D; ``skip``: EDM's
+                preconditioning (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) with ``sigma_data``.
             schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
             residual: generate the target as the prior image plus a diffused difference (residual diffusion,
                 :class:`~medfusion.core.diffusion.ConditionalDiffusion` ``reference=0``): the prior already holds
@@ -108,7 +109,7 @@ class Seg2MedModel(DiffusionModel):
             {"kind": "haar", "spatial_dims": 3, "lll_scale": lll_scale}
         diffusion = {"schedule": dict(schedule or {}), "space": space, "clip_range": (0.0, 1.0),
                      "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1,
-                     "reference": 0 if residual else None}
+                     "reference": 0 if residual else None, "sigma_data": float(sigma_data)}
         win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
         return cls.from_parts(config, diffusion, preprocessing={"windows": win},
                               settings={"dims": dims, "tasks": tasks}, info=dict(info or {}))
