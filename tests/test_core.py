@@ -160,8 +160,9 @@ def test_training_target_and_to_x0_are_inverse_closed_forms(prediction):
 
 
 def test_skip_prediction_passes_the_input_at_low_noise_and_is_x0_at_high_noise():
-    """EDM preconditioning: x̂₀ ≈ x̃ at t = 0 whatever F says, x̂₀ ≈ F at t = T − 1 (so a "sample" network is its
-    warm start); F's target has the data's spread σ_d at every t; sigma_data is checked and saved."""
+    """EDM preconditioning: at t = 0 a network that outputs nothing still passes 96 % of x̃ = x_t/√ᾱ_t through;
+    x̂₀ ≈ F at t = T − 1 (so a "sample" network is its warm start); F's target has the data's spread σ_d at every
+    t; sigma_data is checked and saved."""
     d = ConditionalDiffusion(None, prediction="skip", sigma_data=0.05)
     g = torch.Generator().manual_seed(2)
     x0 = 0.05 * torch.randn(3, 1, 16, 16, 16, generator=g, dtype=torch.float64)

@@ -44,13 +44,14 @@ class BundleEntry:
 def load_weights(diffusion, checkpoint: str, kind: str):
     """Load a checkpoint's weights into the bundle's ``network_def`` (strict: every tensor must fit), after checking
     that the configs' ``diffusion`` (schedule, space, prediction type, reference channel, ``sigma_data`` of a
-    ``"skip"`` model) is the one the weights
-    were trained with; returns the :class:`~medfusion.core.checkpoint.Checkpoint` (settings and provenance)."""
+    ``"skip"`` model) is the one the weights were trained with; returns the
+    :class:`~medfusion.core.checkpoint.Checkpoint` (settings and provenance)."""
     ckpt = load_checkpoint(checkpoint, kind=kind)
     built, trained = diffusion.config, dict(ckpt.diffusion)
     trained.setdefault("reference", None)  # checkpoints from before residual diffusion
-    keys = ("schedule", "space", "prediction", "reference") + (("sigma_data",) if trained.get("prediction") == "skip"
-                                                               else ())
+    keys = ["schedule", "space", "prediction", "reference"]
+    if trained.get("prediction") == "skip":  # sigma_data scales a "skip" model's every x̂₀; others ignore it
+        keys.append("sigma_data")
     differ = [k for k in keys if k in trained and built[k] != trained[k]]
     if differ:
         raise InputError(f"the weights in {checkpoint} were trained with " + ", ".join(
