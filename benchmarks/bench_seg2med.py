@@ -7,8 +7,10 @@ maximum]), the mean absolute per-organ mean error (HU, CT targets) and the slice
 the truth's (``interslice_ratio``: 1 = as smooth along z as the truth; slice-wise stripes raise it).  Baselines:
 the prior image (generation) and the input histogram-matched to the true target (conversion; an oracle).
 
-    python benchmarks/bench_seg2med.py                       # 4 held-out 96×96×64 phantoms, DDIM 50, CPU
-    python benchmarks/bench_seg2med.py --models 2d --tasks prior:ct --cases 1 --steps 5 --out /tmp/smoke.json
+    python benchmarks/bench_seg2med.py                       # 4 held-out 96×96×64 phantoms, DDIM 20, CPU
+    python benchmarks/bench_seg2med.py --models 2d --tasks prior:ct --cases 1 --steps 5 --out smoke.json
+
+The sampling defaults are the application's (``seg2med.model.DEFAULT_STEPS`` / ``DEFAULT_SAMPLER``).
 Results: benchmarks/results/seg2med_quality.json (or --out).
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_heldout_options, command_line, heldout_phantoms, write_results  # noqa: E402
 
+from medfusion.apps.seg2med.model import DEFAULT_SAMPLER, DEFAULT_STEPS  # noqa: E402
 from medfusion.core.schedule import SPACINGS  # noqa: E402
 
 DEFAULT_TASKS = ("prior:ct", "prior:t1", "prior:t2", "t1:ct", "ct:t1")
@@ -37,6 +40,7 @@ def main() -> None:
     p.add_argument("--timestep-spacing", choices=SPACINGS, default="uniform",
                    help="the sampler's timestep spacing (default uniform)")
     add_heldout_options(p, cases=4)
+    p.set_defaults(steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER)
     a = p.parse_args()
 
     from medfusion.apps.seg2med.evaluation import evaluate_heldout
