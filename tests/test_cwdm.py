@@ -280,7 +280,8 @@ def test_resume_reaches_the_same_weights(tmp_path, tiny_dataset):
 
 def test_init_weights_starts_a_new_run_from_a_checkpoint(tmp_path, tiny_dataset):
     """init_weights (fine-tuning): a new run starts from the checkpoint's network weights (and says so in the log);
-    another network's or another application's checkpoint is refused with one line before any training."""
+    another network's or another application's checkpoint is refused with one line when the trainer is made, before
+    any output."""
     torch.manual_seed(1)
     source = CWDMModel.create(TINY_NETWORK)
     source.save(tmp_path / "source.pt")
@@ -294,14 +295,13 @@ def test_init_weights_starts_a_new_run_from_a_checkpoint(tmp_path, tiny_dataset)
     assert {"event": "initialised", "from": "source.pt", "train_steps": None} in log
     wider = CWDMModel.create({**TINY_NETWORK, "channels": [c * 2 for c in TINY_NETWORK["channels"]]})
     with pytest.raises(InputError, match="has another network"):
-        CWDMTrainer(wider, data, tmp_path / "wider", max_steps=1, device="cpu",
-                    init_weights=tmp_path / "source.pt").run()
+        CWDMTrainer(wider, data, tmp_path / "wider", max_steps=1, device="cpu", init_weights=tmp_path / "source.pt")
     from medfusion.apps.seg2med.model import Seg2MedModel
 
     Seg2MedModel.create(dims=3, tasks=[["prior", "ct"]]).save(tmp_path / "seg2med.pt")
     with pytest.raises(InputError, match="holds a 'seg2med' model"):
-        CWDMTrainer(model, data, tmp_path / "other", max_steps=1, device="cpu",
-                    init_weights=tmp_path / "seg2med.pt").run()
+        CWDMTrainer(model, data, tmp_path / "other", max_steps=1, device="cpu", init_weights=tmp_path / "seg2med.pt")
+    assert not (tmp_path / "wider").exists() and not (tmp_path / "other").exists()  # refused before any output
 
 
 def test_learning_rate_schedules_closed_form(tmp_path, tiny_dataset):

@@ -61,7 +61,7 @@ class DiffusionModel(CheckpointedModel):
             cls.build_network(dict(network_config)), DiffusionSchedule(**d.get("schedule", {})), space,
             prediction=d.get("prediction", "sample"), clip_range=None if clip is None else tuple(clip),
             target_channels=int(d.get("target_channels", 1)), reference=d.get("reference"),
-            sigma_data=float(d.get("sigma_data", 0.5)),
+            **({"sigma_data": float(d["sigma_data"])} if "sigma_data" in d else {}),  # older checkpoints lack it
         )
         return cls(diffusion=diff, network_config=dict(network_config), **kwargs)
 

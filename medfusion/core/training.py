@@ -87,7 +87,9 @@ class Trainer:
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
                  info: dict | None = None, init_weights: str | os.PathLike | None = None) -> None:
         self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
-        self.init_weights = None if init_weights in (None, "") else Path(init_weights)
+        # checked now, so that a wrong file ends before any output; applied by run() unless last.pt resumes
+        self._init_path = None if init_weights in (None, "") else Path(init_weights)
+        self._init = None if self._init_path is None else self._initial_weights(self._init_path)
         self.loss_fn, self.validate_fn, self.val_metric = loss_fn, validate_fn, val_metric
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
         self.weight_decay = float(weight_decay)
@@ -168,8 +170,10 @@ class Trainer:
     def _resume(self, net, optimizer, gen) -> tuple[int, float]:
         path = self.output_dir / "last.pt"
         if not path.is_file():
-            if self.init_weights is not None:
-                self._start_from(net, self.init_weights)
+            if self._init is not None:
+                net.load_state_dict(self._init.state_dict)
+                self._log({"event": "initialised", "from": self._init_path.name,
+                           "train_steps": self._init.info.get("train_steps")})
             return 0, -math.inf
         ckpt = load_torch(path)
         net.load_state_dict(ckpt["model"]["state_dict"])
@@ -178,13 +182,13 @@ class Trainer:
         self._log({"event": "resumed", "step": int(ckpt["step"])})
         return int(ckpt["step"]), float(ckpt["best"])
 
-    def _start_from(self, net, path: Path) -> None:
+    def _initial_weights(self, path: Path):
+        """The checkpoint of ``init_weights``, refused unless it is this application's and this network's."""
         ckpt = load_checkpoint(path, kind=getattr(self.model, "kind", None))
         if plain(ckpt.network) != plain(self.model.network_config):
             raise InputError(f"init_weights {path} has another network ({ckpt.network}) than the model being "
                              f"trained ({self.model.network_config})")
-        net.load_state_dict(ckpt.state_dict)
-        self._log({"event": "initialised", "from": path.name, "train_steps": ckpt.info.get("train_steps")})
+        return ckpt
 
     def run(self) -> dict:
         """Train until ``max_steps``; returns the last log record with ``step`` and ``best`` (validation)."""
