@@ -162,7 +162,7 @@ def test_training_target_and_to_x0_are_inverse_closed_forms(prediction):
 def test_skip_prediction_passes_the_input_at_low_noise_and_is_x0_at_high_noise():
     """EDM preconditioning: at t = 0 a network that outputs nothing still passes 96 % of x̃ = x_t/√ᾱ_t through;
     x̂₀ ≈ F at t = T − 1 (so a "sample" network is its warm start); F's target has the data's spread σ_d at every
-    t; sigma_data is checked and saved."""
+    t; sigma_data is checked, and saved with "skip" only (the one type that uses it)."""
     d = ConditionalDiffusion(None, prediction="skip", sigma_data=0.05)
     g = torch.Generator().manual_seed(2)
     x0 = 0.05 * torch.randn(3, 1, 16, 16, 16, generator=g, dtype=torch.float64)
@@ -178,7 +178,7 @@ def test_skip_prediction_passes_the_input_at_low_noise_and_is_x0_at_high_noise()
     for step in (0, 50, 300, 999):
         tt = torch.full((3,), step)
         assert d.training_target(x0, noise, tt).std().item() == pytest.approx(0.05, rel=0.02)
-    assert d.config["sigma_data"] == 0.05
+    assert d.config["sigma_data"] == 0.05 and "sigma_data" not in ConditionalDiffusion(None, sigma_data=0.05).config
     with pytest.raises(ValueError, match="sigma_data must be > 0"):
         ConditionalDiffusion(None, prediction="skip", sigma_data=0.0)
 

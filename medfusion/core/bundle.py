@@ -49,10 +49,8 @@ def load_weights(diffusion, checkpoint: str, kind: str):
     ckpt = load_checkpoint(checkpoint, kind=kind)
     built, trained = diffusion.config, dict(ckpt.diffusion)
     trained.setdefault("reference", None)  # checkpoints from before residual diffusion
-    keys = ["schedule", "space", "prediction", "reference"]
-    if trained.get("prediction") == "skip":  # sigma_data scales a "skip" model's every x̂₀; others ignore it
-        keys.append("sigma_data")
-    differ = [k for k in keys if k in trained and built[k] != trained[k]]
+    keys = ("schedule", "space", "prediction", "reference", "sigma_data")
+    differ = [k for k in keys if k in trained and built.get(k) != trained[k]]
     if differ:
         raise InputError(f"the weights in {checkpoint} were trained with " + ", ".join(
             f"{k} {trained[k]!r}" for k in differ) + " but the configs build " + ", ".join(

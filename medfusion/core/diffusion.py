@@ -105,10 +105,12 @@ class ConditionalDiffusion:
     @property
     def config(self) -> dict:
         """Plain values that rebuild everything but the network (for checkpoints)."""
-        return {"schedule": dict(self.schedule.config), "space": self.space.config, "prediction": self.prediction,
-                "clip_range": None if self.clip_range is None else list(self.clip_range),
-                "target_channels": self.target_channels, "reference": self.reference,
-                "sigma_data": self.sigma_data}
+        config = {"schedule": dict(self.schedule.config), "space": self.space.config, "prediction": self.prediction,
+                  "clip_range": None if self.clip_range is None else list(self.clip_range),
+                  "target_channels": self.target_channels, "reference": self.reference}
+        if self.prediction == "skip":  # the only prediction type that uses it
+            config["sigma_data"] = self.sigma_data
+        return config
 
     # ---- prediction types ----------------------------------------------------------------------------------
     def _coefficients(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
