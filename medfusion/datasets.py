@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Callable, Mapping, TypeVar
 
 from .errors import InputError
-from .io import PathLike, ensure_absent
+from .io import PathLike
+from .outputs import writing
 
 __all__ = ["write_seeded_cases"]
 
@@ -17,7 +18,8 @@ def write_seeded_cases(write_case: Callable[..., T], case_paths: Callable[[PathL
                        **kwargs) -> list[T]:
     """Write ``n`` cases ``<prefix>-00000``, ``<prefix>-00001``, ... with seeds ``seed0``, ``seed0 + 1``, ...:
     ``write_case(out_dir, name, seed=..., overwrite=..., **kwargs)`` for each, after checking every path
-    ``case_paths(out_dir, name)`` of every case (nothing is written if any exists and ``overwrite`` is false).
+    ``case_paths(out_dir, name)`` of every case (:class:`medfusion.outputs.OutputPlan`: nothing is written if any
+    exists and ``overwrite`` is false, or if the run fails or is interrupted).
 
     Raises:
         InputError: ``n`` is negative.
@@ -26,5 +28,5 @@ def write_seeded_cases(write_case: Callable[..., T], case_paths: Callable[[PathL
     if n < 0:
         raise InputError(f"number of cases must be ≥ 0, got {n}")
     names = [f"{prefix}-{i:05d}" for i in range(n)]
-    ensure_absent([p for nm in names for p in case_paths(out_dir, nm).values()], overwrite)
-    return [write_case(out_dir, nm, seed=seed0 + i, overwrite=overwrite, **kwargs) for i, nm in enumerate(names)]
+    with writing([p for nm in names for p in case_paths(out_dir, nm).values()], overwrite=overwrite, extensions=()):
+        return [write_case(out_dir, nm, seed=seed0 + i, overwrite=overwrite, **kwargs) for i, nm in enumerate(names)]

@@ -35,7 +35,7 @@ from functools import partial
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ignore_signals
 from .io import (LABEL_IMAGE_EXTENSIONS, VOLUME_EXTENSIONS, check_same_geometry, load_label_image, load_rgb,
                  load_volume, resample_like)
 from .metrics.protocols import LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
@@ -216,6 +216,9 @@ def _plan(protocol, metrics, labels, has_mask: bool, data_range, window, empty_d
         raise InputError(f"--foreground applies to the labels protocol, not {proto.name}")
     if has_mask and not proto.uses_mask:
         raise InputError(f"protocol {proto.name} takes no mask")
+    if proto.mask_needed and not has_mask and not (metrics or set_level):
+        raise InputError(f"protocol {proto.name} needs {proto.mask_needed}: give it as the mask (--mask FILE or "
+                         f"FOLDER), or name the metrics to compute without it (--metrics)")
     if set_level and proto.inputs == "labels":
         raise InputError(f"FID/KID apply to images, not to the {proto.name} protocol's label maps")
     if set_level and proto.inputs == "rgb" and fid and fid.get("extractor") != "inception2d":
@@ -239,7 +242,8 @@ def _run(items: list, score: Callable, workers: int, progress: bool) -> list[Cas
     results: list[CaseResult] = []
     bar = _bar(len(items), progress)
     if workers > 1 and len(items) > 1:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(items)))
+        # workers ignore Ctrl-C and SIGTERM: the main process stops them and reports once
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(items)), initializer=ignore_signals)
         try:
             for r in pool.map(score, items):
                 results.append(r)

@@ -28,11 +28,13 @@ import nibabel as nib
 import numpy as np
 
 from medfusion.errors import InputError, OutputExistsError
+from medfusion.outputs import destination
 
 __all__ = [
     "Volume",
     "load_volume",
     "check_same_geometry",
+    "refuse_constant",
     "save_like",
     "ensure_absent",
     "volume_from_array",
@@ -197,6 +199,16 @@ def _checked_voxels(data: np.ndarray, where: str, ndim: int) -> np.ndarray:
     return data
 
 
+def refuse_constant(data: np.ndarray, where: str, why: str) -> None:
+    """Refuse an image whose voxels all hold one value (all zeros, a blank or an empty export), which no method can
+    have been meant for: :class:`InputError` naming ``where``, the value and ``why``."""
+    data = np.asarray(data)
+    if data.size and float(data.min()) == float(data.max()):
+        value = float(data.flat[0])
+        what = "all zeros" if value == 0 else f"constant ({value:g} everywhere)"
+        raise InputError(f"{where} is {what}: {why}")
+
+
 def check_same_geometry(volumes: Mapping[str, Volume], *, atol: float = 1e-3) -> None:
     """Check that all volumes share one voxel grid: the same shape and the same affine.
 
@@ -243,8 +255,7 @@ def ensure_absent(paths: Iterable[PathLike], overwrite: bool) -> None:
         return
     existing = [os.fspath(p) for p in paths if os.path.lexists(p)]
     if existing:
-        listed = ", ".join(existing)
-        raise OutputExistsError(f"output already exists (use overwrite to replace it): {listed}")
+        raise OutputExistsError(existing)
 
 
 def volume_from_array(data: np.ndarray, affine: np.ndarray) -> Volume:
@@ -366,17 +377,19 @@ def save_like(
 def write_atomic(path: PathLike, payload: bytes | str) -> str:
     """Write ``payload`` (bytes, or text as UTF-8) to ``path`` through a hidden temporary file in the same folder
     and :func:`os.replace`, so readers see the old file or the whole new one, never a partial file; the folder is
-    created if needed.  Checking for an existing file is the caller's job (:func:`ensure_absent`)."""
+    created if needed.  Checking for an existing file is the caller's job (:func:`ensure_absent`).  Inside an
+    :class:`~medfusion.outputs.OutputPlan` the file is staged, and put in place when the whole run succeeds."""
     target = os.fspath(path)
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
-    folder = os.path.dirname(target) or "."
+    final = destination(target)
+    folder = os.path.dirname(final) or "."
     os.makedirs(folder, exist_ok=True)
     # same file system, so os.replace is atomic; created exclusively, with the default permissions
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)
-        os.replace(tmp, target)
+        os.replace(tmp, final)
     except BaseException:
         try:
             os.remove(tmp)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import sys
+import weakref
+
+__all__ = ["progress_bar", "close_bars"]
+
+_OPEN = weakref.WeakSet()  # the bars not finished yet
 
 
 def progress_bar(desc: str, unit: str = "step"):
@@ -15,8 +20,17 @@ def progress_bar(desc: str, unit: str = "step"):
         nonlocal bar
         if bar is None:
             bar = tqdm(total=n, desc=desc, unit=unit, file=sys.stderr, leave=False)
+            _OPEN.add(bar)
         bar.update(i - bar.n)
         if i >= n:
             bar.close()
+            _OPEN.discard(bar)
 
     return update
+
+
+def close_bars() -> None:
+    """Clear the bars still on the screen (a run stopped half-way), so that the next message starts its own line."""
+    for bar in list(_OPEN):
+        bar.close()
+    _OPEN.clear()

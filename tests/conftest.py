@@ -76,6 +76,35 @@ def _restore_locale():
     locale.setlocale(locale.LC_ALL, _SESSION_LOCALE)
 
 
+def _refuses_files(folder: Path) -> bool:
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return True
+    os.close(fd)
+    os.remove(name)
+    return False
+
+
+@pytest.fixture
+def read_only_folder(tmp_path) -> Path:
+    """A folder that refuses new files: one without write permission, or, where permissions do not bind (root), a
+    read-only system folder."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        found = next((f for f in (folder, Path("/sys"), Path("/proc/self")) if f.is_dir() and _refuses_files(f)),
+                     None)
+        if found is None:
+            pytest.skip("no folder here refuses new files")
+        yield found
+    finally:
+        folder.chmod(0o755)
+
+
 def run_env() -> dict:
     """Environment for subprocesses: this interpreter's packages, no GPU, quiet threads."""
     env = dict(os.environ)

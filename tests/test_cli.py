@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from medfusion.cli.main import main
+from medfusion.outputs import MARKER
 
 CASE = "BraTS-PHANTOM-00000-000"  # first case of the tiny_missing_dataset fixture (t2f missing)
 ERROR_PREFIX = "medfusion synthesize: error:"
@@ -292,7 +293,7 @@ def _looping_link(case):
 
 
 BAD_CASES = {
-    "all_zero_contrast": (_all_zero, ("t1c is all zeros",)),
+    "all_zero_contrast": (_all_zero, ("contrast t1c (", "-t1c.nii.gz) is all zeros")),
     "looping_link": (_looping_link, ("not a readable file", "-t2w.nii.gz")),
     # name: (edit of the case folder, expected words in the message)
     "unreadable": (_garbage, ("cannot read", "-t1c.nii.gz")),
@@ -445,7 +446,9 @@ def test_phantoms(tmp_path):
 
 # ---- demo -------------------------------------------------------------------------------------------------------
 def _check_demo_folder(folder, case_name: str, missing: str = "t2f") -> dict:
-    assert sorted(os.listdir(folder)) == sorted([f"{case_name}-{missing}.nii.gz", "montage.png", "metrics.json"])
+    written = sorted([f"{case_name}-{missing}.nii.gz", "montage.png", "metrics.json"])
+    assert sorted(os.listdir(folder)) == sorted(written + [MARKER])
+    assert json.loads((folder / MARKER).read_text()) == {"owner": "medfusion demo", "files": written}
     assert (folder / "montage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["case"] == case_name and metrics["missing"] == missing

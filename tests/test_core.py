@@ -291,7 +291,7 @@ def test_check_outputs_refuses_before_any_work(tmp_path):
 def test_run_cases_splits_cases_across_torchrun_processes(tmp_path, monkeypatch):
     import medfusion.core.runner as runner
 
-    monkeypatch.setattr(runner, "_first_problem", lambda problem: problem)  # no process group in one process
+    monkeypatch.setattr(runner, "_gather", lambda value: [value])  # no process group in one process
     items = list(range(7))
     outs = [[str(tmp_path / f"{i}.nii.gz")] for i in items]
     done = {}

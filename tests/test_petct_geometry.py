@@ -191,9 +191,21 @@ def test_a_ct_not_in_hu_is_refused(pair, ct, words):
 
 def test_a_tiny_ct_crop_is_not_held_to_the_hu_rules(pair, tmp_path):
     pet_path, _ = pair()
-    ct_path = write(tmp_path / "crop.nii.gz", np.full((8, 8, 8), 40.0), np.diag([2.0, 2.0, 2.0, 1.0]))  # 16 mm
+    soft_tissue = 40.0 + np.arange(512.0).reshape(8, 8, 8) % 7  # 40-46 HU: no bone, no air
+    ct_path = write(tmp_path / "crop.nii.gz", soft_tissue, np.diag([2.0, 2.0, 2.0, 1.0]))  # 16 mm
     pet, ct = load_pet_ct(pet_path, ct_path)
     assert ct.shape == (8, 8, 8)
+
+
+@pytest.mark.parametrize("which", ["pet", "ct"])
+def test_a_constant_pet_or_ct_is_refused(pair, tmp_path, which):
+    """An all-zero PET (an empty export) would give an empty label map; a constant CT is no CT."""
+    pet_path, ct_path = pair()
+    ref = load_volume(pet_path if which == "pet" else ct_path)
+    flat = write(tmp_path / "flat.nii.gz", np.zeros(ref.shape), ref.affine)
+    args = (flat, ct_path) if which == "pet" else (pet_path, flat)
+    with pytest.raises(InputError, match=f"{which.upper()} .*flat.nii.gz is all zeros"):
+        load_pet_ct(*args)
 
 
 def test_2d_and_nan_inputs_are_refused(pair, tmp_path):

@@ -210,7 +210,7 @@ def test_masks_without_totalsegmentator(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "totalsegmentator", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "totalsegmentator.config", None)
-    image = _write_mask(tmp_path / "ct.nii.gz", np.zeros((8, 8, 8), np.float32))
+    image = _write_mask(tmp_path / "ct.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8))
     assert main(["masks", "--image", image, "--out", str(tmp_path / "m.nii.gz")]) == 2
     assert not (tmp_path / "m.nii.gz").exists()
 
@@ -221,7 +221,7 @@ def test_masks_without_totalsegmentator(tmp_path, monkeypatch):
 ])
 def test_masks_without_weights_says_what_to_install(tmp_path, task, fast, folder, command):
     pytest.importorskip("totalsegmentator.map_tasks_config")
-    image = _write_mask(tmp_path / "ct.nii.gz", np.zeros((8, 8, 8), np.float32))
+    image = _write_mask(tmp_path / "ct.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8))
     out = tmp_path / "m.nii.gz"
     env = {"TOTALSEG_HOME_DIR": str(tmp_path / "tshome"), "TOTALSEG_WEIGHTS_PATH": str(tmp_path / "weights")}
     r = run_cli("masks", "--image", image, "--out", out, "--task", task, *(["--fast"] if fast else []), env=env)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 
-__all__ = ["add_sampling", "add_weights", "positive_int", "seed_int", "weights_path", "check_device"]
+__all__ = ["add_sampling", "add_weights", "add_skip_bad", "positive_int", "seed_int", "weights_path", "check_device"]
 
 PRECISIONS = ("float32", "bfloat16", "float16")  # = medfusion.core.precision.PRECISIONS, without importing torch
 
@@ -54,6 +54,13 @@ def add_weights(p: argparse.ArgumentParser, bundle: str) -> None:
     g.add_argument("--bundle", help=f"a MONAI bundle folder (uses its models/model.pt); default: the shipped "
                    f"bundles/{bundle}")
     g.add_argument("--weights", help="a medfusion checkpoint (.pt)")
+
+
+def add_skip_bad(p: argparse.ArgumentParser) -> None:
+    """``--skip-bad``: a folder run goes on past bad cases (default: it writes nothing if any case is bad)."""
+    p.add_argument("--skip-bad", action="store_true", help="with a folder: write the good cases when some are bad, "
+                   "list the bad ones in one line and exit with status 2 (default: every case is checked first and "
+                   "nothing is written if any is bad)")
 
 
 def weights_path(args: argparse.Namespace, bundle: str) -> str:

@@ -14,14 +14,28 @@ BRATS = ("brats-gli", "brats-mets", "brats-ped", "brats-menpre", "brats-menrt", 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate
-    from ..io import ensure_absent
+    from ..outputs import OutputPlan
 
-    outputs = ([args.out] if args.out else []) + ([os.path.join(args.plot, f) for f in ("metrics.png", "worst_case.png")]
-                                                 if args.plot else [])
     if args.out and not args.out.lower().endswith((".json", ".csv")):
         raise InputError(f"--out must end in .json or .csv: {args.out}")
-    ensure_absent(outputs, args.overwrite)  # fail before any work, write nothing
+    plan = OutputPlan(overwrite=args.overwrite, inputs=[args.pred, args.ref, args.mask]).add(args.out, ())
+    if args.plot:
+        plan.add([os.path.join(args.plot, f) for f in ("metrics.png", "worst_case.png")], (".png",))
+    with plan:  # every output checked before any work; the report and figures are written together, or none
+        report = _evaluate(args)
+        if args.out:
+            report.write(args.out, overwrite=args.overwrite)
+        if args.plot:
+            report.plot(args.plot, overwrite=args.overwrite)
+    print(report.table())
+    for path in ([args.out] if args.out else []) + ([args.plot] if args.plot else []):
+        print(f"wrote {path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace):
+    from ..evaluate import evaluate
+
     fid = None
     if args.fid_extractor or args.fid_weights:
         if not (args.fid_extractor and args.fid_weights):
@@ -31,21 +45,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if args.fid_extractor != "medicalnet3d":
                 raise InputError("--fid-normalise applies to the medicalnet3d extractor")
             fid["options"] = {"normalise": args.fid_normalise}
-    report = evaluate(
+    return evaluate(
         args.pred, args.ref, protocol=args.protocol, metrics=args.metrics, mask=args.mask,
         labels=_parse_labels(args.labels), data_range=_parse_range(args.data_range),
         window=tuple(args.window) if args.window else None, empty_dice=float(args.empty_dice),
         hd95_empty=args.hd95_empty, resample=args.resample, pattern=args.glob, workers=_cores() if args.workers is None else args.workers, fid=fid,
         progress=not args.quiet, foreground=args.foreground,
     )
-    if args.out:
-        report.write(args.out, overwrite=args.overwrite)
-    if args.plot:
-        report.plot(args.plot, overwrite=args.overwrite)
-    print(report.table())
-    for path in ([args.out] if args.out else []) + ([args.plot] if args.plot else []):
-        print(f"wrote {path}")
-    return 0
 
 
 def _cores() -> int:

@@ -3,7 +3,8 @@
 
 A sub-command module has ``register(subparsers)``; the commands it adds set ``func``.  Heavy modules are imported
 inside the commands, so ``medfusion --help`` is quick.  Bad input ends with a one-line reason on stderr and exit
-status 2, and nothing written.
+status 2, and nothing written; Ctrl-C (SIGINT) and SIGTERM end with one line and exit status 130 or 143, and
+nothing written either (every command writes through a :class:`medfusion.outputs.OutputPlan`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from contextlib import contextmanager
 
-from ..errors import InputError, one_line
+from ..errors import (BadCasesError, InputError, OutputExistsError, Terminated, ignore_signals, one_line,
+                      signals_as_exceptions)
+from ..progress import close_bars
 
 
 def command_modules() -> list[str]:
@@ -52,19 +56,73 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure") and (stream.encoding or "").lower().replace("-", "") != "utf8":
             stream.reconfigure(errors="replace")
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except InputError as e:
-        print(f"medfusion {args.command}: error: {one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"medfusion {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `medfusion evaluate ... | head`: the reader left, nothing to report
-        import os
+    prefix = f"medfusion {args.command}"
+    with signals_as_exceptions(), prefixed_warnings(prefix):
+        try:
+            return args.func(args)
+        except InputError as e:
+            close_bars()
+            if getattr(e, "written", None):  # --skip-bad: the good cases were written
+                print("\n".join(e.written))
+            print(f"{prefix}: error: {one_line(e)}{_hint(e, args)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated): the with blocks removed partial outputs
+            ignore_signals()  # a second signal must not cut this message short
+            close_bars()
+            how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            print(f"{prefix}: {how}; nothing was written", file=sys.stderr)
+            return 143 if isinstance(e, Terminated) else 130
+        except BrokenPipeError:  # e.g. `medfusion evaluate ... | head`: the reader left, nothing to report
+            import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+
+
+def _hint(err: InputError, args: argparse.Namespace) -> str:
+    """What to do about an error that has a command-line remedy, in the command's own option names."""
+    if isinstance(err, OutputExistsError):
+        if hasattr(args, "overwrite"):
+            return " (use --overwrite to replace it)"
+        return " (choose another --out, or move those files away)"
+    if isinstance(err, BadCasesError) and not err.skipped and hasattr(args, "skip_bad"):
+        return " (--skip-bad writes the good cases)"
+    return ""
+
+
+@contextmanager
+def prefixed_warnings(prefix: str):
+    """While inside, medfusion's warnings — its loggers' and ``warnings.warn`` from its modules — print as one line
+    ``<prefix>: warning: <message>`` on stderr; other packages' warnings are left as they are."""
+    import logging
+    import os
+    import warnings
+
+    class Formatter(logging.Formatter):
+        def format(self, record):
+            return f"{prefix}: {record.levelname.lower()}: {record.getMessage()}"
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Formatter())
+    log = logging.getLogger("medfusion")
+    propagate, log.propagate = log.propagate, False
+    log.addHandler(handler)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    show = warnings.showwarning
+
+    def show_ours(message, category, filename, lineno, file=None, line=None):
+        if os.path.abspath(filename).startswith(package + os.sep):
+            print(f"{prefix}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_ours
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from ..errors import InputError, first_line, one_line
+from ..errors import (BadCasesError, InputError, OutputExistsError, Terminated, first_line, one_line,
+                      signals_as_exceptions)
 from .checkpoint import load_checkpoint
 
 __all__ = ["BundleEntry", "load_weights", "format_scores"]
@@ -26,12 +27,20 @@ class BundleEntry:
     name = "medfusion bundle"
 
     def run(self):
-        """Run the entry point; an :class:`InputError` becomes one line on stderr and ``SystemExit(2)``."""
+        """Run the entry point; an :class:`InputError` becomes one line on stderr and ``SystemExit(2)``, Ctrl-C and
+        SIGTERM one line and ``SystemExit(130)`` / ``SystemExit(143)`` after the partial outputs are removed."""
         try:
-            result = self._run()
+            with signals_as_exceptions():
+                result = self._run()
         except InputError as e:
-            print(f"{self.name}: error: {one_line(e)}", file=sys.stderr, flush=True)
+            for path in getattr(e, "written", ()):  # skip_bad: the good cases were written
+                logger.info("wrote %s", path)
+            print(f"{self.name}: error: {one_line(e)}{_hint(e)}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        except KeyboardInterrupt as e:
+            how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            print(f"{self.name}: {how}; nothing was written", file=sys.stderr, flush=True)
+            raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
         if isinstance(result, (list, tuple)):
             for path in result:
                 logger.info("wrote %s", path)
@@ -39,6 +48,15 @@ class BundleEntry:
 
     def _run(self):
         raise NotImplementedError
+
+
+def _hint(err: InputError) -> str:
+    """What to do about an error that a bundle option remedies, in the bundle's own option names."""
+    if isinstance(err, OutputExistsError):
+        return " (run with --overwrite true to replace it)"
+    if isinstance(err, BadCasesError) and not err.skipped:
+        return " (run with --skip_bad true to write the good cases)"
+    return ""
 
 
 def load_weights(diffusion, checkpoint: str, kind: str):

@@ -83,6 +83,10 @@ def load_torch(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"weights not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or its legacy pickle
+        raise InputError(f"cannot read weights {path}: not a PyTorch checkpoint file (.pt)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read means "not a usable checkpoint"

@@ -1,12 +1,17 @@
-"""Running a model over many cases: every output checked before any work, cases split across processes.
+"""Running a model over many cases: every case and every output checked before any work, all written or none, cases
+split across processes.
 
-:func:`check_outputs` refuses, before anything is computed, an output that exists (unless ``overwrite``), that
-names one of the inputs (inputs are never modified, even with ``overwrite``), that is a folder, that does not end
-in the expected extension, or whose folder cannot be created or written.  :func:`run_cases` does that for a whole
-cohort and then processes the cases; started under ``torchrun`` (``RANK``/``WORLD_SIZE`` set), process ``r`` of
-``W`` takes cases ``r, r + W, r + 2W, …`` once every process has checked every output (the results are shared,
-so a problem any process finds stops them all) — a cohort of thousands of cases spreads over several GPUs or nodes as
-MONAI bundles' multi-GPU evaluation does, with no communication between the processes.
+:func:`run_cases` plans every output of a cohort (:class:`medfusion.outputs.OutputPlan`: extension, folder, not an
+input, not named twice, writable, absent unless ``overwrite``) and runs the caller's ``validate`` on every case —
+reading its files and the cheap checks — before the first case is processed.  If any case is bad, nothing is
+written and :class:`~medfusion.errors.BadCasesError` lists them all; with ``skip_bad`` the good cases are processed
+and written, and the same error, raised at the end, lists the bad ones.  The outputs of the processed cases are
+staged and put in place together when the run ends; an error, Ctrl-C or SIGTERM on the way leaves none of them.
+
+Started under ``torchrun`` (``RANK``/``WORLD_SIZE`` set), process ``r`` of ``W`` takes cases ``r, r + W, r + 2W, …``
+once every process has checked every output and validated its share (the results are shared, so a problem any
+process finds stops them all) — a cohort of thousands of cases spreads over several GPUs or nodes as MONAI
+bundles' multi-GPU evaluation does, with no other communication between the processes.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from ..errors import InputError
-from ..io import ensure_absent
+from ..errors import BadCasesError, InputError, one_line
+from ..outputs import NIFTI, OutputPlan, check_outputs
 
 __all__ = ["check_outputs", "run_cases", "process_rank"]
 
@@ -30,84 +35,84 @@ def process_rank() -> tuple[int, int]:
         raise InputError("RANK and WORLD_SIZE must be integers (as torchrun sets them)") from None
 
 
-def _first_problem(problem: str | None) -> str | None:
-    """Share each process's check result (a gloo process group over torchrun's rendezvous, made if needed) and
-    return the first problem any process found; doubles as the barrier between checking and writing."""
+def _gather(value) -> list:
+    """Every process's ``value`` (a gloo process group over torchrun's rendezvous, made if needed); doubles as the
+    barrier between checking and writing."""
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
     found: list = [None] * dist.get_world_size()
-    dist.all_gather_object(found, problem)
-    return next((p for p in found if p), None)
+    dist.all_gather_object(found, value)
+    return found
 
 
-def _writable_folder(path: str) -> str | None:
-    """Why the folder of ``path`` cannot receive a file, or ``None`` if it can (it may not exist yet)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    probe = folder
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    if not os.path.isdir(probe):
-        return f"{probe} is not a folder"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"folder {probe} is not writable"
-    return None
-
-
-def check_outputs(outputs: Iterable[str | os.PathLike], *, overwrite: bool = False,
-                  inputs: Iterable[str | os.PathLike] = (), extensions: Sequence[str] = (".nii.gz", ".nii")) -> None:
-    """Check every output path before any work (see the module docstring); raises :class:`InputError`."""
-    outputs = [os.fspath(p) for p in outputs]
-    protected = {os.path.realpath(os.fspath(p)) for p in inputs}
-    seen: dict[str, str] = {}
-    for out in outputs:
-        if extensions and not out.lower().endswith(tuple(extensions)):
-            raise InputError(f"output file must end in {' or '.join(extensions)}: {out}")
-        if os.path.isdir(out):
-            raise InputError(f"output path is a folder: {out}")
-        real = os.path.realpath(out)
-        if real in protected:
-            raise InputError(f"output {out} is one of the inputs; inputs are never overwritten")
-        if real in seen:
-            raise InputError(f"two outputs go to the same file: {seen[real]} and {out}")
-        seen[real] = out
-        reason = _writable_folder(out)
-        if reason:
-            raise InputError(f"cannot write {out}: {reason}")
-    ensure_absent(outputs, overwrite)
+def _validate(items: Sequence, names: Sequence[str], mine: Iterable[int], validate) -> dict[str, str]:
+    """``{case name: reason}`` of the cases among ``mine`` that ``validate`` refuses."""
+    bad = {}
+    if validate is not None:
+        for i in mine:
+            try:
+                validate(items[i])
+            except InputError as e:
+                bad[names[i]] = one_line(e)
+    return bad
 
 
 def run_cases(items: Sequence[T], outputs: Sequence[Sequence[str]], process: Callable[[T, Sequence[str]], object], *,
-              overwrite: bool = False, inputs: Iterable[str] = (), extensions: Sequence[str] = (".nii.gz", ".nii"),
-              ) -> list[str]:
-    """Check every case's outputs, then ``process(item, its_outputs)`` for this process's share of the cases.
+              overwrite: bool = False, inputs: Iterable[str] = (), extensions: Sequence[str] = NIFTI,
+              validate: Callable[[T], object] | None = None, names: Sequence[str] | None = None,
+              skip_bad: bool = False) -> list[str]:
+    """Check every case and its outputs, then ``process(item, its_outputs)`` for this process's share of the cases.
 
     Args:
         items: the cases (anything ``process`` understands).
         outputs: per case, the files it will write.
         process: does the work of one case and writes its outputs.
         inputs: every input file of the cohort (no output may name one).
+        validate: reads a case and raises :class:`~medfusion.errors.InputError` if it is bad (run on every case
+            before any is processed).
+        names: what to call each case in messages (default: ``str(item)``).
+        skip_bad: process the good cases when some are bad (bad cases found while processing are skipped too);
+            the bad ones are listed at the end.
     Returns:
         the outputs this process wrote, in case order.
+    Raises:
+        BadCasesError: some cases are bad (with ``skip_bad``: after the good ones were written).
     """
     if len(items) != len(outputs):
         raise ValueError("one list of outputs per case is needed")
+    names = [str(x) for x in (names if names is not None else items)]
     rank, world = process_rank()
+    mine = range(rank, len(items), world)
+    plan = OutputPlan(overwrite=overwrite, inputs=inputs).add([o for outs in outputs for o in outs], extensions)
     try:
-        check_outputs([o for outs in outputs for o in outs], overwrite=overwrite, inputs=inputs, extensions=extensions)
-        problem = None
+        plan.check()
+        problem, bad = None, _validate(items, names, mine, validate)
     except InputError as e:
-        problem = str(e)
+        problem, bad = one_line(e), {}
     if world > 1:  # every process must have checked everything before any process writes
-        problem = _first_problem(problem)
+        shared = _gather((problem, bad))
+        problem = next((p for p, _ in shared if p), None)
+        bad = {k: v for _, b in shared for k, v in b.items()}
     if problem:
         raise InputError(problem)
+    if bad and not skip_bad:
+        raise BadCasesError(bad, len(items))
     written: list[str] = []
-    for i in range(rank, len(items), world):
-        process(items[i], outputs[i])
-        written += list(outputs[i])
+    with plan:
+        for i in mine:
+            if names[i] in bad:
+                continue
+            try:
+                process(items[i], outputs[i])
+            except InputError as e:
+                if not skip_bad:
+                    raise
+                plan.discard(outputs[i])
+                bad[names[i]] = one_line(e)
+                continue
+            written += list(outputs[i])
+    if bad:
+        raise BadCasesError(bad, len(items), written=written, skipped=True)
     return written

@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["distributions_figure", "worst_case_figure", "plot_distributions", "plot_worst_case"]
+__all__ = ["distributions_figure", "worst_case_figure", "plot_distributions", "plot_worst_case", "save_figure"]
 
 
-def _save(fig, path: str) -> str:
+def save_figure(fig, path: str) -> str:
+    """Write a matplotlib figure as a PNG atomically (staged inside an :class:`~medfusion.outputs.OutputPlan`)."""
     from ..io import write_atomic
 
     buf = io.BytesIO()
@@ -137,10 +138,10 @@ def worst_case_figure(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None
 
 def plot_distributions(values: Mapping[str, Sequence[float | None]], path: str, *, title: str = "") -> str:
     """Write :func:`distributions_figure` as a PNG to ``path``; returns ``path``."""
-    return _save(distributions_figure(values, title=title), path)
+    return save_figure(distributions_figure(values, title=title), path)
 
 
 def plot_worst_case(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None,
                     spacing: Sequence[float] | None = None, *, path: str, kind: str = "image", title: str = "") -> str:
     """Write :func:`worst_case_figure` as a PNG to ``path``; returns ``path``."""
-    return _save(worst_case_figure(pred, ref, mask, spacing, kind=kind, title=title), path)
+    return save_figure(worst_case_figure(pred, ref, mask, spacing, kind=kind, title=title), path)

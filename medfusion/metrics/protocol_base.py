@@ -80,6 +80,8 @@ class Protocol:
     available: tuple[str, ...] = ()
     default: tuple[str, ...] = ()
     uses_mask = True
+    #: what the protocol needs a mask for, if its default metrics cannot be computed as published without one
+    mask_needed = ""
     description = ""
     #: protocol-specific conventions written into the report's settings (``settings["conventions"]``)
     conventions: dict = {}

@@ -125,6 +125,7 @@ class BraSynProtocol(Protocol):
     name = "brasyn"
     available = ("ssim", "psnr", "mse")
     default = ("ssim", "psnr", "mse")
+    mask_needed = "the tumour label map (BraTS seg) for its two scores, SSIM in and outside the tumour"
     description = ("BraSyn (the organisers' ssim.py): each image clipped at its own 0.5/99.5 percentiles (lower "
                    "bound >= 0) and scaled to [0, 1]; with a tumour label map as --mask, ssim_tumour = 3D SSIM of "
                    "pred*m vs ref*m (m = seg > 0) and ssim_non_tumour = 3D SSIM of pred*(1-m) vs ref*(1-m), each "
@@ -161,6 +162,7 @@ class SynthRADProtocol(ImageProtocol):
     name = "synthrad"
     available = ("ssim", "psnr", "mae", "fsim")
     default = ("ssim", "psnr", "mae")
+    mask_needed = "the body mask (its MAE and PSNR are taken inside the body)"
     description = ("SynthRAD-style CT: both images clipped to the HU window (default [-1024, 3000]) and shifted "
                    "to >= 0, data range = window width; SSIM per 2D axial slice averaged over slices; PSNR and "
                    "MAE (HU) inside the body mask when one is given; FSIM per axial slice on request")

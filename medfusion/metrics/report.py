@@ -185,7 +185,6 @@ class Report:
 
         paths = [os.path.join(folder, "metrics.png"), os.path.join(folder, "worst_case.png")]
         ensure_absent(paths, overwrite)
-        os.makedirs(folder, exist_ok=True)
         proto = get_protocol(self.protocol)
         values = {m: [c.get(m) for c in self.cases] for m in proto.plotted(self.metric_names)}
         written = [plot_distributions(values, paths[0], title=f"{self.protocol}: {len(self.cases)} case(s)")]

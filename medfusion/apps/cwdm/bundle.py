@@ -43,9 +43,10 @@ class CWDMSynthesizer(BundleEntry):
     name = "brats_mri_cwdm inference"
 
     def __init__(self, model, dataset_dir, output_dir, *, steps=50, sampler="ddim", seed=0, device="cpu",
-                 precision="float32", overwrite=False):
+                 precision="float32", overwrite=False, skip_bad=False):
         self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
-        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
+                           skip_bad=skip_bad)
 
     def _run(self) -> list[str]:
         from .synthesis import synthesize_folder

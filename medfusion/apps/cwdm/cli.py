@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...cli.common import add_sampling, add_weights, check_device, weights_path
+from ...cli.common import add_sampling, add_skip_bad, add_weights, check_device, weights_path
 from ...errors import InputError
 
 BUNDLE = "brats_mri_cwdm"
@@ -12,30 +12,46 @@ CONTRASTS = ("t1n", "t1c", "t2w", "t2f")  # = layout.CONTRASTS, kept here so `me
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from ...core.runner import check_outputs
+    from ...outputs import writing
     from ...progress import progress_bar
-    from .layout import case_from_files, find_case
-    from .model import load_model
-    from .synthesis import synthesize_case
+    from .layout import case_from_files, check_case, find_case, is_dataset
 
     files = {c: getattr(args, c) for c in CONTRASTS if getattr(args, c)}
     if args.case and files:
         raise InputError("give either a case folder or --t1n/--t1c/--t2w/--t2f files, not both")
     if not (args.case or files):
         raise InputError("give a BraTS case folder or three of --t1n/--t1c/--t2w/--t2f")
+    sampling = dict(steps=args.steps, sampler=args.sampler, seed=args.seed, device=args.device,
+                    precision=args.precision)
+    if args.case and is_dataset(args.case):
+        return _synthesize_folder(args, sampling)
+    if args.skip_bad:
+        raise InputError("--skip-bad applies to a dataset folder (a folder of case folders)")
     case = find_case(args.case) if args.case else case_from_files(**files)
     out = args.out
     if out.endswith(("/", "\\")) or (not out.lower().endswith((".nii", ".nii.gz")) and "." not in out.rsplit("/", 1)[-1]):
         out = case.output_path(out)  # a folder: <out>/<case>-<missing>.nii.gz
-    check_outputs([out], overwrite=args.overwrite, inputs=case.inputs())  # before loading anything
-    check_device(args.device)
-    model = load_model(weights_path(args, BUNDLE), "cpu")
-    path = synthesize_case(
-        case, model, out, overwrite=args.overwrite, steps=args.steps, sampler=args.sampler, seed=args.seed,
-        device=args.device, precision=args.precision,
-        progress=None if args.quiet else progress_bar(f"{case.name}: {case.missing}"),
-    )
+    with writing([out], overwrite=args.overwrite, inputs=case.inputs()):  # checked before anything is loaded
+        check_case(case)
+        check_device(args.device)
+        from .model import load_model
+        from .synthesis import synthesize_case
+
+        model = load_model(weights_path(args, BUNDLE), "cpu")
+        path = synthesize_case(case, model, out, overwrite=args.overwrite, **sampling,
+                               progress=None if args.quiet else progress_bar(f"{case.name}: {case.missing}"))
     print(path)
+    return 0
+
+
+def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
+    from .model import load_model
+    from .synthesis import synthesize_folder
+
+    check_device(args.device)
+    written = synthesize_folder(args.case, args.out, load_model(weights_path(args, BUNDLE), "cpu"),
+                                overwrite=args.overwrite, skip_bad=args.skip_bad, **sampling)
+    print("\n".join(written))
     return 0
 
 
@@ -68,13 +84,15 @@ def register(sub) -> None:
     p = sub.add_parser("synthesize", help="fill in the missing contrast of a BraTS case (cWDM)",
                        description="Synthesize the one missing contrast of a BraTS case, written in the input "
                        "geometry as <case>-<missing>.nii.gz.")
-    p.add_argument("case", nargs="?", help="BraTS case folder with exactly one contrast file absent")
+    p.add_argument("case", nargs="?", help="BraTS case folder with exactly one contrast file absent, or a dataset "
+                   "folder of such case folders (every case checked first; --out is then the output folder)")
     for c in CONTRASTS:
         p.add_argument(f"--{c}", metavar="FILE", help=f"{c} image: NIfTI, NRRD, MHA or a DICOM series folder "
                        "(give three, leave the missing one out)")
     p.add_argument("--out", required=True, help="output file (.nii.gz or .nii), or a folder (ending in /, or a "
                    "name without a dot) for <case>-<missing>.nii.gz")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
+    add_skip_bad(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sampling(p, 50)
     add_weights(p, BUNDLE)

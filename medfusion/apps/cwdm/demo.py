@@ -7,7 +7,7 @@ The scores come from :func:`medfusion.evaluate.evaluate_arrays` with the ``brasy
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ from ...errors import InputError
 
 __all__ = ["run_demo", "montage"]
 
-_DEMO_FILES = ("montage.png", "metrics.json")
 #: (metric, column title): the two BraSyn scores first, then two additions (whole-volume SSIM and PSNR)
 _COLUMNS = (("ssim_tumour", "BraSyn SSIM tumour"), ("ssim_non_tumour", "non-tumour"), ("ssim", "SSIM (whole)"),
             ("psnr", "PSNR dB"))
@@ -42,37 +41,38 @@ def run_demo(out_dir="outputs/demo", *, case: str | None = None, missing: str = 
              sampler: str = "ddim", seed: int = 0, device: str = "cpu", precision: str = "float32", weights=None,
              data_dir=None, quiet: bool = False) -> dict:
     """Run the demo and return its metrics; writes ``<case>-<missing>.nii.gz``, ``montage.png`` and
-    ``metrics.json`` into ``out_dir`` (the folder is replaced on each run)."""
-    from ...io import save_like
+    ``metrics.json`` into ``out_dir``, which replaces the folder of an earlier demo run (a folder the demo did not
+    write, or one holding anything else, is never replaced: :class:`~medfusion.outputs.OutputPlan`)."""
+    from ...io import save_like, write_atomic
+    from ...outputs import OutputPlan
     from ...paths import bundle_dir
     from .evaluation import hide_and_synthesize, score
+    from .layout import check_case
     from .model import load_model
 
     out = Path(out_dir)
-    _check_replaceable(out)  # before any work: never delete a folder the demo did not make
     full = _sample_case(data_dir, case)
-    model = load_model(weights or bundle_dir("brats_mri_cwdm"), "cpu")
-    progress = None
-    if not quiet:
-        from ...progress import progress_bar
+    with OutputPlan(inputs=full.inputs()).add_folder(out, owner="medfusion demo"):  # checked before any work
+        check_case(full)
+        model = load_model(weights or bundle_dir("brats_mri_cwdm"), "cpu")
+        progress = None
+        if not quiet:
+            from ...progress import progress_bar
 
-        progress = progress_bar(f"{full.name}: synthesizing {missing}")
-    r = hide_and_synthesize(model, full, missing, steps=steps, sampler=sampler, seed=seed, device=device,
-                            precision=precision, progress=progress)
-    model_scores = score([r], "pred")
-    base_scores = score([r], "baseline")
-    metrics = {"case": full.name, "missing": missing, "sampler": sampler, "steps": steps, "seed": seed,
-               "device": str(device), "precision": precision, "seconds": round(r["seconds"], 2),
-               "weights": model.info.get("description", "medfusion cWDM checkpoint"),
-               "protocol": model_scores.description,
-               "model": _values(model_scores), "baseline": {"name": r["baseline_name"], **_values(base_scores)}}
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    nifti = save_like(r["pred"], r["reference"], out / f"{full.name}-{missing}.nii.gz")
-    montage(r["inputs"], r["pred"], r["truth_normalised"], missing, out / "montage.png",
-            baseline=(r["baseline_name"], r["baseline"]))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            progress = progress_bar(f"{full.name}: synthesizing {missing}")
+        r = hide_and_synthesize(model, full, missing, steps=steps, sampler=sampler, seed=seed, device=device,
+                                precision=precision, progress=progress)
+        model_scores = score([r], "pred")
+        base_scores = score([r], "baseline")
+        metrics = {"case": full.name, "missing": missing, "sampler": sampler, "steps": steps, "seed": seed,
+                   "device": str(device), "precision": precision, "seconds": round(r["seconds"], 2),
+                   "weights": model.info.get("description", "medfusion cWDM checkpoint"),
+                   "protocol": model_scores.description,
+                   "model": _values(model_scores), "baseline": {"name": r["baseline_name"], **_values(base_scores)}}
+        nifti = save_like(r["pred"], r["reference"], out / f"{full.name}-{missing}.nii.gz")
+        montage(r["inputs"], r["pred"], r["truth_normalised"], missing, out / "montage.png",
+                baseline=(r["baseline_name"], r["baseline"]))
+        write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     _print_table(metrics, "cWDM" if weights else "cWDM (shipped weights)", r["seconds"])
     print(f"wrote {nifti}, {out / 'montage.png'}, {out / 'metrics.json'}")
     return metrics
@@ -96,24 +96,13 @@ def _print_table(metrics: dict, model_label: str, seconds: float) -> None:
         print("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)))
 
 
-def _check_replaceable(out: Path) -> None:
-    """The demo replaces its output folder; refuse when that would delete anything the demo does not write."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError(f"demo output {out} exists and is not a folder")
-    foreign = sorted(p.name for p in out.iterdir()
-                     if not (p.is_file() and (p.name in _DEMO_FILES or p.name.endswith(".nii.gz"))))
-    if foreign:
-        raise InputError(f"demo output folder {out} holds files the demo did not write ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}); choose another --out")
-
-
 def montage(inputs: dict, pred: np.ndarray, truth: np.ndarray, missing: str, path, *, baseline=None) -> None:
     """PNG of the middle axial slice: the three inputs, synthesized, truth, (baseline,) |difference|.
 
     Drawn on a ``matplotlib.figure.Figure`` (no pyplot), so the user's matplotlib backend is never changed."""
     from matplotlib.figure import Figure
+
+    from ...metrics.plots import save_figure
 
     z = truth.shape[2] // 2
     panels = [(f"input {c}", v) for c, v in inputs.items()]
@@ -128,4 +117,4 @@ def montage(inputs: dict, pred: np.ndarray, truth: np.ndarray, missing: str, pat
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, os.fspath(path))

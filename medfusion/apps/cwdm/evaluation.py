@@ -54,6 +54,8 @@ def score(results: Sequence[dict], which: str = "pred"):
 
     cases = [{"case": f"{r['name']}-{r['missing']}", "pred": r[which], "ref": r["truth"],
               "mask": None if r["seg"] is None else r["seg"] > 0, "spacing": r["spacing"]} for r in results]
+    if all(c["mask"] is None for c in cases):  # no label maps: only the additions (the BraSyn scores need one)
+        return evaluate_arrays(cases, protocol=PROTOCOL, metrics=["ssim", "psnr", "mse"])
     return evaluate_arrays(cases, protocol=PROTOCOL)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from medfusion.errors import InputError
-from medfusion.io import Volume, check_same_geometry, load_volume
+from medfusion.io import Volume, check_same_geometry, load_volume, refuse_constant
 
 __all__ = [
     "CONTRASTS",
@@ -30,7 +30,10 @@ __all__ = [
     "BraTSCase",
     "find_case",
     "case_from_files",
+    "case_folders",
+    "is_dataset",
     "list_cases",
+    "check_case",
     "load_case",
 ]
 
@@ -241,6 +244,34 @@ def case_from_files(
     )
 
 
+def case_folders(dataset_dir: PathLike) -> list[str]:
+    """The sub-folders of a dataset that hold at least one contrast file, sorted by name (hidden ones skipped).
+
+    Raises:
+        InputError: the folder does not exist or holds no such sub-folder.
+    """
+    dataset_dir = os.fspath(dataset_dir)
+    if not os.path.isdir(dataset_dir):
+        raise InputError(f"dataset folder not found: {dataset_dir}")
+    folders = [os.path.join(dataset_dir, e) for e in sorted(os.listdir(dataset_dir))
+               if not e.startswith(".") and os.path.isdir(os.path.join(dataset_dir, e))]
+    folders = [f for f in folders if any(k != SEG for k in _scan_folder(f))]
+    if not folders:
+        raise InputError(f"no BraTS case folders (with <case>-t1n.nii.gz etc.) in {dataset_dir}")
+    return folders
+
+
+def is_dataset(folder: PathLike) -> bool:
+    """Whether ``folder`` is a dataset (sub-folders of cases, no contrast file of its own) rather than a case."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder) or any(k != SEG for k in _scan_folder(folder)):
+        return False
+    try:
+        return bool(case_folders(folder))
+    except InputError:
+        return False
+
+
 def list_cases(dataset_dir: PathLike, *, require_missing: bool = True) -> list[BraTSCase]:
     """All cases of a dataset: every sub-folder holding at least one contrast file, sorted by folder name.
 
@@ -251,19 +282,14 @@ def list_cases(dataset_dir: PathLike, *, require_missing: bool = True) -> list[B
     Raises:
         InputError: the folder does not exist or holds no case; or a case is invalid (see :func:`find_case`).
     """
-    dataset_dir = os.fspath(dataset_dir)
-    if not os.path.isdir(dataset_dir):
-        raise InputError(f"dataset folder not found: {dataset_dir}")
-    cases = []
-    for entry in sorted(os.listdir(dataset_dir)):
-        sub = os.path.join(dataset_dir, entry)
-        if entry.startswith(".") or not os.path.isdir(sub):
-            continue
-        if any(k != SEG for k in _scan_folder(sub)):
-            cases.append(find_case(sub, require_missing=require_missing))
-    if not cases:
-        raise InputError(f"no BraTS case folders (with <case>-t1n.nii.gz etc.) in {dataset_dir}")
-    return cases
+    return [find_case(f, require_missing=require_missing) for f in case_folders(dataset_dir)]
+
+
+def check_case(case: BraTSCase) -> None:
+    """Read a case and check it as synthesis will: readable, one voxel grid, finite voxels, no constant contrast
+    (:class:`~medfusion.errors.InputError` otherwise)."""
+    for c, vol in load_case(case).items():
+        refuse_constant(vol.data, f"contrast {c} ({vol.path})", "there is nothing to synthesize from")
 
 
 def load_case(case: BraTSCase) -> dict[str, Volume]:

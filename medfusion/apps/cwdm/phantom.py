@@ -49,6 +49,7 @@ from .phantom_render import (
 )
 from medfusion.errors import InputError
 from medfusion.io import ensure_absent, save_like, volume_from_array
+from medfusion.outputs import writing
 
 __all__ = [
     "BRATS_FOV_MM",
@@ -467,8 +468,9 @@ def write_phantom_dataset(
         _check_drop(drop)
         drops = [drop] * n
     names = [f"{prefix}-{i:05d}-000" for i in range(n)]
-    ensure_absent([p for nm, d in zip(names, drops) for p in _case_paths(out_dir, nm, d).values()], overwrite)
-    return [
-        write_phantom_case(out_dir, nm, shape=shape, seed=seed0 + i, spacing=spacing, drop=d, overwrite=overwrite)
-        for i, (nm, d) in enumerate(zip(names, drops))
-    ]
+    with writing([p for nm, d in zip(names, drops) for p in _case_paths(out_dir, nm, d).values()],
+                 overwrite=overwrite):
+        return [
+            write_phantom_case(out_dir, nm, shape=shape, seed=seed0 + i, spacing=spacing, drop=d, overwrite=overwrite)
+            for i, (nm, d) in enumerate(zip(names, drops))
+        ]

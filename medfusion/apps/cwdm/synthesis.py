@@ -21,8 +21,9 @@ import torch
 from ...core.inference import whole_volume
 from ...core.runner import run_cases
 from ...errors import InputError
-from ...io import save_like
-from .layout import CONTRASTS, BraTSCase, list_cases, load_case
+from ...io import refuse_constant, save_like
+from ...outputs import writing
+from .layout import CONTRASTS, BraTSCase, case_folders, check_case, find_case, load_case
 from .model import CWDMModel, check_contrast
 from .pipeline import normalize, postprocess
 
@@ -55,8 +56,7 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
     if any(r.ndim != 3 or r.shape != raw[0].shape for r in raw):
         raise InputError(f"expected three 3D volumes of one shape, got {[r.shape for r in raw]}")
     for c, r in zip(conds, raw):
-        if not np.any(r):
-            raise InputError(f"contrast {c} is all zeros: there is nothing to synthesize from")
+        refuse_constant(r, f"contrast {c}", "there is nothing to synthesize from")
     dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
     x = torch.from_numpy(normalize(raw, model.lower, model.upper)).to(dev)
     model.to(dev).network.eval()
@@ -79,26 +79,39 @@ def synthesize_case(case: BraTSCase, model: CWDMModel, out_path: str | os.PathLi
     output is checked before any work (not an input, writable, absent unless ``overwrite``); nothing is written
     when anything fails.  Keyword arguments: :func:`synthesize`.
     """
-    from ...core.runner import check_outputs
-
     if case.missing is None:
         raise InputError(f"case {case.name}: no contrast is missing")
-    check_outputs([out_path], overwrite=overwrite, inputs=case.inputs())
-    vols = load_case(case)
-    y = synthesize(model, {k: v.data for k, v in vols.items()}, case.missing, **kwargs)
-    return save_like(y, next(iter(vols.values())), out_path, overwrite=overwrite)
+    with writing([out_path], overwrite=overwrite, inputs=case.inputs()):
+        vols = load_case(case)
+        y = synthesize(model, {k: v.data for k, v in vols.items()}, case.missing, **kwargs)
+        return save_like(y, next(iter(vols.values())), out_path, overwrite=overwrite)
 
 
 def synthesize_folder(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, model: CWDMModel, *,
-                      overwrite: bool = False, **kwargs) -> list[str]:
+                      overwrite: bool = False, skip_bad: bool = False, **kwargs) -> list[str]:
     """Fill in the missing contrast of every BraTS-layout case folder under ``dataset_dir``.
 
-    Writes ``<output_dir>/<case>-<missing>.nii.gz`` per case.  Every case and output is checked before the first
-    synthesis, so a bad folder stops the run before anything is written.  Under ``torchrun`` each process takes
-    its share of the cases (:func:`medfusion.core.runner.run_cases`).
+    Writes ``<output_dir>/<case>-<missing>.nii.gz`` per case.  Every case is read and checked (its layout:
+    :func:`~.layout.find_case`; its files: :func:`~.layout.check_case`) and every output checked before the first
+    synthesis, so a bad case stops the run before anything is written — or, with ``skip_bad``, is skipped and
+    listed at the end.  Under ``torchrun`` each process takes its share of the cases
+    (:func:`medfusion.core.runner.run_cases`).
     """
-    cases = list_cases(dataset_dir)
-    outs = [[case.output_path(output_dir)] for case in cases]
-    inputs = [p for case in cases for p in case.inputs()]
-    return run_cases(cases, outs, lambda c, o: synthesize_case(c, model, o[0], overwrite=overwrite, **kwargs),
-                     overwrite=overwrite, inputs=inputs)
+    folders = case_folders(dataset_dir)
+    cases: dict[str, BraTSCase | InputError] = {}
+    for folder in folders:
+        try:
+            cases[folder] = find_case(folder)
+        except InputError as e:  # a bad case among good ones: reported with the others
+            cases[folder] = e
+
+    def validate(folder: str) -> None:
+        if isinstance(cases[folder], InputError):
+            raise cases[folder]
+        check_case(cases[folder])
+
+    outs = [[c.output_path(output_dir)] if isinstance(c, BraTSCase) else [] for c in cases.values()]
+    inputs = [p for c in cases.values() if isinstance(c, BraTSCase) for p in c.inputs()]
+    return run_cases(folders, outs, lambda f, o: synthesize_case(cases[f], model, o[0], overwrite=overwrite, **kwargs),
+                     overwrite=overwrite, inputs=inputs, validate=validate, names=[os.path.basename(f) for f in folders],
+                     skip_bad=skip_bad)

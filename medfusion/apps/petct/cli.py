@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+from ...cli.common import add_sampling, add_skip_bad, add_weights, check_device, positive_int, weights_path
 
 BUNDLE = "hecktor_petct_diffseg"
 
@@ -21,27 +21,33 @@ def load_segmenter(path: str):
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from ...errors import InputError
+    from ...outputs import writing
     from ...progress import progress_bar
-    from .pipeline import segment_case, segment_folder
+    from .geometry import load_pet_ct
 
     if (args.images is None) == (args.pet is None or args.ct is None) or (args.images and (args.pet or args.ct)):
         raise InputError("give --pet and --ct (one case) or --images (a folder of <case>__PT/__CT.nii.gz files)")
-    if args.images is None:  # outputs first: a wrong path fails before the model is loaded
-        from ...core.runner import check_outputs
-
-        check_outputs([p for p in (args.out, args.probabilities, args.uncertainty) if p], overwrite=args.overwrite,
-                      inputs=[args.pet, args.ct])
-    check_device(args.device)
-    model = load_segmenter(weights_path(args, BUNDLE))
+    if args.skip_bad and args.images is None:
+        raise InputError("--skip-bad applies to a folder (--images)")
     opts = {"overwrite": args.overwrite, "device": args.device, "samples": args.samples, "steps": args.steps,
             "sampler": args.sampler, "seed": args.seed, "precision": args.precision,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
-        written = segment_folder(model, args.images, args.out, probabilities_dir=args.probabilities,
-                                 uncertainty_dir=args.uncertainty, **opts)
+        from .pipeline import segment_folder
+
+        check_device(args.device)
+        written = segment_folder(load_segmenter(weights_path(args, BUNDLE)), args.images, args.out,
+                                 probabilities_dir=args.probabilities, uncertainty_dir=args.uncertainty,
+                                 skip_bad=args.skip_bad, **opts)
     else:
-        written = segment_case(model, args.pet, args.ct, args.out, probabilities=args.probabilities,
-                               uncertainty=args.uncertainty, **opts)
+        with writing([args.out, args.probabilities, args.uncertainty], overwrite=args.overwrite,
+                     inputs=[args.pet, args.ct]):  # checked before anything is loaded
+            load_pet_ct(args.pet, args.ct)  # the inputs are checked before the model is loaded
+            check_device(args.device)
+            from .pipeline import segment_case
+
+            written = segment_case(load_segmenter(weights_path(args, BUNDLE)), args.pet, args.ct, args.out,
+                                   probabilities=args.probabilities, uncertainty=args.uncertainty, **opts)
     print("\n".join(written))
     return 0
 
@@ -81,6 +87,7 @@ def register(sub) -> None:
     p.add_argument("--uncertainty", help="also write the uncertainty: 4D float32 on the CT grid, volumes predictive "
                    "entropy (nats), variance of GTVp, variance of GTVn over the samples; a folder with --images")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    add_skip_bad(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sampling(p, 10)
     add_weights(p, BUNDLE)

@@ -27,7 +27,7 @@ from typing import Union
 import numpy as np
 
 from medfusion.errors import InputError
-from medfusion.io import Volume, load_volume, resample_array
+from medfusion.io import Volume, load_volume, refuse_constant, resample_array
 
 __all__ = [
     "WorkingGrid",
@@ -166,6 +166,7 @@ def load_pet_ct(pet_path: PathLike, ct_path: PathLike) -> tuple[Volume, Volume]:
     Checks, after :func:`~medfusion.io.load_volume` (missing, unreadable, non-3D or non-finite inputs):
 
     * both affines are invertible, and the two volumes overlap in world space (positive volume);
+    * neither is constant (an all-zero PET or CT is an empty export, not a scan);
     * the PET is in SUV: no value below −500 (that is a CT: inputs swapped), none below :data:`SUV_MIN` (−1),
       maximum at most :data:`SUV_MAX` (100; activity concentrations in Bq/ml run to thousands);
     * the CT is in Hounsfield units, when it spans at least :data:`CT_CHECK_MIN_EXTENT_MM` (50 mm) along every
@@ -189,6 +190,8 @@ def load_pet_ct(pet_path: PathLike, ct_path: PathLike) -> tuple[Volume, Volume]:
             raise InputError(f"{_named(name, vol)} has a degenerate affine (zero voxel size): fix its header")
     if overlap_bounds(pet, ct) is None:
         raise _no_overlap(pet, ct)
+    refuse_constant(pet.data, _named("PET", pet), "a PET without uptake has no tumour to segment")
+    refuse_constant(ct.data, _named("CT", ct), "expected a CT in Hounsfield units")
     _check_suv(pet)
     _check_hu(ct)
     return pet, ct

@@ -11,7 +11,7 @@ A case flows through:
   → files on the CT grid (the CT's affine and header): labels uint8 (0, 1 GTVp, 2 GTVn), probabilities 4D float32
     (GTVp, GTVn), uncertainty 4D float32 (predictive entropy in nats, variance of GTVp, variance of GTVn).
 
-Every output is checked before any work and nothing is written when anything fails.
+Every output is checked before any work, and the outputs are written together at the end or not at all.
 """
 
 from __future__ import annotations
@@ -80,14 +80,13 @@ def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
     """Segment one PET/CT pair with a diffusion model (:class:`~.model.PetCtSegModel`) or the SegResNet baseline
     (keyword arguments: :func:`~.segmentation.run_segmenter`) and write the outputs on the CT grid.
 
-    Outputs are checked first (:func:`medfusion.core.runner.check_outputs`: not an input, writable, absent unless
-    ``overwrite``); returns the paths written.
+    Outputs are checked first (:class:`medfusion.outputs.OutputPlan`: not an input, writable, absent unless
+    ``overwrite``) and written together at the end, or not at all; returns the paths written.
     """
-    from ...core.runner import check_outputs
+    from ...outputs import writing
 
-    outs = [p for p in (out, probabilities, uncertainty) if p is not None]
-    check_outputs(outs, overwrite=overwrite, inputs=[pet_path, ct_path])
-    return _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty, overwrite, **kwargs)
+    with writing([out, probabilities, uncertainty], overwrite=overwrite, inputs=[pet_path, ct_path]):
+        return _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty, overwrite, **kwargs)
 
 
 def _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty, overwrite, **kwargs) -> list[str]:
@@ -117,12 +116,15 @@ def list_hecktor_cases(folder: PathLike) -> list[tuple[str, str, str]]:
 
 
 def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_dir: PathLike | None = None,
-                   uncertainty_dir: PathLike | None = None, overwrite: bool = False, **kwargs) -> list[str]:
+                   uncertainty_dir: PathLike | None = None, overwrite: bool = False, skip_bad: bool = False,
+                   **kwargs) -> list[str]:
     """Segment every HECKTOR-named case of ``folder`` (:func:`list_hecktor_cases`) into ``<out_dir>/<case>.nii.gz``
     (and ``<probabilities_dir>/<case>.nii.gz``, ``<uncertainty_dir>/<case>.nii.gz`` when given), so that
-    ``medfusion evaluate --protocol hecktor`` pairs them with the reference labels by name.  Every case and output
-    is checked before the first one is segmented; under ``torchrun`` each process takes its share
-    (:func:`medfusion.core.runner.run_cases`).  Keyword arguments: :func:`segment_case`."""
+    ``medfusion evaluate --protocol hecktor`` pairs them with the reference labels by name.  Every case is read and
+    checked (:func:`~.geometry.load_pet_ct`) and every output checked before the first one is segmented: a bad case
+    stops the run with nothing written, or with ``skip_bad`` is skipped and listed at the end; under ``torchrun``
+    each process takes its share (:func:`medfusion.core.runner.run_cases`).  Keyword arguments:
+    :func:`segment_case`."""
     from ...core.runner import run_cases
 
     cases = list_hecktor_cases(folder)
@@ -137,4 +139,6 @@ def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_
         _segment_and_write(model, pet, ct, outs[0], prob, unc, overwrite, **kwargs)
 
     return run_cases(cases, outputs, process, overwrite=overwrite,
-                     inputs=[p for _, pet, ct in cases for p in (pet, ct)])
+                     inputs=[p for _, pet, ct in cases for p in (pet, ct)],
+                     validate=lambda item: load_pet_ct(item[1], item[2]), names=[c for c, _, _ in cases],
+                     skip_bad=skip_bad)

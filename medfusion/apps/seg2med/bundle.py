@@ -62,15 +62,17 @@ class Seg2MedGenerator(BundleEntry):
 
     def __init__(self, model, dataset_dir, output_dir, *, target="ct", source="prior", task="total",
                  steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER, seed=0, device="cpu", precision="float32",
-                 batch_size=16, overwrite=False):
+                 batch_size=16, overwrite=False, skip_bad=False):
         self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
-        self.source, self.target, self.task = source, target, task
+        self.source, self.target, self.task, self.skip_bad = source, target, task, skip_bad
         self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
                            batch_size=batch_size)
 
     def _run(self) -> list[str]:
         from ...core.runner import run_cases
+        from ...io import load_volume, refuse_constant
         from .generation import convert_file, generate_file
+        from .pipeline import load_labels
 
         self.model.task_index(self.source, self.target)  # this model does the task (before any work)
         cases = _case_folders(self.dataset_dir, "mask" if self.source == "prior" else self.source)
@@ -85,7 +87,15 @@ class Seg2MedGenerator(BundleEntry):
             return convert_file(self.model, path, self.source, self.target, out[0], overwrite=self.overwrite,
                                 **self.kwargs)
 
-        return run_cases(cases, outs, one, overwrite=self.overwrite, inputs=inputs)
+        def check(case):
+            _, path, body = case
+            if self.source == "prior":
+                load_labels(path, self.task, body=body)
+            else:
+                refuse_constant(load_volume(path).data, path, "there is nothing to convert")
+
+        return run_cases(cases, outs, one, overwrite=self.overwrite, inputs=inputs, validate=check,
+                         names=[name for name, _, _ in cases], skip_bad=self.skip_bad)
 
 
 class Seg2MedEvaluator(BundleEntry):

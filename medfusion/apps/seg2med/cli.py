@@ -7,6 +7,7 @@ import argparse
 import os
 
 from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+from ...errors import InputError
 
 BUNDLE = "totalseg_mask_to_ct_mr"
 TARGETS = ("ct", "t1", "t2")
@@ -32,29 +33,36 @@ def _sampling(args: argparse.Namespace) -> dict:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ...core.runner import check_outputs
-    from .generation import generate_file
-    from .model import load_model
+    from ...outputs import writing
+    from .pipeline import load_labels
 
-    check_outputs([args.out], overwrite=args.overwrite, inputs=[p for p in (args.mask, args.body) if p])
-    check_device(args.device)
-    model = load_model(_model_path(args))
-    print(generate_file(model, args.mask, args.modality, args.out, task=args.task, body=args.body,
-                        overwrite=args.overwrite, **_sampling(args)))
+    with writing([args.out], overwrite=args.overwrite, inputs=[args.mask, args.body]):  # before anything loads
+        load_labels(args.mask, args.task, body=args.body)  # the inputs are checked before the model is loaded
+        check_device(args.device)
+        from .generation import generate_file
+        from .model import load_model
+
+        path = generate_file(load_model(_model_path(args)), args.mask, args.modality, args.out, task=args.task,
+                             body=args.body, overwrite=args.overwrite, **_sampling(args))
+    print(path)
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from ...core.runner import check_outputs
-    from .generation import convert_file
-    from .model import check_task, load_model
+    from ...io import load_volume, refuse_constant
+    from ...outputs import writing
 
-    check_task(args.source, args.target)
-    check_outputs([args.out], overwrite=args.overwrite, inputs=[args.image])
-    check_device(args.device)
-    model = load_model(_model_path(args))
-    print(convert_file(model, args.image, args.source, args.target, args.out, overwrite=args.overwrite,
-                       **_sampling(args)))
+    if args.source == args.target:
+        raise InputError(f"--from and --to are both {args.source}: nothing to convert")
+    with writing([args.out], overwrite=args.overwrite, inputs=[args.image]):  # before anything loads
+        refuse_constant(load_volume(args.image).data, args.image, "there is nothing to convert")
+        check_device(args.device)
+        from .generation import convert_file
+        from .model import load_model
+
+        path = convert_file(load_model(_model_path(args)), args.image, args.source, args.target, args.out,
+                            overwrite=args.overwrite, **_sampling(args))
+    print(path)
     return 0
 
 

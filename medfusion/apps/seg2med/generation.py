@@ -20,7 +20,7 @@ import torch
 
 from ...core.inference import progress_over, slicewise, whole_volume
 from ...errors import InputError
-from ...io import PathLike
+from ...io import PathLike, refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
 
 __all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras",
@@ -115,6 +115,7 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
     if source == "prior":
         raise InputError("convert takes an image (ct, t1 or t2); use generate for a label map")
     image = np.asarray(image, dtype=np.float32)
+    refuse_constant(image, f"the {source} image", "there is nothing to convert")
     if body is None and source == "ct":
         body = body_from_ct(image)
     y = translate(model, model.normalize(image, source), source, target, **kwargs)
@@ -124,30 +125,29 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
 def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLike, *, task: str = "total",
                   body: PathLike | None = None, overwrite: bool = False, **kwargs) -> str:
     """``medfusion generate``: a label map file → a CT/MR file (float32) in the mask's geometry."""
-    from ...core.runner import check_outputs
     from ...io import save_like
+    from ...outputs import writing
     from .pipeline import load_labels
 
-    check_outputs([out], overwrite=overwrite, inputs=[p for p in (mask, body) if p is not None])
-    volume, labels, body_mask = load_labels(mask, task, body=body)
-    spacing = volume.spacing
-    ras_body = None if body_mask is None else to_ras(body_mask, volume.affine)
-    y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras_body,
-                 spacing=ras_spacing(spacing, volume.affine), **kwargs)
-    return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
+    with writing([out], overwrite=overwrite, inputs=[mask, body]):
+        volume, labels, body_mask = load_labels(mask, task, body=body)
+        ras_body = None if body_mask is None else to_ras(body_mask, volume.affine)
+        y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras_body,
+                     spacing=ras_spacing(volume.spacing, volume.affine), **kwargs)
+        return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 
 def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str, out: PathLike, *,
                  overwrite: bool = False, **kwargs) -> str:
     """``medfusion convert``: an image file of ``source`` → ``target`` (float32) in the input's geometry."""
-    from ...core.runner import check_outputs
     from ...io import load_volume, save_like
+    from ...outputs import writing
 
     check_task(source, target)
-    check_outputs([out], overwrite=overwrite, inputs=[image])
-    volume = load_volume(image)
-    y = convert(model, to_ras(volume.data, volume.affine), source, target, **kwargs)
-    return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
+    with writing([out], overwrite=overwrite, inputs=[image]):
+        volume = load_volume(image)
+        y = convert(model, to_ras(volume.data, volume.affine), source, target, **kwargs)
+        return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 
 def ras_spacing(spacing, affine) -> tuple[float, float, float]:

@@ -81,17 +81,22 @@ def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool =
     Returns:
         The written paths.
     """
-    import numpy as np
+    from ...outputs import writing
 
-    from ...core.runner import check_outputs
-    from ...io import load_volume, save_like
-    from .prior import body_from_ct, check_label_map
-
-    outputs = [out] + ([body_out] if body_out is not None else [])
-    check_outputs(outputs, overwrite=overwrite, inputs=[image])
     if body_out is not None and task != "total":
         raise InputError("--body needs a CT (task 'total'): the body contour comes from the CT > −500 HU rule")
+    with writing([out, body_out], overwrite=overwrite, inputs=[image]):
+        return _segment_and_write(image, out, task, fast, device, body_out, overwrite)
+
+
+def _segment_and_write(image, out, task, fast, device, body_out, overwrite) -> list[str]:
+    import numpy as np
+
+    from ...io import load_volume, refuse_constant, save_like
+    from .prior import body_from_ct, check_label_map
+
     volume = load_volume(image)
+    refuse_constant(volume.data, f"image {volume.path}", "there is nothing to segment")
     check_totalsegmentator(task, fast=fast)
     _quiet_statistics()
     try:

@@ -43,15 +43,15 @@ def write_prior(mask: PathLike, modality: str, out: PathLike, *, task: str = "to
     """Write the prior image of a label map (float32, the mask's geometry); see :mod:`.prior`."""
     import numpy as np
 
-    from ...core.runner import check_outputs
     from ...io import save_like
+    from ...outputs import writing
     from .prior import make_prior
     from .tissues import MODALITIES
 
     if modality not in MODALITIES:
         raise InputError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
-    check_outputs([out], overwrite=overwrite, inputs=[p for p in (mask, body) if p is not None])
-    volume, labels, body_mask = load_labels(mask, task, body=body)
-    prior = make_prior(labels, modality, task=task, body=body_mask, spacing=volume.spacing)
-    return save_like(prior, volume, out, overwrite=overwrite, dtype=np.float32)
+    with writing([out], overwrite=overwrite, inputs=[mask, body]):
+        volume, labels, body_mask = load_labels(mask, task, body=body)
+        prior = make_prior(labels, modality, task=task, body=body_mask, spacing=volume.spacing)
+        return save_like(prior, volume, out, overwrite=overwrite, dtype=np.float32)
 

@@ -32,11 +32,11 @@ class StainTranslator(BundleEntry):
     name = "he_to_ihc_staindiffuser inference"
 
     def __init__(self, model, dataset_dir, output_dir, *, cells_dir=None, steps=10, sampler="ddim", seed=0,
-                 tile=None, overlap=None, device="cpu", precision="float32", overwrite=False):
+                 tile=None, overlap=None, device="cpu", precision="float32", overwrite=False, skip_bad=False):
         self.model, self.dataset_dir, self.output_dir, self.cells_dir = model, dataset_dir, output_dir, cells_dir
         self.overwrite = overwrite
         self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, tile=tile, overlap=overlap, device=device,
-                           precision=precision)
+                           precision=precision, skip_bad=skip_bad)
 
     def _run(self) -> list[str]:
         from .pipeline import stain_folder

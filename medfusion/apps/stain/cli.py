@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+from ...cli.common import add_sampling, add_skip_bad, add_weights, check_device, positive_int, weights_path
 
 BUNDLE = "he_to_ihc_staindiffuser"
 
@@ -21,21 +21,34 @@ def load_translator(path: str):
 
 def cmd_stain(args: argparse.Namespace) -> int:
     from ...errors import InputError
+    from ...outputs import OutputPlan
     from ...progress import progress_bar
-    from .pipeline import stain_file, stain_folder
+    from .slides import check_he, streamed
 
     if (args.he is None) == (args.images is None):
         raise InputError("give --he (one H&E image) or --images (a folder of H&E images)")
-    check_device(args.device)
-    model = load_translator(weights_path(args, BUNDLE))
+    if args.skip_bad and args.images is None:
+        raise InputError("--skip-bad applies to a folder (--images)")
+    if args.out is None and args.cells is None:
+        raise InputError("nothing to write: give --out (IHC image) and/or --cells (cell labels)")
     opts = {"overwrite": args.overwrite, "device": args.device, "steps": args.steps, "sampler": args.sampler,
             "seed": args.seed, "precision": args.precision, "tile": args.tile, "overlap": args.overlap,
             "stream": True if args.stream else None,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
-        written = stain_folder(model, args.images, args.out, cells_dir=args.cells, **opts)
-    else:
-        written = stain_file(model, args.he, args.out, cells=args.cells, **opts)
+        from .pipeline import stain_folder
+
+        check_device(args.device)
+        written = stain_folder(load_translator(weights_path(args, BUNDLE)), args.images, args.out,
+                               cells_dir=args.cells, skip_bad=args.skip_bad, **opts)
+    else:  # outputs and input checked before the model is loaded (the endings once the mode is known)
+        with OutputPlan(overwrite=args.overwrite, inputs=[args.he]).add([args.out, args.cells], ()):
+            check_he(args.he, args.stream or streamed(args.he))
+            check_device(args.device)
+            from .pipeline import stain_file
+
+            written = stain_file(load_translator(weights_path(args, BUNDLE)), args.he, args.out, cells=args.cells,
+                                 **opts)
     print("\n".join(written))
     return 0
 
@@ -74,6 +87,7 @@ def register(sub) -> None:
                    "automatic for images over 25 megapixels and for whole-slide files (.svs, .ndpi, ...: needs the "
                    "wsi extra); background tiles (glass) are not run")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    add_skip_bad(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sampling(p, 10)
     add_weights(p, BUNDLE)

@@ -16,16 +16,16 @@ from typing import Callable
 
 import numpy as np
 
-from ...core.runner import check_outputs, run_cases
+from ...core.runner import run_cases
 from ...errors import InputError
+from ...outputs import OutputPlan
 from .images import LABEL_FORMATS, RGB_FORMATS
+from .slides import STREAM_PIXELS, check_he, image_size, streamed
 from .translate import translate
 
 __all__ = ["stain_file", "stain_folder", "RGB_EXTENSIONS", "LABEL_EXTENSIONS", "list_images", "STREAM_PIXELS",
-           "image_size", "streamed"]
+           "image_size", "streamed", "check_he"]
 
-#: images with more pixels than this (5,000 × 5,000) are streamed
-STREAM_PIXELS = 25_000_000
 #: what streamed outputs are written as
 STREAM_EXTENSIONS = (".tif", ".tiff")
 
@@ -33,29 +33,6 @@ STREAM_EXTENSIONS = (".tif", ".tiff")
 #: would change the labels): the endings :mod:`.images` writes
 RGB_EXTENSIONS = tuple(RGB_FORMATS)
 LABEL_EXTENSIONS = tuple(LABEL_FORMATS)
-
-
-def image_size(path: str) -> tuple[int, int]:
-    """``(H, W)`` of an image file from its header (nothing decoded)."""
-    from .slides import open_rows
-
-    if path.lower().endswith((".png", ".jpg", ".jpeg")):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as img:
-                return img.height, img.width
-        except (UnidentifiedImageError, OSError):
-            return 0, 0  # unreadable: the reader gives the error
-    with open_rows(path) as source:
-        return source.shape
-
-
-def streamed(path: str) -> bool:
-    """Whether :func:`stain_file` streams this image by default: a whole-slide file, or over :data:`STREAM_PIXELS`."""
-    from .slides import SLIDE_ENDINGS
-
-    return path.lower().endswith(SLIDE_ENDINGS) or int(np.prod(image_size(path))) > STREAM_PIXELS
 
 
 def stain_file(model, he: str, out: str | None, *, cells: str | None = None, overwrite: bool = False,
@@ -74,19 +51,21 @@ def stain_file(model, he: str, out: str | None, *, cells: str | None = None, ove
         raise InputError("this model was trained without the cell task; leave out --cells")
     if stream is None:
         stream = streamed(he)
-    if stream:
-        return _stream_file(model, he, out, cells, overwrite=overwrite, progress=progress, **kwargs)
-    if out is not None:
-        check_outputs([out], overwrite=overwrite, inputs=[he], extensions=RGB_EXTENSIONS)
-    if cells is not None:
-        check_outputs([cells], overwrite=overwrite, inputs=[he], extensions=LABEL_EXTENSIONS)
-    result = translate(model, load_he(he), progress=progress, **kwargs)
-    written = []
-    if out is not None:
-        written.append(save_rgb(out, result["ihc"], overwrite=overwrite))
-    if cells is not None:
-        written.append(save_labels(cells, result["cells"], overwrite=overwrite))
-    return written
+    for path in (p for p in (out, cells) if stream and p is not None):
+        if not path.lower().endswith(STREAM_EXTENSIONS):
+            raise InputError(f"{he} is streamed (over {STREAM_PIXELS // 1_000_000} megapixels, a slide, or --stream): "
+                             f"its outputs are written band by band into TIFF files; end {path} in .tif")
+    with OutputPlan(overwrite=overwrite, inputs=[he]).add(out, STREAM_EXTENSIONS if stream else RGB_EXTENSIONS) \
+            .add(cells, STREAM_EXTENSIONS if stream else LABEL_EXTENSIONS):
+        if stream:
+            return _stream_file(model, he, out, cells, overwrite=overwrite, progress=progress, **kwargs)
+        result = translate(model, load_he(he), progress=progress, **kwargs)
+        written = []
+        if out is not None:
+            written.append(save_rgb(out, result["ihc"], overwrite=overwrite))
+        if cells is not None:
+            written.append(save_labels(cells, result["cells"], overwrite=overwrite))
+        return written
 
 
 def _stream_file(model, he: str, out: str | None, cells: str | None, *, overwrite: bool, **kwargs) -> list[str]:
@@ -97,11 +76,6 @@ def _stream_file(model, he: str, out: str | None, cells: str | None, *, overwrit
     from .stream import translate_rows
 
     targets = [p for p in (out, cells) if p is not None]
-    for path in targets:
-        if not path.lower().endswith(STREAM_EXTENSIONS):
-            raise InputError(f"{he} is streamed (over {STREAM_PIXELS // 1_000_000} megapixels, a slide, or --stream): "
-                             f"its outputs are written band by band into TIFF files; end {path} in .tif")
-    check_outputs(targets, overwrite=overwrite, inputs=[he], extensions=STREAM_EXTENSIONS)
     with ExitStack() as stack:
         source = stack.enter_context(open_rows(he))
         shape = source.shape
@@ -129,17 +103,18 @@ def list_images(folder: str) -> list[str]:
 
 
 def stain_folder(model, images: str, out_dir: str | None, *, cells_dir: str | None = None, overwrite: bool = False,
-                 stream: bool | None = None, **kwargs) -> list[str]:
+                 stream: bool | None = None, skip_bad: bool = False, **kwargs) -> list[str]:
     """Every image of the folder ``images`` → ``out_dir/<name>.png`` (IHC) and/or ``cells_dir/<name>.png`` (cell
-    labels) — ``<name>.tif`` for streamed images (see :func:`stain_file`) —, all outputs checked first; this
-    process's share under ``torchrun``.  Keyword arguments: :func:`stain_file`."""
+    labels) — ``<name>.tif`` for streamed images (see :func:`stain_file`).  Every image is read and checked
+    (:func:`check_he`) and every output checked first: a bad image stops the run with nothing written, or with
+    ``skip_bad`` is skipped and listed at the end; this process's share under ``torchrun``.  Keyword arguments:
+    :func:`stain_file`."""
     inputs = list_images(images)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in inputs]
     if len(set(stems)) != len(stems):
         raise InputError(f"two images in {images} share a name (e.g. a.png and a.tif); outputs would collide")
-    for d in (out_dir, cells_dir):
-        if d is not None:
-            os.makedirs(d, exist_ok=True)
+    if out_dir is None and cells_dir is None:
+        raise InputError("nothing to write: give --out (IHC folder) and/or --cells (cell label folder)")
     modes = [streamed(p) if stream is None else stream for p in inputs]
     outs = [[os.path.join(d, s + (".tif" if m else ".png")) for d in (out_dir, cells_dir) if d is not None]
             for s, m in zip(stems, modes)]
@@ -151,4 +126,5 @@ def stain_folder(model, images: str, out_dir: str | None, *, cells_dir: str | No
         cells = next(it) if cells_dir is not None else None
         return stain_file(model, path, out, cells=cells, overwrite=overwrite, stream=mode_of[path], **kwargs)
 
-    return run_cases(inputs, outs, process, overwrite=overwrite, inputs=inputs, extensions=(".png", ".tif"))
+    return run_cases(inputs, outs, process, overwrite=overwrite, inputs=inputs, extensions=(".png", ".tif"),
+                     validate=lambda path: check_he(path, mode_of[path]), names=inputs, skip_bad=skip_bad)

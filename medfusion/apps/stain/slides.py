@@ -24,8 +24,10 @@ import numpy as np
 
 from ...errors import InputError
 from ...io import PathLike, ensure_absent
+from ...outputs import destination
 
-__all__ = ["SLIDE_ENDINGS", "open_rows", "RowSource", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter"]
+__all__ = ["SLIDE_ENDINGS", "open_rows", "RowSource", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter",
+           "STREAM_PIXELS", "image_size", "streamed", "check_he"]
 
 #: whole-slide formats read through tiffslide (the ``wsi`` extra)
 SLIDE_ENDINGS = (".svs", ".ndpi", ".scn", ".mrxs", ".bif", ".vms", ".vmu", ".svslide")
@@ -166,6 +168,43 @@ def open_rows(path: PathLike):
     return ArrayRows(load_he(where))
 
 
+#: images with more pixels than this (5,000 × 5,000) are streamed
+STREAM_PIXELS = 25_000_000
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header (nothing decoded)."""
+    if path.lower().endswith((".png", ".jpg", ".jpeg")):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                return img.height, img.width
+        except (UnidentifiedImageError, OSError):
+            return 0, 0  # unreadable: the reader gives the error
+    try:
+        with open_rows(path) as source:
+            return source.shape
+    except InputError:  # unreadable: the reader gives the error
+        return 0, 0
+
+
+def streamed(path: str) -> bool:
+    """Whether :func:`.pipeline.stain_file` streams this image by default: a whole-slide file, or over :data:`STREAM_PIXELS`."""
+    return path.lower().endswith(SLIDE_ENDINGS) or int(np.prod(image_size(path))) > STREAM_PIXELS
+
+
+def check_he(path: str, stream: bool) -> None:
+    """Read an H&E image as :func:`.pipeline.stain_file` will (whole, or only its header when it is streamed);
+    :class:`~medfusion.errors.InputError` if it cannot be used."""
+    from .images import load_he
+
+    if stream:
+        with open_rows(path):
+            return
+    load_he(path)
+
+
 class TiffRowWriter:
     """An uncompressed TIFF of ``shape`` ``(H, W)`` or ``(H, W, 3)`` and ``dtype``, written by rows in any order.
 
@@ -178,9 +217,10 @@ class TiffRowWriter:
         self.path = os.fspath(path)
         ensure_absent([self.path], overwrite)
         self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
-        folder = os.path.dirname(self.path) or "."
+        self._final = destination(self.path)  # staged inside an OutputPlan (medfusion.outputs)
+        folder = os.path.dirname(self._final) or "."
         os.makedirs(folder, exist_ok=True)
-        self._tmp = os.path.join(folder, f".{os.path.basename(self.path)}.{secrets.token_hex(6)}.tmp")
+        self._tmp = os.path.join(folder, f".{os.path.basename(self._final)}.{secrets.token_hex(6)}.tmp")
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
         tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31, byteorder="<",
                          photometric="rgb" if len(self.shape) == 3 else "minisblack")
@@ -203,6 +243,6 @@ class TiffRowWriter:
     def __exit__(self, exc_type, *exc) -> None:
         self._fh.close()
         if exc_type is None:
-            os.replace(self._tmp, self.path)
+            os.replace(self._tmp, self._final)
         else:
             os.remove(self._tmp)
