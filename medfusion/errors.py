@@ -49,8 +49,10 @@ class BadCasesError(InputError):
     def __init__(self, bad: dict, total: int, *, written=(), skipped: bool = False) -> None:
         self.bad, self.total, self.written, self.skipped = dict(bad), total, list(written), skipped
         listed = "; ".join(f"{name}: {reason}" for name, reason in self.bad.items())
-        done = (f"skipped them and wrote the other {total - len(self.bad)}" if skipped else "nothing was written")
-        super().__init__(f"{len(self.bad)} of {total} cases are bad ({done}): {listed}")
+        n = len(self.bad)
+        done = (f"skipped {'it' if n == 1 else 'them'} and wrote the other {total - n}" if skipped
+                else "nothing was written")
+        super().__init__(f"{n} of {total} cases {'is' if n == 1 else 'are'} bad ({done}): {listed}")
 
 
 class Terminated(KeyboardInterrupt):

@@ -76,6 +76,58 @@ def _restore_locale():
     locale.setlocale(locale.LC_ALL, _SESSION_LOCALE)
 
 
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory):
+    """Inputs of every application and a tiny random-weight model of each, in one folder (never written to by the
+    tests that use it)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from medfusion.apps.cwdm.model import CWDMModel
+    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+    from medfusion.apps.petct.model import PetCtSegModel
+    from medfusion.apps.petct.phantom import write_headneck_dataset
+    from medfusion.apps.seg2med.model import Seg2MedModel
+    from medfusion.apps.seg2med.phantom import write_phantom_dataset as write_abdomen
+    from medfusion.apps.stain.model import StainModel
+
+    root = tmp_path_factory.mktemp("kit")
+    torch.manual_seed(0)
+    small = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}
+    CWDMModel.create(TINY_NETWORK).save(root / "cwdm.pt")
+    Seg2MedModel.create(small, dims=2).save(root / "seg2med.pt")
+    PetCtSegModel.create(small).save(root / "petct.pt")
+    StainModel.create(small, encoder_channels=8, tile=16).save(root / "stain.pt")
+    write_phantom_dataset(root / "brats", 1, shape=(16, 16, 16), seed0=3, drop="t2f")
+    write_phantom_dataset(root / "brats_full", 1, shape=(16, 16, 16), seed0=4)
+    write_abdomen(root / "abdomen", 1, shape=(24, 24, 8), seed0=5)
+    write_headneck_dataset(root / "headneck", 2, shape=(32, 32, 16), seed0=6)
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(root / "he.png")
+    Image.fromarray(rgb).save(root / "he.tif")
+    return root
+
+
+def hashes(folder, *, folders: bool = False) -> dict[str, str]:
+    """relative path → sha256 of every file under ``folder`` (hidden files included; a broken link as its target),
+    and with ``folders`` every folder too (→ '')."""
+    import hashlib
+
+    result = {}
+    for root, dirs, files in os.walk(folder):
+        for d in dirs if folders else ():
+            result[os.path.relpath(os.path.join(root, d), folder) + "/"] = ""
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path) and not os.path.exists(path):
+                result[os.path.relpath(path, folder)] = "link -> " + os.readlink(path)
+                continue
+            with open(path, "rb") as fh:
+                result[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return result
+
+
 def _refuses_files(folder: Path) -> bool:
     import tempfile
 

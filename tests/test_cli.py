@@ -7,7 +7,6 @@ image quality.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, hashes, run_cli
 from medfusion.cli.main import main
 from medfusion.outputs import MARKER
 
@@ -34,20 +33,6 @@ def call(capsys, *args) -> tuple[int, str, str]:
         rc = e.code
     out, err = capsys.readouterr()
     return rc, out, err
-
-
-def hashes(folder) -> dict[str, str]:
-    """relative path → sha256 of every file under ``folder`` (hidden files included)."""
-    result = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            if os.path.islink(path) and not os.path.exists(path):
-                result[os.path.relpath(path, folder)] = "link -> " + os.readlink(path)
-                continue
-            with open(path, "rb") as fh:
-                result[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return result
 
 
 def contrast_file(case_dir, contrast: str, name: str = CASE) -> str:
@@ -566,3 +551,20 @@ def test_synthesize_and_evaluate_take_nrrd_mha_and_dicom_series(tmp_path, case_d
                            "--data-range", "1", "--quiet")
     assert rc == 0, err
     assert "ssim" in stdout and "1 case(s)" in stdout
+
+
+# ---- help --------------------------------------------------------------------------------------------------------
+def test_help_names_every_application_and_every_default():
+    import argparse
+
+    from medfusion.cli.main import build_parser
+
+    parser = build_parser()
+    text = parser.format_help()
+    for words in ("cWDM", "seg2med", "PET/CT", "StainDiffuser", "evaluate", "phantoms"):
+        assert words in text, words
+    commands = parser._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in (action.help or ""), (name, action.option_strings)

@@ -88,6 +88,31 @@ def test_folder_form_and_hecktor_evaluation_pair_by_case_name(hn, weights, tmp_p
     assert len(report["cases"]) == 3, report.keys()
 
 
+def test_skip_bad_writes_the_good_cases_and_warnings_name_the_command(hn, weights, tmp_path, capsys):
+    """A folder with one PET without uptake: --skip-bad segments the others, lists the bad one in one line and exits
+    2; a PET with no brain-like region gives a warning prefixed like every message of the command."""
+    import shutil
+
+    from medfusion.cli.main import main
+
+    images = tmp_path / "images"
+    shutil.copytree(hn / "imagesTr", images)
+    pets = sorted(images.glob("*__PT.nii.gz"))
+    _write_like(pets[0], pets[0], data=np.zeros(nib.load(pets[0]).shape, np.float32))
+    low = 0.5 + 0.1 * np.random.default_rng(0).random(nib.load(pets[1]).shape, np.float32)
+    _write_like(pets[1], pets[1], data=low)  # no brain-like uptake
+    rc = main(["segment", "--images", str(images), "--out", str(tmp_path / "pred"), "--weights", weights["segresnet"],
+               "--skip-bad", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and sorted(p.name for p in (tmp_path / "pred").iterdir()) == [f"HN-PHANTOM-0000{i}.nii.gz"
+                                                                                 for i in (1, 2)]
+    assert out.split() == [str(tmp_path / "pred" / f"HN-PHANTOM-0000{i}.nii.gz") for i in (1, 2)]
+    lines = err.splitlines()
+    assert lines[-1].startswith("medfusion segment: error: 1 of 3 cases is bad (skipped it and wrote the other 2):")
+    assert "HN-PHANTOM-00000" in lines[-1] and "all zeros" in lines[-1]
+    assert lines[:-1] and all(line.startswith("medfusion segment: warning: no brain-like region") for line in lines[:-1])
+
+
 def _write_like(src, dst, data=None, affine=None):
     img = nib.load(src)
     arr = np.asarray(img.dataobj, dtype=np.float32) if data is None else data

@@ -40,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="medfusion",
-        description="Diffusion models for medical imaging: missing-modality BraTS MRI synthesis (cWDM), CT/MR "
-        "generation from TotalSegmentator label maps and CT↔MR conversion (seg2med), evaluation with published "
-        "protocols, phantoms.",
+        description="Diffusion models for medical imaging, four applications: missing-modality BraTS MRI synthesis "
+        "(cWDM: synthesize, demo), CT/MR generation from TotalSegmentator label maps and CT↔MR conversion (seg2med: "
+        "generate, convert, prior, masks), PET/CT head-and-neck tumour segmentation with uncertainty (segment), and "
+        "H&E → IHC stain translation with cell segmentation (StainDiffuser: stain); evaluation with the field's "
+        "published protocols (evaluate) and phantoms of every application (phantoms). Bad input ends with one line "
+        "and exit status 2, Ctrl-C with 130 and SIGTERM with 143, and nothing is written in any of these cases.",
     )
     parser.add_argument("--version", action="version", version=f"medfusion {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

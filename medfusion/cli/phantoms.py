@@ -50,7 +50,7 @@ def register(sub) -> None:
                            for k, v in kinds.items()) + ".")
     p.add_argument("--kind", choices=list(kinds), default=default, help=f"default {default}")
     p.add_argument("--out", required=True, help="dataset folder")
-    p.add_argument("--n", type=positive_int, default=4, help="number of cases")
+    p.add_argument("--n", type=positive_int, default=4, help="number of cases (default 4)")
     p.add_argument("--shape", type=positive_int, nargs="+", metavar="N",
                    help="voxels X Y Z (pixels H W for stain tiles; default: the kind's)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the first case (case i uses seed + i)")

@@ -45,9 +45,11 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
+    from .layout import case_folders
     from .model import load_model
     from .synthesis import synthesize_folder
 
+    case_folders(args.case)  # a folder without cases fails before the model is loaded
     check_device(args.device)
     written = synthesize_folder(args.case, args.out, load_model(weights_path(args, BUNDLE), "cpu"),
                                 overwrite=args.overwrite, skip_bad=args.skip_bad, **sampling)
@@ -58,7 +60,6 @@ def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    check_device(args.device)
     run_demo(out_dir=args.out, case=args.case, missing=args.missing, steps=args.steps, sampler=args.sampler,
              seed=args.seed, device=args.device, precision=args.precision, weights=args.weights or args.bundle,
              data_dir=args.data, quiet=args.quiet)

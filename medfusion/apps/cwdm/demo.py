@@ -43,17 +43,20 @@ def run_demo(out_dir="outputs/demo", *, case: str | None = None, missing: str = 
     """Run the demo and return its metrics; writes ``<case>-<missing>.nii.gz``, ``montage.png`` and
     ``metrics.json`` into ``out_dir``, which replaces the folder of an earlier demo run (a folder the demo did not
     write, or one holding anything else, is never replaced: :class:`~medfusion.outputs.OutputPlan`)."""
-    from ...io import save_like, write_atomic
     from ...outputs import OutputPlan
-    from ...paths import bundle_dir
-    from .evaluation import hide_and_synthesize, score
     from .layout import check_case
-    from .model import load_model
 
     out = Path(out_dir)
     full = _sample_case(data_dir, case)
     with OutputPlan(inputs=full.inputs()).add_folder(out, owner="medfusion demo"):  # checked before any work
         check_case(full)
+        from ...core.precision import resolve_device
+        from ...io import save_like, write_atomic
+        from ...paths import bundle_dir
+        from .evaluation import hide_and_synthesize, score
+        from .model import load_model
+
+        resolve_device(device)
         model = load_model(weights or bundle_dir("brats_mri_cwdm"), "cpu")
         progress = None
         if not quiet:

@@ -70,7 +70,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output file (.nii.gz or .nii), float32: HU for CT")
     p.add_argument("--model", choices=("2d", "3d"), default="2d", help="2d: the published slice model (default); "
                    "3d: the full-volume wavelet model (no slice-to-slice stripes)")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="slices per batch of the 2D model")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="slices per batch of the 2D model (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # 20 and ddim = model.DEFAULT_STEPS and DEFAULT_SAMPLER, not imported here so that `medfusion --help` stays light

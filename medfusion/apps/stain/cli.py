@@ -23,7 +23,8 @@ def cmd_stain(args: argparse.Namespace) -> int:
     from ...errors import InputError
     from ...outputs import OutputPlan
     from ...progress import progress_bar
-    from .slides import check_he, streamed
+    from .images import LABEL_FORMATS, RGB_FORMATS
+    from .slides import STREAM_EXTENSIONS, check_he, check_stream_outputs, streamed
 
     if (args.he is None) == (args.images is None):
         raise InputError("give --he (one H&E image) or --images (a folder of H&E images)")
@@ -36,14 +37,20 @@ def cmd_stain(args: argparse.Namespace) -> int:
             "stream": True if args.stream else None,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
-        from .pipeline import stain_folder
+        from .pipeline import list_images, stain_folder
 
+        list_images(args.images)  # a folder without images fails before the model is loaded
         check_device(args.device)
         written = stain_folder(load_translator(weights_path(args, BUNDLE)), args.images, args.out,
                                cells_dir=args.cells, skip_bad=args.skip_bad, **opts)
-    else:  # outputs and input checked before the model is loaded (the endings once the mode is known)
-        with OutputPlan(overwrite=args.overwrite, inputs=[args.he]).add([args.out, args.cells], ()):
-            check_he(args.he, args.stream or streamed(args.he))
+    else:  # outputs and input checked before the model is loaded
+        stream = args.stream or streamed(args.he)
+        if stream:
+            check_stream_outputs(args.he, [args.out, args.cells])
+        with OutputPlan(overwrite=args.overwrite, inputs=[args.he]) \
+                .add(args.out, STREAM_EXTENSIONS if stream else RGB_FORMATS) \
+                .add(args.cells, STREAM_EXTENSIONS if stream else LABEL_FORMATS):
+            check_he(args.he, stream)
             check_device(args.device)
             from .pipeline import stain_file
 

@@ -20,14 +20,12 @@ from ...core.runner import run_cases
 from ...errors import InputError
 from ...outputs import OutputPlan
 from .images import LABEL_FORMATS, RGB_FORMATS
-from .slides import STREAM_PIXELS, check_he, image_size, streamed
+from .slides import STREAM_EXTENSIONS, STREAM_PIXELS, check_he, check_stream_outputs, image_size, streamed
 from .translate import translate
 
 __all__ = ["stain_file", "stain_folder", "RGB_EXTENSIONS", "LABEL_EXTENSIONS", "list_images", "STREAM_PIXELS",
            "image_size", "streamed", "check_he"]
 
-#: what streamed outputs are written as
-STREAM_EXTENSIONS = (".tif", ".tiff")
 
 #: what images are read from and written to (8-bit RGB), and what cell label images are written to (16-bit; JPEG
 #: would change the labels): the endings :mod:`.images` writes
@@ -51,10 +49,8 @@ def stain_file(model, he: str, out: str | None, *, cells: str | None = None, ove
         raise InputError("this model was trained without the cell task; leave out --cells")
     if stream is None:
         stream = streamed(he)
-    for path in (p for p in (out, cells) if stream and p is not None):
-        if not path.lower().endswith(STREAM_EXTENSIONS):
-            raise InputError(f"{he} is streamed (over {STREAM_PIXELS // 1_000_000} megapixels, a slide, or --stream): "
-                             f"its outputs are written band by band into TIFF files; end {path} in .tif")
+    if stream:
+        check_stream_outputs(he, [out, cells])
     with OutputPlan(overwrite=overwrite, inputs=[he]).add(out, STREAM_EXTENSIONS if stream else RGB_EXTENSIONS) \
             .add(cells, STREAM_EXTENSIONS if stream else LABEL_EXTENSIONS):
         if stream:
@@ -127,4 +123,5 @@ def stain_folder(model, images: str, out_dir: str | None, *, cells_dir: str | No
         return stain_file(model, path, out, cells=cells, overwrite=overwrite, stream=mode_of[path], **kwargs)
 
     return run_cases(inputs, outs, process, overwrite=overwrite, inputs=inputs, extensions=(".png", ".tif"),
-                     validate=lambda path: check_he(path, mode_of[path]), names=inputs, skip_bad=skip_bad)
+                     validate=lambda path: check_he(path, mode_of[path]), names=[os.path.basename(p) for p in inputs],
+                     skip_bad=skip_bad)

@@ -27,7 +27,7 @@ from ...io import PathLike, ensure_absent
 from ...outputs import destination
 
 __all__ = ["SLIDE_ENDINGS", "open_rows", "RowSource", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter",
-           "STREAM_PIXELS", "image_size", "streamed", "check_he"]
+           "STREAM_PIXELS", "STREAM_EXTENSIONS", "image_size", "streamed", "check_he", "check_stream_outputs"]
 
 #: whole-slide formats read through tiffslide (the ``wsi`` extra)
 SLIDE_ENDINGS = (".svs", ".ndpi", ".scn", ".mrxs", ".bif", ".vms", ".vmu", ".svslide")
@@ -192,6 +192,18 @@ def image_size(path: str) -> tuple[int, int]:
 def streamed(path: str) -> bool:
     """Whether :func:`.pipeline.stain_file` streams this image by default: a whole-slide file, or over :data:`STREAM_PIXELS`."""
     return path.lower().endswith(SLIDE_ENDINGS) or int(np.prod(image_size(path))) > STREAM_PIXELS
+
+
+#: what streamed outputs are written as
+STREAM_EXTENSIONS = (".tif", ".tiff")
+
+
+def check_stream_outputs(he: str, outputs) -> None:
+    """Refuse outputs of a streamed image that are not TIFF files (the only format written band by band)."""
+    for path in (os.fspath(p) for p in outputs if p is not None):
+        if not path.lower().endswith(STREAM_EXTENSIONS):
+            raise InputError(f"{he} is streamed (over {STREAM_PIXELS // 1_000_000} megapixels, a slide, or --stream): "
+                             f"its outputs are written band by band into TIFF files; end {path} in .tif")
 
 
 def check_he(path: str, stream: bool) -> None:
