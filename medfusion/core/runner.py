@@ -86,17 +86,20 @@ def run_cases(items: Sequence[T], outputs: Sequence[Sequence[str]], process: Cal
     rank, world = process_rank()
     mine = range(rank, len(items), world)
     plan = OutputPlan(overwrite=overwrite, inputs=inputs).add([o for outs in outputs for o in outs], extensions)
+    error = None
     try:
         plan.check()
-        problem, bad = None, _validate(items, names, mine, validate)
+        bad = _validate(items, names, mine, validate)
     except InputError as e:
-        problem, bad = one_line(e), {}
+        error, bad = e, {}
     if world > 1:  # every process must have checked everything before any process writes
-        shared = _gather((problem, bad))
+        shared = _gather((None if error is None else one_line(error), bad))
         problem = next((p for p, _ in shared if p), None)
         bad = {k: v for _, b in shared for k, v in b.items()}
-    if problem:
-        raise InputError(problem)
+        if problem and error is None:
+            error = InputError(problem)
+    if error is not None:
+        raise error
     if bad and not skip_bad:
         raise BadCasesError(bad, len(items))
     written: list[str] = []

@@ -84,7 +84,8 @@ def register(sub) -> None:
     """Add ``synthesize`` and ``demo`` to the ``medfusion`` sub-commands."""
     p = sub.add_parser("synthesize", help="fill in the missing contrast of a BraTS case (cWDM)",
                        description="Synthesize the one missing contrast of a BraTS case, written in the input "
-                       "geometry as <case>-<missing>.nii.gz.")
+                       "geometry as <case>-<missing>.nii.gz; or of every case of a dataset folder, each case checked "
+                       "before any is synthesized.")
     p.add_argument("case", nargs="?", help="BraTS case folder with exactly one contrast file absent, or a dataset "
                    "folder of such case folders (every case checked first; --out is then the output folder)")
     for c in CONTRASTS:
@@ -102,8 +103,8 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="synthesize a hidden contrast of an embedded sample case and score it",
                        description="Hide one contrast of an embedded sample case, synthesize it with the shipped "
                        "weights, and write the NIfTI, a PNG montage and a metrics file.")
-    p.add_argument("--out", default="outputs/demo", help="output folder, replaced on each run (default "
-                   "outputs/demo)")
+    p.add_argument("--out", default="outputs/demo", help="output folder, replaced on each run; a folder the demo did "
+                   "not write is never replaced (default outputs/demo)")
     p.add_argument("--case", help="sample case name (default: the first)")
     p.add_argument("--missing", choices=CONTRASTS, default="t2f", help="contrast to hide (default t2f)")
     p.add_argument("--data", help="folder of complete BraTS-layout case folders to take the case from (default: "
