@@ -1,4 +1,4 @@
-"""Exceptions that mean "the user's input is wrong" (as opposed to a bug), and signals as exceptions.
+"""Exceptions that mean "the user's input is wrong" (as opposed to a bug), and signals as exceptions (or held).
 
 The ``medfusion`` command turns :class:`InputError` into a one-line reason and exit status 2, and
 :class:`KeyboardInterrupt` (Ctrl-C, or SIGTERM through :func:`signals_as_exceptions`) into one line and exit
@@ -91,3 +91,19 @@ def ignore_signals() -> None:
             signal.signal(signum, signal.SIG_IGN)
         except ValueError:  # not the main thread
             pass
+
+
+@contextmanager
+def signals_held():
+    """SIGINT and SIGTERM wait while inside (files being moved into place or removed, a checkpoint and the step it
+    holds), so such a step is never cut in half; they take effect when it ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):  # no POSIX signal masks (Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -27,13 +27,11 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import tempfile
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterable, Sequence
 
-from .errors import InputError, OutputExistsError
+from .errors import InputError, OutputExistsError, signals_held
 
 __all__ = ["OutputPlan", "writing", "check_outputs", "destination", "MARKER", "NIFTI"]
 
@@ -77,21 +75,6 @@ def _writable_folder(path: str, tried: dict | None = None) -> str | None:
 
 def _inside(real: str, folder_real: str) -> bool:
     return real == folder_real or real.startswith(folder_real.rstrip(os.sep) + os.sep)
-
-
-@contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait while files are moved or removed, so a commit or a clean-up is never cut in half."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, ValueError, OSError):  # no POSIX signal masks (Windows)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class OutputPlan:
@@ -177,7 +160,7 @@ class OutputPlan:
     def discard(self, paths) -> None:
         """Drop what was staged for ``paths`` (a case that failed half-way); they are not written."""
         plan = self._joined or self
-        with _signals_held():
+        with signals_held():
             for path in _paths(paths):
                 staged = plan._staged.pop(os.path.realpath(path), None)
                 if staged is not None and os.path.lexists(staged):
@@ -219,7 +202,7 @@ class OutputPlan:
 
     def _commit(self) -> None:
         try:
-            with _signals_held():
+            with signals_held():
                 for real in list(self._staged):
                     os.replace(self._staged.pop(real), self._files[real][0])
                 for real in list(self._staged_dirs):
@@ -242,7 +225,7 @@ class OutputPlan:
             shutil.rmtree(old)
 
     def _rollback(self) -> None:
-        with _signals_held():
+        with signals_held():
             for staged in self._staged.values():
                 if os.path.lexists(staged):
                     os.remove(staged)

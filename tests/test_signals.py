@@ -126,3 +126,38 @@ def test_a_signal_mid_run_leaves_nothing(kit, tmp_path, name):
         assert stderr.count("\n") == 1, (sig, stderr)
         assert stderr.rstrip("\n").split("\r")[-1] == f"medfusion {command}: {how}; nothing was written", (sig, stderr)
     assert (snapshot(kit), snapshot(tmp_path)) == before  # no output, no temporary file, inputs unchanged
+
+
+def test_sigterm_stops_training_and_its_last_checkpoint_resumes_it(kit, tmp_path):
+    """A bundle training run (what a scheduler stops most often): one line naming the checkpoint that resumes it,
+    exit status 143, no temporary file, and that checkpoint whole, at the step the line names."""
+    import json
+
+    from conftest import REPO, TINY_NETWORK
+
+    out = tmp_path / "run"
+    args = ["-m", "monai.bundle", "run", "--config_file", "configs/train.json", "--dataset_dir", kit / "brats_full",
+            "--output_dir", out, "--val_dir", "$None", "--device", "cpu", "--network_config", repr(TINY_NETWORK),
+            "--patch_size", "[16,16,16]", "--trainer#max_steps", "100000", "--trainer#save_every", "1",
+            "--trainer#log_every", "1"]
+    proc = subprocess.Popen([PYTHON, *map(str, args)], cwd=REPO / "bundles" / "brats_mri_cwdm", env=run_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_child_defaults)
+    try:
+        deadline = time.monotonic() + 180
+        while not (out / "last.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    stopped = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert stopped["event"] == "stopped" and stopped["signal"] == "SIGTERM" and stopped["resumes_from"] >= 1
+    assert err.splitlines()[-1] == (f"brats_mri_cwdm training: terminated (SIGTERM); {out / 'last.pt'} (step "
+                                    f"{stopped['resumes_from']}) resumes it")
+    assert sorted(os.listdir(out)) == ["last.pt", "log.jsonl"]  # no half-written checkpoint beside them
+    from medfusion.core.checkpoint import load_torch
+
+    assert load_torch(out / "last.pt")["step"] == stopped["resumes_from"]

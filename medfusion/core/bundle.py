@@ -9,13 +9,14 @@ the bundle's ``logging.conf`` routes (to stdout by default).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from ..errors import (BadCasesError, InputError, OutputExistsError, Terminated, first_line, one_line,
                       signals_as_exceptions)
 from .checkpoint import load_checkpoint
 
-__all__ = ["BundleEntry", "load_weights", "format_scores"]
+__all__ = ["BundleEntry", "Training", "load_weights", "format_scores"]
 
 logger = logging.getLogger("medfusion.bundle")
 
@@ -39,7 +40,9 @@ class BundleEntry:
             raise SystemExit(2) from None
         except KeyboardInterrupt as e:
             how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-            print(f"{self.name}: {how}; nothing was written", file=sys.stderr, flush=True)
+            if os.environ.get("RANK", "0") == "0":  # once under torchrun
+                print(f"{self.name}: {how}; {getattr(e, 'outcome', 'nothing was written')}", file=sys.stderr,
+                      flush=True)
             raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
         if isinstance(result, (list, tuple)):
             for path in result:
@@ -48,6 +51,17 @@ class BundleEntry:
 
     def _run(self):
         raise NotImplementedError
+
+
+class Training(BundleEntry):
+    """``train.json``'s ``run``: the ``trainer`` (:class:`~medfusion.core.training.Trainer`) with the bundle's one-line
+    errors, and on Ctrl-C or SIGTERM one line naming the ``last.pt`` that resumes the run (exit 130 / 143)."""
+
+    def __init__(self, trainer, name: str = "medfusion bundle training") -> None:
+        self.trainer, self.name = trainer, name
+
+    def _run(self):
+        return self.trainer.run()
 
 
 def _hint(err: InputError) -> str:

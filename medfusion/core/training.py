@@ -14,7 +14,8 @@ The trainer does the rest:
 - precision: ``"auto"`` = bfloat16 autocast on CUDA, float32 on CPU (the noise and the targets stay float32);
 - DDP under ``torchrun`` (``distributed=True``; gloo on CPU, NCCL on GPUs); every process draws its own noise;
 - logging through the ``medfusion.training`` logger (a bundle's ``logging.conf`` formats and routes it) and a
-  JSON-lines ``log.jsonl``.
+  JSON-lines ``log.jsonl``;
+- Ctrl-C and SIGTERM (Slurm's notice) stop it cleanly, with one line naming the ``last.pt`` that resumes it.
 
 Why a loop of our own rather than MONAI's ``SupervisedTrainer`` (measured in ``benchmarks/trainer_study/``): on the
 tiny cWDM resume test, ``SupervisedTrainer`` with the standard ``CheckpointSaver``/``CheckpointLoader`` resumes to
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import InputError
+from ..errors import InputError, Terminated, signals_as_exceptions, signals_held
 from .checkpoint import load_checkpoint, load_torch, plain, save_torch
 from .precision import check_precision
 
@@ -191,7 +192,25 @@ class Trainer:
         return ckpt
 
     def run(self) -> dict:
-        """Train until ``max_steps``; returns the last log record with ``step`` and ``best`` (validation)."""
+        """Train until ``max_steps``; returns the last log record with ``step`` and ``best`` (validation).
+
+        Ctrl-C and SIGTERM (a scheduler ending the job) stop the run between two files: a checkpoint being written
+        is not left half-written, ``log.jsonl`` records where it stopped, and the :class:`KeyboardInterrupt` (or
+        :class:`~medfusion.errors.Terminated`) goes on with ``outcome`` naming the ``last.pt`` that resumes the run
+        (the same call resumes); a bundle prints that as its one line (:class:`~medfusion.core.bundle.Training`)."""
+        self._saved = None
+        try:
+            with signals_as_exceptions():
+                return self._train()
+        except KeyboardInterrupt as e:
+            if self.output_dir.is_dir():
+                self._log({"event": "stopped", "signal": "SIGTERM" if isinstance(e, Terminated) else "SIGINT",
+                           "resumes_from": self._saved})
+            e.outcome = (f"{self.output_dir / 'last.pt'} (step {self._saved}) resumes it" if self._saved is not None
+                         else "no checkpoint was saved yet")
+            raise
+
+    def _train(self) -> dict:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._log({"event": "start", "world_size": self.world_size, "device": str(self.device),
                    "precision": self.precision})
@@ -201,6 +220,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
         step, best = self._resume(net, optimizer, gen)
+        self._saved = step if step else None
         train_net = net
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -260,9 +280,11 @@ class Trainer:
 
             states = [None] * self.world_size
             dist.all_gather_object(states, gen.get_state())
-        if self.is_main:
-            save_torch({"model": self.model.checkpoint().to_dict(), "optimizer": optimizer.state_dict(),
-                        "step": step, "best": best, "generator": states}, self.output_dir / "last.pt")
+        with signals_held():  # a signal waits until last.pt and the step it holds agree
+            if self.is_main:
+                save_torch({"model": self.model.checkpoint().to_dict(), "optimizer": optimizer.state_dict(),
+                            "step": step, "best": best, "generator": states}, self.output_dir / "last.pt")
+            self._saved = step
 
     def _save_model(self, step: int, best: float) -> None:
         if self.is_main:
