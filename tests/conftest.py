@@ -80,6 +80,7 @@ def _restore_locale():
 def kit(tmp_path_factory):
     """Inputs of every application and a tiny random-weight model of each, in one folder (never written to by the
     tests that use it)."""
+    import nibabel as nib
     import numpy as np
     import torch
     from PIL import Image
@@ -103,7 +104,13 @@ def kit(tmp_path_factory):
     write_phantom_dataset(root / "brats_full", 1, shape=(16, 16, 16), seed0=4)
     write_abdomen(root / "abdomen", 1, shape=(24, 24, 8), seed0=5)
     write_headneck_dataset(root / "headneck", 2, shape=(32, 32, 16), seed0=6)
-    rgb = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    for i in range(16):  # pairs for a long evaluation
+        for side in ("pred", "ref"):
+            (root / "eval" / side).mkdir(parents=True, exist_ok=True)
+            nib.save(nib.Nifti1Image(rng.random((64, 64, 48), dtype=np.float32), np.eye(4)),
+                     str(root / "eval" / side / f"c{i:02d}.nii"))
+    rgb = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(root / "he.png")
     Image.fromarray(rgb).save(root / "he.tif")
     return root

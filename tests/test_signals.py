@@ -3,7 +3,7 @@ process: one line, exit status 130 / 143, no output, no temporary file, the inpu
 
 Each command runs with a tiny random-weight model and many sampling steps, and gets the signal once its progress
 bar shows that sampling has started (the streamed stain run: once its output TIFF is being filled; ``phantoms``:
-once its first case is staged).
+once its first case is staged; ``evaluate``, scoring in two worker processes: once its first case is scored).
 """
 
 from __future__ import annotations
@@ -104,10 +104,13 @@ def _commands(kit, out):
                             out / "cells.tif", "--weights", kit / "stain.pt", *steps], staged(out)),
         "phantoms": (["phantoms", "--kind", "brats", "--n", "40", "--shape", "48", "48", "48", "--out", out / "ph"],
                      staged(out / "ph")),
+        "evaluate": (["evaluate", "--pred", kit / "eval" / "pred", "--ref", kit / "eval" / "ref", "--metrics", "fsim",
+                      "--data-range", "1", "--workers", "2", "--out", out / "r.json", "--plot", out / "plots"],
+                     sampling),
     }
 
 
-COMMANDS = ["synthesize", "demo", "generate", "convert", "segment", "stain", "stain --stream", "phantoms"]
+COMMANDS = ["synthesize", "demo", "generate", "convert", "segment", "stain", "stain --stream", "phantoms", "evaluate"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
