@@ -101,6 +101,7 @@ class OutputPlan:
             if real in self._files:
                 raise InputError(f"two outputs go to the same file: {self._files[real][0]} and {path}")
             self._files[real] = (path, tuple(e.lower() for e in extensions))
+        self._checked = False
         return self
 
     def add_folder(self, path, *, owner: str) -> "OutputPlan":
@@ -108,6 +109,7 @@ class OutputPlan:
         wrote that one (see the module docstring)."""
         path = os.fspath(path)
         self._folders[os.path.realpath(path)] = (path, owner)
+        self._checked = False
         return self
 
     def check(self) -> None:

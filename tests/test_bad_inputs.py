@@ -256,9 +256,10 @@ def seg_one_path_two_outputs(kit, ws, ro):
 
 def seg_lonely_pet(kit, ws, ro):
     pet, _ = hn_pair(kit)
-    (ws / "images").mkdir()
-    shutil.copy(pet, ws / "images")
-    return ["segment", "--images", ws / "images", "--out", ws / "labels"], ["without their PET/CT partner"]
+    shutil.copytree(kit / "headneck" / "imagesTr", ws / "images")
+    shutil.copy(pet, ws / "images" / "HN-LONELY__PT.nii.gz")
+    return ["segment", "--images", ws / "images", "--out", ws / "labels", "--weights", kit / "petct.pt"], \
+        ["1 of 3 cases is bad", "HN-LONELY: no CT file beside HN-LONELY__PT.nii.gz", "--skip-bad"]
 
 
 def seg_folder_with_a_nan_pet(kit, ws, ro):

@@ -33,9 +33,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "sampler": args.sampler, "seed": args.seed, "precision": args.precision,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
-        from .pipeline import list_hecktor_cases, segment_folder
+        from .pipeline import hecktor_files, segment_folder
 
-        list_hecktor_cases(args.images)  # a folder without cases fails before the model is loaded
+        hecktor_files(args.images)  # a folder without cases fails before the model is loaded
         check_device(args.device)
         written = segment_folder(load_segmenter(weights_path(args, BUNDLE)), args.images, args.out,
                                  probabilities_dir=args.probabilities, uncertainty_dir=args.uncertainty,

@@ -28,7 +28,7 @@ from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, wor
 from .segmentation import Segmentation, run_segmenter
 
 __all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs",
-           "list_hecktor_cases", "UNCERTAINTY_MAPS"]
+           "list_hecktor_cases", "hecktor_files", "UNCERTAINTY_MAPS"]
 
 #: the volumes of an uncertainty file, in order
 UNCERTAINTY_MAPS = ("entropy", "variance_gtvp", "variance_gtvn")
@@ -95,10 +95,10 @@ def _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty
     return write_outputs(seg, case, out, probabilities=probabilities, uncertainty=uncertainty, overwrite=overwrite)
 
 
-def list_hecktor_cases(folder: PathLike) -> list[tuple[str, str, str]]:
-    """``(case, pet, ct)`` for every ``<case>__PT.nii.gz`` / ``<case>__CT.nii.gz`` pair in ``folder`` (HECKTOR
-    naming; ``.nii`` too), sorted by case; a case with only one of the two is an error, as is a folder without
-    cases."""
+def hecktor_files(folder: PathLike) -> dict[str, dict[str, str]]:
+    """``{case: {"PT": pet, "CT": ct}}`` of the HECKTOR-named files (``<case>__PT.nii.gz``, ``<case>__CT.nii.gz``;
+    ``.nii`` too) in ``folder``, sorted by case; a case may lack one of the two.  A folder without any is an
+    error."""
     root = os.fspath(folder)
     if not os.path.isdir(root):
         raise InputError(f"not a folder: {root}")
@@ -109,16 +109,24 @@ def list_hecktor_cases(folder: PathLike) -> list[tuple[str, str, str]]:
             found.setdefault(m["case"], {})[m["kind"]] = os.path.join(root, name)
     if not found:
         raise InputError(f"no HECKTOR-named cases (<case>__CT.nii.gz with <case>__PT.nii.gz) in {root}")
+    return found
+
+
+def list_hecktor_cases(folder: PathLike) -> list[tuple[str, str, str]]:
+    """``(case, pet, ct)`` for every ``<case>__PT.nii.gz`` / ``<case>__CT.nii.gz`` pair in ``folder`` (HECKTOR
+    naming; ``.nii`` too), sorted by case; a case with only one of the two is an error, as is a folder without
+    cases."""
+    found = hecktor_files(folder)
     lonely = [f"{c} (no {'PT' if 'PT' not in k else 'CT'})" for c, k in found.items() if len(k) != 2]
     if lonely:
-        raise InputError(f"cases without their PET/CT partner in {root}: {', '.join(lonely)}")
+        raise InputError(f"cases without their PET/CT partner in {os.fspath(folder)}: {', '.join(lonely)}")
     return [(c, k["PT"], k["CT"]) for c, k in found.items()]
 
 
 def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_dir: PathLike | None = None,
                    uncertainty_dir: PathLike | None = None, overwrite: bool = False, skip_bad: bool = False,
                    **kwargs) -> list[str]:
-    """Segment every HECKTOR-named case of ``folder`` (:func:`list_hecktor_cases`) into ``<out_dir>/<case>.nii.gz``
+    """Segment every HECKTOR-named case of ``folder`` (:func:`hecktor_files`) into ``<out_dir>/<case>.nii.gz``
     (and ``<probabilities_dir>/<case>.nii.gz``, ``<uncertainty_dir>/<case>.nii.gz`` when given), so that
     ``medfusion evaluate --protocol hecktor`` pairs them with the reference labels by name.  Every case is read and
     checked (:func:`~.geometry.load_pet_ct`) and every output checked before the first one is segmented: a bad case
@@ -127,18 +135,24 @@ def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_
     :func:`segment_case`."""
     from ...core.runner import run_cases
 
-    cases = list_hecktor_cases(folder)
+    found = hecktor_files(folder)
     dirs = [d for d in (out_dir, probabilities_dir, uncertainty_dir) if d is not None]
-    outputs = [[os.path.join(os.fspath(d), f"{case}.nii.gz") for d in dirs] for case, _, _ in cases]
+    outputs = [[os.path.join(os.fspath(d), f"{case}.nii.gz") for d in dirs] if len(kinds) == 2 else []
+               for case, kinds in found.items()]
 
-    def process(item, outs):  # outputs already checked by run_cases
-        _, pet, ct = item
+    def validate(case: str) -> None:
+        kinds = found[case]
+        if len(kinds) != 2:  # a case among good ones without its partner: reported with the other bad cases
+            raise InputError(f"no {'PT' if 'PT' not in kinds else 'CT'} file beside "
+                             f"{os.path.basename(next(iter(kinds.values())))}")
+        load_pet_ct(kinds["PT"], kinds["CT"])
+
+    def process(case: str, outs):  # outputs already checked by run_cases
         rest = iter(outs[1:])
         prob = next(rest) if probabilities_dir is not None else None
         unc = next(rest) if uncertainty_dir is not None else None
-        _segment_and_write(model, pet, ct, outs[0], prob, unc, overwrite, **kwargs)
+        _segment_and_write(model, found[case]["PT"], found[case]["CT"], outs[0], prob, unc, overwrite, **kwargs)
 
-    return run_cases(cases, outputs, process, overwrite=overwrite,
-                     inputs=[p for _, pet, ct in cases for p in (pet, ct)],
-                     validate=lambda item: load_pet_ct(item[1], item[2]), names=[c for c, _, _ in cases],
+    return run_cases(list(found), outputs, process, overwrite=overwrite,
+                     inputs=[p for kinds in found.values() for p in kinds.values()], validate=validate,
                      skip_bad=skip_bad)
