@@ -11,7 +11,8 @@ _OPEN = weakref.WeakSet()  # the bars not finished yet
 
 
 def progress_bar(desc: str, unit: str = "step"):
-    """A tqdm progress bar on stderr, as a ``progress(i, n)`` callback."""
+    """A tqdm progress bar on stderr, as a ``progress(i, n)`` callback; a loop that ends (``i == n``) closes it, and
+    the next loop (the next case of a folder run) opens a new one."""
     from tqdm import tqdm
 
     bar = None
@@ -25,6 +26,7 @@ def progress_bar(desc: str, unit: str = "step"):
         if i >= n:
             bar.close()
             _OPEN.discard(bar)
+            bar = None
 
     return update
 
