@@ -52,12 +52,17 @@ def test_a_failed_run_leaves_nothing_and_keeps_what_was_there(tmp_path):
 @pytest.mark.parametrize("signum, error", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_signal_mid_run_leaves_nothing(tmp_path, signum, error):
     out = tmp_path / "o" / "out.json"
-    with pytest.raises(error):
-        with signals_as_exceptions(), writing([out], extensions=()):
-            write_atomic(out, "half")
-            os.kill(os.getpid(), signum)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even in a background job
+    try:
+        with pytest.raises(error):
+            with signals_as_exceptions(), writing([out], extensions=()):
+                write_atomic(out, "half")
+                os.kill(os.getpid(), signum)
+        assert signal.getsignal(signal.SIGTERM) == sigterm  # the handler is put back
+    finally:
+        signal.signal(signal.SIGINT, sigint)
     assert os.listdir(tmp_path) == []
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
 
 
 def test_checks_come_first(tmp_path):
