@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 
 from medfusion.errors import InputError, OutputExistsError
-from medfusion.outputs import destination
+from medfusion.outputs import destination, planned
 
 __all__ = [
     "Volume",
@@ -249,11 +249,13 @@ def ensure_absent(paths: Iterable[PathLike], overwrite: bool) -> None:
         overwrite: if true, existing outputs are allowed (they will be replaced) and nothing is checked.
 
     Raises:
-        OutputExistsError: listing all the outputs that exist.
+        OutputExistsError: listing all the outputs that exist (those of an active
+            :class:`~medfusion.outputs.OutputPlan` were checked by the plan and are skipped here: a folder it
+            replaces holds the files of the run before).
     """
     if overwrite:
         return
-    existing = [os.fspath(p) for p in paths if os.path.lexists(p)]
+    existing = [os.fspath(p) for p in paths if os.path.lexists(p) and not planned(p)]
     if existing:
         raise OutputExistsError(existing)
 

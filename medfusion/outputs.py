@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 from .errors import InputError, OutputExistsError, signals_held
 
-__all__ = ["OutputPlan", "writing", "check_outputs", "destination", "MARKER", "NIFTI"]
+__all__ = ["OutputPlan", "writing", "check_outputs", "destination", "planned", "MARKER", "NIFTI"]
 
 #: the endings of NIfTI outputs (the default of :meth:`OutputPlan.add`)
 NIFTI = (".nii.gz", ".nii")
@@ -283,6 +283,16 @@ def _marked_files(path: str, owner: str) -> set[str] | None:
     if not isinstance(marker, dict) or marker.get("owner") != owner or not isinstance(marker.get("files"), list):
         return None
     return {str(f) for f in marker["files"]}
+
+
+def planned(path) -> bool:
+    """Whether the active :class:`OutputPlan` holds ``path`` (a planned file, or one inside a folder it replaces):
+    its existence was then checked by the plan, and the writer's own check steps aside."""
+    plan = _ACTIVE.get()
+    if plan is None:
+        return False
+    real = os.path.realpath(os.fspath(path))
+    return real in plan._files or any(_inside(real, f) and real != f for f in plan._folders)
 
 
 def destination(path) -> str:

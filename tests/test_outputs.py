@@ -7,6 +7,7 @@ import json
 import os
 import signal
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -131,6 +132,15 @@ def test_a_folder_is_replaced_only_when_this_owner_wrote_all_of_it(tmp_path):
         run(inputs=[out / "second.txt"])
     assert sorted(os.listdir(out)) == [MARKER, "second.txt"]
     assert sorted(os.listdir(tmp_path)) == ["demo"]  # no staged or old folder is left
+
+
+def test_a_replaced_folder_takes_the_same_file_names_again(tmp_path):
+    """The writers' own existence checks step aside for a folder the plan replaces (the demo, run twice alike)."""
+    ref = volume_from_array(np.zeros((2, 2, 2)), np.eye(4))
+    for value in (1.0, 2.0):
+        with OutputPlan().add_folder(tmp_path / "demo", owner="t"):
+            save_like(np.full((2, 2, 2), value), ref, tmp_path / "demo" / "x.nii.gz")
+    assert float(np.asarray(nib.load(tmp_path / "demo" / "x.nii.gz").dataobj).max()) == 2.0
 
 
 def test_an_empty_folder_may_be_filled_and_a_failed_run_leaves_the_old_folder(tmp_path):
