@@ -457,10 +457,11 @@ def test_demo_twice(tmp_path, tiny_checkpoint, tiny_dataset, capsys):
     assert "SSIM" in r.stdout and "PSNR" in r.stdout
     assert "cWDM" in r.stdout and metrics["baseline"]["name"] in r.stdout
 
-    rc, stdout, err = call(capsys, "demo", "--weights", tiny_checkpoint, "--steps", 2, "--out", out,
-                           "--data", tiny_dataset, "--missing", "t1c", "--quiet")
-    assert rc == 0, err
-    _check_demo_folder(out, CASE, "t1c")  # the previous run's files are gone
+    for _ in range(2):  # other data, then the same again (the same file names in the folder it replaces)
+        rc, stdout, err = call(capsys, "demo", "--weights", tiny_checkpoint, "--steps", 2, "--out", out,
+                               "--data", tiny_dataset, "--missing", "t1c", "--quiet")
+        assert rc == 0, err
+        _check_demo_folder(out, CASE, "t1c")  # the previous run's files are gone
     assert_same_geometry(out / f"{CASE}-t1c.nii.gz", contrast_file(tiny_dataset / CASE, "t1c"))
     assert "SSIM" in stdout
 
