@@ -45,6 +45,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
+    from ...progress import progress_bar
     from .layout import case_folders
     from .model import load_model
     from .synthesis import synthesize_folder
@@ -52,7 +53,8 @@ def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
     case_folders(args.case)  # a folder without cases fails before the model is loaded
     check_device(args.device)
     written = synthesize_folder(args.case, args.out, load_model(weights_path(args, BUNDLE), "cpu"),
-                                overwrite=args.overwrite, skip_bad=args.skip_bad, **sampling)
+                                overwrite=args.overwrite, skip_bad=args.skip_bad, **sampling,
+                                progress=None if args.quiet else progress_bar("synthesize"))
     print("\n".join(written))
     return 0
 
