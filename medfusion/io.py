@@ -28,6 +28,7 @@ import nibabel as nib
 import numpy as np
 
 from medfusion.errors import InputError, OutputExistsError
+from medfusion.io_images import LABEL_IMAGE_EXTENSIONS, load_label_image, load_rgb  # 2D images, re-exported
 from medfusion.outputs import destination, planned
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "resample_like",
     "resample_array",
     "load_rgb",
+    "load_label_image",
+    "LABEL_IMAGE_EXTENSIONS",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -92,8 +95,17 @@ class Volume:
 
     @property
     def spacing(self) -> tuple[float, ...]:
-        """Voxel size in mm along each voxel axis: the column norms of the affine's 3x3 part."""
-        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+        """Voxel size in mm along each voxel axis, as the challenges' scripts and SimpleITK read it: a NIfTI file's
+        header ``pixdim`` (its float32 value: the column norms of a float32 oblique affine differ from it by ~1e-8,
+        which flips threshold metrics such as NSD), the exact spacing SimpleITK read for NRRD, MetaImage and DICOM
+        (the affine's column norms).  A ``pixdim`` that disagrees with the affine by more than 1e-4 mm (a stale
+        header) gives way to the affine."""
+        norms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        if self.path is not None and _nifti_extension(self.path):
+            zooms = np.asarray(self.header.get_zooms()[:3], dtype=np.float64)
+            if zooms.shape == (3,) and np.all(zooms > 0) and np.allclose(zooms, norms, rtol=0.0, atol=1e-4):
+                return tuple(float(z) for z in zooms)
+        return tuple(float(s) for s in norms)
 
 
 def _describe(path: PathLike) -> str:
@@ -430,63 +442,3 @@ def resample_like(volume: Volume, target: Volume, *, order: int = 1) -> np.ndarr
     out = resample_array(volume.data.astype(np.float32, copy=False), volume.affine, target.shape, target.affine,
                          order=order, fill=0.0)
     return np.asarray(out, dtype=np.float32)
-
-
-#: file name endings :func:`load_label_image` reads (2D label images)
-LABEL_IMAGE_EXTENSIONS = (".png", ".tif", ".tiff")
-
-_LABEL_MODES = ("1", "L", "I;16", "I;16L", "I;16B", "I")  # integer single-channel PIL modes
-
-
-def load_label_image(path: PathLike) -> np.ndarray:
-    """Read a 2D label image (single-channel integer PNG or TIFF: 0 background, 1..N objects; TIFFs of up to 32
-    bits, as ``medfusion stain --stream`` writes cell labels) as an ``(H, W)`` integer array.
-
-    Raises:
-        InputError: the file is missing or unreadable, a colour image, floating-point, or holds negative values.
-    """
-    from PIL import Image
-
-    where = _describe(path)
-    if not os.path.isfile(path):
-        raise InputError(f"label image not found: {where}")
-    try:
-        if os.fspath(path).lower().endswith((".tif", ".tiff")):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            with Image.open(path) as img:
-                if img.mode not in _LABEL_MODES:
-                    raise InputError(f"{where} is a {img.mode} image: labels must be a single-channel integer "
-                                     "image (8- or 16-bit grey PNG, or TIFF)")
-                data = np.array(img)
-    except InputError:
-        raise
-    except Exception as exc:  # PIL and tifffile raise several types for damaged files
-        raise InputError(f"cannot read {where} as a label image: {exc}") from None
-    if data.dtype.kind == "f":
-        raise InputError(f"{where} holds floating-point data, not integer labels")
-    if data.ndim != 2 or not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
-        raise InputError(f"{where} is not a 2D integer label image ({data.dtype} {data.shape}): labels must be a "
-                         "single-channel integer image")
-    if data.size and int(data.min()) < 0:
-        raise InputError(f"{where} holds negative labels (minimum {data.min()})")
-    return data
-
-
-def load_rgb(path: PathLike) -> np.ndarray:
-    """Read an 8-bit RGB image (PNG, JPEG, TIFF, …) as a ``(H, W, 3)`` uint8 array; anything else (grey,
-    RGBA, 16-bit, unreadable) is an :class:`InputError`."""
-    from PIL import Image, UnidentifiedImageError
-
-    where = _describe(path)
-    if not os.path.isfile(path):
-        raise InputError(f"input file not found: {where}")
-    try:
-        with Image.open(path) as img:
-            if img.mode != "RGB":
-                raise InputError(f"{where} is a {img.mode} image, not 8-bit RGB")
-            return np.asarray(img, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read {where} as an image: {exc}") from None
