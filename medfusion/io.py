@@ -317,13 +317,14 @@ def _as_dtype(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def _header_like(reference: Volume, shape: tuple[int, ...], dtype: np.dtype) -> nib.Nifti1Header:
     """The reference's header for data of ``shape`` and ``dtype``, unscaled, with the reference's geometry and
     codes kept exactly (nibabel would otherwise reset them whenever the affine and the header's best affine
-    differ by rounding)."""
+    differ by rounding), and its voxel spacing (``pixdim``, :attr:`Volume.spacing`) as it was."""
     header = reference.header.copy()
     header.set_data_shape(shape)
     header.set_data_dtype(dtype)
     header.set_slope_inter(None, None)
     header.set_sform(reference.affine, code=int(header["sform_code"]))
     header.set_qform(reference.affine, code=int(header["qform_code"]))
+    header.set_zooms(tuple(reference.spacing) + (1.0,) * (len(shape) - 3))  # set_qform rounds them afresh
     return header
 
 

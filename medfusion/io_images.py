@@ -40,8 +40,8 @@ def load_label_image(path) -> np.ndarray:
         else:
             with Image.open(path) as img:
                 if img.mode not in _LABEL_MODES:
-                    raise InputError(f"{where} is an image of PIL mode {img.mode!r}: labels must be a single-channel integer "
-                                     "image (8- or 16-bit grey PNG, or TIFF)")
+                    raise InputError(f"{where} is an image of PIL mode {img.mode!r}: labels must be a single-channel "
+                                     "integer image (8- or 16-bit grey PNG, or TIFF)")
                 data = np.array(img)
     except InputError:
         raise

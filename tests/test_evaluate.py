@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -206,13 +207,16 @@ def test_hecktor_protocol_dice_hd95_and_aggregated_dice(hecktor_folders):
             if p.any() and g.any():
                 hd = compute_hausdorff_distance(p[None, None], g[None, None], percentile=95, spacing=SPACING)
                 assert by_case[name][f"hd95_{cls}"] == pytest.approx(float(hd), abs=1e-6)
-    assert by_case["P2"]["hd95_GTVn"] == 0.0  # absent from both: perfect
-    assert by_case["P3"]["hd95_GTVn"] != by_case["P3"]["hd95_GTVn"]  # missed entirely: undefined (nan)
-    agg = {lab: 2 * inter[lab] / total[lab] for lab in (1, 2)}
-    assert report.set_metrics["dsc_agg_GTVp"] == agg[1]
-    assert report.set_metrics["dsc_agg_GTVn"] == agg[2]
-    assert report.set_metrics["dsc_agg_mean"] == pytest.approx((agg[1] + agg[2]) / 2, abs=1e-15)
-    assert report.summary["hd95_GTVn"]["undefined"] == 1 and report.summary["hd95_GTVn"]["n"] == 2
+    assert math.isnan(by_case["P2"]["hd95_GTVn"])  # absent from both: undefined, not a perfect 0 in the mean
+    assert math.isnan(by_case["P3"]["hd95_GTVn"])  # missed entirely: undefined
+    agg = {lab: 2 * inter[lab] / total[lab] for lab in (1, 2)}  # one spacing: voxel counts and mm³ agree
+    assert report.set_metrics["dsc_agg_GTVp"] == pytest.approx(agg[1], rel=1e-12)
+    assert report.set_metrics["dsc_agg_GTVn"] == pytest.approx(agg[2], rel=1e-12)
+    assert report.set_metrics["dsc_agg_mean"] == pytest.approx((agg[1] + agg[2]) / 2, rel=1e-12)
+    assert report.summary["hd95_GTVn"]["undefined"] == 2 and report.summary["hd95_GTVn"]["n"] == 1
+    counts = {k: v for k, v in report.set_metrics.items() if k.startswith("cases_")}
+    assert counts == {"cases_both_empty_GTVp": 0, "cases_empty_pred_GTVp": 0, "cases_empty_ref_GTVp": 0,
+                      "cases_both_empty_GTVn": 1, "cases_empty_pred_GTVn": 1, "cases_empty_ref_GTVn": 0}
     data = json.loads(report.to_json())
     assert data["cases"][2]["hd95_GTVn"] is None
     assert data["settings"]["hd95_empty"] == "undefined" and data["settings"]["empty_dice"] == 1.0
@@ -489,9 +493,11 @@ def test_cli_named_labels_and_csv(hecktor_folders, tmp_path):
                   "--metrics", "dice", "dsc_agg", "--out", str(out), "--workers", "2", "--quiet")
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(open(out)))
+    counts = {f"cases_{what}_{name}" for what in ("both_empty", "empty_pred", "empty_ref") for name in ("tumour", "node")}
     assert set(rows[0]) == {"case", "pred", "ref", "dice_tumour", "dice_node", "dsc_agg_tumour", "dsc_agg_node",
-                            "dsc_agg_mean"}
+                            "dsc_agg_mean"} | counts
     assert rows[-1]["case"] == "set" and float(rows[-1]["dsc_agg_mean"]) > 0.5
+    assert rows[-1]["cases_both_empty_node"] == "1" and rows[-1]["cases_empty_pred_node"] == "1"
 
 
 def test_labels_alone_select_the_labels_protocol(hecktor_folders):

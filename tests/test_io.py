@@ -265,3 +265,24 @@ def test_resample_like_keeps_the_outer_half_voxel():
     beyond[0, 3] = 1.2  # +0.6 voxel: the last target voxel is outside the source
     out = resample_like(src, volume_from_array(np.zeros((6, 5, 4), np.float32), beyond), order=1)
     assert (out[-1] == 0).all() and (out[0] > 0).all()
+
+
+def test_spacing_is_the_header_pixdim_as_simpleitk_reads_it(tmp_path):
+    """An oblique 1 mm grid stored with a float32 affine: its column norms are 0.99999998..., the header's pixdim
+    (what SimpleITK and the challenges' scripts read) is 1.0; spacing-based metrics use the latter.  A stale pixdim
+    that disagrees with the affine gives way to the affine."""
+    import SimpleITK as sitk
+
+    c, s = np.cos(0.3), np.sin(0.3)
+    affine = np.array([[c, -s, 0, 10], [s, c, 0, -5], [0, 0, 1, 2], [0, 0, 0, 1]], dtype=np.float32)
+    path = tmp_path / "oblique.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), affine), str(path))
+    vol = load_volume(path)
+    norms = np.sqrt((vol.affine[:3, :3] ** 2).sum(axis=0))
+    assert not np.array_equal(norms, [1.0, 1.0, 1.0])  # the float32 rounding this is about
+    assert vol.spacing == (1.0, 1.0, 1.0) == sitk.ReadImage(str(path)).GetSpacing()
+
+    stale = nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.diag([2.0, 2.0, 2.0, 1.0]))
+    stale.header["pixdim"][1:4] = 1.0  # disagrees with the affine by 1 mm
+    nib.save(stale, str(tmp_path / "stale.nii"))
+    assert load_volume(tmp_path / "stale.nii").spacing == (2.0, 2.0, 2.0)

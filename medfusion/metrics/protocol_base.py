@@ -58,7 +58,7 @@ class Settings:
             "labels": {str(k): v for k, v in self.labels.items()} if self.labels else None,
             "empty_dice": "nan (undefined)" if math.isnan(self.empty_dice) else self.empty_dice,
             "hd95_empty": "undefined" if self.hd95_empty is None else self.hd95_empty,
-            "hd95_both_empty": 0.0,
+            "hd95_both_empty": "undefined (counted in set_metrics as cases_both_empty_<label>)",
             "slice_axis": self.slice_axis,
             "foreground": self.foreground,
         }
@@ -70,6 +70,8 @@ class CaseResult:
 
     values: dict[str, float] = field(default_factory=dict)
     label_counts: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    #: mm³ per voxel (the product of the spacing), which the aggregated Dice weighs each case's counts by
+    voxel_volume: float = 1.0
 
 
 class Protocol:

@@ -40,7 +40,6 @@ tumour SSIM of a case without tumour (data range 0: 0/0, never 1.0).  HD95 of a 
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -223,7 +222,10 @@ class LabelProtocol(Protocol):
     default = LABEL_METRICS
     uses_mask = False
     description = ("generic segmentation: Dice and HD95 (mm, max of the two directed 95th percentiles of the "
-                   "surface distances) per label, and the aggregated Dice per label over the set")
+                   "surface distances; undefined when the label is absent from either side) per label, and over "
+                   "the set the aggregated Dice per label in mm³ (each case's voxel counts times its voxel volume) "
+                   "with the numbers of cases where the label is absent from both sides, from the prediction only, "
+                   "and from the reference only")
 
     def _check(self, s: Settings) -> Settings:
         if s.foreground and s.labels:
@@ -242,11 +244,8 @@ class LabelProtocol(Protocol):
             if "dice" in s.metrics:
                 out[f"dice_{name}"] = seg.dice_from_counts(*counts[label], empty=s.empty_dice)
             if "hd95" in s.metrics:
-                d = seg.hd95(pred == label, ref == label, spacing)
-                if math.isinf(d):
-                    d = float("nan") if s.hd95_empty is None else float(s.hd95_empty)
-                out[f"hd95_{name}"] = d
-        return CaseResult(out, counts)
+                out[f"hd95_{name}"] = _hd95(pred == label, ref == label, spacing, counts[label], s)
+        return CaseResult(out, counts, voxel_volume=float(np.prod(spacing)))
 
     def fill_absent(self, results: list[CaseResult], s: Settings) -> dict[int, str]:
         """With inferred labels, a label missing from a case (both ways) gets the empty-mask conventions."""
@@ -261,27 +260,48 @@ class LabelProtocol(Protocol):
                     if "dice" in s.metrics:
                         r.values[f"dice_{name}"] = float(s.empty_dice)
                     if "hd95" in s.metrics:
-                        r.values[f"hd95_{name}"] = 0.0
+                        r.values[f"hd95_{name}"] = float("nan")  # absent from both sides: undefined
         return names
 
     def set_metrics(self, results, s):
         from .segmentation import AggregatedDice
 
         names = self.fill_absent(results, s)
-        if "dsc_agg" not in s.metrics or not names:
+        if not names:
             return {}
-        agg = AggregatedDice(labels=tuple(names))
-        for r in results:
-            agg.update_counts(r.label_counts)
-        out = {f"dsc_agg_{names[lab]}": float(v) for lab, v in agg.aggregate().items()}
-        out["dsc_agg_mean"] = agg.mean()  # undefined if any class is
+        out: dict[str, float] = {}
+        if "dsc_agg" in s.metrics:
+            agg = AggregatedDice(labels=tuple(names))
+            for r in results:
+                agg.update_counts(r.label_counts, r.voxel_volume)
+            out.update({f"dsc_agg_{names[lab]}": float(v) for lab, v in agg.aggregate().items()})
+            out["dsc_agg_mean"] = agg.mean()  # undefined if any class is
+        for lab, name in names.items():  # where a distance is undefined, counted rather than hidden
+            sizes = [r.label_counts[lab][1:] for r in results]
+            out[f"cases_both_empty_{name}"] = sum(p == 0 and g == 0 for p, g in sizes)
+            out[f"cases_empty_pred_{name}"] = sum(p == 0 < g for p, g in sizes)
+            out[f"cases_empty_ref_{name}"] = sum(g == 0 < p for p, g in sizes)
         return out
+
+
+def _hd95(pred, ref, spacing, counts, s) -> float:
+    """HD95 (mm) of one label; absent from both sides: undefined; from one side: undefined or ``s.hd95_empty``."""
+    from .segmentation import hd95
+
+    _, n_pred, n_ref = counts
+    if n_pred == 0 and n_ref == 0:
+        return float("nan")
+    if n_pred == 0 or n_ref == 0:
+        return float("nan") if s.hd95_empty is None else float(s.hd95_empty)
+    return hd95(pred, ref, spacing)
 
 
 class HecktorProtocol(LabelProtocol):
     name = "hecktor"
-    description = ("HECKTOR 2022: labels 1 GTVp, 2 GTVn; per case Dice and HD95 (mm) per class; over the set "
-                   "the aggregated Dice per class, 2*sum|P&G| / sum(|P|+|G|), and their mean (the ranking value)")
+    description = ("HECKTOR 2022 (the organisers' evaluate_segmentation2022 notebook): labels 1 GTVp, 2 GTVn; per "
+                   "case Dice and HD95 (mm; undefined when a class is absent from either side) per class; over the "
+                   "set the aggregated Dice per class in mm³, 2*sum v|P&G| / sum v(|P|+|G|) with v each case's voxel "
+                   "volume, and their mean (the ranking value), with the cases counted where a class is absent")
     labels = {1: "GTVp", 2: "GTVn"}
 
     def _check(self, s: Settings) -> Settings:

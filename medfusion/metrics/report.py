@@ -155,7 +155,8 @@ class Report:
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))
         for k, v in self.set_metrics.items():
-            lines.append(f"{k} (over all cases): " + ("undefined" if not math.isfinite(v) else f"{v:.4f}"))
+            value = str(v) if isinstance(v, int) else "undefined" if not math.isfinite(v) else f"{v:.4f}"
+            lines.append(f"{k} (over all cases): {value}")
         for side, names in self.unpaired.items():
             if names:
                 lines.append(f"unpaired ({side.replace('_', ' ')}): {len(names)}: " + ", ".join(names[:5])

@@ -280,8 +280,10 @@ def label_counts(pred, ref, labels) -> dict[int, tuple[int, int, int]]:
 class AggregatedDice:
     """HECKTOR 2022 aggregated Dice (``DSCagg``) per class, accumulated case by case.
 
-    For each class ``c``: ``DSCagg(c) = 2·Σᵢ|Pᵢ,c ∩ Gᵢ,c| / Σᵢ(|Pᵢ,c| + |Gᵢ,c|)`` over all cases ``i`` seen; the
-    HECKTOR 2022 ranking value is the mean over the classes (1 GTVp, 2 GTVn).  Counts are kept as exact integers.
+    For each class ``c``: ``DSCagg(c) = 2·Σᵢ vᵢ|Pᵢ,c ∩ Gᵢ,c| / Σᵢ vᵢ(|Pᵢ,c| + |Gᵢ,c|)`` over all cases ``i`` seen,
+    ``vᵢ`` the case's voxel volume in mm³ (the organisers' notebook sums physical volumes, so cases scanned at
+    different spacings weigh by volume; 1 when none is given); the HECKTOR 2022 ranking value is the mean over the
+    classes (1 GTVp, 2 GTVn).
 
     Example::
 
@@ -298,22 +300,25 @@ class AggregatedDice:
 
     def reset(self) -> None:
         """Forget all cases."""
-        self._inter = dict.fromkeys(self.labels, 0)
-        self._size = dict.fromkeys(self.labels, 0)  # Σ(|P| + |G|)
+        self._inter = dict.fromkeys(self.labels, 0.0)  # Σ v|P∩G| (mm³)
+        self._size = dict.fromkeys(self.labels, 0.0)  # Σ v(|P| + |G|)
         self.n_cases = 0
 
-    def update(self, pred_labels, ref_labels) -> dict[int, tuple[int, int, int]]:
-        """Add one case from its two label maps; returns that case's :func:`label_counts`."""
+    def update(self, pred_labels, ref_labels, voxel_volume: float = 1.0) -> dict[int, tuple[int, int, int]]:
+        """Add one case from its two label maps (``voxel_volume``: mm³ per voxel); returns its :func:`label_counts`."""
         counts = label_counts(pred_labels, ref_labels, self.labels)
-        self.update_counts(counts)
+        self.update_counts(counts, voxel_volume)
         return counts
 
-    def update_counts(self, counts: Mapping[int, Sequence[int]]) -> None:
-        """Add one case from precomputed ``{label: (|P∩G|, |P|, |G|)}`` (as :func:`label_counts` returns).
+    def update_counts(self, counts: Mapping[int, Sequence[int]], voxel_volume: float = 1.0) -> None:
+        """Add one case from precomputed ``{label: (|P∩G|, |P|, |G|)}`` (as :func:`label_counts` returns), each
+        voxel weighing ``voxel_volume`` mm³.
 
         Every label of this aggregator must be present (a class absent from a case has ``(0, |P|, 0)`` etc.);
         extra labels are ignored.
         """
+        if not (np.isfinite(voxel_volume) and voxel_volume > 0):
+            raise ValueError(f"voxel_volume must be a positive number of mm³, got {voxel_volume}")
         rows: dict[int, tuple[int, int, int]] = {}
         for lab in self.labels:
             if lab not in counts:
@@ -323,8 +328,8 @@ class AggregatedDice:
                 raise ValueError(f"inconsistent counts for label {lab}: (|P∩G|, |P|, |G|) = {(inter, n_p, n_g)}")
             rows[lab] = (inter, n_p, n_g)
         for lab, (inter, n_p, n_g) in rows.items():
-            self._inter[lab] += inter
-            self._size[lab] += n_p + n_g
+            self._inter[lab] += inter * float(voxel_volume)
+            self._size[lab] += (n_p + n_g) * float(voxel_volume)
         self.n_cases += 1
 
     def aggregate(self) -> dict[int, float]:
