@@ -149,6 +149,40 @@ def psnr(pred: np.ndarray, ref: np.ndarray, *, data_range: float, mask: np.ndarr
     return float("inf") if err == 0 else float(10.0 * np.log10(float(data_range) ** 2 / err))
 
 
+def synthrad_ssim(pred: np.ndarray, ref: np.ndarray, *, window: tuple[float, float] = (-1024.0, 3000.0),
+                  mask: np.ndarray | None = None) -> float:
+    """SSIM as SynthRAD2023 computes it (the organisers' ``functions/image_metrics.py``, SynthRAD2023/metrics).
+
+    Both images are clipped to ``window``, every voxel outside ``mask`` is set to the window's low end, and both are
+    shifted to ≥ 0 (when the low end is negative); then *one* scikit-image ``structural_similarity`` over the whole
+    volume with its defaults (7-voxel uniform window, sample covariance, K1 0.01, K2 0.03), data range hi − lo, in
+    float32 as the organisers' images are; its SSIM map is averaged over the mask voxels at least 3 voxels from
+    the border (without a mask, scikit-image's own mean over that region).
+
+    Raises:
+        InputError: an axis shorter than 7 voxels (the SSIM window), or a mask of another shape.
+    """
+    from skimage.metrics import structural_similarity
+
+    lo, hi = (float(v) for v in window)
+    p, r = (np.clip(np.asarray(a, dtype=np.float32), lo, hi) for a in (pred, ref))
+    if p.shape != r.shape:
+        raise InputError(f"prediction and reference shapes differ: {p.shape} vs {r.shape}")
+    if min(p.shape) < 7:
+        raise InputError(f"SynthRAD's 3D SSIM needs at least 7 voxels along every axis, got {p.shape}")
+    m = None if mask is None else _mask(mask, p.shape)
+    if m is not None:
+        p, r = np.where(m, p, np.float32(lo)), np.where(m, r, np.float32(lo))
+    if lo < 0:
+        p, r = p - np.float32(lo), r - np.float32(lo)
+    full, smap = structural_similarity(r, p, data_range=hi - lo, full=True)
+    if m is None:
+        return float(full)
+    inner = tuple(slice(3, n - 3) for n in p.shape)
+    values = smap[inner][m[inner]]
+    return float(values.mean(dtype=np.float64)) if values.size else float("nan")
+
+
 def percentile_scale(x: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
     """Clip at the image's own ``lower``/``upper`` percentiles (lower bound forced ≥ 0) and scale to [0, 1], as
     the BraSyn ``ssim.py`` normalises each image; a constant image gives zeros."""

@@ -13,12 +13,14 @@ this module works on numpy arrays only.
                masked volumes) and mean over the whole volume (mirrored border, torchmetrics ≥ 1.4.2).
                Additions of ours, not BraSyn scores: SSIM of the whole scaled volumes (data range 1), PSNR and
                MSE of the scaled volumes.
-``synthrad``   SynthRAD-style CT synthesis (as seg2med reports it): both images clipped to a HU window
-               (default [−1024, 3000]) and shifted to ≥ 0, data range = window width; SSIM per 2D axial
-               slice averaged over slices; PSNR and MAE (HU) — inside the body mask when one is given;
-               FSIM per axial slice on request.
-``hecktor``    HECKTOR 2022 head-and-neck PET/CT tumours: labels 1 GTVp and 2 GTVn; per case Dice and HD95
-               (mm) per class; over the set the aggregated Dice per class and its mean (the ranking value).
+``synthrad``   SynthRAD2023 CT synthesis, as the organisers' ``functions/image_metrics.py`` scores it: MAE of
+               the raw HU inside the body mask; PSNR of both clipped to [−1024, 3000] HU (data range 4024, MSE
+               inside the mask); SSIM: both clipped, outside the mask set to −1024, shifted to ≥ 0, one 3D
+               scikit-image SSIM (7×7×7 uniform window, sample covariance) averaged over the mask voxels at
+               least 3 voxels from the border.  MR with a stated ``window``; FSIM per axial slice on request.
+``hecktor``    HECKTOR 2022 head-and-neck PET/CT tumours, as the organisers' notebook scores them: labels 1 GTVp
+               and 2 GTVn; per case Dice and HD95 (mm) per class; over the set the aggregated Dice per class in
+               mm³ (voxel counts times each case's voxel volume) and its mean (the ranking value).
 ``bci``        BCI H&E→IHC virtual staining: 8-bit RGB images, PSNR (data range 255) and SSIM as the BCI
                evaluation script computes them (scikit-image defaults: 7×7 uniform window, sample covariance,
                mean over the RGB channels), averaged over images; FID/KID of the image sets on request
@@ -35,7 +37,9 @@ this module works on numpy arrays only.
 Undefined values are ``nan``: Dice of a label absent from both prediction and reference when
 ``empty_dice=nan`` (the default counts it as 1.0), HD95 when exactly one of them is empty (unless
 ``hd95_empty`` gives a number to use instead, e.g. BraTS' 373.13 mm), SSIM over an empty mask, BraSyn's
-tumour SSIM of a case without tumour (data range 0: 0/0, never 1.0).  HD95 of a label absent from both is 0.0.
+tumour SSIM of a case without tumour (data range 0: 0/0, never 1.0), HD95 of a label absent from both sides.
+Summaries count the undefined values beside the mean; the label protocols also count, per label, the cases where
+it is absent from both sides, from the prediction only and from the reference only.
 """
 
 from __future__ import annotations
@@ -162,10 +166,16 @@ class SynthRADProtocol(ImageProtocol):
     available = ("ssim", "psnr", "mae", "fsim")
     default = ("ssim", "psnr", "mae")
     mask_needed = "the body mask (its MAE and PSNR are taken inside the body)"
-    description = ("SynthRAD-style CT: both images clipped to the HU window (default [-1024, 3000]) and shifted "
-                   "to >= 0, data range = window width; SSIM per 2D axial slice averaged over slices; PSNR and "
-                   "MAE (HU) inside the body mask when one is given; FSIM per axial slice on request")
+    description = ("SynthRAD2023 (the organisers' functions/image_metrics.py): MAE of the raw values (HU) inside "
+                   "the mask; PSNR of both images clipped to the window (default [-1024, 3000] HU), data range = "
+                   "window width, MSE inside the mask; SSIM: both clipped, voxels outside the mask set to the "
+                   "window's low end, shifted to >= 0, one 3D scikit-image SSIM (7x7x7 uniform window, sample "
+                   "covariance, data range = width) averaged over the mask voxels at least 3 voxels from the border; "
+                   "voxel spacing unused. For MR give the window (--window LO HI); FSIM per axial slice on request "
+                   "(not SynthRAD's)")
     window = (-1024.0, 3000.0)
+    conventions = {"ssim": "one 3D SSIM, scikit-image defaults, mean over mask voxels >= 3 voxels from the border",
+                   "mae": "raw values, not clipped", "psnr": "clipped to the window, data range = its width"}
 
     def _check(self, s: Settings) -> Settings:
         if s.data_range is not None:
@@ -178,16 +188,17 @@ class SynthRADProtocol(ImageProtocol):
     def case(self, pred, ref, mask, spacing, s):
         from . import image
 
-        pred, ref, r = self.prepare(pred, ref, s)
+        lo, hi = s.window
         out = {}
         if "ssim" in s.metrics:
-            out["ssim"] = image.ssim(pred, ref, data_range=r, mask=mask, per_slice=True, axis=s.slice_axis)
+            out["ssim"] = image.synthrad_ssim(pred, ref, window=(lo, hi), mask=mask)
         if "psnr" in s.metrics:
-            out["psnr"] = image.psnr(pred, ref, data_range=r, mask=mask)
+            out["psnr"] = image.psnr(np.clip(pred, lo, hi), np.clip(ref, lo, hi), data_range=hi - lo, mask=mask)
         if "mae" in s.metrics:
             out["mae"] = image.mae(pred, ref, mask=mask)
         if "fsim" in s.metrics:
-            out["fsim"] = _fsim(pred, ref, r, mask, s.slice_axis)
+            clipped_pred, clipped_ref = self.display(pred, ref, s.window)
+            out["fsim"] = _fsim(clipped_pred, clipped_ref, hi - lo, mask, s.slice_axis)
         return CaseResult(out)
 
 
