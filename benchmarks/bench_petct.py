@@ -3,8 +3,11 @@ baseline trained on the same data, grid, patches and number of steps.
 
 Scores: ``medfusion.apps.petct.evaluation.evaluate_heldout`` — the ``hecktor`` protocol of :mod:`medfusion.metrics`
 on the CT grid (Dice and HD95 per class and case; aggregated Dice per class and their mean, the HECKTOR 2022 ranking
-value), and for the ensemble whether its uncertainty (predictive entropy) marks its errors: the AUROC for
-misclassified voxels and the tumour Dice after removing the most uncertain foreground voxels.
+value, in mm³), and for the ensemble whether its uncertainty earns its place, over the voxels within 5 mm of the
+prediction or the truth: the AUROC for misclassified voxels of its predictive entropy beside two references that
+need no ensemble (one sample's entropy; the distance to the predicted boundary), the Brier score and expected
+calibration error of the ensemble's and of one sample's probabilities, and the tumour Dice after removing the most
+uncertain foreground voxels.
 
     python benchmarks/bench_petct.py --diffusion RUN/model.pt --baseline RUN_BASELINE/model.pt   # 8 held-out cases
     python benchmarks/bench_petct.py ... --cases 1 --samples 1 --steps 2 --out /tmp/smoke.json
@@ -60,9 +63,15 @@ def _print(out: dict) -> None:
         s = m["set_metrics"]
         unc = m.get("uncertainty")
         curve = "" if unc is None else ", ".join(f"{k}: {v:.3f}" for k, v in unc["tumour_dice_after_removing"].items())
-        extra = "" if unc is None else f"error AUROC {unc['error_auroc_mean']:.3f}; Dice after removing {curve}"
+        extra = "" if unc is None else f"Dice after removing {curve}"
         print(f"{name:10s} {s['dsc_agg_GTVp']:12.4f} {s['dsc_agg_GTVn']:12.4f} {s['dsc_agg_mean']:12.4f} "
               f"{m['seconds_per_case']:8.1f}  {extra}")
+        if unc is not None:
+            print(f"  uncertainty over the {unc['region']}: error AUROC ensemble entropy "
+                  f"{unc['auroc_ensemble_entropy']:.3f}, one sample's entropy {unc['auroc_one_sample_entropy']:.3f}, "
+                  f"distance to the predicted boundary {unc['auroc_boundary_distance']:.3f}; Brier / ECE ensemble "
+                  f"{unc['brier_ensemble']:.4f} / {unc['ece_ensemble']:.4f}, one sample {unc['brier_one_sample']:.4f}"
+                  f" / {unc['ece_one_sample']:.4f}")
 
 
 if __name__ == "__main__":

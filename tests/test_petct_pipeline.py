@@ -209,5 +209,10 @@ def test_heldout_evaluation_scores_both_segmenters_through_the_metrics(hn, weigh
         agg.update(r["labels"], r["truth"])
     assert out["models"]["segresnet"]["set_metrics"]["dsc_agg_mean"] == pytest.approx(agg.mean(ignore_nan=True))
     unc = out["models"]["diffusion"]["uncertainty"]
-    assert len(unc["error_auroc_cases"]) == 2 and "uncertainty" not in out["models"]["segresnet"]
+    assert len(unc["cases"]) == 2 and "uncertainty" not in out["models"]["segresnet"]
     assert set(unc["tumour_dice_after_removing"]) == {"0.0", "0.05", "0.1", "0.25"}
+    for key in ("auroc_ensemble_entropy", "auroc_one_sample_entropy", "auroc_boundary_distance", "brier_ensemble",
+                "ece_ensemble", "brier_one_sample", "ece_one_sample"):  # each scored over the same stated region
+        assert key in unc and all(key in c for c in unc["cases"])
+    assert unc["region"] == "voxels within 5 mm of the prediction or the truth"
+    assert all(0 <= c["brier_ensemble"] <= 2 and 0 <= c["ece_ensemble"] <= 1 for c in unc["cases"])

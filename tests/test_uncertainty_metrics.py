@@ -41,3 +41,38 @@ def test_dice_after_removing_uncertain_voxels():
     assert math.isnan(out[1.0])
     with pytest.raises(ValueError, match="fractions"):
         dice_after_removing_uncertain(unc, pred, ref, fractions=(1.5,))
+
+
+def test_evaluation_region_is_a_band_in_mm():
+    from medfusion.metrics import evaluation_region
+
+    pred = np.zeros((9, 9, 9), int)
+    pred[4, 4, 4] = 1
+    ref = np.zeros_like(pred)
+    assert evaluation_region(pred, ref, band_mm=2.0).sum() == 33  # integer points with x² + y² + z² <= 4
+    idx = np.indices(pred.shape) - 4
+    ball = (2 * idx[0]) ** 2 + idx[1] ** 2 + idx[2] ** 2 <= 4  # 2 mm along the first axis
+    assert np.array_equal(evaluation_region(pred, ref, (2.0, 1.0, 1.0), band_mm=2.0), ball)
+    assert not evaluation_region(ref, ref).any()
+
+
+def test_boundary_uncertainty_is_minus_the_distance_to_the_predicted_boundary():
+    from medfusion.metrics import boundary_uncertainty
+
+    pred = np.array([0, 0, 1, 1, 1, 0])
+    assert boundary_uncertainty(pred).tolist() == [-2.0, -1.0, -1.0, -2.0, -1.0, -1.0]
+    assert boundary_uncertainty(pred, (0.5,)).tolist() == [-1.0, -0.5, -0.5, -1.0, -0.5, -0.5]
+    assert not boundary_uncertainty(np.zeros(4, int)).any()
+
+
+def test_calibration_closed_forms():
+    from medfusion.metrics import calibration
+
+    ref = np.array([0, 1, 2, 1])
+    onehot = np.eye(3)[ref].T
+    assert calibration(onehot, ref) == {"brier": 0.0, "ece": 0.0}
+    uniform = np.full((3, 4), 1 / 3)
+    assert calibration(uniform, ref)["brier"] == pytest.approx(2 / 3)  # (2/3)² + 2·(1/3)²
+    probs = np.array([[0.8, 0.1, 0.1, 0.8], [0.1, 0.8, 0.1, 0.1], [0.1, 0.1, 0.8, 0.1]])  # 3 of 4 right at 0.8
+    assert calibration(probs, ref)["ece"] == pytest.approx(abs(0.75 - 0.8))
+    assert math.isnan(calibration(probs, ref, region=np.zeros(4, bool))["brier"])

@@ -7,7 +7,8 @@
   (HECKTOR DSCagg), :func:`label_counts`, :func:`check_label_map`;
 * distributions — :func:`fid`, :func:`kid`, :func:`frechet_distance` from feature vectors; feature networks in
   :mod:`medfusion.metrics.features` (weights supplied by the user);
-* uncertainty — :func:`error_auroc`, :func:`dice_after_removing_uncertain` (does uncertainty mark errors?);
+* uncertainty — :func:`error_auroc`, :func:`dice_after_removing_uncertain`, :func:`evaluation_region`,
+  :func:`boundary_uncertainty`, :func:`calibration` (does uncertainty mark errors; is it calibrated?);
 * protocols and reports — :data:`PROTOCOLS`, :func:`get_protocol`, :class:`Report`; the BraTS challenges'
   lesion-wise protocols run the organisers' engine (:mod:`medfusion.metrics.brats`, optional extra ``brats``).
 
@@ -25,7 +26,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),
     "protocols": ("PROTOCOLS", "get_protocol", "Settings"),
     "report": ("Report",),
-    "uncertainty": ("error_auroc", "dice_after_removing_uncertain"),
+    "uncertainty": ("error_auroc", "dice_after_removing_uncertain", "evaluation_region", "boundary_uncertainty",
+                    "calibration"),
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,10 +1,15 @@
-"""Does a segmenter's uncertainty mark its errors?  Two measures used for ensemble segmentation.
+"""Does a segmenter's uncertainty mark its errors, and is it calibrated?  Measures for ensemble segmentation.
 
+* :func:`evaluation_region` — where uncertainty is scored: the voxels within a band of a few mm around the
+  prediction or the reference foreground.  Scored over the whole image, confidently correct background (most of
+  a CT) makes any uncertainty look good.
 * :func:`error_auroc` — the area under the ROC curve of the per-voxel uncertainty as a detector of misclassified
   voxels (1: every error is more uncertain than every correct voxel; 0.5: no better than chance), computed with
-  scikit-learn's ``roc_auc_score`` over the voxels of an evaluation region (by default the voxels where the
-  prediction or the reference is foreground, or that are uncertain at all — the rest are confidently correct
-  background that would inflate the score).
+  scikit-learn's ``roc_auc_score`` over a region (default: prediction ∪ reference).
+* :func:`boundary_uncertainty` — a reference that needs no sampling: minus the distance to the predicted
+  boundary (errors of a segmenter sit mostly at its boundary).  An ensemble's uncertainty earns its place only if
+  it marks errors better than this, and better than one sample's own entropy.
+* :func:`calibration` — Brier score and expected calibration error (ECE) of class probabilities over a region.
 * :func:`dice_after_removing_uncertain` — Dice of the voxels that remain after the given fractions of the most
   uncertain foreground voxels (prediction ∪ reference) are set aside, as in uncertainty-filtered evaluation
   (QU-BraTS): if uncertainty marks errors, Dice rises as more is removed.
@@ -16,13 +21,60 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["error_auroc", "dice_after_removing_uncertain"]
+__all__ = ["error_auroc", "dice_after_removing_uncertain", "evaluation_region", "boundary_uncertainty", "calibration"]
 
 
-def _region(pred: np.ndarray, ref: np.ndarray, uncertainty: np.ndarray, region) -> np.ndarray:
+def _region(pred: np.ndarray, ref: np.ndarray, region) -> np.ndarray:
     if region is not None:
         return np.asarray(region, dtype=bool)
-    return (pred != 0) | (ref != 0) | (uncertainty > 0)
+    return (pred != 0) | (ref != 0)
+
+
+def evaluation_region(pred, ref, spacing=None, *, band_mm: float = 5.0) -> np.ndarray:
+    """The voxels within ``band_mm`` (Euclidean, in mm from ``spacing``; voxels when ``None``) of the prediction or
+    the reference foreground, the foreground included; empty when both are empty."""
+    from scipy import ndimage
+
+    fg = (np.asarray(pred) != 0) | (np.asarray(ref) != 0)
+    if not fg.any():
+        return fg
+    return ndimage.distance_transform_edt(~fg, sampling=spacing) <= band_mm
+
+
+def boundary_uncertainty(pred, spacing=None) -> np.ndarray:
+    """Minus the distance (mm) of every voxel to the boundary of the prediction's foreground — the voxels next to
+    the boundary, inside or outside, are the most "uncertain"; a reference that needs no sampling."""
+    from scipy import ndimage
+
+    fg = np.asarray(pred) != 0
+    if not fg.any() or fg.all():
+        return np.zeros(fg.shape, dtype=np.float64)
+    inside = ndimage.distance_transform_edt(fg, sampling=spacing)
+    outside = ndimage.distance_transform_edt(~fg, sampling=spacing)
+    return -np.where(fg, inside, outside)
+
+
+def calibration(probabilities, ref, region=None, *, bins: int = 10) -> dict[str, float]:
+    """Brier score (mean over the region of the squared distance between the class probabilities and the one-hot
+    truth, summed over the classes) and expected calibration error (``bins`` equal-width bins of the top-class
+    probability: Σ |bin|/N · |accuracy − confidence|) of ``probabilities`` ``(C, *S)``, class ``c`` = label ``c``,
+    against the label map ``ref``; ``nan`` for an empty region."""
+    q = np.asarray(probabilities, dtype=np.float64)
+    r = np.asarray(ref)
+    if q.shape[1:] != r.shape:
+        raise ValueError(f"probabilities {q.shape} do not fit the label map {r.shape}")
+    keep = np.ones(r.shape, bool) if region is None else np.asarray(region, dtype=bool)
+    if not keep.any():
+        return {"brier": float("nan"), "ece": float("nan")}
+    qk, rk = q[:, keep], r[keep].astype(np.int64)
+    onehot = np.zeros_like(qk)
+    onehot[rk, np.arange(rk.size)] = 1.0
+    brier = float(np.mean(np.sum((qk - onehot) ** 2, axis=0)))
+    confidence, correct = qk.max(axis=0), (qk.argmax(axis=0) == rk)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    ece = sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * np.count_nonzero(which == b)
+              for b in range(bins) if np.any(which == b)) / rk.size
+    return {"brier": brier, "ece": float(ece)}
 
 
 def error_auroc(uncertainty, pred, ref, *, region=None) -> float:
@@ -31,7 +83,8 @@ def error_auroc(uncertainty, pred, ref, *, region=None) -> float:
     Args:
         uncertainty: per-voxel uncertainty (e.g. predictive entropy or variance), any shape.
         pred, ref: integer label maps of that shape.
-        region: boolean mask of the voxels to score (default: see the module docstring).
+        region: boolean mask of the voxels to score (default: prediction ∪ reference foreground; see
+            :func:`evaluation_region` for a band around them).
     Returns:
         the AUROC, or ``nan`` when the region holds only errors or no errors.
     """
@@ -40,7 +93,7 @@ def error_auroc(uncertainty, pred, ref, *, region=None) -> float:
     u, p, r = np.asarray(uncertainty, dtype=np.float64), np.asarray(pred), np.asarray(ref)
     if not u.shape == p.shape == r.shape:
         raise ValueError(f"shapes differ: uncertainty {u.shape}, pred {p.shape}, ref {r.shape}")
-    keep = _region(p, r, u, region)
+    keep = _region(p, r, region)
     errors = (p != r)[keep]
     if errors.all() or not errors.any():
         return float("nan")

@@ -3,10 +3,13 @@ grid, as HECKTOR scores.
 
 Per case and segmenter, the prediction is made on the working grid and moved back onto the CT grid
 (:mod:`.pipeline`), then scored through :func:`medfusion.evaluate.evaluate_arrays` with the ``hecktor`` protocol
-(Dice and HD95 per class, aggregated Dice per class and its mean — the HECKTOR 2022 ranking value).  For the
-diffusion model also: whether its uncertainty marks its errors (:mod:`medfusion.metrics.uncertainty`: the AUROC of
-the predictive entropy for misclassified voxels, per case, and the Dice left after removing the most uncertain
-voxels).
+(Dice and HD95 per class, aggregated Dice per class in mm³ and its mean — the HECKTOR 2022 ranking value).  For the
+diffusion ensemble also whether its uncertainty earns its place (:mod:`medfusion.metrics.uncertainty`), all over one
+stated region — the voxels within :data:`BAND_MM` of the prediction or the truth, where errors can be: the AUROC
+for misclassified voxels of the ensemble's predictive entropy, of one sample's entropy (the first sample, seed
+``seed``: no ensemble needed) and of the distance to the predicted boundary (no sampling at all); the Brier score and
+the expected calibration error of the ensemble's and of one sample's class probabilities; and the Dice left after
+removing the most uncertain foreground voxels.
 """
 
 from __future__ import annotations
@@ -29,30 +32,58 @@ __all__ = ["predict_case", "evaluate_heldout", "PROTOCOL", "REMOVED_FRACTIONS"]
 PROTOCOL = "hecktor"
 #: fractions of the most uncertain foreground voxels removed in the Dice-vs-removal curve
 REMOVED_FRACTIONS = (0.0, 0.05, 0.1, 0.25)
+#: uncertainty is scored within this distance (mm) of the prediction or the truth
+BAND_MM = 5.0
+
+
+def _on_ct_grid(seg, case) -> dict:
+    from .segmentation import class_distribution
+
+    prob = to_ct_grid(seg.probabilities, case.grid, case.ct, order=1)
+    return {"labels": to_ct_grid(seg.labels, case.grid, case.ct, order=0),
+            "entropy": to_ct_grid(seg.entropy, case.grid, case.ct, order=1), "classes": class_distribution(prob)}
 
 
 def predict_case(model, item: Mapping, **kwargs) -> dict:
-    """One case (``{"name", "pet", "ct", "label"}``) through ``model``: ``labels`` and ``entropy`` on the CT grid,
-    the reference ``truth``, the CT ``spacing`` and the ``seconds`` taken.  Keyword arguments:
-    :func:`~.segmentation.run_segmenter`."""
+    """One case (``{"name", "pet", "ct", "label"}``) through ``model``: ``labels``, ``entropy`` and the class
+    probabilities ``classes`` (background, GTVp, GTVn) on the CT grid — for an ensemble also those of its first
+    sample alone (``one_sample``) —, the reference ``truth``, the CT ``spacing`` and the ``seconds`` taken.  Keyword
+    arguments: :func:`~.segmentation.run_segmenter`."""
     t0 = time.time()
     case = prepare_case(item["pet"], item["ct"], model.preprocessing, model.divisor)
     seg = run_segmenter(model, case.pet_suv, case.ct_hu, **kwargs)
-    labels = to_ct_grid(seg.labels, case.grid, case.ct, order=0)
-    entropy = to_ct_grid(seg.entropy, case.grid, case.ct, order=1)
-    truth = np.rint(load_volume(item["label"]).data).astype(np.uint8)
-    return {"name": item["name"], "labels": labels, "entropy": entropy, "truth": truth,
-            "spacing": case.ct.spacing, "seconds": time.time() - t0, "samples": seg.samples}
+    out = {"name": item["name"], **_on_ct_grid(seg, case), "truth": np.rint(load_volume(item["label"]).data)
+           .astype(np.uint8), "spacing": case.ct.spacing, "seconds": time.time() - t0, "samples": seg.samples}
+    if isinstance(model, PetCtSegModel):  # sample 0 of the ensemble, on its own
+        one = seg if seg.samples == 1 else run_segmenter(model, case.pet_suv, case.ct_hu, **{**kwargs, "samples": 1})
+        out["one_sample"] = _on_ct_grid(one, case)
+    return out
+
+
+def _uncertainty_case(r) -> dict:
+    from ...metrics.uncertainty import boundary_uncertainty, calibration, error_auroc, evaluation_region
+
+    region = evaluation_region(r["labels"], r["truth"], r["spacing"], band_mm=BAND_MM)
+    one = r["one_sample"]
+    return {"region_voxels": int(region.sum()),
+            "auroc_ensemble_entropy": error_auroc(r["entropy"], r["labels"], r["truth"], region=region),
+            "auroc_one_sample_entropy": error_auroc(one["entropy"], one["labels"], r["truth"], region=region),
+            "auroc_boundary_distance": error_auroc(boundary_uncertainty(r["labels"], r["spacing"]), r["labels"],
+                                                   r["truth"], region=region),
+            **{f"{k}_ensemble": v for k, v in calibration(r["classes"], r["truth"], region).items()},
+            **{f"{k}_one_sample": v for k, v in calibration(one["classes"], r["truth"], region).items()}}
 
 
 def _uncertainty_scores(results) -> dict:
-    from ...metrics.uncertainty import dice_after_removing_uncertain, error_auroc
+    from ...metrics.uncertainty import dice_after_removing_uncertain
 
-    aurocs = [error_auroc(r["entropy"], r["labels"], r["truth"]) for r in results]
+    cases = [_uncertainty_case(r) for r in results]
     curves = [dice_after_removing_uncertain(r["entropy"], r["labels"] > 0, r["truth"] > 0, REMOVED_FRACTIONS)
               for r in results]
-    return {"error_auroc_mean": float(np.nanmean(aurocs)) if not np.isnan(aurocs).all() else float("nan"),
-            "error_auroc_cases": aurocs,
+    means = {k: float(np.nanmean([c[k] for c in cases])) if not all(np.isnan(c[k]) for c in cases) else float("nan")
+             for k in cases[0] if k != "region_voxels"}
+    return {"region": f"voxels within {BAND_MM:g} mm of the prediction or the truth", **means, "cases": cases,
+            "error_auroc_mean": means["auroc_ensemble_entropy"],
             "tumour_dice_after_removing": {str(f): float(np.nanmean([c[f] for c in curves]))
                                            for f in REMOVED_FRACTIONS}}
 
