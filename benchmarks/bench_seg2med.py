@@ -2,8 +2,9 @@
 abdomen phantoms.
 
 Scores: ``medfusion.apps.seg2med.evaluation.evaluate_heldout`` — the ``synthrad`` protocol of
-:mod:`medfusion.metrics` (per-slice SSIM, PSNR, MAE inside the body; CT window [−1024, 3000] HU, MR [0, window
-maximum]), the mean absolute per-organ mean error (HU, CT targets) and the slice-to-slice difference relative to
+:mod:`medfusion.metrics`, SynthRAD2023's definition (MAE of the raw values, PSNR of the clipped images and one 3D
+SSIM, inside the body; CT window [−1024, 3000] HU, MR [0, window maximum]), the mean absolute per-organ mean error
+(HU, CT targets) and the slice-to-slice difference relative to
 the truth's (``interslice_ratio``: 1 = as smooth along z as the truth; slice-wise stripes raise it).  Baselines:
 the prior image (generation) and the input histogram-matched to the true target (conversion; an oracle).
 

@@ -1,8 +1,9 @@
 """Held-out evaluation of seg2med: generate (and convert) every case, score the model and the no-learning baseline.
 
-Every number comes from :mod:`medfusion.metrics`: SSIM (per axial slice), PSNR and MAE inside the body through
-:func:`medfusion.evaluate.evaluate_arrays` with the ``synthrad`` protocol (CT: its HU window [−1024, 3000]; MR:
-the window [0, model's MR maximum]), per-organ mean errors (:func:`~medfusion.metrics.image.region_mean_errors`,
+Every number comes from :mod:`medfusion.metrics`: SSIM, PSNR and MAE inside the body through
+:func:`medfusion.evaluate.evaluate_arrays` with the ``synthrad`` protocol, SynthRAD2023's definition (MAE of the raw
+values; PSNR of the clipped images; one 3D SSIM over the body; CT window [−1024, 3000] HU, MR window [0, the
+model's MR maximum]), per-organ mean errors (:func:`~medfusion.metrics.image.region_mean_errors`,
 HU for CT) and the slice-to-slice difference (:func:`~medfusion.metrics.image.interslice_difference`) relative to
 the truth's — the stripe measure of a slice-wise model (1 = as smooth along z as the truth).
 """
