@@ -38,7 +38,7 @@ import numpy as np
 from .errors import InputError, ignore_signals
 from .io import (LABEL_IMAGE_EXTENSIONS, VOLUME_EXTENSIONS, check_same_geometry, load_label_image, load_rgb,
                  load_volume, resample_like)
-from .metrics.protocols import LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
+from .metrics.protocols import INSTANCE_METRICS, LABEL_METRICS, CaseResult, Protocol, Settings, get_protocol
 from .pairing import IMAGE_EXTENSIONS, Case, pair_cases
 
 __all__ = ["Case", "pair_cases", "load_case", "check_arrays", "evaluate", "evaluate_arrays", "IMAGE_EXTENSIONS"]
@@ -205,7 +205,7 @@ def _plan(protocol, metrics, labels, has_mask: bool, data_range, window, empty_d
     set_level = tuple(m for m in metrics if m in ("fid", "kid"))
     metrics = [m for m in metrics if m not in set_level]
     if protocol is None:
-        seg_only = metrics and all(m in LABEL_METRICS for m in metrics)
+        seg_only = metrics and all(m in LABEL_METRICS + INSTANCE_METRICS for m in metrics)
         protocol = "labels" if seg_only or (labels is not None and not metrics) else "image"
     proto = get_protocol(protocol)
     if labels is not None and not isinstance(labels, dict):

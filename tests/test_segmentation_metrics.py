@@ -332,3 +332,35 @@ def test_check_label_map_unexpected_values_listed():
     assert check_label_map(arr) is arr  # without labels any non-negative integer is fine
     with pytest.raises(InputError, match="label map"):
         check_label_map(np.array(["a", "b"]))
+
+
+# ---- instance maps (cell nuclei) -----------------------------------------------------------------------------------
+def test_aji_and_panoptic_quality_by_hand():
+    """Reference objects 1 (4 px), 2 (4 px), 3 (2 px); the prediction finds 1 exactly, half of 2 (IoU 0.5, not a PQ
+    match: IoU must exceed 0.5), misses 3 and adds a spurious 1-px object."""
+    from medfusion.metrics import aji, panoptic_quality
+
+    ref = np.array([[1, 1, 0, 2, 2], [1, 1, 0, 2, 2], [0, 0, 0, 0, 0], [3, 3, 0, 0, 0]])
+    pred = np.array([[7, 7, 0, 5, 0], [7, 7, 0, 5, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 9]])  # other numbers
+    assert aji(pred, ref) == pytest.approx((4 + 2) / (4 + 4 + 2 + 1))
+    assert panoptic_quality(pred, ref) == pytest.approx({"pq": 1 / 3, "sq": 1.0, "rq": 1 / 3, "tp": 1, "fp": 2,
+                                                         "fn": 2})
+    merged = np.where(ref > 0, 1, 0)  # one predicted object over all three: each reference object pairs with it
+    assert aji(merged, ref) == pytest.approx(10 / 30)  # Σ|G∩P| = 4 + 4 + 2, Σ|G∪P| = 3 × 10
+    assert math.isnan(aji(np.zeros_like(ref), np.zeros_like(ref)))
+    assert math.isnan(panoptic_quality(np.zeros_like(ref), np.zeros_like(ref))["pq"])
+    assert aji(np.zeros_like(ref), ref) == 0.0 and panoptic_quality(np.zeros_like(ref), ref)["rq"] == 0.0
+
+
+def test_labels_protocol_scores_instances_with_foreground():
+    from medfusion.evaluate import evaluate_arrays
+
+    ref = np.array([[1, 1, 0, 2, 2], [1, 1, 0, 2, 2], [0, 0, 0, 0, 0], [3, 3, 0, 0, 0]])
+    pred = np.array([[7, 7, 0, 5, 0], [7, 7, 0, 5, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 9]])
+    report = evaluate_arrays([{"case": "tile", "pred": pred, "ref": ref}], protocol="labels", foreground=True,
+                             metrics=["dice", "aji", "pq"])
+    c = report.cases[0]
+    assert c["aji"] == pytest.approx(6 / 11) and c["pq"] == pytest.approx(1 / 3) and c["sq"] == 1.0
+    assert c["dice_foreground"] == pytest.approx(2 * 6 / (7 + 10))
+    with pytest.raises(InputError, match="--foreground"):
+        evaluate_arrays([{"case": "tile", "pred": pred, "ref": ref}], protocol="labels", metrics=["aji"])

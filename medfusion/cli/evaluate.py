@@ -109,7 +109,8 @@ def register(sub) -> None:
                    "lesion-wise metrics: " + ", ".join(BRATS) + " (optional extra brats); default: labels if only "
                    "dice/hd95/dsc_agg are asked for or --labels is given, else image")
     p.add_argument("--metrics", nargs="+", metavar="M", help="subset of the protocol's metrics: ssim ssim_slice "
-                   "psnr mae mse fsim | dice hd95 dsc_agg; fid kid (need --fid-extractor/--fid-weights) | brats-*: "
+                   "psnr mae mse fsim | dice hd95 dsc_agg, and for instance maps (--foreground) aji pq (with its sq, "
+                   "rq); fid kid (need --fid-extractor/--fid-weights) | brats-*: "
                    "panoptica's fields, e.g. sq_dsc sq_hd95 sq_nsd pq_dsc tp fp fn global_bin_dsc (default all)")
     p.add_argument("--foreground", action="store_true", help="labels protocol: every positive value is one label "
                    "'foreground' (instance label maps, e.g. cell nuclei numbered 1..N; 2D PNG/TIFF label images are "

@@ -4,7 +4,8 @@
   :func:`brasyn_ssim` / :func:`region_ssim` (as the BraSyn organisers compute them), :func:`fsim` /
   :func:`fsim_volume`;
 * segmentation — :func:`dice`, :func:`hd95` (mm), :func:`surface_distances`, :class:`AggregatedDice`
-  (HECKTOR DSCagg), :func:`label_counts`, :func:`check_label_map`;
+  (HECKTOR DSCagg, mm³), :func:`label_counts`, :func:`check_label_map`; instances (cells) — :func:`aji`,
+  :func:`panoptic_quality` (PQ, SQ, RQ);
 * distributions — :func:`fid`, :func:`kid`, :func:`frechet_distance` from feature vectors; feature networks in
   :mod:`medfusion.metrics.features` (weights supplied by the user);
 * uncertainty — :func:`error_auroc`, :func:`dice_after_removing_uncertain`, :func:`evaluation_region`,
@@ -20,8 +21,10 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "percentile_scale", "default_data_range"),
+    "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "synthrad_ssim", "percentile_scale",
+              "default_data_range"),
     "segmentation": ("dice", "hd95", "surface_distances", "label_counts", "AggregatedDice", "check_label_map"),
+    "instances": ("aji", "panoptic_quality"),
     "fsim": ("fsim", "fsim_volume"),
     "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),
     "protocols": ("PROTOCOLS", "get_protocol", "Settings"),

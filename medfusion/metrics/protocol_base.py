@@ -11,12 +11,16 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Settings", "CaseResult", "Protocol", "LOWER_IS_BETTER", "IMAGE_METRICS", "LABEL_METRICS"]
+__all__ = ["Settings", "CaseResult", "Protocol", "LOWER_IS_BETTER", "IMAGE_METRICS", "LABEL_METRICS",
+           "INSTANCE_METRICS"]
 #: metric families that improve downwards (all others — SSIM, PSNR, FSIM, Dice — improve upwards)
 LOWER_IS_BETTER = ("mae", "mse", "hd95", "fid", "kid")
 
 IMAGE_METRICS = ("ssim", "ssim_slice", "psnr", "mae", "mse", "fsim")
 LABEL_METRICS = ("dice", "hd95", "dsc_agg")
+#: instance label maps (objects numbered 1..N, numbers unrelated between prediction and reference): AJI, and PQ with
+#: its segmentation (SQ) and detection (RQ) parts
+INSTANCE_METRICS = ("aji", "pq")
 
 
 @dataclass(frozen=True)

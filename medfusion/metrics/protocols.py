@@ -50,8 +50,8 @@ import numpy as np
 
 from ..errors import InputError
 from .brats import BRATS_PROTOCOLS
-from .protocol_base import (IMAGE_METRICS, LABEL_METRICS, LOWER_IS_BETTER, CaseResult, Protocol,  # noqa: F401
-                            Settings)
+from .protocol_base import (IMAGE_METRICS, INSTANCE_METRICS, LABEL_METRICS, LOWER_IS_BETTER,  # noqa: F401
+                            CaseResult, Protocol, Settings)
 
 __all__ = ["Settings", "Protocol", "PROTOCOLS", "get_protocol", "LOWER_IS_BETTER", "IMAGE_METRICS", "LABEL_METRICS"]
 
@@ -229,7 +229,7 @@ class BCIProtocol(Protocol):
 class LabelProtocol(Protocol):
     name = "labels"
     inputs = "labels"
-    available = LABEL_METRICS
+    available = LABEL_METRICS + INSTANCE_METRICS
     default = LABEL_METRICS
     uses_mask = False
     description = ("generic segmentation: Dice and HD95 (mm, max of the two directed 95th percentiles of the "
@@ -241,16 +241,23 @@ class LabelProtocol(Protocol):
     def _check(self, s: Settings) -> Settings:
         if s.foreground and s.labels:
             raise InputError("--foreground scores every positive label as one; leave out --labels")
+        if set(s.metrics) & set(INSTANCE_METRICS) and not s.foreground:
+            raise InputError("aji and pq score instance label maps (objects numbered 1..N): add --foreground")
         return replace(s, labels={1: "foreground"}) if s.foreground else s
 
     def case(self, pred, ref, mask, spacing, s):
         from . import segmentation as seg
+        from .instances import aji, panoptic_quality
 
+        out = {}
+        if "aji" in s.metrics:
+            out["aji"] = aji(pred, ref)
+        if "pq" in s.metrics:
+            out.update({k: v for k, v in panoptic_quality(pred, ref).items() if k in ("pq", "sq", "rq")})
         if s.foreground:
             pred, ref = (pred > 0).view(np.uint8), (ref > 0).view(np.uint8)
         labels = s.labels or {int(v): str(int(v)) for v in np.union1d(np.unique(pred), np.unique(ref)) if v != 0}
         counts = seg.label_counts(pred, ref, tuple(labels))
-        out = {}
         for label, name in labels.items():
             if "dice" in s.metrics:
                 out[f"dice_{name}"] = seg.dice_from_counts(*counts[label], empty=s.empty_dice)
@@ -309,6 +316,7 @@ def _hd95(pred, ref, spacing, counts, s) -> float:
 
 class HecktorProtocol(LabelProtocol):
     name = "hecktor"
+    available = LABEL_METRICS
     description = ("HECKTOR 2022 (the organisers' evaluate_segmentation2022 notebook): labels 1 GTVp, 2 GTVn; per "
                    "case Dice and HD95 (mm; undefined when a class is absent from either side) per class; over the "
                    "set the aggregated Dice per class in mm³, 2*sum v|P&G| / sum v(|P|+|G|) with v each case's voxel "
