@@ -92,7 +92,7 @@ def _check_stain(ns):
     assert ns["out"]["cells"].shape == ns["he"].shape[:2] and ns["out"]["cells"].dtype == np.uint16
     assert ns["tiled"]["ihc"].shape == ns["big"].shape and ns["rows"] and ns["cols"]
     assert math.isfinite(ns["seam_ratio"](ns["tiled"]["ihc"], ns["rows"], ns["cols"]))
-    assert set(ns["report"]["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_watershed"}
+    assert set(ns["report"]["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_as_ihc", "haematoxylin_watershed"}
 
 
 CHECKS = {"cwdm_missing_modality.ipynb": _check_cwdm, "evaluation.ipynb": _check_evaluation,

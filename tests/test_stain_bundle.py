@@ -92,5 +92,5 @@ def test_bundle_inference_and_evaluation_on_the_samples(tmp_path):
                 "--baseline_checkpoint", str(base), *common))
     result = json.loads(report.read_text())
     assert result["n_cases"] == 2
-    assert set(result["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_watershed"}
+    assert set(result["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_as_ihc", "haematoxylin_watershed"}
     assert 0.0 <= result["models"]["diffusion"]["cells"]["dice"] <= 1.0

@@ -224,7 +224,7 @@ def test_rgb_files_and_refusals(tmp_path):
     Image.fromarray(np.zeros((8, 8, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
     with pytest.raises(InputError, match="only 8-bit RGB.*flatten the alpha"):
         images.load_he(tmp_path / "rgba.png")
-    with pytest.raises(InputError, match="RGB image"):
+    with pytest.raises(InputError, match="PIL mode .RGB.: labels must be a single-channel"):
         images.load_labels(tmp_path / "a.png")
     Image.fromarray(np.zeros((8, 8), dtype=np.float32)).save(tmp_path / "float.tif")
     with pytest.raises(InputError, match="floating-point"):

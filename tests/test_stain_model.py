@@ -245,7 +245,8 @@ def test_heldout_evaluation_scores_models_and_references_through_medfusion_metri
     write_tissue_dataset(tmp_path / "test", 2, shape=(40, 36), seed0=7)
     out = evaluate_heldout({"copy": copy_model()}, tmp_path / "test", steps=2, report=tmp_path / "r.json")
     m, ref = out["models"]["copy"], out["models"]["he_as_ihc"]
-    assert out["n_cases"] == 2 and set(out["models"]) == {"copy", "he_as_ihc", "haematoxylin_watershed"}
+    assert out["n_cases"] == 2 and set(out["models"]) == {"copy", "he_as_ihc", "haematoxylin_as_ihc",
+                                                          "haematoxylin_watershed"}
     assert abs(m["ihc"]["psnr"] - ref["ihc"]["psnr"]) < 0.2 and abs(m["ihc"]["ssim"] - ref["ihc"]["ssim"]) < 0.01
     case = tmp_path / "test" / "STAIN-PHANTOM-00000"
     he, ihc = load_rgb(case / "he.png"), load_rgb(case / "ihc.png")
@@ -255,7 +256,17 @@ def test_heldout_evaluation_scores_models_and_references_through_medfusion_metri
 
     pred = nuclei_labels(he) > 0
     expected = 2 * (pred & cells).sum() / (pred.sum() + cells.sum())
-    assert out["models"]["haematoxylin_watershed"]["cells"]["per_case"][0]["dice"] == pytest.approx(expected)
+    watershed = out["models"]["haematoxylin_watershed"]["cells"]
+    assert watershed["per_case"][0]["dice"] == pytest.approx(expected)
+    from medfusion.metrics import aji, panoptic_quality
+
+    assert watershed["per_case"][0]["aji"] == pytest.approx(aji(nuclei_labels(he), load_labels(case / "cells.png")))
+    assert watershed["per_case"][0]["pq"] == pytest.approx(
+        panoptic_quality(nuclei_labels(he), load_labels(case / "cells.png"))["pq"])
+    from medfusion.apps.stain.data import haematoxylin_as_ihc
+
+    rendered = out["models"]["haematoxylin_as_ihc"]["ihc"]["per_case"][0]["psnr"]
+    assert rendered == pytest.approx(peak_signal_noise_ratio(ihc, haematoxylin_as_ihc(he), data_range=255))
     assert json.loads((tmp_path / "r.json").read_text())["n_cases"] == 2
 
 

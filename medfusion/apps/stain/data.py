@@ -70,6 +70,17 @@ def haematoxylin(rgb: np.ndarray) -> np.ndarray:
     return np.maximum(rgb2hed(_check_rgb(rgb, "the image"))[..., 0], 0.0)
 
 
+def haematoxylin_as_ihc(he_rgb: np.ndarray) -> np.ndarray:
+    """A no-learning IHC: the H&E image's own haematoxylin (:func:`haematoxylin`) rendered alone, as an IHC
+    counterstain without any DAB (``round(255 · hed2rgb(stack(H, 0, 0)))``, uint8).  It uses no knowledge of how the
+    data were made; a model that cannot beat it has learned nothing about the DAB."""
+    from skimage.color import hed2rgb
+
+    h = haematoxylin(he_rgb)
+    rgb = hed2rgb(np.stack([h, np.zeros_like(h), np.zeros_like(h)], axis=-1))
+    return np.clip(np.rint(255.0 * rgb), 0, 255).astype(np.uint8)
+
+
 def he_from_ihc(ihc_rgb: np.ndarray, seed: int = 0) -> np.ndarray:
     """An H&E-like image of the tissue of an IHC image: its haematoxylin, a synthetic eosin, no DAB.
 

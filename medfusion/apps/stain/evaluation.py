@@ -1,14 +1,16 @@
-"""Held-out evaluation of stain translators: the IHC image by the ``bci`` protocol and the cells by Dice, every
-number from :mod:`medfusion.metrics`.
+"""Held-out evaluation of stain translators: the IHC image by the ``bci`` protocol and the cells by Dice and by
+instance metrics, every number from :mod:`medfusion.metrics`.
 
 For each case folder (``he.png``, ``ihc.png``, ``cells.png``) every model translates the H&E; the IHC image is
 scored against the true IHC with 8-bit PSNR and SSIM as BCI computes them (:func:`medfusion.evaluate.evaluate_arrays`,
-``protocol="bci"``), the cell labels against the coarse true labels by foreground Dice (the ``labels`` protocol
-with ``foreground=True``, as ``medfusion evaluate --protocol labels --foreground`` scores label images: per image,
-and aggregated over all pixels of the set).  Two
-no-learning references are scored the same way: ``he_as_ihc`` (the H&E image itself as the IHC prediction — what
-a model must beat to have learned anything) and ``haematoxylin_watershed`` (cells from the H&E's haematoxylin
-channel by :func:`.data.nuclei_labels`, the rule that made the coarse training labels).
+``protocol="bci"``), the cell labels against the coarse true labels (the ``labels`` protocol with
+``foreground=True``, as ``medfusion evaluate --protocol labels --foreground --metrics dice dsc_agg aji pq`` scores
+label images): foreground Dice per image and aggregated over all pixels of the set, and per image the object-level
+AJI and panoptic quality (PQ with its segmentation part SQ and detection part RQ).  Three no-learning references are
+scored the same way: ``he_as_ihc`` (the H&E image itself as the IHC prediction), ``haematoxylin_as_ihc`` (the H&E's
+own haematoxylin rendered as an IHC counterstain, :func:`.data.haematoxylin_as_ihc`) and ``haematoxylin_watershed``
+(cells from the H&E's haematoxylin channel by :func:`.data.nuclei_labels`, the rule that made the coarse training
+labels — on tiles whose labels came from that rule, a circular reference).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from .translate import translate
 __all__ = ["evaluate_heldout", "load_cases", "score", "REFERENCES"]
 
 #: the no-learning references and what they predict
-REFERENCES = {"he_as_ihc": "ihc", "haematoxylin_watershed": "cells"}
+REFERENCES = {"he_as_ihc": "ihc", "haematoxylin_as_ihc": "ihc", "haematoxylin_watershed": "cells"}
 
 
 def _predict(name: str, model, he: np.ndarray, **kwargs) -> dict:
     if name == "he_as_ihc":
         return {"ihc": he}
+    if name == "haematoxylin_as_ihc":
+        from .data import haematoxylin_as_ihc
+
+        return {"ihc": haematoxylin_as_ihc(he)}
     if name == "haematoxylin_watershed":
         from .data import nuclei_labels
 
@@ -47,8 +53,9 @@ def load_cases(dataset_dir, max_cases: int | None = None) -> list[dict]:
 
 def score(preds: list[dict], cases: list[dict]) -> dict:
     """Predictions (``{"ihc"?, "cells"?}`` per case) against :func:`load_cases` cases: ``{"ihc": {"psnr", "ssim",
-    "per_case"}, "cells": {"dice", "dice_aggregated", "per_case"}}`` for the tasks predicted — the ``bci`` protocol
-    and the ``labels`` protocol with ``foreground`` (:func:`medfusion.evaluate.evaluate_arrays`)."""
+    "per_case"}, "cells": {"dice", "dice_aggregated", "aji", "pq", "sq", "rq", "per_case"}}`` for the tasks
+    predicted — the ``bci`` protocol and the ``labels`` protocol with ``foreground``
+    (:func:`medfusion.evaluate.evaluate_arrays`); AJI and PQ are means over the images where they are defined."""
     from ...evaluate import evaluate_arrays
 
     out: dict = {}
@@ -60,10 +67,13 @@ def score(preds: list[dict], cases: list[dict]) -> dict:
                       "per_case": [{"case": r["case"], "psnr": r["psnr"], "ssim": r["ssim"]} for r in rep.cases]}
     if "cells" in preds[0]:
         pairs = [{"case": c["name"], "pred": p["cells"], "ref": c["cells"]} for p, c in zip(preds, cases)]
-        rep = evaluate_arrays(pairs, protocol="labels", metrics=["dice", "dsc_agg"], foreground=True)
-        per = [r["dice_foreground"] for r in rep.cases]
-        out["cells"] = {"dice": float(np.mean(per)), "dice_aggregated": rep.set_metrics["dsc_agg_foreground"],
-                        "per_case": [{"case": c["name"], "dice": d} for c, d in zip(cases, per)]}
+        rep = evaluate_arrays(pairs, protocol="labels", metrics=["dice", "dsc_agg", "aji", "pq"], foreground=True)
+        per = [{"case": r["case"], "dice": r["dice_foreground"], **{k: r[k] for k in ("aji", "pq", "sq", "rq")}}
+               for r in rep.cases]
+        out["cells"] = {"dice": float(np.mean([r["dice"] for r in per])),
+                        "dice_aggregated": rep.set_metrics["dsc_agg_foreground"],
+                        **{k: float(np.nanmean([r[k] for r in per])) for k in ("aji", "pq", "sq", "rq")},
+                        "per_case": per}
     return out
 
 
