@@ -2,7 +2,8 @@
 weights are given), the U-Net baseline and the no-learning references — IHC by the ``bci`` protocol (8-bit PSNR,
 SSIM), cells by Dice — on synthetic tiles (seeds 3000 and up) and on the real test strip of scikit-image's IHC image
 (columns 384–511, never trained on), every number from :mod:`medfusion.metrics`
-(:func:`medfusion.apps.stain.evaluation.evaluate_heldout`).
+(:func:`medfusion.apps.stain.evaluation.evaluate_heldout`); and the seam ratio of the whole real test strip translated
+tile by tile at the default tile and overlap, beside the true IHC's ratio at the same edges.
 
     python benchmarks/bench_stain.py                                     # 16 synthetic + 4 real 128² tiles, 10 steps
     python benchmarks/bench_stain.py --cases 2 --steps 2 --out /tmp/smoke.json          # smoke run
@@ -51,7 +52,9 @@ def _table(result: dict) -> list[str]:
     for name, m in result["models"].items():
         ihc, cells = m.get("ihc", {}), m.get("cells", {})
         lines.append(f"{name:24s} PSNR {ihc.get('psnr', nan):6.2f}  SSIM {ihc.get('ssim', nan):.4f}  "
-                     f"Dice {cells.get('dice', nan):.4f}  ({m['seconds_per_image']:.1f} s/image)")
+                     f"Dice {cells.get('dice', nan):.4f}  AJI {cells.get('aji', nan):.4f}  PQ {cells.get('pq', nan):.4f}"
+                     f" (SQ {cells.get('sq', nan):.4f}, RQ {cells.get('rq', nan):.4f})  "
+                     f"({m['seconds_per_image']:.1f} s/image)")
     return lines
 
 
@@ -82,8 +85,32 @@ def main() -> None:
         r = evaluate_heldout(models, folder, steps=a.steps, seed=a.seed, device=a.device)
         result["sets"][name] = r
         print(f"\n{name} ({r['n_cases']} tiles)\n" + "\n".join(_table(r)), flush=True)
+    result["real_strip_seams"] = _real_strip_seams(models, a)
+    print("seam ratio on the real test strip (1 = tile edges as smooth as anywhere else): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result["real_strip_seams"]["seam_ratio_ihc"].items()))
     path = write_results("stain_quality", {"command": command_line(), **result}, a.out)
     print(f"wrote {path}")
+
+
+def _real_strip_seams(models: dict, a) -> dict:
+    """The whole real test strip translated tile by tile at each model's default tile and overlap: the seam ratio
+    of its IHC at the tile edges, beside the true IHC's ratio at the same edges (its own texture there)."""
+    from medfusion.apps.stain.data import split_pairs
+    from medfusion.apps.stain.translate import check_tiling, tile_edges, translate
+    from medfusion.metrics.image import seam_ratio
+
+    strip = split_pairs("test")
+    out: dict = {"shape": list(strip["he"].shape[:2]), "seam_ratio_ihc": {}}
+    for name, model in models.items():
+        if "ihc" not in model.tasks:
+            continue
+        tile, overlap = check_tiling(model, None, None)
+        rows, cols = (tile_edges(n, tile, overlap) for n in strip["he"].shape[:2])
+        ihc = translate(model, strip["he"], steps=a.steps, seed=a.seed, device=a.device)["ihc"]
+        out["seam_ratio_ihc"][name] = seam_ratio(ihc, rows, cols)
+        out.setdefault("tile_overlap", {})[name] = [tile, overlap]
+        out["seam_ratio_ihc"]["truth"] = seam_ratio(strip["ihc"], rows, cols)
+    return out
 
 
 if __name__ == "__main__":
