@@ -72,9 +72,16 @@ def score(preds: list[dict], cases: list[dict]) -> dict:
                for r in rep.cases]
         out["cells"] = {"dice": float(np.mean([r["dice"] for r in per])),
                         "dice_aggregated": rep.set_metrics["dsc_agg_foreground"],
-                        **{k: float(np.nanmean([r[k] for r in per])) for k in ("aji", "pq", "sq", "rq")},
+                        **{k: _mean_defined([r[k] for r in per]) for k in ("aji", "pq", "sq", "rq")},
                         "per_case": per}
     return out
+
+
+def _mean_defined(values) -> float:
+    """The mean of the defined (finite) values; ``nan`` when there are none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def evaluate_heldout(models: Mapping[str, object], dataset_dir, *, references: bool = True,
