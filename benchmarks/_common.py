@@ -145,18 +145,19 @@ _PHANTOM_APPS = {"brats": ("cwdm", "phantom", "BraTS-HELDOUT", "write_phantom_da
 
 
 def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None,
-                     kind: str = "brats") -> Path:
+                     kind: str = "brats", **options) -> Path:
     """Held-out phantom cases of ``kind`` (seeds never used for training: the shipped weights used 1000–1031
     and 2000–2001 for validation), written once into a cache folder (default: beside the results), one folder
-    per version of the phantom generator."""
+    per version of the phantom generator; ``options`` go to its dataset writer (e.g. ``raters=True``)."""
     import importlib
 
     app, module, prefix, writer = _PHANTOM_APPS[kind]
     write = getattr(importlib.import_module(f"medfusion.apps.{app}.{module}"), writer)
     root = Path(cache) if cache else RESULTS / "_heldout"
-    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}-{_phantom_fingerprint(app, module)}"
+    extra = "".join(f"-{k}" for k, v in sorted(options.items()) if v)
+    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}{extra}-{_phantom_fingerprint(app, module)}"
     if not (folder / ".complete").is_file():
-        write(folder, n, shape=tuple(shape), seed0=seed0, prefix=prefix, overwrite=True)
+        write(folder, n, shape=tuple(shape), seed0=seed0, prefix=prefix, overwrite=True, **options)
         (folder / ".complete").touch()
     return folder
 

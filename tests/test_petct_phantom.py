@@ -233,3 +233,23 @@ def test_dataset_names_seeds_and_bad_counts(tmp_path):
     assert write_headneck_dataset(tmp_path / "empty", 0, shape=TINY) == []
     with pytest.raises(InputError):
         write_headneck_dataset(tmp_path, -1, shape=TINY)
+
+
+def test_three_raters_draw_nested_borders_around_the_reference(full, tmp_path):
+    """Several plausible annotations of one case: a tight rater, the reference label map, a generous rater — the
+    same tumours, nested, each border about 2 mm from the next; written beside labelsTr on request."""
+    from medfusion.apps.petct.phantom import RATERS_FOLDER, write_headneck_dataset
+
+    for case in full:
+        raters = case["rater_labels"]
+        assert raters.shape == (3, *case["labels"].shape) and np.array_equal(raters[1], case["labels"])
+        tight, ref, generous = (r > 0 for r in raters)
+        assert not (tight & ~ref).any() and not (ref & ~generous).any()  # nested
+        assert 0 < tight.sum() < ref.sum() < generous.sum()
+        rim = ndimage.binary_dilation(ref, iterations=2) & ~ndimage.binary_erosion(ref, iterations=2)
+        assert not ((generous ^ ref) & ~rim).any()  # they differ only within 2 voxels of the reference border
+    write_headneck_dataset(tmp_path, 1, shape=(32, 32, 16), raters=True)
+    files = sorted(os.listdir(tmp_path / RATERS_FOLDER))
+    assert files == [f"HN-PHANTOM-00000_rater{k}.nii.gz" for k in (1, 2, 3)]
+    assert np.array_equal(load_volume(tmp_path / RATERS_FOLDER / files[1]).data,
+                          load_volume(tmp_path / "labelsTr" / "HN-PHANTOM-00000.nii.gz").data)

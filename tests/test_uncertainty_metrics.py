@@ -76,3 +76,22 @@ def test_calibration_closed_forms():
     probs = np.array([[0.8, 0.1, 0.1, 0.8], [0.1, 0.8, 0.1, 0.1], [0.1, 0.1, 0.8, 0.1]])  # 3 of 4 right at 0.8
     assert calibration(probs, ref)["ece"] == pytest.approx(abs(0.75 - 0.8))
     assert math.isnan(calibration(probs, ref, region=np.zeros(4, bool))["brier"])
+
+
+def test_generalised_energy_distance_by_hand():
+    from medfusion.metrics import generalised_energy_distance
+
+    a = np.array([1, 1, 0, 0])
+    b = np.array([1, 1, 1, 0])  # IoU(a, b) = 2/3
+    c = np.array([0, 0, 1, 1])  # IoU(a, c) = 0, IoU(b, c) = 1/4
+    same = generalised_energy_distance([a, b], [a, b])  # every mean over the 4 pairs (0, 1/3, 1/3, 0): 1/6
+    assert same["ged"] == pytest.approx(0.0)  # 2/6 − 1/6 − 1/6: the same distribution
+    one = generalised_energy_distance([a], [a, b])  # a model that always gives a: pays for the annotations' spread
+    assert one == pytest.approx({"ged": 2 / 6 - 0 - 1 / 6, "cross": 1 / 6, "sample_diversity": 0.0,
+                                 "annotation_diversity": 1 / 6})
+    far = generalised_energy_distance([c, c], [a, b])
+    assert far["cross"] == pytest.approx((1 + 3 / 4) / 2) and far["ged"] > one["ged"]
+    empty = np.zeros(4, int)
+    assert generalised_energy_distance([empty], [empty])["ged"] == 0.0  # nothing anywhere: no distance
+    with pytest.raises(ValueError, match="one shape"):
+        generalised_energy_distance([a], [a[:3]])

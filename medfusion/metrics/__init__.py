@@ -30,7 +30,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "protocols": ("PROTOCOLS", "get_protocol", "Settings"),
     "report": ("Report",),
     "uncertainty": ("error_auroc", "dice_after_removing_uncertain", "evaluation_region", "boundary_uncertainty",
-                    "calibration"),
+                    "calibration", "generalised_energy_distance"),
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -13,6 +13,8 @@
 * :func:`dice_after_removing_uncertain` — Dice of the voxels that remain after the given fractions of the most
   uncertain foreground voxels (prediction ∪ reference) are set aside, as in uncertainty-filtered evaluation
   (QU-BraTS): if uncertainty marks errors, Dice rises as more is removed.
+* :func:`generalised_energy_distance` — where a case has several plausible annotations: how far the distribution
+  of a model's samples is from the annotations' (Probabilistic U-Net, PHiSeg).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["error_auroc", "dice_after_removing_uncertain", "evaluation_region", "boundary_uncertainty", "calibration"]
+__all__ = ["error_auroc", "dice_after_removing_uncertain", "evaluation_region", "boundary_uncertainty", "calibration",
+           "generalised_energy_distance"]
 
 
 def _region(pred: np.ndarray, ref: np.ndarray, region) -> np.ndarray:
@@ -118,3 +121,39 @@ def dice_after_removing_uncertain(uncertainty, pred_mask, ref_mask,
         size = p[kept].sum() + r[kept].sum()
         out[float(f)] = float(2.0 * (p[kept] & r[kept]).sum() / size) if size else float("nan")
     return out
+
+
+def _iou_distance(a: np.ndarray, b: np.ndarray, labels) -> float:
+    """1 − the mean IoU over the labels present in either map (0 when none is)."""
+    ious = []
+    for lab in labels:
+        x, y = a == lab, b == lab
+        union = np.count_nonzero(x | y)
+        if union:
+            ious.append(np.count_nonzero(x & y) / union)
+    return 1.0 - float(np.mean(ious)) if ious else 0.0
+
+
+def _mean_distance(xs, ys, labels) -> float:
+    return float(np.mean([_iou_distance(x, y, labels) for x in xs for y in ys]))
+
+
+def generalised_energy_distance(samples, annotations, labels=(1,)) -> dict[str, float]:
+    """The squared generalised energy distance between a model's samples and several annotations of one case (Kohl
+    et al. 2018, the Probabilistic U-Net; Baumgartner et al. 2019, PHiSeg):
+    ``D² = 2·E d(S, Y) − E d(S, S′) − E d(Y, Y′)`` with ``d = 1 − IoU`` (the mean IoU over ``labels`` present in
+    either map; 0 when neither holds any), each expectation the mean over every pair, a map with itself included
+    (the V-statistic, which keeps ``D² ≥ 0``).  0 when the samples are distributed as the annotations; a model that
+    always gives the same map pays for the annotations' spread.
+
+    Returns:
+        ``{"ged", "cross": E d(S, Y), "sample_diversity": E d(S, S′), "annotation_diversity": E d(Y, Y′)}``.
+    """
+    xs, ys = [np.asarray(x) for x in samples], [np.asarray(y) for y in annotations]
+    if not xs or not ys:
+        raise ValueError("samples and annotations must not be empty")
+    if any(a.shape != xs[0].shape for a in xs + ys):
+        raise ValueError("every sample and annotation must have one shape")
+    cross, among_s, among_y = (_mean_distance(p, q, labels) for p, q in ((xs, ys), (xs, xs), (ys, ys)))
+    return {"ged": 2 * cross - among_s - among_y, "cross": cross, "sample_diversity": among_s,
+            "annotation_diversity": among_y}

@@ -49,8 +49,8 @@ from ...io import ensure_absent, save_like, volume_from_array
 from ...shapes import Grid
 from .phantom_anatomy import REF_FOV_MM, TISSUE_NAMES, Anatomy, Part, draw_anatomy
 
-__all__ = ["CT_SPACING_MM", "PET_SPACING_MM", "SUV_CAP", "HeadNeckPhantomCase", "make_headneck_phantom",
-           "write_headneck_case", "write_headneck_dataset"]
+__all__ = ["CT_SPACING_MM", "PET_SPACING_MM", "SUV_CAP", "RATER_OFFSETS_MM", "RATERS_FOLDER", "HeadNeckPhantomCase",
+           "make_headneck_phantom", "write_headneck_case", "write_headneck_dataset"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -60,6 +60,11 @@ CT_SPACING_MM: tuple[float, float, float] = (2.0, 2.0, 3.0)
 PET_SPACING_MM: tuple[float, float, float] = (4.0, 4.0, 4.0)
 #: the PET never exceeds this SUV
 SUV_CAP = 30.0
+#: where :func:`write_headneck_case` puts the raters' label maps (beside ``labelsTr``)
+RATERS_FOLDER = "labelsTr_raters"
+#: several plausible annotations of one case: each rater draws the tumour border this far (anatomical mm) outside
+#: the true surface (negative: inside) — tight, as the truth, generous; the second rater is the reference label map
+RATER_OFFSETS_MM: tuple[float, ...] = (-2.0, 0.0, 2.0)
 _SUB_MM = 2.0  # PET activity is rendered on sub-voxels no larger than this before the PSF
 _INDEX = {name: np.uint8(i) for i, name in enumerate(TISSUE_NAMES)}
 
@@ -136,15 +141,20 @@ def _paint(grid: Grid, out: dict, part: Part, values: np.ndarray, shell: np.ndar
     out["tissue"][box][inside] = _INDEX[part.tissue]
     if part.label is not None:
         out["labels"][box][inside] = part.label
+        for rater, offset in zip(out.get("raters", ()), RATER_OFFSETS_MM):  # where each rater draws its border
+            rater[box][d <= np.float32(offset)] = part.label
 
 
-def _render(grid: Grid, anatomy: Anatomy, channels: tuple[int, ...]) -> dict[str, np.ndarray]:
+def _render(grid: Grid, anatomy: Anatomy, channels: tuple[int, ...], raters: bool = False) -> dict[str, np.ndarray]:
     """Noise-free ``maps`` (the ``channels`` of HU, SUV, texture HU, relative SUV texture), ``tissue`` and
-    ``labels`` maps, and the ``body`` mask on ``grid``."""
+    ``labels`` maps, the ``body`` mask on ``grid``, and with ``raters`` the label map of every rater
+    (:data:`RATER_OFFSETS_MM`)."""
     ch = list(channels)
     body_d = anatomy.body.sdf(grid, grid.full)
     out = {"maps": np.empty((len(ch), *grid.shape), dtype=np.float32), "body_d": body_d,
            "tissue": np.zeros(grid.shape, dtype=np.uint8), "labels": np.zeros(grid.shape, dtype=np.uint8)}
+    if raters:
+        out["raters"] = [np.zeros(grid.shape, dtype=np.uint8) for _ in RATER_OFFSETS_MM]
     out["maps"][:] = anatomy.tissues["air"][ch].reshape(-1, 1, 1, 1)
     for part in anatomy.parts:
         values = anatomy.tissues[part.tissue] if part.values is None else part.values
@@ -218,7 +228,9 @@ def make_headneck_phantom(
     Returns:
         ``ct``: float32 HU ``(X, Y, Z)``; ``ct_affine``: 4 × 4 voxel → RAS+ mm; ``pet``: float32 SUV on the PET
         grid; ``pet_affine``; ``labels``: uint8 on the CT grid (0, 1 GTVp, 2 GTVn); ``body``: bool body mask
-        (CT grid); ``tissue``: uint8 tissue index per CT voxel (``tissue_names``); ``pet_labels``: uint8 labels
+        (CT grid); ``rater_labels``: uint8 ``(3, X, Y, Z)``, the label maps of three raters who draw the tumour
+        border 2 mm inside, on, and 2 mm outside its surface (:data:`RATER_OFFSETS_MM`; the second equals
+        ``labels``); ``tissue``: uint8 tissue index per CT voxel (``tissue_names``); ``pet_labels``: uint8 labels
         on the PET grid (tumour fraction ≥ ½); ``gtvp_centre``: world mm (3,); ``gtvn_centres``: world mm
         (n, 3); ``n_nodes``; ``suv_max_tumour``: the highest PET SUV in voxels the tumours touch;
         ``scale``: anatomy size relative to the real one; ``ct_noise_hu``, ``pet_fwhm_mm``, ``pet_noise`` (k);
@@ -234,7 +246,7 @@ def make_headneck_phantom(
     place = _place(rng, shape, spacing, pet_sp, scale)
     scan = {"ct_noise": rng.uniform(10.0, 20.0), "fwhm": rng.uniform(5.0, 7.0), "pet_noise": rng.uniform(0.08, 0.25),
             "pet_floor": rng.uniform(0.01, 0.04)}
-    ct_render = _render(_grid(shape, spacing, place.ct_origin, place), anatomy, (0, 2))
+    ct_render = _render(_grid(shape, spacing, place.ct_origin, place), anatomy, (0, 2), raters=True)
     maps = ct_render["maps"]
     ct = maps[0] + maps[1] * _field(rng, shape, 1.5 / spacing)
     ct += np.float32(scan["ct_noise"]) * _field(rng, shape, 0.5)
@@ -244,6 +256,8 @@ def make_headneck_phantom(
     for key, a in (("ct", ct), ("labels", ct_render["labels"]), ("body", ct_render["body"]),
                    ("tissue", ct_render["tissue"])):
         out[key], out["ct_affine"] = _oriented(a, spacing, place.ct_origin, place.ct_flip)
+    out["rater_labels"] = np.stack([_oriented(r, spacing, place.ct_origin, place.ct_flip)[0]
+                                    for r in ct_render["raters"]])
     for key, a in (("pet", pet), ("pet_labels", pet_labels)):
         out[key], out["pet_affine"] = _oriented(a, pet_sp, place.pet_origin, place.pet_flip)
     world = [place.anchor + scale * lesion.centre for lesion in anatomy.lesions]
@@ -270,11 +284,15 @@ class HeadNeckPhantomCase:
     label: str
 
 
-def _case_paths(out_dir: PathLike, name: str) -> dict[str, str]:
+def _case_paths(out_dir: PathLike, name: str, raters: bool = False) -> dict[str, str]:
     root = os.fspath(out_dir)
-    return {"ct": os.path.join(root, "imagesTr", f"{name}__CT.nii.gz"),
-            "pet": os.path.join(root, "imagesTr", f"{name}__PT.nii.gz"),
-            "label": os.path.join(root, "labelsTr", f"{name}.nii.gz")}
+    paths = {"ct": os.path.join(root, "imagesTr", f"{name}__CT.nii.gz"),
+             "pet": os.path.join(root, "imagesTr", f"{name}__PT.nii.gz"),
+             "label": os.path.join(root, "labelsTr", f"{name}.nii.gz")}
+    if raters:
+        paths.update({f"rater{k + 1}": os.path.join(root, RATERS_FOLDER, f"{name}_rater{k + 1}.nii.gz")
+                      for k in range(len(RATER_OFFSETS_MM))})
+    return paths
 
 
 def write_headneck_case(
@@ -285,6 +303,7 @@ def write_headneck_case(
     seed: int,
     spacing: tuple[float, float, float] | None = None,
     overwrite: bool = False,
+    raters: bool = False,
 ) -> HeadNeckPhantomCase:
     """Write one case in the HECKTOR 2022 layout: CT as int16 HU, PET as float32 SUV (each with its own affine)
     and the label map as uint8 on the CT grid.
@@ -294,11 +313,12 @@ def write_headneck_case(
         name: case name, e.g. ``"HN-PHANTOM-00000"``.
         shape, spacing, seed: see :func:`make_headneck_phantom` (PET at its default spacing).
         overwrite: replace existing files; otherwise any existing output is an error raised before writing.
+        raters: also write the three raters' label maps as ``labelsTr_raters/<name>_rater{1,2,3}.nii.gz``.
 
     Raises:
         OutputExistsError: some output exists and ``overwrite`` is false (nothing is written).
     """
-    paths = _case_paths(out_dir, name)
+    paths = _case_paths(out_dir, name, raters)
     ensure_absent(paths.values(), overwrite)
     case = make_headneck_phantom(shape, spacing=spacing, seed=seed)
     described = f"medfusion petct head-and-neck phantom, seed {seed}".encode()[:80]
@@ -309,7 +329,9 @@ def write_headneck_case(
     save_like(case["ct"], ct_ref, paths["ct"], overwrite=overwrite, dtype=np.int16)
     save_like(case["pet"], pet_ref, paths["pet"], overwrite=overwrite, dtype=np.float32)
     save_like(case["labels"], ct_ref, paths["label"], overwrite=overwrite, dtype=np.uint8)
-    return HeadNeckPhantomCase(name=name, **paths)
+    for k, rater in enumerate(case["rater_labels"] if raters else ()):
+        save_like(rater, ct_ref, paths[f"rater{k + 1}"], overwrite=overwrite, dtype=np.uint8)
+    return HeadNeckPhantomCase(name=name, ct=paths["ct"], pet=paths["pet"], label=paths["label"])
 
 
 def write_headneck_dataset(
@@ -321,13 +343,16 @@ def write_headneck_dataset(
     prefix: str = "HN-PHANTOM",
     spacing: tuple[float, float, float] | None = None,
     overwrite: bool = False,
+    raters: bool = False,
 ) -> list[HeadNeckPhantomCase]:
     """Write ``n`` cases ``<prefix>-00000``, ``<prefix>-00001``, ... with seeds ``seed0``, ``seed0 + 1``, ...
-    (see :func:`write_headneck_case`).
+    (see :func:`write_headneck_case`; ``raters``: also the three raters' label maps).
 
     Raises:
         InputError: ``n`` is negative.
         OutputExistsError: some output exists and ``overwrite`` is false (checked before writing anything).
     """
-    return write_seeded_cases(write_headneck_case, _case_paths, out_dir, n, prefix=prefix, seed0=seed0,
-                              overwrite=overwrite, shape=shape, spacing=spacing)
+    from functools import partial
+
+    return write_seeded_cases(write_headneck_case, partial(_case_paths, raters=raters), out_dir, n, prefix=prefix,
+                              seed0=seed0, overwrite=overwrite, shape=shape, spacing=spacing, raters=raters)
