@@ -28,9 +28,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--diffusion", help="diffusion checkpoint (default: the shipped bundle's models/model.pt)")
     p.add_argument("--baseline", help="SegResNet checkpoint (default: the shipped bundle's models/segresnet.pt)")
-    p.add_argument("--samples", type=int, default=5, help="ensemble size (default 5)")
+    p.add_argument("--samples", type=int, default=10, help="ensemble size (default 10, the application's)")
     add_heldout_options(p, cases=8)
-    p.set_defaults(shape=[96, 96, 48], steps=10)
+    p.set_defaults(shape=[96, 96, 48], steps=5)
     a = p.parse_args()
 
     from medfusion.apps.petct.baseline import SegResNetBaseline

@@ -216,3 +216,21 @@ def test_heldout_evaluation_scores_both_segmenters_through_the_metrics(hn, weigh
         assert key in unc and all(key in c for c in unc["cases"])
     assert unc["region"] == "voxels within 5 mm of the prediction or the truth"
     assert all(0 <= c["brier_ensemble"] <= 2 and 0 <= c["ece_ensemble"] <= 1 for c in unc["cases"])
+
+
+def test_default_sampling_is_the_validated_choice_everywhere():
+    """5 DDIM steps × 10 samples (chosen on validation phantoms, bundle docs): the API, the command and the bundle."""
+    import inspect
+
+    from conftest import REPO
+    from medfusion.apps.petct.model import DEFAULT_SAMPLES, DEFAULT_STEPS
+    from medfusion.apps.petct.segmentation import segment
+    from medfusion.cli.main import build_parser
+
+    assert (DEFAULT_STEPS, DEFAULT_SAMPLES) == (5, 10)
+    params = inspect.signature(segment).parameters
+    assert (params["steps"].default, params["samples"].default) == (DEFAULT_STEPS, DEFAULT_SAMPLES)
+    args = build_parser().parse_args(["segment", "--pet", "p", "--ct", "c", "--out", "o"])
+    assert (args.steps, args.samples) == (DEFAULT_STEPS, DEFAULT_SAMPLES)
+    config = json.loads((REPO / "bundles" / "hecktor_petct_diffseg" / "configs" / "inference.json").read_text())
+    assert (config["steps"], config["samples"]) == (DEFAULT_STEPS, DEFAULT_SAMPLES)

@@ -3,7 +3,7 @@
     from medfusion.apps import petct
     model = petct.load_model("bundles/hecktor_petct_diffseg/models/model.pt")
     petct.segment_case(model, "CASE__PT.nii.gz", "CASE__CT.nii.gz", "outputs/seg.nii.gz",
-                       uncertainty="outputs/uncertainty.nii.gz", samples=5, steps=10)
+                       uncertainty="outputs/uncertainty.nii.gz", samples=10, steps=5)
 
 After Dong & Gong (arXiv 2401.17593): a 3D DDPM denoises the tumour mask conditioned on PET (SUV) and CT (HU).
 medfusion's version predicts x₀ so a few DDIM steps suffice, draws an ensemble of samples over the whole

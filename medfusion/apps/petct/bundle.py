@@ -14,7 +14,7 @@ folder (``imagesTr/``, ``labelsTr/``) with the ``hecktor`` protocol of :mod:`med
 from __future__ import annotations
 
 from ...core.bundle import BundleEntry, format_scores, load_weights
-from .model import KIND, PetCtSegModel
+from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, KIND, PetCtSegModel
 
 __all__ = ["assemble", "PetCtSegmenter", "PetCtEvaluator"]
 
@@ -32,8 +32,8 @@ class PetCtSegmenter(BundleEntry):
 
     name = "hecktor_petct_diffseg inference"
 
-    def __init__(self, model, dataset_dir, output_dir, *, probabilities_dir=None, uncertainty_dir=None, samples=5,
-                 steps=10, sampler="ddim", seed=0, device="cpu", precision="float32", overwrite=False,
+    def __init__(self, model, dataset_dir, output_dir, *, probabilities_dir=None, uncertainty_dir=None,
+                 samples=DEFAULT_SAMPLES, steps=DEFAULT_STEPS, sampler="ddim", seed=0, device="cpu", precision="float32", overwrite=False,
                  skip_bad=False):
         self.model, self.dataset_dir, self.output_dir = model, dataset_dir, output_dir
         self.dirs = {"probabilities_dir": probabilities_dir, "uncertainty_dir": uncertainty_dir}
@@ -52,8 +52,9 @@ class PetCtEvaluator(BundleEntry):
 
     name = "hecktor_petct_diffseg evaluate"
 
-    def __init__(self, model, dataset_dir, report, *, baseline_checkpoint=None, samples=5, steps=10,
-                 sampler="ddim", seed=0, device="cpu", precision="float32", max_cases=None, overwrite=False):
+    def __init__(self, model, dataset_dir, report, *, baseline_checkpoint=None, samples=DEFAULT_SAMPLES,
+                 steps=DEFAULT_STEPS, sampler="ddim", seed=0, device="cpu", precision="float32", max_cases=None,
+                 overwrite=False):
         self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
         self.baseline_checkpoint, self.max_cases = baseline_checkpoint, max_cases
         self.kwargs = dict(samples=samples, steps=steps, sampler=sampler, seed=seed, device=device,

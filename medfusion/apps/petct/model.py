@@ -29,10 +29,16 @@ from ...core.model import DiffusionModel
 from ...errors import InputError
 from ...networks import conditional_unet, spatial_divisor
 
-__all__ = ["PetCtSegModel", "KIND", "CLASSES", "preprocessing_settings", "normalise_pet_ct", "encode_labels",
+__all__ = ["PetCtSegModel", "KIND", "DEFAULT_STEPS", "DEFAULT_SAMPLES", "CLASSES", "preprocessing_settings",
+           "normalise_pet_ct", "encode_labels",
            "probabilities", "segmentation_loss", "load_model"]
 
 KIND = "petct"
+#: the default sampling of ``medfusion segment``, the bundle and :func:`.segmentation.segment`: chosen on 8 validation
+#: phantoms with three raters each by a rule fixed beforehand (highest aggregated Dice within 0.01, then the lowest
+#: generalised energy distance to the raters, then the fewest network calls; bundle docs)
+DEFAULT_STEPS = 5
+DEFAULT_SAMPLES = 10
 #: HECKTOR labels: value → name (0 is background)
 CLASSES = {1: "GTVp", 2: "GTVn"}
 _SMALL_CHANNELS = (32, 64, 64)

@@ -20,7 +20,7 @@ import torch
 
 from ...core.inference import ensemble, progress_over, whole_volume
 from ...errors import InputError
-from .model import PetCtSegModel, probabilities
+from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, PetCtSegModel, probabilities
 
 __all__ = ["Segmentation", "segment", "run_segmenter", "as_segmentation", "class_distribution", "label_map",
            "predictive_entropy"]
@@ -68,8 +68,8 @@ def predictive_entropy(prob: np.ndarray) -> np.ndarray:
     return np.maximum(h, 0.0).astype(np.float32)
 
 
-def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *, samples: int = 5, steps: int = 10,
-            sampler: str = "ddim", seed: int = 0, device="cpu", precision: str = "float32",
+def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *, samples: int = DEFAULT_SAMPLES,
+            steps: int = DEFAULT_STEPS, sampler: str = "ddim", seed: int = 0, device="cpu", precision: str = "float32",
             progress: Callable[[int, int], None] | None = None) -> Segmentation:
     """Segment GTVp and GTVn from PET (SUV) and CT (HU) already on one grid (any size: padded to the divisor).
 
