@@ -70,10 +70,23 @@ def working_case(item: dict, preprocessing: dict, divisor: int):
     return case, np.rint(label).astype(np.uint8)
 
 
+def _augmentations():
+    """What the HECKTOR 2022 winners' MONAI SegResNet training adds (scaled to the phantoms): a random rotation about
+    the head's long axis (±15°) and scaling (±10 %), intensity scaling and shift (±10 % of the normalised range) and
+    a little Gaussian noise."""
+    from monai.transforms import RandAffined, RandGaussianNoised, RandScaleIntensityd, RandShiftIntensityd
+
+    return [RandAffined(keys=["image", "label"], prob=0.5, rotate_range=(0.0, 0.0, 0.26), scale_range=0.1,
+                        mode=("bilinear", "nearest"), padding_mode="border"),
+            RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+            RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
+            RandGaussianNoised(keys="image", prob=0.2, std=0.05)]
+
+
 def training_preprocessing(preprocessing: dict, divisor: int, patch_size: Sequence[int] | None = None,
-                           seed: int | None = None):
+                           seed: int | None = None, augment: bool = False):
     """The MONAI ``Compose``: :class:`WorkingGridd` → (``patch_size``: ``RandCropByPosNegLabeld``, 2 tumour : 1
-    background) → ``RandFlipd`` left–right → ``EnsureTyped`` float32."""
+    background) → ``RandFlipd`` left–right → (``augment``: :func:`_augmentations`) → ``EnsureTyped`` float32."""
     from monai.transforms import Compose, EnsureTyped, RandCropByPosNegLabeld, RandFlipd
 
     steps = [WorkingGridd(preprocessing, divisor)]
@@ -83,7 +96,7 @@ def training_preprocessing(preprocessing: dict, divisor: int, patch_size: Sequen
         steps.append(RandCropByPosNegLabeld(keys=["image", "label"], label_key="label",
                                             spatial_size=[int(p) for p in patch_size], pos=2, neg=1,
                                             num_samples=1, allow_smaller=False))
-    steps += [RandFlipd(keys=["image", "label"], prob=0.5, spatial_axis=0),
+    steps += [RandFlipd(keys=["image", "label"], prob=0.5, spatial_axis=0), *(_augmentations() if augment else []),
               EnsureTyped(keys=["image", "label"], dtype=np.float32, track_meta=False)]
     compose = Compose(steps)
     if seed is not None:
@@ -95,15 +108,16 @@ class PetCtTrainingSet(TransformDataset):
     """HECKTOR-layout cases through :func:`training_preprocessing` (working grid cached per case)."""
 
     def __init__(self, dataset_dir, *, preprocessing: dict, divisor: int, patch_size=None, seed: int = 0,
-                 cache: bool = True) -> None:
+                 cache: bool = True, augment: bool = False) -> None:
         items = hecktor_datalist(dataset_dir)
-        super().__init__(items, training_preprocessing(preprocessing, divisor, patch_size, seed), cache=cache)
+        super().__init__(items, training_preprocessing(preprocessing, divisor, patch_size, seed, augment), cache=cache)
 
     @classmethod
-    def for_model(cls, model, dataset_dir, *, patch_size=None, seed: int = 0, cache: bool = True):
+    def for_model(cls, model, dataset_dir, *, patch_size=None, seed: int = 0, cache: bool = True,
+                  augment: bool = False):
         """The training set on ``model``'s working grid (either segmenter)."""
         return cls(dataset_dir, preprocessing=model.preprocessing, divisor=model.divisor, patch_size=patch_size,
-                   seed=seed, cache=cache)
+                   seed=seed, cache=cache, augment=augment)
 
     def __getitem__(self, i):
         item = super().__getitem__(i)
