@@ -1,5 +1,5 @@
 """PET/CT head-and-neck tumour segmentation on held-out phantoms: the diffusion ensemble against the SegResNet
-baseline trained on the same data, grid, patches and number of steps.
+baseline (comparable capacity, same data, trained to convergence).
 
 Scores: ``medfusion.apps.petct.evaluation.evaluate_heldout`` — the ``hecktor`` protocol of :mod:`medfusion.metrics`
 on the CT grid (Dice and HD95 per class and case; aggregated Dice per class and their mean, the HECKTOR 2022 ranking

@@ -1,10 +1,12 @@
-"""The deterministic baseline: MONAI ``SegResNet`` on the same PET/CT inputs, data and step budget.
+"""The deterministic baseline: MONAI ``SegResNet`` on the same PET/CT inputs and data.
 
 SegResNet is the family of the HECKTOR 2022 winner (an ensemble of SegResNets, aggregated Dice 0.788).  Here it is
-one network, trained with the same working grid, normalisation (:func:`~.model.normalise_pet_ct`), patches and
-number of steps as the diffusion model, with MONAI's ``DiceCELoss`` (softmax over background, GTVp, GTVn).  Its
-output has the diffusion model's form — per-class probabilities of GTVp and GTVn — so both are labelled, written
-and scored the same way; it has no uncertainty.
+one network of comparable capacity to the diffusion model's (``init_filters`` 16: 4.7 M parameters), trained on the
+same working grid, normalisation (:func:`~.model.normalise_pet_ct`) and patches, with MONAI's ``DiceCELoss``
+(softmax over background, GTVp, GTVn) and the winners' kind of augmentation, until its validation score stops
+improving (the bundle's ``train_baseline.json``; the curve and the stopping rule are in the bundle docs).  Its output
+has the diffusion model's form — per-class probabilities of GTVp and GTVn — so both are labelled, written and
+scored the same way; it has no uncertainty.
 
 Its checkpoint is the shared format (:mod:`medfusion.core.checkpoint`, via
 :class:`~medfusion.core.baseline.DeterministicModel`) with kind ``petct-segresnet``;
@@ -25,7 +27,7 @@ from .model import normalise_pet_ct, preprocessing_settings
 __all__ = ["SegResNetBaseline", "BASELINE_KIND", "segresnet_loss"]
 
 BASELINE_KIND = "petct-segresnet"
-_DEFAULT_NET = {"init_filters": 8, "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1], "dropout_prob": 0.0}
+_DEFAULT_NET = {"init_filters": 16, "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1], "dropout_prob": 0.0}
 
 
 class SegResNetBaseline(DeterministicModel):
