@@ -109,7 +109,7 @@ def test_prior_ct_as_published():
 
 def test_prior_mr_uses_the_sequence_signal():
     lab = _labels()
-    prior = make_prior(lab, "t2", spacing=(5.0, 5.0, 5.0))  # body: labels widened by 3 voxels
+    prior = make_prior(lab, "t2", spacing=(5.0, 5.0, 5.0), table="medfusion")  # body: labels widened by 3 voxels
     liver = tissues.tissue_table().tissues["liver"]
     expected = tissues.mr_signal(liver.pd, liver.t1_ms, liver.t2_ms, liver.fat_fraction, "t2")
     assert np.allclose(prior[lab == TOTAL["liver"]], expected, rtol=1e-6)
@@ -176,6 +176,29 @@ def test_prior_command_keeps_the_geometry(tmp_path):
     assert set(np.unique(data)) == {-1000.0, 0.0, 40.0, 50.0, 300.0}
 
 
+def test_prior_command_tables_tissues_and_the_body_warning(tmp_path):
+    """--tissues paints fat and muscle under the organs; --table picks the values (the authors' sacrum 700 HU,
+    medfusion's 300); without --body one warning line says where the contour came from."""
+    lab = _labels(shape=(25, 19, 7))
+    lab[2:4, 2:4, :] = TOTAL["sacrum"]
+    tissues = np.zeros(lab.shape, np.uint8)
+    tissues[5:20, 14:17, :] = 1
+    mask = _write_mask(tmp_path / "mask.nii.gz", lab)
+    tis = _write_mask(tmp_path / "tissues.nii.gz", tissues)
+    values = {}
+    for table in ("seg2med", "medfusion"):
+        out = tmp_path / f"{table}.nii.gz"
+        r = run_cli("prior", "--mask", mask, "--modality", "ct", "--out", out, "--tissues", tis, "--table", table)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("\n") == 1 and "warning: no body mask given" in r.stderr and "2 mm" in r.stderr
+        data = nib.load(str(out)).get_fdata()
+        values[table] = (data[2, 2, 0], data[10, 15, 0])
+    assert values == {"seg2med": (700.0, -100.0), "medfusion": (300.0, -100.0)}
+    bad = _write_mask(tmp_path / "bad.nii.gz", tissues * 5)
+    r = run_cli("prior", "--mask", mask, "--modality", "ct", "--out", tmp_path / "x.nii.gz", "--tissues", bad)
+    assert r.returncode == 2 and "tissue_types labels 0–3" in r.stderr and not (tmp_path / "x.nii.gz").exists()
+
+
 @pytest.mark.parametrize("case", ["non_integer", "unknown", "empty", "2d", "exists", "body_grid"])
 def test_prior_command_bad_input(tmp_path, case, capsys):
     lab = _labels().astype(np.float32)
@@ -230,6 +253,21 @@ def test_masks_without_weights_says_what_to_install(tmp_path, task, fast, folder
     assert not out.exists()
 
 
+def test_masks_tissues_without_weights_names_the_licensed_task(tmp_path):
+    pytest.importorskip("totalsegmentator.map_tasks_config")
+    image = _write_mask(tmp_path / "ct.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8))
+    outs = [tmp_path / "m.nii.gz", tmp_path / "t.nii.gz"]
+    env = {"TOTALSEG_HOME_DIR": str(tmp_path / "tshome"), "TOTALSEG_WEIGHTS_PATH": str(tmp_path / "weights")}
+    from medfusion.apps.seg2med.masks import _weight_folders
+
+    for folder in _weight_folders("total", False):  # the organs' weights are there, the tissues' are not
+        (tmp_path / "weights" / folder).mkdir(parents=True)
+    r = run_cli("masks", "--image", image, "--out", outs[0], "--tissues", outs[1], env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "tissue_types" in r.stderr and "Dataset481" in r.stderr and "licence" in r.stderr
+    assert not any(p.exists() for p in outs)
+
+
 def test_phantoms_command_abdomen(tmp_path, capsys):
     from medfusion.cli.main import main
 
@@ -238,7 +276,7 @@ def test_phantoms_command_abdomen(tmp_path, capsys):
     cases = sorted(p.name for p in out.iterdir())
     assert cases == ["ABD-PHANTOM-00000", "ABD-PHANTOM-00001"]
     assert sorted(p.name for p in (out / cases[0]).iterdir()) == sorted(f"{k}.nii.gz" for k in
-                                                                         ("mask", "body", "ct", "t1", "t2"))
+                                                                         ("mask", "body", "tissues", "ct", "t1", "t2"))
     capsys.readouterr()
     assert main(["phantoms", "--kind", "abdomen", "--out", str(tmp_path / "x"), "--drop", "t1"]) == 2
     assert "--drop is for --kind brats" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -261,20 +261,26 @@ def tiny_abdomen(tmp_path_factory):
     return out
 
 
-def test_training_set_channels(tiny_abdomen):
-    """The six training channels are the prior images and images of the case, windowed as the model windows."""
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_training_set_channels(tiny_abdomen, dropout):
+    """The six training channels are the prior images (the model's table, with the case's tissue map or — dropped —
+    without it) and the images of the case, windowed as the model windows: a prior by its prior window."""
     from medfusion.apps.seg2med.prior import make_prior
     from medfusion.apps.seg2med.train import Seg2MedTrainingSet
     from medfusion.io import load_volume
 
     m = tiny_model(3)
-    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, cache=False)
+    assert m.prior_table == "seg2med" and m.prior_window("t2") == (0.0, 28.0) and m.prior_window("ct") == m.window("ct")
+    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, tissue_dropout=dropout, cache=False)
     item = data[0]["image"].numpy()
     assert item.shape == (6, 24, 20, 12)  # 3D, whole volume, already a multiple of the divisor (4)
     case = data.items[0]
-    mask, body = load_volume(case["mask"]).data, load_volume(case["body"]).data > 0
+    mask, body = np.rint(load_volume(case["mask"]).data).astype(int), load_volume(case["body"]).data > 0
+    tissues = None if dropout else np.rint(load_volume(case["tissues"]).data).astype(int)
     ct = load_volume(case["ct"]).data
-    assert np.allclose(item[0], m.normalize(make_prior(np.rint(mask).astype(int), "ct", body=body), "ct"), atol=1e-6)
+    for channel, modality in ((0, "ct"), (2, "t2")):
+        prior = make_prior(mask, modality, body=body, tissues=tissues, table="seg2med")
+        assert np.allclose(item[channel], m.normalize_prior(prior, modality), atol=1e-6)
     assert np.allclose(item[3], m.normalize(ct, "ct"), atol=1e-6)
     slices = Seg2MedTrainingSet.for_model(tiny_model(2), tiny_abdomen, cache=False)
     assert slices[1]["image"].shape == (6, 24, 20, 1)

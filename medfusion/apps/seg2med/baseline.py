@@ -1,7 +1,8 @@
 """The no-learning baselines the seg2med model must beat.
 
 * Generation (label map → image): the **prior image itself** (:func:`~.prior.make_prior`), the condition the model
-  starts from — as the issue and the paper's framing suggest: what a lookup table of tissue values gives.
+  starts from, read in the target's units through the model's windows — what a lookup table of tissue values
+  gives.
 * Conversion (image → other modality): the input **histogram-matched** to the target inside the body
   (``skimage.exposure.match_histograms``), air outside. Matching to the true target's histogram is an oracle (it
   sees the answer's intensity distribution), so this baseline is generous.
@@ -17,9 +18,15 @@ from .prior import make_prior
 __all__ = ["prior_baseline", "histogram_baseline"]
 
 
-def prior_baseline(labels: np.ndarray, target: str, *, body: np.ndarray, task: str = "total") -> np.ndarray:
-    """The prior image of ``labels`` for ``target`` (HU or MR signal), float32."""
-    return make_prior(labels, target, task=task, body=body)
+def prior_baseline(model, labels: np.ndarray, target: str, *, body: np.ndarray, task: str = "total",
+                   tissues: np.ndarray | None = None) -> np.ndarray:
+    """The prior image of ``labels`` for ``target`` as the model sees it, read back in the target's units: its table
+    (``model.prior_table``), windowed by its prior window and un-windowed by the target's — for CT the prior in HU
+    itself; for an MR table in its own units, the prior rescaled onto the target's window. Float32."""
+    prior = make_prior(labels, target, task=task, body=body, tissues=tissues, table=model.prior_table)
+    out = model.denormalize(model.normalize_prior(prior, target), target)
+    out[~np.asarray(body, dtype=bool)] = AIR[target]
+    return out
 
 
 def histogram_baseline(source: np.ndarray, reference: np.ndarray, *, body: np.ndarray, target: str) -> np.ndarray:

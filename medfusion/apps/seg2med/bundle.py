@@ -5,7 +5,7 @@ The configs build ``network_def`` (MONAI ``DiffusionModelUNet``), ``noise_schedu
 checkpoint's weights, windows and tasks, so the sampler, steps or windows can be overridden on the command line.
 
 A case folder for inference holds ``mask.nii.gz`` (TotalSegmentator ``total`` labels) and optionally
-``body.nii.gz``; for conversion, ``<source>.nii.gz`` (``ct``, ``t1`` or ``t2``).  Outputs are
+``body.nii.gz`` and ``tissues.nii.gz`` (TotalSegmentator ``tissue_types``); for conversion, ``<source>.nii.gz`` (``ct``, ``t1`` or ``t2``).  Outputs are
 ``<output_dir>/<case>_<target>.nii.gz`` in the input's geometry.
 """
 
@@ -37,8 +37,9 @@ def assemble(diffusion, checkpoint: str, windows: dict | None = None) -> Seg2Med
                         settings=dict(ckpt.settings), info=ckpt.info)
 
 
-def _case_folders(dataset_dir, needed: str) -> list[tuple[str, str, str | None]]:
-    """``(case, input file, body file or None)`` for every sub-folder of ``dataset_dir`` holding ``needed``."""
+def _case_folders(dataset_dir, needed: str) -> list[tuple[str, str, str | None, str | None]]:
+    """``(case, input file, body file or None, tissue map or None)`` for every sub-folder of ``dataset_dir`` holding
+    ``needed``."""
     root = os.fspath(dataset_dir)
     if not os.path.isdir(root):
         raise InputError(f"dataset folder not found: {root}")
@@ -47,8 +48,8 @@ def _case_folders(dataset_dir, needed: str) -> list[tuple[str, str, str | None]]
         found = [os.path.join(root, name, f"{needed}{ext}") for ext in (".nii.gz", ".nii")]
         found = [f for f in found if os.path.isfile(f)]
         if found:
-            body = os.path.join(root, name, "body.nii.gz")
-            cases.append((name, found[0], body if os.path.isfile(body) else None))
+            extra = [os.path.join(root, name, f"{key}.nii.gz") for key in ("body", "tissues")]
+            cases.append((name, found[0], *(f if os.path.isfile(f) else None for f in extra)))
     if not cases:
         raise InputError(f"no case folders with {needed}.nii.gz in {root}")
     return cases
@@ -76,26 +77,26 @@ class Seg2MedGenerator(BundleEntry):
 
         self.model.task_index(self.source, self.target)  # this model does the task (before any work)
         cases = _case_folders(self.dataset_dir, "mask" if self.source == "prior" else self.source)
-        outs = [[os.path.join(os.fspath(self.output_dir), f"{name}_{self.target}.nii.gz")] for name, _, _ in cases]
-        inputs = [p for _, f, b in cases for p in (f, b) if p]
+        outs = [[os.path.join(os.fspath(self.output_dir), f"{case[0]}_{self.target}.nii.gz")] for case in cases]
+        inputs = [p for case in cases for p in case[1:] if p]
 
         def one(case, out):
-            name, path, body = case
+            _, path, body, tissues = case
             if self.source == "prior":
                 return generate_file(self.model, path, self.target, out[0], task=self.task, body=body,
-                                     overwrite=self.overwrite, **self.kwargs)
+                                     tissues=tissues, overwrite=self.overwrite, **self.kwargs)
             return convert_file(self.model, path, self.source, self.target, out[0], overwrite=self.overwrite,
                                 **self.kwargs)
 
         def check(case):
-            _, path, body = case
+            _, path, body, tissues = case
             if self.source == "prior":
-                load_labels(path, self.task, body=body)
+                load_labels(path, self.task, body=body, tissues=tissues)
             else:
                 refuse_constant(load_volume(path).data, path, "there is nothing to convert")
 
         return run_cases(cases, outs, one, overwrite=self.overwrite, inputs=inputs, validate=check,
-                         names=[name for name, _, _ in cases], skip_bad=self.skip_bad)
+                         names=[case[0] for case in cases], skip_bad=self.skip_bad)
 
 
 class Seg2MedEvaluator(BundleEntry):

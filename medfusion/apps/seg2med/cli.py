@@ -14,6 +14,10 @@ TARGETS = ("ct", "t1", "t2")
 
 MODALITIES = ("ct", "t1", "t1_opposed", "t2")  # = tissues.MODALITIES, kept here so `medfusion --help` stays light
 TASKS = ("total", "total_mr")
+PRIOR_TABLES = ("seg2med", "medfusion")  # = prior_tables.PRIOR_TABLES
+_TISSUES_HELP = ("TotalSegmentator tissue_types map on the mask's grid (1 subcutaneous fat, 2 torso fat, 3 skeletal "
+                 "muscle), e.g. from `medfusion masks --tissues`; default: none, the body outside the organs gets "
+                 "the body's value (0 HU)")
 
 
 def _model_path(args: argparse.Namespace) -> str:
@@ -36,14 +40,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ...outputs import writing
     from .pipeline import load_labels
 
-    with writing([args.out], overwrite=args.overwrite, inputs=[args.mask, args.body]):  # before anything loads
-        load_labels(args.mask, args.task, body=args.body)  # the inputs are checked before the model is loaded
+    with writing([args.out], overwrite=args.overwrite, inputs=[args.mask, args.body, args.tissues]):
+        load_labels(args.mask, args.task, body=args.body, tissues=args.tissues)  # checked before the model loads
         check_device(args.device)
         from .generation import generate_file
         from .model import load_model
 
         path = generate_file(load_model(_model_path(args)), args.mask, args.modality, args.out, task=args.task,
-                             body=args.body, overwrite=args.overwrite, **_sampling(args))
+                             body=args.body, tissues=args.tissues, overwrite=args.overwrite, **_sampling(args))
     print(path)
     return 0
 
@@ -83,19 +87,20 @@ def write_phantoms(args: argparse.Namespace) -> list:
     from .phantom import write_phantom_dataset
 
     if args.drop is not None:
-        raise InputError("--drop is for --kind brats; abdomen cases always hold mask, body, ct, t1 and t2")
+        raise InputError("--drop is for --kind brats; abdomen cases always hold mask, body, tissues, ct, t1 and t2")
     return write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
 
 
 #: ``medfusion phantoms --kind abdomen`` (see medfusion.cli.phantoms)
-PHANTOMS = {"abdomen": {"help": "abdomen/thorax cases with TotalSegmentator labels, body mask, CT (HU), T1 and T2 "
+PHANTOMS = {"abdomen": {"help": "abdomen/thorax cases with TotalSegmentator labels, body mask, tissue map, CT (HU), T1 and T2 "
                                 "MR", "shape": (96, 96, 64), "prefix": "ABD-PHANTOM", "write": write_phantoms}}
 
 
 def cmd_prior(args: argparse.Namespace) -> int:
     from .pipeline import write_prior
 
-    print(write_prior(args.mask, args.modality, args.out, task=args.task, body=args.body, overwrite=args.overwrite))
+    print(write_prior(args.mask, args.modality, args.out, task=args.task, body=args.body, tissues=args.tissues,
+                      table=args.table, overwrite=args.overwrite))
     return 0
 
 
@@ -104,7 +109,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     for path in segment(args.image, args.out, task=args.task, fast=args.fast, device=args.device,
-                        body_out=args.body, overwrite=args.overwrite):
+                        body_out=args.body, tissues_out=args.tissues, overwrite=args.overwrite):
         print(path)
     return 0
 
@@ -118,7 +123,9 @@ def register(sub) -> None:
     p.add_argument("--mask", required=True, help="TotalSegmentator label map (NIfTI, NRRD, MHA or DICOM folder)")
     p.add_argument("--modality", required=True, choices=TARGETS, help="what to generate")
     p.add_argument("--task", choices=TASKS, default="total", help="the mask's TotalSegmentator task (default total)")
-    p.add_argument("--body", help="body mask (non-zero = body); default: an approximation from the labels")
+    p.add_argument("--body", help="body mask (non-zero = body); default: an approximation from the labels, with a "
+                   "warning")
+    p.add_argument("--tissues", help=_TISSUES_HELP)
     _add_common(p)
     p.set_defaults(func=cmd_generate)
 
@@ -131,16 +138,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("prior", help="turn a TotalSegmentator label map into a CT/MR prior image (seg2med)",
-                       description="Replace every TotalSegmentator label by its tissue's value — Hounsfield units "
-                       "for CT, the sequence signal for MR — inside the body contour (0 HU), air outside: the "
-                       "condition image of seg2med, written in the mask's geometry (float32).")
+                       description="Replace every TotalSegmentator label by its value in a prior table — "
+                       "Hounsfield units for CT, the sequence signal for MR — with fat and muscle from a tissue map, "
+                       "inside the body contour (0 HU), air outside: the condition image of seg2med, written in the "
+                       "mask's geometry (float32).")
     p.add_argument("--mask", required=True, help="TotalSegmentator label map (NIfTI, NRRD, MHA or DICOM folder)")
-    p.add_argument("--modality", required=True, choices=MODALITIES, help="ct (HU), t1 (VIBE in-phase), "
-                   "t1_opposed (VIBE opposed-phase) or t2 (spin echo)")
+    p.add_argument("--modality", required=True, choices=MODALITIES, help="ct (HU), t1 (T1-weighted gradient "
+                   "echo), t1_opposed (opposed-phase echo) or t2 (T2-weighted spin echo)")
     p.add_argument("--out", required=True, help="output file (.nii.gz or .nii)")
     p.add_argument("--task", choices=TASKS, default="total", help="the mask's TotalSegmentator task (default total)")
     p.add_argument("--body", help="body mask (non-zero = body), e.g. from `medfusion masks --body`; default: an "
-                   "approximation from the labels (per-slice convex hull, widened by 15 mm)")
+                   "approximation from the labels (per-slice convex hull, widened by 15 mm, or 2 mm with --tissues), "
+                   "with a warning")
+    p.add_argument("--tissues", help=_TISSUES_HELP)
+    p.add_argument("--table", choices=PRIOR_TABLES, default="seg2med", help="seg2med: the authors' values "
+                   "(default); medfusion: medfusion's literature table, as before")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
     p.set_defaults(func=cmd_prior)
 
@@ -154,6 +166,8 @@ def register(sub) -> None:
     p.add_argument("--task", choices=TASKS, default="total", help="default total")
     p.add_argument("--fast", action="store_true", help="TotalSegmentator's 3 mm model")
     p.add_argument("--body", help="also write the CT's body contour here (CT > −500 HU, largest component, filled)")
+    p.add_argument("--tissues", help="also write the tissue map here (TotalSegmentator tissue_types or "
+                   "tissue_types_mr: subcutaneous fat, torso fat, skeletal muscle; needs those weights)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     p.set_defaults(func=cmd_masks)

@@ -50,7 +50,7 @@ def run_task(model: Seg2MedModel, case: dict, source: str, target: str, **kwargs
     t0 = time.time()
     if source == "prior":
         pred = generate(model, case["labels"], target, body=case["body"], spacing=case["spacing"], **kwargs)
-        base = prior_baseline(case["labels"], target, body=case["body"])
+        base = prior_baseline(model, case["labels"], target, body=case["body"])
         base_name = "prior image"
     else:
         pred = convert(model, case[source], source, target, body=case["body"], **kwargs)

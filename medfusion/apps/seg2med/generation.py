@@ -4,7 +4,8 @@ The data flow of one volume::
 
     load_labels / load_volume (medfusion.io: 3D, finite, the file's affine)
       → to RAS+ voxel order (nibabel orientations; undone at the end), so axial slices are the last axis
-      → condition: prior.make_prior (mask → HU or MR signal) or the source image, windowed to [0, 1]
+      → condition: prior.make_prior (mask [+ tissue map] → HU or MR signal, the model's prior table, windowed by
+        its prior window) or the source image (windowed by its own window), in [0, 1]
       → 2D model: core.inference.whole_volume (in-plane padding to the divisor) ∘ slicewise (batches of slices)
         3D model: core.inference.whole_volume (padding to the divisor), the whole volume at once
       → ConditionalDiffusion.sample (class label = the task) → window undone → air outside the body
@@ -90,18 +91,22 @@ def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray 
 
 
 def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str = "total",
-             body: np.ndarray | None = None, spacing=(1.0, 1.0, 1.0), **kwargs) -> np.ndarray:
+             body: np.ndarray | None = None, tissues: np.ndarray | None = None, spacing=(1.0, 1.0, 1.0),
+             **kwargs) -> np.ndarray:
     """CT (HU) or MR from a TotalSegmentator label map in RAS+ voxel order (float32, same shape).
 
-    ``body``: the body contour (default: :func:`.prior.body_from_labels`); air outside it. Keyword arguments:
-    :func:`translate`.
+    ``body``: the body contour (default: :func:`.prior.body_from_labels`, with a warning); air outside it.
+    ``tissues``: TotalSegmentator ``tissue_types`` map (fat and muscle; default none: the body outside the organs
+    gets the body value). The prior comes from the model's table (:attr:`Seg2MedModel.prior_table`). Keyword
+    arguments: :func:`translate`.
     """
-    from .prior import body_from_labels, check_label_map, make_prior
+    from .prior import check_label_map, check_tissue_map, make_prior, resolve_body
 
     lab = check_label_map(labels, task)
-    body = body_from_labels(lab, spacing) if body is None else np.asarray(body, dtype=bool)
-    prior = make_prior(lab, target, task=task, body=body)
-    y = translate(model, model.normalize(prior, target), "prior", target, **kwargs)
+    tis = None if tissues is None else check_tissue_map(tissues, lab.shape)
+    body = resolve_body(lab, tis, body, spacing, warn=True)
+    prior = make_prior(lab, target, task=task, body=body, tissues=tis, table=model.prior_table)
+    y = translate(model, model.normalize_prior(prior, target), "prior", target, **kwargs)
     return _finish(model, y, target, body)
 
 
@@ -123,16 +128,18 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
 
 
 def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLike, *, task: str = "total",
-                  body: PathLike | None = None, overwrite: bool = False, **kwargs) -> str:
-    """``medfusion generate``: a label map file → a CT/MR file (float32) in the mask's geometry."""
+                  body: PathLike | None = None, tissues: PathLike | None = None, overwrite: bool = False,
+                  **kwargs) -> str:
+    """``medfusion generate``: a label map file (with optional body mask and tissue map files on its grid) → a CT/MR
+    file (float32) in the mask's geometry."""
     from ...io import save_like
     from ...outputs import writing
     from .pipeline import load_labels
 
-    with writing([out], overwrite=overwrite, inputs=[mask, body]):
-        volume, labels, body_mask = load_labels(mask, task, body=body)
-        ras_body = None if body_mask is None else to_ras(body_mask, volume.affine)
-        y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras_body,
+    with writing([out], overwrite=overwrite, inputs=[mask, body, tissues]):
+        volume, labels, body_mask, tissue_map = load_labels(mask, task, body=body, tissues=tissues)
+        ras = [None if a is None else to_ras(a, volume.affine) for a in (body_mask, tissue_map)]
+        y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras[0], tissues=ras[1],
                      spacing=ras_spacing(volume.spacing, volume.affine), **kwargs)
         return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 

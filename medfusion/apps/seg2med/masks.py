@@ -13,7 +13,7 @@ import os
 
 from ...errors import InputError, first_line
 from ...io import PathLike
-from .tissues import TASKS
+from .tissues import TASKS, TISSUE_TASKS
 
 __all__ = ["check_totalsegmentator", "segment"]
 
@@ -24,8 +24,8 @@ def _weight_folders(task: str, fast: bool) -> list[str]:
     """The weight folder names that TotalSegmentator's ``task`` needs, from its own task table."""
     from totalsegmentator.map_tasks_config import TASK_CONFIGS, TASK_ID_WEIGHTS_CONFIGS
 
-    modes = TASK_CONFIGS[task]["sub_modes"]
-    ids = modes["fast" if fast else "default"]["task_id"]
+    config = TASK_CONFIGS[task]
+    ids = config["sub_modes"]["fast" if fast else "default"]["task_id"] if "sub_modes" in config else config["task_id"]
     ids = ids if isinstance(ids, list) else [ids]
     return [TASK_ID_WEIGHTS_CONFIGS[i]["foldername"] for i in ids]
 
@@ -37,8 +37,9 @@ def check_totalsegmentator(task: str = "total", *, fast: bool = False) -> str:
         InputError: TotalSegmentator is not installed, or the task's weights are not in its weights folder (the
             message names the missing folders and the command that installs them).
     """
-    if task not in TASKS:
-        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(TASKS)}")
+    known = TASKS + tuple(TISSUE_TASKS.values())
+    if task not in known:
+        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(known)}")
     try:
         from totalsegmentator.config import get_weights_dir
     except ImportError as err:
@@ -52,12 +53,14 @@ def check_totalsegmentator(task: str = "total", *, fast: bool = False) -> str:
     weights = get_weights_dir()
     missing = [f for f in folders if not (weights / f).is_dir()]
     if missing:
-        name = {"total": "total_fast", "total_mr": "total_fast_mr"}[task] if fast else task
+        name = {"total": "total_fast", "total_mr": "total_fast_mr"}.get(task, task) if fast else task
+        licence = (" (a licensed TotalSegmentator task: it also needs TotalSegmentator's licence key)"
+                   if task in TISSUE_TASKS.values() else "")
         raise InputError(
             f"TotalSegmentator's weights for task {task!r}{' (fast)' if fast else ''} are not installed: "
             f"{', '.join(missing)} missing in its weights folder (set by TOTALSEG_WEIGHTS_PATH or "
             f"TOTALSEG_HOME_DIR); medfusion downloads nothing: on a machine with internet access run "
-            f"`totalseg_download_weights -t {name}` and copy that weights folder here")
+            f"`totalseg_download_weights -t {name}` and copy that weights folder here{licence}")
     return os.fspath(weights)
 
 
@@ -69,7 +72,7 @@ def _quiet_statistics() -> None:
 
 
 def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool = False, device: str = "cpu",
-            body_out: PathLike | None = None, overwrite: bool = False) -> list[str]:
+            body_out: PathLike | None = None, tissues_out: PathLike | None = None, overwrite: bool = False) -> list[str]:
     """Run TotalSegmentator on ``image`` and write its label map (uint8, the image's geometry) to ``out``.
 
     Args:
@@ -77,6 +80,8 @@ def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool =
         fast: TotalSegmentator's 3 mm model.
         device: ``cpu`` or ``cuda`` (``cuda:N``).
         body_out: also write the body contour of a CT by the published rule (:func:`.prior.body_from_ct`).
+        tissues_out: also write the tissue map (``tissue_types`` for a CT, ``tissue_types_mr`` for an MR:
+            1 subcutaneous fat, 2 torso fat, 3 skeletal muscle); both tasks' weights are checked first.
 
     Returns:
         The written paths.
@@ -85,35 +90,46 @@ def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool =
 
     if body_out is not None and task != "total":
         raise InputError("--body needs a CT (task 'total'): the body contour comes from the CT > −500 HU rule")
-    with writing([out, body_out], overwrite=overwrite, inputs=[image]):
-        return _segment_and_write(image, out, task, fast, device, body_out, overwrite)
+    with writing([out, body_out, tissues_out], overwrite=overwrite, inputs=[image]):
+        return _segment_and_write(image, out, task, fast, device, body_out, tissues_out, overwrite)
 
 
-def _segment_and_write(image, out, task, fast, device, body_out, overwrite) -> list[str]:
+def _run_task(volume, task: str, fast: bool, device: str):
+    import nibabel as nib
     import numpy as np
 
-    from ...io import load_volume, refuse_constant, save_like
-    from .prior import body_from_ct, check_label_map
-
-    volume = load_volume(image)
-    refuse_constant(volume.data, f"image {volume.path}", "there is nothing to segment")
-    check_totalsegmentator(task, fast=fast)
-    _quiet_statistics()
     try:
         from totalsegmentator.python_api import totalsegmentator
     except ImportError as err:
         raise InputError(f"TotalSegmentator is installed without what it needs to run ({err}); {INSTALL}") from None
     ts_device = "gpu" if str(device).startswith("cuda") else "cpu"
-    import nibabel as nib
-
     nifti = nib.Nifti1Image(volume.data, volume.affine, volume.header)
     try:
-        result = totalsegmentator(nifti, None, task=task, fast=fast, device=ts_device, quiet=True)
+        result = totalsegmentator(nifti, None, task=task, fast=fast and task in TASKS, device=ts_device, quiet=True)
     except (OSError, ImportError, RuntimeError) as err:  # e.g. a weight it still wanted to download, offline
         raise InputError(f"TotalSegmentator failed: {first_line(err)}") from None
-    labels = np.asarray(result.dataobj)
+    return np.asarray(result.dataobj)
+
+
+def _segment_and_write(image, out, task, fast, device, body_out, tissues_out, overwrite) -> list[str]:
+    import numpy as np
+
+    from ...io import load_volume, refuse_constant, save_like
+    from .prior import body_from_ct, check_label_map, check_tissue_map
+
+    volume = load_volume(image)
+    refuse_constant(volume.data, f"image {volume.path}", "there is nothing to segment")
+    check_totalsegmentator(task, fast=fast)
+    if tissues_out is not None:
+        check_totalsegmentator(TISSUE_TASKS[task])
+    _quiet_statistics()
+    labels = _run_task(volume, task, fast, device)
     check_label_map(labels, task, what="TotalSegmentator's label map")
     written = [save_like(labels, volume, out, overwrite=overwrite, dtype=np.uint8)]
     if body_out is not None:
         written.append(save_like(body_from_ct(volume.data), volume, body_out, overwrite=overwrite, dtype=np.uint8))
+    if tissues_out is not None:
+        tissues = check_tissue_map(_run_task(volume, TISSUE_TASKS[task], False, device), labels.shape,
+                                   what="TotalSegmentator's tissue map")
+        written.append(save_like(tissues, volume, tissues_out, overwrite=overwrite, dtype=np.uint8))
     return written

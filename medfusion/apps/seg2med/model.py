@@ -10,8 +10,10 @@ Two shapes on the same core (:class:`~medfusion.core.model.DiffusionModel`):
 
 One network serves several *tasks*, each a (condition, target) pair such as ``("prior", "ct")`` (mask → CT) or
 ``("t1", "ct")`` (MR → CT conversion); the task's index is the network's class label.  Images enter the network
-windowed to [0, 1]: CT [−1000, 1000] HU as published, MR by its sequence's window; a prior image is windowed like
-its target.
+windowed to [0, 1]: CT [−1000, 1000] HU as the authors' CT model, MR by its sequence's window. A prior image comes
+from the model's prior table (:mod:`.prior_tables`, recorded in the checkpoint: ``seg2med``, the authors', for new
+models; ``medfusion`` for checkpoints that name none) and is windowed by that table's prior window — the authors'
+own for MR — or like its target.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from ...core.model import DiffusionModel
 from ...errors import InputError
 from ...networks import conditional_unet, spatial_divisor
+from .prior_tables import DEFAULT_PRIOR_TABLE, prior_window
 
 __all__ = ["Seg2MedModel", "KIND", "TARGETS", "SOURCES", "ALL_TASKS", "WINDOWS", "load_model"]
 
@@ -74,7 +77,8 @@ class Seg2MedModel(DiffusionModel):
     def create(cls, network_config: Mapping | None = None, *, dims: int = 2,
                tasks: Sequence[Sequence[str]] = ALL_TASKS, windows: Mapping[str, Sequence[float]] | None = None,
                prediction: str | None = None, schedule: Mapping | None = None, lll_scale: float = 3.0,
-               residual: bool = False, sigma_data: float = 0.5, info: dict | None = None) -> "Seg2MedModel":
+               residual: bool = False, sigma_data: float = 0.5, prior_table: str = DEFAULT_PRIOR_TABLE,
+               info: dict | None = None) -> "Seg2MedModel":
         """A new (untrained) model.
 
         Args:
@@ -85,6 +89,8 @@ class Seg2MedModel(DiffusionModel):
             prediction: default ``epsilon`` for 2D (published), ``sample`` for 3D; ``skip``: EDM's
                 preconditioning (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) with ``sigma_data``.
             schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
+            prior_table: the table of its prior images (:data:`~.prior_tables.PRIOR_TABLES`); their windows
+                follow it.
             residual: generate the target as the prior image plus a diffused difference (residual diffusion,
                 :class:`~medfusion.core.diffusion.ConditionalDiffusion` ``reference=0``): the prior already holds
                 each organ's value, the network learns the rest; generation tasks only.
@@ -111,7 +117,9 @@ class Seg2MedModel(DiffusionModel):
                      "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1,
                      "reference": 0 if residual else None, "sigma_data": float(sigma_data)}
         win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
-        return cls.from_parts(config, diffusion, preprocessing={"windows": win},
+        prior_windows = {m: list(w) for m in TARGETS if (w := prior_window(m, prior_table)) is not None}
+        pre = {"windows": win, "prior_table": prior_table, "prior_windows": prior_windows}
+        return cls.from_parts(config, diffusion, preprocessing=pre,
                               settings={"dims": dims, "tasks": tasks}, info=dict(info or {}))
 
     # ---- settings ----------------------------------------------------------------------------------------------
@@ -131,6 +139,16 @@ class Seg2MedModel(DiffusionModel):
     def window(self, modality: str) -> tuple[float, float]:
         lo, hi = self.preprocessing["windows"][modality]
         return float(lo), float(hi)
+
+    @property
+    def prior_table(self) -> str:
+        """The table of the prior images it was trained on (``medfusion`` for checkpoints that name none)."""
+        return str(self.preprocessing.get("prior_table", "medfusion"))
+
+    def prior_window(self, modality: str) -> tuple[float, float]:
+        """The window of ``modality``'s prior image: the table's own, else the target's."""
+        w = self.preprocessing.get("prior_windows", {}).get(modality)
+        return (float(w[0]), float(w[1])) if w is not None else self.window(modality)
 
     def task_index(self, source: str, target: str) -> int:
         check_task(source, target)
@@ -152,12 +170,20 @@ class Seg2MedModel(DiffusionModel):
     # ---- intensities -------------------------------------------------------------------------------------------
     def normalize(self, image: np.ndarray, modality: str) -> np.ndarray:
         """``image`` (HU or MR signal) windowed to [0, 1] (clipped), float32."""
-        lo, hi = self.window(modality)
-        return np.clip((np.asarray(image, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        return _to_unit(image, self.window(modality))
+
+    def normalize_prior(self, prior: np.ndarray, modality: str) -> np.ndarray:
+        """A prior image of ``modality`` windowed to [0, 1] (clipped) by :meth:`prior_window`, float32."""
+        return _to_unit(prior, self.prior_window(modality))
 
     def denormalize(self, image01: np.ndarray, modality: str) -> np.ndarray:
         lo, hi = self.window(modality)
         return (np.asarray(image01, dtype=np.float32) * (hi - lo) + lo).astype(np.float32)
+
+
+def _to_unit(image: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    lo, hi = window
+    return np.clip((np.asarray(image, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def load_model(path, device: str | torch.device = "cpu") -> Seg2MedModel:

@@ -1,7 +1,8 @@
 """Seeded abdomen/thorax phantoms for seg2med: a TotalSegmentator label map with the CT and MR it came from.
 
 seg2med learns the way from a label map (and its "prior image", one value per label) to a real image. A phantom
-gives both sides with a known truth: ``labels`` (TotalSegmentator ``total`` values) and ``ct``, ``t1``, ``t2``
+gives both sides with a known truth: ``labels`` (TotalSegmentator ``total`` values), ``tissues`` (its ``tissue_types``:
+fat and muscle) and ``ct``, ``t1``, ``t2``
 images that hold what a real scan has beyond the prior, so the prior is a baseline a model can beat.
 
 1. **Anatomy** (:mod:`.phantom_anatomy`; shapes in :mod:`medfusion.shapes` and :mod:`.phantom_geometry`): from
@@ -75,7 +76,9 @@ TEXTURE_HU: dict[str, float] = {"subcutaneous_fat": 8.0, "torso_fat": 10.0, "ske
                                 "marrow": 30.0, "cortical_bone": 40.0, "lung": 40.0, "stool": 60.0, "air": 0.0,
                                 "airway": 0.0, "fluid": 3.0, "csf": 2.0, "blood": 3.0, "gallbladder": 2.0}
 
-FILES = ("mask", "body", "ct", "t1", "t2")
+FILES = ("mask", "body", "tissues", "ct", "t1", "t2")
+#: TotalSegmentator ``tissue_types`` labels of the phantom's tissues (its labelled muscles count as skeletal muscle)
+TISSUE_LABELS = {"subcutaneous_fat": 1, "torso_fat": 2, "skeletal_muscle": 3, "muscle": 3}
 _SEQUENCES = ("t1", "t2")
 _CLIP_MM = 1.0  # every structure stays this far inside the skin
 
@@ -94,9 +97,10 @@ def _tissue(part: Part) -> str:
     return tissue_name(class_names("total")[part.label])
 
 
-def _paint(grid: Grid, maps: np.ndarray, labels: np.ndarray, part: Part, clip: Layer | None) -> None:
-    """Paint one part over ``maps`` (HU, t1, t2, texture) with its voxel fractions and over ``labels`` where it
-    covers the voxel centre."""
+def _paint(grid: Grid, maps: np.ndarray, labels: np.ndarray, tissues: np.ndarray, part: Part,
+           clip: Layer | None) -> None:
+    """Paint one part over ``maps`` (HU, t1, t2, texture) with its voxel fractions, and over ``labels`` and
+    ``tissues`` (:data:`TISSUE_LABELS`, 0 for other tissues) where it covers the voxel centre."""
     box = grid.box(part.shape.lo, part.shape.hi)
     if box is None:
         return
@@ -112,19 +116,23 @@ def _paint(grid: Grid, maps: np.ndarray, labels: np.ndarray, part: Part, clip: L
         value = value + share * (_values(part.shell[1]).reshape(4, 1, 1, 1) - value)
     view = maps[(slice(None), *box)]
     view += frac * (value - view)
+    inside = d <= 0.0
     if part.label is not None:
-        labels[box][d <= 0.0] = part.label
+        labels[box][inside] = part.label
+    tissues[box][inside] = TISSUE_LABELS.get(_tissue(part), 0)
 
 
-def _render(grid: Grid, anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
-    """Noise-free maps ``(4, X, Y, Z)`` (HU, t1 signal, t2 signal, texture amplitude) and the label map."""
+def _render(grid: Grid, anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise-free maps ``(4, X, Y, Z)`` (HU, t1 signal, t2 signal, texture amplitude), the label map and the tissue
+    map."""
     maps = np.empty((4, *grid.shape), dtype=np.float32)
     maps[:] = _values("air").reshape(4, 1, 1, 1)
     labels = np.zeros(grid.shape, dtype=np.uint8)
+    tissues = np.zeros(grid.shape, dtype=np.uint8)
     clip = Layer(anatomy.body, 0.0, _CLIP_MM)
     for i, part in enumerate(anatomy.parts):
-        _paint(grid, maps, labels, part, None if i == 0 else clip)
-    return maps, labels
+        _paint(grid, maps, labels, tissues, part, None if i == 0 else clip)
+    return maps, labels, tissues
 
 
 def _interpolation(axis: np.ndarray, cell_mm: float) -> np.ndarray:
@@ -202,7 +210,8 @@ def make_abdomen_phantom(
 
     Returns:
         ``"labels"``: ``uint8 (X, Y, Z)`` TotalSegmentator ``total`` label values (0 outside every class);
-        ``"body"``: ``bool`` body mask; ``"ct"``: ``float32`` HU (≥ −1024); ``"t1"``, ``"t2"``: ``float32`` MR
+        ``"body"``: ``bool`` body mask; ``"tissues"``: ``uint8`` TotalSegmentator ``tissue_types`` labels
+        (:data:`TISSUE_LABELS`: 1 subcutaneous fat, 2 torso fat, 3 skeletal muscle); ``"ct"``: ``float32`` HU (≥ −1024); ``"t1"``, ``"t2"``: ``float32`` MR
         signal in the units of :func:`~.tissues.mr_signal`; ``"affine"``: ``(4, 4)`` voxel → RAS+ mm, the
         grid's centre at the origin.
     """
@@ -214,9 +223,9 @@ def make_abdomen_phantom(
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = -(np.array(shape) - 1) / 2.0 * np.array(spacing)
     grid = Grid(shape, spacing, affine[:3, 3], anatomy.shift)
-    maps, labels = _render(grid, anatomy)
+    maps, labels, tissues = _render(grid, anatomy)
     body = Layer(anatomy.body, 0.0).sdf(grid, grid.full) <= 0.0
-    return {"labels": labels, "body": body, **_images(grid, maps, rng, noise), "affine": affine}
+    return {"labels": labels, "body": body, "tissues": tissues, **_images(grid, maps, rng, noise), "affine": affine}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -232,6 +241,7 @@ class AbdomenPhantomCase:
     folder: str
     mask: str
     body: str
+    tissues: str
     ct: str
     t1: str
     t2: str
@@ -251,9 +261,9 @@ def write_phantom_case(
     spacing: tuple[float, float, float] | None = None,
     overwrite: bool = False,
 ) -> AbdomenPhantomCase:
-    """Write one phantom as ``<out_dir>/<name>/{mask,body,ct,t1,t2}.nii.gz``.
+    """Write one phantom as ``<out_dir>/<name>/{mask,body,tissues,ct,t1,t2}.nii.gz``.
 
-    ``mask`` (the ``total`` label map) and ``body`` are uint8, ``ct`` int16 HU (as scanners store CT), ``t1``/``t2``
+    ``mask`` (the ``total`` label map), ``body`` and ``tissues`` (the ``tissue_types`` map) are uint8, ``ct`` int16 HU (as scanners store CT), ``t1``/``t2``
     int16 scaled by NIfTI ``scl_slope`` (steps of range/65535, far below the phantom's noise; files about a third
     of float32's), all with the phantom's RAS+ affine.
 
@@ -268,10 +278,10 @@ def write_phantom_case(
     phantom = make_abdomen_phantom(shape, spacing=spacing, seed=seed)
     reference = volume_from_array(phantom["ct"], phantom["affine"])
     reference.header["descrip"] = f"medfusion seg2med abdomen phantom, seed {seed}".encode()[:80]
-    arrays = {"mask": phantom["labels"], "body": phantom["body"], "ct": phantom["ct"], "t1": phantom["t1"],
-              "t2": phantom["t2"]}
+    arrays = {"mask": phantom["labels"], "body": phantom["body"], "tissues": phantom["tissues"], "ct": phantom["ct"],
+              "t1": phantom["t1"], "t2": phantom["t2"]}
     for kind, path in paths.items():
-        dtype = np.uint8 if kind in ("mask", "body") else np.int16
+        dtype = np.uint8 if kind in ("mask", "body", "tissues") else np.int16
         save_like(arrays[kind], reference, path, overwrite=overwrite, dtype=dtype, scaled=kind in ("t1", "t2"))
     return AbdomenPhantomCase(name=name, folder=os.path.join(os.fspath(out_dir), name), **paths)
 

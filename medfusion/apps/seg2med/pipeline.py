@@ -14,44 +14,52 @@ from ...io import PathLike
 __all__ = ["load_labels", "write_prior"]
 
 
-def load_labels(path: PathLike, task: str = "total", *, body: PathLike | None = None):
-    """A label map file (checked against ``task``) and, if given, a body mask on the same grid.
+def load_labels(path: PathLike, task: str = "total", *, body: PathLike | None = None,
+                tissues: PathLike | None = None):
+    """A label map file (checked against ``task``) and, if given, a body mask and a tissue map on the same grid.
 
     Returns:
-        ``(volume, labels, body)``: the label map's :class:`~medfusion.io.Volume` (its geometry), the labels as an
-        int array, and the body mask as a bool array or ``None``.
+        ``(volume, labels, body, tissues)``: the label map's :class:`~medfusion.io.Volume` (its geometry), the labels
+        as an int array, the body mask as a bool array or ``None``, the tissue map (TotalSegmentator
+        ``tissue_types``: 1 subcutaneous fat, 2 torso fat, 3 skeletal muscle) as an int array or ``None``.
     """
     import numpy as np
 
     from ...io import check_same_geometry, load_volume
-    from .prior import check_label_map
+    from .prior import check_label_map, check_tissue_map
 
     volume = load_volume(path)
     labels = check_label_map(volume.data, task, what=f"mask {volume.path}")
+    extra = {name: load_volume(f) for name, f in (("body", body), ("tissues", tissues)) if f is not None}
+    if extra:
+        check_same_geometry({"mask": volume, **extra})
     mask = None
-    if body is not None:
-        body_volume = load_volume(body)
-        check_same_geometry({"mask": volume, "body": body_volume})
-        mask = body_volume.data > 0
+    if "body" in extra:
+        mask = np.asarray(extra["body"].data > 0)
         if not mask.any():
             raise InputError(f"body mask {body} is empty")
-    return volume, labels, mask if mask is None else np.asarray(mask)
+    tissue_map = None
+    if "tissues" in extra:
+        tissue_map = check_tissue_map(extra["tissues"].data, labels.shape, what=f"tissue map {tissues}")
+    return volume, labels, mask, tissue_map
 
 
 def write_prior(mask: PathLike, modality: str, out: PathLike, *, task: str = "total", body: PathLike | None = None,
-                overwrite: bool = False) -> str:
-    """Write the prior image of a label map (float32, the mask's geometry); see :mod:`.prior`."""
+                tissues: PathLike | None = None, table: str = "seg2med", overwrite: bool = False) -> str:
+    """Write the prior image of a label map (float32, the mask's geometry) from ``table``; see :mod:`.prior`."""
     import numpy as np
 
     from ...io import save_like
     from ...outputs import writing
     from .prior import make_prior
+    from .prior_tables import check_table
     from .tissues import MODALITIES
 
     if modality not in MODALITIES:
         raise InputError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
-    with writing([out], overwrite=overwrite, inputs=[mask, body]):
-        volume, labels, body_mask = load_labels(mask, task, body=body)
-        prior = make_prior(labels, modality, task=task, body=body_mask, spacing=volume.spacing)
+    check_table(table)
+    with writing([out], overwrite=overwrite, inputs=[mask, body, tissues]):
+        volume, labels, body_mask, tissue_map = load_labels(mask, task, body=body, tissues=tissues)
+        prior = make_prior(labels, modality, task=task, body=body_mask, tissues=tissue_map, spacing=volume.spacing,
+                           table=table, warn_body=True)
         return save_like(prior, volume, out, overwrite=overwrite, dtype=np.float32)
-

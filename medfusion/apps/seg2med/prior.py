@@ -1,27 +1,35 @@
 """seg2med prior images: a TotalSegmentator label map turned into a grey-level image of the target modality.
 
 The condition of the seg2med diffusion model is not a one-hot map but a "prior image": every label replaced by
-its tissue's value (:mod:`.tissues`) — Hounsfield units for CT, the sequence signal for MR — inside a body
-contour that gets the ``body`` tissue (0 HU), with air (−1000 HU, MR 0) outside. The body contour comes from
+its class's value in a prior table (:mod:`.prior_tables`; by default the authors' own) — Hounsfield units for CT,
+the sequence signal for MR — with fat and muscle from a second, optional tissue map (TotalSegmentator's
+``tissue_types``), inside a body contour that gets the body value (0 HU), with air (−1000 HU, MR 0) outside. The
+body contour comes from
 
 * a body mask given by the user (e.g. TotalSegmentator's ``body`` task), or
 * a CT (:func:`body_from_ct`, the published rule: CT > −500 HU, largest connected component, holes filled), or
 * the label map alone (:func:`body_from_labels`, an approximation: each axial slice's convex hull of the
-  labelled voxels, widened by ``margin_mm`` for the subcutaneous layer the ``total`` task does not label).
+  labelled voxels, widened by :data:`BODY_MARGIN_MM` for the subcutaneous layer the ``total`` task does not
+  label; callers that take files warn when they fall back on it).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
 
 from ...errors import InputError
-from .tissues import MODALITIES, TASKS, class_names, label_values, tissue_table, tissue_value
+from .prior_tables import DEFAULT_PRIOR_TABLE, prior_lookup
+from .tissues import MODALITIES, TASKS, class_names
 
-__all__ = ["check_label_map", "body_from_ct", "body_from_labels", "make_prior"]
+__all__ = ["check_label_map", "check_tissue_map", "body_from_ct", "body_from_labels", "resolve_body", "make_prior"]
 
 BODY_HU_THRESHOLD = -500.0
+#: widening of the labels' hull for a body contour from labels alone: 15 mm for organs only (the subcutaneous
+#: layer is not labelled), 2 mm with a tissue map (its subcutaneous fat reaches the skin)
+BODY_MARGIN_MM = {False: 15.0, True: 2.0}
 
 
 def check_label_map(labels: np.ndarray, task: str = "total", *, what: str = "mask") -> np.ndarray:
@@ -102,25 +110,61 @@ def body_from_labels(labels: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1
     return body
 
 
+def check_tissue_map(tissues: np.ndarray, shape, *, what: str = "tissue map") -> np.ndarray:
+    """``tissues`` as an int array after checking it is a TotalSegmentator ``tissue_types`` map (0–3) of ``shape``."""
+    a = np.asarray(tissues)
+    if a.shape != tuple(shape):
+        raise InputError(f"{what} shape {tuple(a.shape)} differs from the label map's {tuple(shape)}")
+    if not np.all(np.isfinite(a)) or np.any(a != np.round(a)) or a.min() < 0 or a.max() > 3:
+        raise InputError(f"{what} must hold TotalSegmentator tissue_types labels 0–3 (1 subcutaneous fat, 2 torso "
+                         f"fat, 3 skeletal muscle); it has values from {float(np.nanmin(a))} to {float(np.nanmax(a))}")
+    return a.astype(np.int64, copy=False)
+
+
+def resolve_body(labels: np.ndarray, tissues: np.ndarray | None, body: np.ndarray | None,
+                 spacing: Sequence[float], *, warn: bool = False) -> np.ndarray:
+    """``body`` as a bool array of the labels' shape, or — when ``None`` — :func:`body_from_labels` of the organs and
+    the tissues, with a warning that says so if ``warn``."""
+    if body is None:
+        margin = BODY_MARGIN_MM[tissues is not None]
+        body = body_from_labels(labels if tissues is None else np.maximum(labels, tissues > 0), spacing,
+                                margin_mm=margin)
+        if warn:
+            warnings.warn("no body mask given: the body contour is each axial slice's convex hull of the labels, "
+                          f"widened by {margin:g} mm (give one, e.g. TotalSegmentator's body task)", stacklevel=3)
+    body = np.asarray(body, dtype=bool)
+    if body.shape != np.shape(labels):
+        raise InputError(f"body mask shape {tuple(body.shape)} differs from the label map's {tuple(np.shape(labels))}")
+    return body
+
+
 def make_prior(labels: np.ndarray, modality: str, *, task: str = "total", body: np.ndarray | None = None,
-               spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+               tissues: np.ndarray | None = None, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+               table: str = DEFAULT_PRIOR_TABLE, warn_body: bool = False) -> np.ndarray:
     """The prior image (float32, same shape) of a label map for ``modality`` (``ct`` in HU, or an MR sequence).
+
+    Painted from the bottom up, as the authors do: air outside the body, the body value (0 HU) inside it, the
+    tissue map's fat and muscle over that, the organs (``labels``) over everything.
 
     Args:
         labels: 3D TotalSegmentator label map of ``task``.
         modality: one of :data:`~.tissues.MODALITIES`.
-        body: the body contour (bool, same shape); ``None`` → :func:`body_from_labels`.
+        body: the body contour (bool, same shape); ``None`` → :func:`body_from_labels` (of the organs and the
+            tissues).
+        tissues: TotalSegmentator ``tissue_types`` map (1 subcutaneous fat, 2 torso fat, 3 skeletal muscle) or
+            ``None`` (the body outside the organs keeps the body value).
         spacing: voxel size in mm (for the margin of :func:`body_from_labels`).
+        table: :data:`~.prior_tables.PRIOR_TABLES` (``seg2med``: the authors' values).
+        warn_body: warn when the body contour comes from the labels (:func:`resolve_body`).
     """
     if modality not in MODALITIES:
         raise InputError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
     lab = check_label_map(labels, task)
-    if body is None:
-        body = body_from_labels(lab, spacing)
-    body = np.asarray(body)
-    if body.shape != lab.shape:
-        raise InputError(f"body mask shape {tuple(body.shape)} differs from the label map's {tuple(lab.shape)}")
-    lut = label_values(modality, task)
-    prior = lut[lab]  # index 0 (unlabelled) is the body value
-    prior[(lab == 0) & ~(body > 0)] = tissue_value(tissue_table().background, modality)
+    tis = None if tissues is None else check_tissue_map(tissues, lab.shape)
+    body = resolve_body(lab, tis, body, spacing, warn=warn_body)
+    look = prior_lookup(modality, task, table)
+    prior = np.where(body > 0, np.float32(look.body), np.float32(look.background)).astype(np.float32)
+    if tis is not None:
+        prior = np.where(tis > 0, look.tissues[tis], prior)
+    prior = np.where(lab > 0, look.labels[lab], prior)
     return prior.astype(np.float32, copy=False)

@@ -30,11 +30,13 @@ import numpy as np
 
 from ...errors import InputError
 
-__all__ = ["TASKS", "MODALITIES", "class_names", "Tissue", "tissue_table", "tissue_name", "mr_signal",
-           "tissue_value", "label_values"]
+__all__ = ["TASKS", "TISSUE_TASKS", "MODALITIES", "class_names", "Tissue", "tissue_table", "tissue_name",
+           "mr_signal", "spoiled_gradient_echo", "spin_echo", "tissue_value", "label_values"]
 
-#: TotalSegmentator tasks whose class maps ship with medfusion
+#: TotalSegmentator tasks whose label maps medfusion reads (organs, bones, vessels)
 TASKS = ("total", "total_mr")
+#: the tissue task that goes with each: subcutaneous fat, torso fat and skeletal muscle (a second label map)
+TISSUE_TASKS = {"total": "tissue_types", "total_mr": "tissue_types_mr"}
 #: what a prior image can be: CT in HU, or an MR sequence of ``tissues.json``
 MODALITIES = ("ct", "t1", "t1_opposed", "t2")
 
@@ -47,9 +49,10 @@ def _read_json(name: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def class_names(task: str = "total") -> dict[int, str]:
-    """Label value → TotalSegmentator class name for ``task`` (``"total"`` or ``"total_mr"``)."""
-    if task not in TASKS:
-        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(TASKS)}")
+    """Label value → TotalSegmentator class name for ``task`` (``"total"``, ``"total_mr"`` or a tissue task)."""
+    known = TASKS + tuple(TISSUE_TASKS.values())
+    if task not in known:
+        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(known)}")
     return {int(k): v for k, v in _read_json("totalsegmentator_classes.json")[task].items()}
 
 
@@ -114,24 +117,31 @@ def mr_signal(pd, t1_ms, t2_ms, fat_fraction, sequence: str) -> np.ndarray:
     seq = table.sequences[sequence]
     pd, t1, t2, ff = (np.asarray(v, dtype=np.float64) for v in (pd, t1_ms, t2_ms, fat_fraction))
     fat_t1, fat_t2 = float(table.fat["t1_ms"]), float(table.fat["t2_ms"])
-    tr, te = float(seq["tr_ms"]), float(seq["te_ms"])
     if seq["kind"] == "spin_echo":
-        water = (1 - np.exp(-tr / t1)) * np.exp(-te / t2)
-        fat = (1 - np.exp(-tr / fat_t1)) * np.exp(-te / fat_t2)
-        signal = (1 - ff) * water + ff * fat
+        signal = (1 - ff) * spin_echo(t1, t2, seq) + ff * spin_echo(fat_t1, fat_t2, seq)
     elif seq["kind"] == "spoiled_gradient_echo":
-        alpha = np.deg2rad(float(seq["flip_deg"]))
-
-        def spgr(t1_, t2_):
-            e1 = np.exp(-tr / t1_)
-            return np.sin(alpha) * (1 - e1) / (1 - np.cos(alpha) * e1) * np.exp(-te / t2_)
-
         shift_hz = GAMMA_BAR_MHZ_PER_T * table.field_strength_t * float(table.fat["shift_ppm"])  # MHz·ppm = Hz
-        phase = 2 * np.pi * shift_hz * te * 1e-3
-        signal = np.abs((1 - ff) * spgr(t1, t2) + ff * spgr(fat_t1, fat_t2) * np.exp(1j * phase))
+        phase = 2 * np.pi * shift_hz * float(seq["te_ms"]) * 1e-3
+        signal = np.abs((1 - ff) * spoiled_gradient_echo(t1, t2, seq)
+                        + ff * spoiled_gradient_echo(fat_t1, fat_t2, seq) * np.exp(1j * phase))
     else:  # pragma: no cover - a broken data file
         raise ValueError(f"unknown sequence kind {seq['kind']!r}")
     return (table.mr_scale * pd * signal).astype(np.float64)
+
+
+def spoiled_gradient_echo(t1_ms, t2_ms, seq: dict) -> np.ndarray:
+    """Spoiled gradient echo per unit proton density: ``sin α (1 − E1) / (1 − cos α E1) · exp(−TE/T2)``,
+    ``E1 = exp(−TR/T1)`` (T2 stands in for T2*); ``seq`` holds ``tr_ms``, ``te_ms``, ``flip_deg``."""
+    t1, t2 = np.asarray(t1_ms, dtype=np.float64), np.asarray(t2_ms, dtype=np.float64)
+    alpha = np.deg2rad(float(seq["flip_deg"]))
+    e1 = np.exp(-float(seq["tr_ms"]) / t1)
+    return np.sin(alpha) * (1 - e1) / (1 - np.cos(alpha) * e1) * np.exp(-float(seq["te_ms"]) / t2)
+
+
+def spin_echo(t1_ms, t2_ms, seq: dict) -> np.ndarray:
+    """Spin echo per unit proton density: ``(1 − exp(−TR/T1)) · exp(−TE/T2)``; ``seq`` holds ``tr_ms``, ``te_ms``."""
+    t1, t2 = np.asarray(t1_ms, dtype=np.float64), np.asarray(t2_ms, dtype=np.float64)
+    return (1 - np.exp(-float(seq["tr_ms"]) / t1)) * np.exp(-float(seq["te_ms"]) / t2)
 
 
 def tissue_value(tissue: str, modality: str) -> float:

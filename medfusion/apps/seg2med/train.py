@@ -25,6 +25,9 @@ __all__ = ["case_datalist", "Seg2MedTrainingSet", "task_channels", "seg2med_loss
            "Seg2MedTrainer"]
 
 
+_OPTIONAL = ("body", "tissues")
+
+
 def _case_files(folder: str) -> dict | None:
     files = {}
     for key in CASE_FILES:
@@ -33,12 +36,12 @@ def _case_files(folder: str) -> dict | None:
             if os.path.isfile(path):
                 files[key] = path
                 break
-    return files if all(k in files for k in CASE_FILES if k != "body") else None
+    return files if all(k in files for k in CASE_FILES if k not in _OPTIONAL) else None
 
 
 def case_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
-    """One dict per case folder under ``dataset_dir`` holding mask, ct, t1, t2 (and body): ``{"name", <key>: path}``.
-    All cases must agree on whether a body mask is given."""
+    """One dict per case folder under ``dataset_dir`` holding mask, ct, t1, t2 (and body, tissues):
+    ``{"name", <key>: path}``. All cases must agree on whether a body mask and a tissue map are given."""
     root = os.fspath(dataset_dir)
     if not os.path.isdir(root):
         raise InputError(f"training data folder not found: {root}")
@@ -49,8 +52,9 @@ def case_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
             items.append({"name": name, **files})
     if not items:
         raise InputError(f"no case folders with mask, ct, t1 and t2 (.nii.gz) in {root}")
-    if len({"body" in it for it in items}) > 1:
-        raise InputError(f"some cases in {root} have body.nii.gz and some do not; give it for all or none")
+    for key in _OPTIONAL:
+        if len({key in it for it in items}) > 1:
+            raise InputError(f"some cases in {root} have {key}.nii.gz and some do not; give it for all or none")
     return items
 
 
@@ -58,19 +62,22 @@ class Seg2MedTrainingSet(TransformDataset):
     """Case folders through :func:`~.transforms.training_preprocessing` (loaded, prior images made and windowed
     once, cached; a random axial slice (2D) or patch (3D) per access)."""
 
-    def __init__(self, dataset_dir, *, dims: int, divisor: int, windows: dict, task: str = "total",
-                 patch_size: Sequence[int] | None = None, seed: int = 0, cache: bool = True):
+    def __init__(self, dataset_dir, *, dims: int, divisor: int, preprocessing: dict, task: str = "total",
+                 patch_size: Sequence[int] | None = None, tissue_dropout: float = 0.5, seed: int = 0,
+                 cache: bool = True):
         items = case_datalist(dataset_dir)
-        transform = training_preprocessing(windows, dims=dims, divisor=divisor, task=task, patch_size=patch_size,
-                                           has_body="body" in items[0], seed=seed)
+        transform = training_preprocessing(preprocessing, dims=dims, divisor=divisor, task=task,
+                                           patch_size=patch_size, has_body="body" in items[0],
+                                           has_tissues="tissues" in items[0], tissue_dropout=tissue_dropout, seed=seed)
         super().__init__(items, transform, cache=cache)
 
     @classmethod
     def for_model(cls, model: Seg2MedModel, dataset_dir, *, task: str = "total",
-                  patch_size: Sequence[int] | None = None, seed: int = 0, cache: bool = True) -> "Seg2MedTrainingSet":
-        """The training set with ``model``'s dimensionality, divisor and windows."""
-        return cls(dataset_dir, dims=model.dims, divisor=model.divisor, windows=model.preprocessing["windows"],
-                   task=task, patch_size=patch_size, seed=seed, cache=cache)
+                  patch_size: Sequence[int] | None = None, tissue_dropout: float = 0.5, seed: int = 0,
+                  cache: bool = True) -> "Seg2MedTrainingSet":
+        """The training set with ``model``'s dimensionality, divisor, windows and prior table."""
+        return cls(dataset_dir, dims=model.dims, divisor=model.divisor, preprocessing=model.preprocessing,
+                   task=task, patch_size=patch_size, tissue_dropout=tissue_dropout, seed=seed, cache=cache)
 
 
 
@@ -117,8 +124,8 @@ class Seg2MedValidation:
 
         if self._volumes is None:
             items = case_datalist(self.val_dir)[: self.cases]
-            tf = training_preprocessing(model.preprocessing["windows"], dims=3, divisor=1,
-                                        has_body="body" in items[0])
+            tf = training_preprocessing(model.preprocessing, dims=3, divisor=1, has_body="body" in items[0],
+                                        has_tissues="tissues" in items[0], tissue_dropout=0.0)
             self._volumes = [tf(it)["image"].numpy() for it in items]
         scores = []
         for i, image in enumerate(self._volumes):

@@ -10,25 +10,30 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, Randomizable
 
 from .prior import body_from_ct, make_prior
 
-__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "training_preprocessing"]
+__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "RandDropTissuesd", "training_preprocessing"]
 
 #: the channels of a training item, in order: the prior images of the three targets, then the three images
 CHANNELS = ("prior_ct", "prior_t1", "prior_t2", "ct", "t1", "t2")
-#: the files of a training case (``body`` optional: without it the CT's body contour is used)
-CASE_FILES = ("mask", "body", "ct", "t1", "t2")
+#: the files of a training case (``body`` and ``tissues`` optional: without a body the CT's body contour is used)
+CASE_FILES = ("mask", "body", "tissues", "ct", "t1", "t2")
+_PLAIN = "_without_tissues"  # suffix of the prior images made without the tissue map
 
 
 class PriorImaged(MapTransform):
-    """``mask`` (+ ``body``) → ``prior_ct``, ``prior_t1``, ``prior_t2`` (channel-first, like ``mask``): the prior
-    images of :func:`~.prior.make_prior`; without a ``body`` the CT's body contour (published rule) is used."""
+    """``mask`` (+ ``body``, + ``tissues``) → ``prior_ct``, ``prior_t1``, ``prior_t2`` (channel-first, like
+    ``mask``): the prior images of :func:`~.prior.make_prior` from ``table``; without a ``body`` the CT's body contour
+    (published rule) is used. With a tissue map it also makes each prior without it (``prior_ct_without_tissues``, ...),
+    for :class:`RandDropTissuesd`."""
 
-    def __init__(self, task: str = "total", mask_key: str = "mask", body_key: str = "body", ct_key: str = "ct"):
+    def __init__(self, task: str = "total", table: str = "seg2med", mask_key: str = "mask", body_key: str = "body",
+                 ct_key: str = "ct", tissues_key: str = "tissues"):
         super().__init__(keys=[mask_key])
-        self.task, self.mask_key, self.body_key, self.ct_key = task, mask_key, body_key, ct_key
+        self.task, self.table, self.mask_key, self.body_key, self.ct_key = task, table, mask_key, body_key, ct_key
+        self.tissues_key = tissues_key
 
     def __call__(self, data):
         d = dict(data)
@@ -38,20 +43,47 @@ class PriorImaged(MapTransform):
             body = np.asarray(d[self.body_key])[0] > 0
         else:
             body = body_from_ct(np.asarray(d[self.ct_key])[0])
+        tissues = np.rint(np.asarray(d[self.tissues_key])[0]).astype(np.int64) if self.tissues_key in d else None
         for target in ("ct", "t1", "t2"):
-            out = torch.as_tensor(mask).clone().float()  # keeps a MetaTensor's affine
-            out[0] = torch.from_numpy(make_prior(labels, target, task=self.task, body=body))
-            d[f"prior_{target}"] = out
+            for suffix, tis in (("", tissues), (_PLAIN, None)) if tissues is not None else (("", None),):
+                out = torch.as_tensor(mask).clone().float()  # keeps a MetaTensor's affine
+                out[0] = torch.from_numpy(make_prior(labels, target, task=self.task, body=body, tissues=tis,
+                                                     table=self.table))
+                d[f"prior_{target}{suffix}"] = out
         return d
 
 
-def training_preprocessing(windows: dict, *, dims: int, divisor: int, task: str = "total",
-                           patch_size: Sequence[int] | None = None, has_body: bool = True, seed: int | None = None):
+class RandDropTissuesd(Randomizable, MapTransform):
+    """With probability ``prob``, the prior images made without the tissue map replace those made with it (so a
+    model learns both, as users may or may not have TotalSegmentator's ``tissue_types``); the spare copies go."""
+
+    def __init__(self, keys: Sequence[str], prob: float = 0.5):
+        MapTransform.__init__(self, keys, allow_missing_keys=True)
+        self.prob = float(prob)
+        self._drop = False
+
+    def randomize(self, data=None) -> None:
+        self._drop = self.R.random_sample() < self.prob
+
+    def __call__(self, data):
+        d = dict(data)
+        self.randomize()
+        for key in self.keys:
+            plain = d.pop(f"{key}{_PLAIN}", None)
+            if plain is not None and self._drop:
+                d[key] = plain
+        return d
+
+
+def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task: str = "total",
+                           patch_size: Sequence[int] | None = None, has_body: bool = True, has_tissues: bool = False,
+                           tissue_dropout: float = 0.5, seed: int | None = None):
     """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order.
 
-    LoadVolumed → Orientationd RAS → PriorImaged → each channel windowed (``ScaleIntensityRanged``, clipped) →
-    ConcatItemsd → random crop (2D: one whole axial slice, ``Z' = 1``; 3D: ``patch_size`` or the whole volume) →
-    DivisiblePadd (2D: in-plane only).
+    ``preprocessing``: a model's (``windows``; ``prior_table`` and ``prior_windows``, :class:`~.model.Seg2MedModel`).
+    LoadVolumed → Orientationd RAS → PriorImaged → each channel windowed (``ScaleIntensityRanged``, clipped; a prior by
+    its prior window) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → random crop (2D: one
+    whole axial slice, ``Z' = 1``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D: in-plane only).
     """
     from monai.transforms import (
         Compose, ConcatItemsd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd, ScaleIntensityRanged,
@@ -60,12 +92,18 @@ def training_preprocessing(windows: dict, *, dims: int, divisor: int, task: str 
 
     from ...transforms import LoadVolumed
 
-    files = [k for k in CASE_FILES if has_body or k != "body"]
+    windows = preprocessing["windows"]
+    prior_windows = {**windows, **preprocessing.get("prior_windows", {})}
+    files = [k for k in CASE_FILES if (has_body or k != "body") and (has_tissues or k != "tissues")]
     steps = [LoadVolumed(files), Orientationd(keys=files, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
-             PriorImaged(task)]
+             PriorImaged(task, preprocessing.get("prior_table", "medfusion"))]
     for key in CHANNELS:
-        lo, hi = windows[key.replace("prior_", "")]
-        steps.append(ScaleIntensityRanged(keys=[key], a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True))
+        modality = key.replace("prior_", "")
+        lo, hi = prior_windows[modality] if key.startswith("prior_") else windows[modality]
+        keys = [key, f"{key}{_PLAIN}"] if has_tissues and key.startswith("prior_") else [key]
+        steps.append(ScaleIntensityRanged(keys=keys, a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True))
+    if has_tissues:
+        steps.append(RandDropTissuesd([k for k in CHANNELS if k.startswith("prior_")], prob=tissue_dropout))
     steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=["image"])]
     if dims == 2:
         steps.append(RandSpatialCropd(keys=["image"], roi_size=[-1, -1, 1], random_size=False))
