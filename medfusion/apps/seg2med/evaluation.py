@@ -53,7 +53,7 @@ def run_task(model: Seg2MedModel, case: dict, source: str, target: str, **kwargs
         base = prior_baseline(model, case["labels"], target, body=case["body"])
         base_name = "prior image"
     else:
-        pred = convert(model, case[source], source, target, body=case["body"], **kwargs)
+        pred = convert(model, case[source], source, target, body=case["body"], spacing=case["spacing"], **kwargs)
         base = histogram_baseline(case[source], case[target], body=case["body"], target=target)
         base_name = f"{source} histogram-matched to the true {target} (oracle)"
     return {"name": case["name"], "task": f"{source}→{target}", "source": source, "target": target, "pred": pred,

@@ -83,38 +83,44 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
     return y[0].float().clamp(0, 1).cpu().numpy()
 
 
-def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray | None) -> np.ndarray:
-    out = model.denormalize(y01, target)
+def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray | None, grid) -> np.ndarray:
+    """The sample in the target's units, back on the input grid, air outside the body."""
+    out = grid.from_model(model.denormalize(y01, target), fill=AIR[target]).astype(np.float32, copy=False)
     if body is not None:
         out[~body] = AIR[target]
     return out
 
 
 def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str = "total",
-             body: np.ndarray | None = None, tissues: np.ndarray | None = None, spacing=(1.0, 1.0, 1.0),
+             body: np.ndarray | None = None, tissues: np.ndarray | None = None, spacing=None,
              **kwargs) -> np.ndarray:
     """CT (HU) or MR from a TotalSegmentator label map in RAS+ voxel order (float32, same shape).
 
     ``body``: the body contour (default: :func:`.prior.body_from_labels`, with a warning); air outside it.
     ``tissues``: TotalSegmentator ``tissue_types`` map (fat and muscle; default none: the body outside the organs
-    gets the body value). The prior comes from the model's table (:attr:`Seg2MedModel.prior_table`). Keyword
-    arguments: :func:`translate`.
+    gets the body value). ``spacing``: the voxel size in mm (RAS+ order; ``None``: already the model's). The label
+    maps are taken to the model's grid (:meth:`Seg2MedModel.grid`), the prior is made there from the model's table,
+    and the result comes back onto the input grid. Keyword arguments: :func:`translate`.
     """
     from .prior import check_label_map, check_tissue_map, make_prior, resolve_body
 
     lab = check_label_map(labels, task)
     tis = None if tissues is None else check_tissue_map(tissues, lab.shape)
-    body = resolve_body(lab, tis, body, spacing, warn=True)
-    prior = make_prior(lab, target, task=task, body=body, tissues=tis, table=model.prior_table)
+    spacing_in = model.grid(lab.shape, spacing).spacing
+    body = resolve_body(lab, tis, body, spacing_in, warn=True)
+    grid = model.grid(lab.shape, spacing_in, body)
+    on_grid = [None if a is None else grid.to_model(a, labels=True) for a in (lab, tis, body)]
+    prior = make_prior(on_grid[0], target, task=task, body=on_grid[2], tissues=on_grid[1], table=model.prior_table)
     y = translate(model, model.normalize_prior(prior, target), "prior", target, **kwargs)
-    return _finish(model, y, target, body)
+    return _finish(model, y, target, body, grid)
 
 
 def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *, body: np.ndarray | None = None,
-            **kwargs) -> np.ndarray:
+            spacing=None, **kwargs) -> np.ndarray:
     """``image`` of modality ``source`` (HU or MR signal, RAS+ voxel order) converted to ``target``.
 
-    ``body``: air outside it (default for a CT source: CT > −500 HU, largest component, filled; else none)."""
+    ``body``: air outside it (default for a CT source: CT > −500 HU, largest component, filled; else none).
+    ``spacing``: as :func:`generate`."""
     from .prior import body_from_ct
 
     if source == "prior":
@@ -123,8 +129,9 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
     refuse_constant(image, f"the {source} image", "there is nothing to convert")
     if body is None and source == "ct":
         body = body_from_ct(image)
-    y = translate(model, model.normalize(image, source), source, target, **kwargs)
-    return _finish(model, y, target, body)
+    grid = model.grid(image.shape, spacing, body)
+    y = translate(model, model.normalize(grid.to_model(image, labels=False), source), source, target, **kwargs)
+    return _finish(model, y, target, body, grid)
 
 
 def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLike, *, task: str = "total",
@@ -153,7 +160,8 @@ def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str,
     check_task(source, target)
     with writing([out], overwrite=overwrite, inputs=[image]):
         volume = load_volume(image)
-        y = convert(model, to_ras(volume.data, volume.affine), source, target, **kwargs)
+        y = convert(model, to_ras(volume.data, volume.affine), source, target,
+                    spacing=ras_spacing(volume.spacing, volume.affine), **kwargs)
         return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 

@@ -78,6 +78,7 @@ class Seg2MedModel(DiffusionModel):
                tasks: Sequence[Sequence[str]] = ALL_TASKS, windows: Mapping[str, Sequence[float]] | None = None,
                prediction: str | None = None, schedule: Mapping | None = None, lll_scale: float = 3.0,
                residual: bool = False, sigma_data: float = 0.5, prior_table: str = DEFAULT_PRIOR_TABLE,
+               spacing: Sequence[float | None] | None = None, size: Sequence[int | None] | None = None,
                info: dict | None = None) -> "Seg2MedModel":
         """A new (untrained) model.
 
@@ -91,6 +92,11 @@ class Seg2MedModel(DiffusionModel):
             schedule: :class:`~medfusion.core.schedule.DiffusionSchedule` arguments (default T = 1000, linear β).
             prior_table: the table of its prior images (:data:`~.prior_tables.PRIOR_TABLES`); their windows
                 follow it.
+            spacing: the voxel spacing (mm, RAS+ order; ``None`` for an axis it keeps) the network works at: volumes
+                at other spacings are taken there and back (:mod:`.model_grid`), and the training data too;
+                ``None``: the input's grid.
+            size: the size (voxels per axis, ``None``: any) of the window the network sees, as in training; a volume
+                is cut or padded with air to it, centred on the body (:mod:`.model_grid`).
             residual: generate the target as the prior image plus a diffused difference (residual diffusion,
                 :class:`~medfusion.core.diffusion.ConditionalDiffusion` ``reference=0``): the prior already holds
                 each organ's value, the network learns the rest; generation tasks only.
@@ -118,7 +124,9 @@ class Seg2MedModel(DiffusionModel):
                      "reference": 0 if residual else None, "sigma_data": float(sigma_data)}
         win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
         prior_windows = {m: list(w) for m in TARGETS if (w := prior_window(m, prior_table)) is not None}
-        pre = {"windows": win, "prior_table": prior_table, "prior_windows": prior_windows}
+        pre = {"windows": win, "prior_table": prior_table, "prior_windows": prior_windows,
+               "spacing": None if spacing is None else [None if v is None else float(v) for v in spacing],
+               "size": None if size is None else [None if v is None else int(v) for v in size]}
         return cls.from_parts(config, diffusion, preprocessing=pre,
                               settings={"dims": dims, "tasks": tasks}, info=dict(info or {}))
 
@@ -144,6 +152,15 @@ class Seg2MedModel(DiffusionModel):
     def prior_table(self) -> str:
         """The table of the prior images it was trained on (``medfusion`` for checkpoints that name none)."""
         return str(self.preprocessing.get("prior_table", "medfusion"))
+
+    def grid(self, shape, spacing=None, body=None):
+        """The :class:`~.model_grid.ModelGrid` of a RAS+ volume of ``shape`` and ``spacing`` (mm; ``None``: already
+        at the model's spacing) for this model, its window centred on ``body``."""
+        from .model_grid import model_grid
+
+        target = self.preprocessing.get("spacing")
+        return model_grid(shape, spacing if spacing is not None else _filled(target, shape), target,
+                          self.preprocessing.get("size"), body)
 
     def prior_window(self, modality: str) -> tuple[float, float]:
         """The window of ``modality``'s prior image: the table's own, else the target's."""
@@ -179,6 +196,12 @@ class Seg2MedModel(DiffusionModel):
     def denormalize(self, image01: np.ndarray, modality: str) -> np.ndarray:
         lo, hi = self.window(modality)
         return (np.asarray(image01, dtype=np.float32) * (hi - lo) + lo).astype(np.float32)
+
+
+def _filled(spacing, shape) -> list[float]:
+    """``spacing`` with 1 mm for every axis it leaves open (``None``)."""
+    given = list(spacing or []) + [None] * (len(shape) - len(spacing or []))
+    return [1.0 if v is None else float(v) for v in given]
 
 
 def _to_unit(image: np.ndarray, window: tuple[float, float]) -> np.ndarray:

@@ -14,13 +14,14 @@ from monai.transforms import MapTransform, Randomizable
 
 from .prior import body_from_ct, make_prior
 
-__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "RandDropTissuesd", "training_preprocessing"]
+__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "RandDropTissuesd", "RandFieldOfViewd", "training_preprocessing"]
 
 #: the channels of a training item, in order: the prior images of the three targets, then the three images
 CHANNELS = ("prior_ct", "prior_t1", "prior_t2", "ct", "t1", "t2")
 #: the files of a training case (``body`` and ``tissues`` optional: without a body the CT's body contour is used)
 CASE_FILES = ("mask", "body", "tissues", "ct", "t1", "t2")
-_PLAIN = "_without_tissues"  # suffix of the prior images made without the tissue map
+_PLAIN = "_without_tissues"
+_LABEL_FILES = ("mask", "body", "tissues")  # suffix of the prior images made without the tissue map
 
 
 class PriorImaged(MapTransform):
@@ -75,19 +76,68 @@ class RandDropTissuesd(Randomizable, MapTransform):
         return d
 
 
+def _model_grid_steps(files: Sequence[str], preprocessing: dict) -> list:
+    """Spacingd to the model's ``spacing`` (label maps by nearest neighbour, images linearly) — what
+    :mod:`.model_grid` does at inference (its window comes after windowing, :func:`training_preprocessing`)."""
+    from monai.transforms import Spacingd
+
+    spacing = preprocessing.get("spacing")
+    if not spacing:
+        return []
+    pixdim = [float(v) if v else -1.0 for v in list(spacing) + [None] * (3 - len(spacing))]
+    modes = ["nearest" if k in _LABEL_FILES else "bilinear" for k in files]
+    return [Spacingd(keys=list(files), pixdim=pixdim, mode=modes, padding_mode="border")]
+
+
+class RandFieldOfViewd(Randomizable, MapTransform):
+    """With probability ``prob``, a slice ``(C, X, Y, 1)`` (in [0, 1], 0 = air) keeps only a random window of it,
+    ``min_fraction`` to all of each side, moved to the centre with air around — a smaller or shifted field of view,
+    the body cut by its edges, as scans other than the training phantoms show (:mod:`.model_grid` pads them with
+    air the same way)."""
+
+    def __init__(self, keys: Sequence[str], prob: float = 0.5, min_fraction: float = 0.35):
+        MapTransform.__init__(self, keys)
+        self.prob, self.min_fraction = float(prob), float(min_fraction)
+        self._window = None
+
+    def randomize(self, shape) -> None:
+        self._window = None
+        if self.R.random_sample() >= self.prob:
+            return
+        sizes = [int(self.R.randint(max(1, int(np.ceil(self.min_fraction * n))), n + 1)) for n in shape]
+        self._window = [(int(self.R.randint(0, n - w + 1)), w) for n, w in zip(shape, sizes)]
+
+    def __call__(self, data):
+        d = dict(data)
+        self.randomize(tuple(d[self.keys[0]].shape[1:3]))
+        if self._window is None:
+            return d
+        (x0, w), (y0, h) = self._window
+        for key in self.keys:
+            img = d[key]
+            out = img * 0
+            cx, cy = (img.shape[1] - w) // 2, (img.shape[2] - h) // 2
+            out[:, cx:cx + w, cy:cy + h] = img[:, x0:x0 + w, y0:y0 + h]
+            d[key] = out
+        return d
+
+
 def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task: str = "total",
                            patch_size: Sequence[int] | None = None, has_body: bool = True, has_tissues: bool = False,
-                           tissue_dropout: float = 0.5, seed: int | None = None):
+                           tissue_dropout: float = 0.5, fov_augment: float = 0.0, seed: int | None = None):
     """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order.
 
     ``preprocessing``: a model's (``windows``; ``prior_table`` and ``prior_windows``, :class:`~.model.Seg2MedModel`).
-    LoadVolumed → Orientationd RAS → PriorImaged → each channel windowed (``ScaleIntensityRanged``, clipped; a prior by
-    its prior window) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → random crop (2D: one
-    whole axial slice, ``Z' = 1``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D: in-plane only).
+    LoadVolumed → Orientationd RAS → the model's grid (Spacingd, SpatialPadd; :func:`_model_grid_steps`) →
+    PriorImaged → each channel windowed (``ScaleIntensityRanged``, clipped; a prior by
+    its prior window) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
+    window (``size``: ResizeWithPadOrCropd) → random crop (2D: one whole axial slice, ``Z' = 1``, then
+    RandFieldOfViewd with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D:
+    in-plane only).
     """
     from monai.transforms import (
-        Compose, ConcatItemsd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd, ScaleIntensityRanged,
-        SelectItemsd,
+        Compose, ConcatItemsd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd, ResizeWithPadOrCropd,
+        ScaleIntensityRanged, SelectItemsd,
     )
 
     from ...transforms import LoadVolumed
@@ -96,7 +146,7 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     prior_windows = {**windows, **preprocessing.get("prior_windows", {})}
     files = [k for k in CASE_FILES if (has_body or k != "body") and (has_tissues or k != "tissues")]
     steps = [LoadVolumed(files), Orientationd(keys=files, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
-             PriorImaged(task, preprocessing.get("prior_table", "medfusion"))]
+             *_model_grid_steps(files, preprocessing), PriorImaged(task, preprocessing.get("prior_table", "medfusion"))]
     for key in CHANNELS:
         modality = key.replace("prior_", "")
         lo, hi = prior_windows[modality] if key.startswith("prior_") else windows[modality]
@@ -105,8 +155,13 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     if has_tissues:
         steps.append(RandDropTissuesd([k for k in CHANNELS if k.startswith("prior_")], prob=tissue_dropout))
     steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=["image"])]
+    if preprocessing.get("size"):  # the network's window, centred; 0 = air beyond the volume
+        size = [int(v) if v else -1 for v in list(preprocessing["size"]) + [None] * (3 - len(preprocessing["size"]))]
+        steps.append(ResizeWithPadOrCropd(keys=["image"], spatial_size=size))
     if dims == 2:
         steps.append(RandSpatialCropd(keys=["image"], roi_size=[-1, -1, 1], random_size=False))
+        if fov_augment > 0:
+            steps.append(RandFieldOfViewd(keys=["image"], prob=fov_augment))
         steps.append(DivisiblePadd(keys=["image"], k=[int(divisor), int(divisor), 1], method="symmetric"))
     else:
         if patch_size is not None:

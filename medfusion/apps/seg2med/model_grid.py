@@ -1,0 +1,129 @@
+"""The model's grid: a volume taken to the voxel spacing and field of view the network was trained at, and back.
+
+A seg2med network learns anatomy at one scale and one image size: the slice model at its training pixel spacing
+and slice size, the 3D model at its training voxel spacing. A scan at another spacing (a 0.8 mm CT against 4 mm
+training slices) shows the network organs four times their trained size; a slice with more or less air around the
+body than the training slices moves every organ's value (the shipped slice model put a liver 58 HU higher on a
+128² slice than on its trained 96² at the same spacing). So, as the authors resize and pad every slice to one
+size before their network, medfusion
+
+1. takes the volume (RAS+ voxel order) to the model's ``spacing`` — label maps by nearest neighbour, images
+   linearly;
+2. cuts a window of exactly the model's ``size`` out of it, centred on the body (air, i.e. 0, where the window
+   reaches beyond the volume: a small field of view is padded with air);
+3. runs the network there, and puts the result back: the window into the resampled grid (air elsewhere), then
+   linearly onto the input's grid.
+
+A body wider than the window loses what lies outside it (a warning says so). A model that records no ``spacing``
+and ``size`` (checkpoints from before) runs on the input's grid, as before.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ...io import resample_array
+
+__all__ = ["ModelGrid", "model_grid"]
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """The input grid (``shape``, ``spacing``, RAS+ voxel order), the resampled grid (``model_shape``,
+    ``model_spacing``, the same centre) and the network's window in it (``start``, ``size`` per axis; a start below
+    0 or an end beyond the grid is padding)."""
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    model_shape: tuple[int, int, int]
+    model_spacing: tuple[float, float, float]
+    start: tuple[int, int, int]
+    size: tuple[int, int, int]
+
+    @property
+    def resampled(self) -> bool:
+        return not (self.shape == self.model_shape and np.allclose(self.spacing, self.model_spacing))
+
+    def _affines(self) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel → mm of the input and resampled grids, both centred on the origin."""
+        def centred(shape, spacing):
+            a = np.diag([*spacing, 1.0])
+            a[:3, 3] = -(np.array(shape) - 1) / 2.0 * np.array(spacing)
+            return a
+        return centred(self.shape, self.spacing), centred(self.model_shape, self.model_spacing)
+
+    def _overlap(self) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+        """Slices of the resampled grid and of the window that cover the same voxels."""
+        grid, win = [], []
+        for s, n, m in zip(self.start, self.size, self.model_shape):
+            lo, hi = max(s, 0), min(s + n, m)
+            grid.append(slice(lo, hi))
+            win.append(slice(lo - s, hi - s))
+        return tuple(grid), tuple(win)
+
+    def to_model(self, data: np.ndarray, *, labels: bool) -> np.ndarray:
+        """``data`` on the model's grid (nearest neighbour for ``labels``, else linear), in the network's window
+        (0 — air, no label — where the window reaches beyond the volume)."""
+        out = np.asarray(data)
+        if self.resampled:
+            src, dst = self._affines()
+            work = out.astype(np.int32 if labels else np.float32)  # types NIfTI resampling takes
+            out = resample_array(work, src, self.model_shape, dst, order=0 if labels else 1).astype(out.dtype)
+        window = np.zeros(self.size, dtype=out.dtype)
+        grid, win = self._overlap()
+        window[win] = out[grid]
+        return window
+
+    def from_model(self, data: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
+        """A result in the network's window back on the input grid (``fill`` outside the window), float32."""
+        out = np.full(self.model_shape, fill, dtype=np.float32)
+        grid, win = self._overlap()
+        out[grid] = np.asarray(data, dtype=np.float32)[win]
+        if not self.resampled:
+            return out
+        dst, src = self._affines()
+        return resample_array(out, src, self.shape, dst, order=1, fill=fill)
+
+
+def model_grid(shape: Sequence[int], spacing: Sequence[float], model_spacing: Sequence[float | None] | None,
+               size: Sequence[int | None] | None = None, body: np.ndarray | None = None) -> ModelGrid:
+    """The :class:`ModelGrid` of a volume of ``shape`` and ``spacing`` (mm, RAS+ order) for a model trained at
+    ``model_spacing`` (``None`` per axis or as a whole: keep the input's) on windows of ``size`` voxels (``None``
+    per axis: the whole axis), centred on ``body`` (a bool array of ``shape``; ``None``: the volume's centre)."""
+    shape_t = tuple(int(n) for n in shape)
+    spacing_t = tuple(float(s) for s in spacing)
+    target = _per_axis(model_spacing)
+    new_spacing = tuple(float(t) if t else s for t, s in zip(target, spacing_t))
+    new_shape = tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape_t, spacing_t, new_spacing))
+    sizes = tuple(int(w) if w else n for w, n in zip(_per_axis(size), new_shape))
+    centre = _body_centre(body, shape_t, new_shape)
+    start = tuple(int(round(c - w / 2.0)) if w != n else 0 for c, w, n in zip(centre, sizes, new_shape))
+    grid = ModelGrid(shape_t, spacing_t, new_shape, new_spacing, start, sizes)  # type: ignore[arg-type]
+    if body is not None and any(w < n for w, n in zip(sizes, new_shape)):
+        _warn_if_cut(grid, body)
+    return grid
+
+
+def _per_axis(values) -> list:
+    return [None] * 3 if values is None else list(values) + [None] * (3 - len(values))
+
+
+def _body_centre(body, shape, new_shape) -> tuple[float, ...]:
+    """The body's bounding-box centre in resampled voxels (the volume's centre without a body)."""
+    if body is None or not np.any(body):
+        return tuple(n / 2.0 for n in new_shape)
+    idx = [np.flatnonzero(np.any(body, axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    return tuple((i[0] + i[-1] + 1) / 2.0 * m / n for i, m, n in zip(idx, new_shape, shape))
+
+
+def _warn_if_cut(grid: ModelGrid, body: np.ndarray) -> None:
+    inside = grid.from_model(np.ones(grid.size, np.float32)) > 0.5
+    lost = float(np.mean(~inside[np.asarray(body, bool)]))
+    if lost > 0.001:
+        mm = [round(w * s) for w, s in zip(grid.size, grid.model_spacing)]
+        warnings.warn(f"the body is wider than the model's field of view ({' × '.join(map(str, mm))} mm): "
+                      f"{100 * lost:.1f} % of it lies outside and becomes air", stacklevel=3)

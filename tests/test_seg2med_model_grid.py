@@ -1,0 +1,96 @@
+"""The model's grid (spacing and window of the network) and the training transforms that mirror it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medfusion.apps.seg2med.model_grid import model_grid
+
+
+def test_identity_when_the_model_records_nothing():
+    grid = model_grid((20, 18, 6), (1.5, 1.5, 3.0), None)
+    a = np.random.default_rng(0).random((20, 18, 6)).astype(np.float32)
+    assert not grid.resampled and grid.size == (20, 18, 6)
+    assert np.array_equal(grid.to_model(a, labels=False), a) and np.array_equal(grid.from_model(a), a)
+
+
+def test_resampling_keeps_the_physical_extent_and_labels():
+    """A 1 mm label map at a 2 mm model: half the voxels per axis, each label still where it was (nearest
+    neighbour), and a smooth image comes back close to itself."""
+    grid = model_grid((40, 40, 10), (1.0, 1.0, 2.5), (2.0, 2.0))
+    assert grid.model_shape == (20, 20, 10) and grid.model_spacing == (2.0, 2.0, 2.5)
+    lab = np.zeros((40, 40, 10), np.int64)
+    lab[10:30, 8:20, :] = 5
+    small = grid.to_model(lab, labels=True)
+    assert small.dtype == np.int64 and set(np.unique(small)) == {0, 5}
+    assert np.array_equal(np.argwhere(small == 5).min(0)[:2], [5, 4]) and np.array_equal(np.argwhere(small == 5).max(0)[:2], [14, 9])
+    x = np.linspace(0, 1, 40, dtype=np.float32)
+    img = np.broadcast_to((x[:, None] + x[None, :])[..., None], (40, 40, 10)).copy()
+    back = grid.from_model(grid.to_model(img, labels=False))
+    assert back.shape == img.shape and np.abs(back - img)[2:-2, 2:-2].max() < 0.02
+
+
+def test_window_is_centred_on_the_body_and_pads_with_air():
+    """A small field of view is padded with 0 (air, no label) to the window; a large one is cut around the body."""
+    small = model_grid((10, 8, 3), (1.0, 1.0, 1.0), None, (16, 16))
+    win = small.to_model(np.ones((10, 8, 3), np.float32), labels=False)
+    assert win.shape == (16, 16, 3) and win.sum() == 10 * 8 * 3 and win[0].sum() == 0 and win[:, 0].sum() == 0
+    assert np.array_equal(small.from_model(win), np.ones((10, 8, 3)))
+    body = np.zeros((40, 30, 2), bool)
+    body[25:35, 5:15, :] = True  # off centre
+    large = model_grid((40, 30, 2), (1.0, 1.0, 1.0), None, (16, 16), body=body)
+    cut = large.to_model(body, labels=True)
+    assert cut.shape == (16, 16, 2) and cut.sum() == body.sum()  # the whole body is inside the window
+    out = large.from_model(np.full((16, 16, 2), 7.0, np.float32), fill=-1.0)
+    assert np.all(out[body] == 7.0) and np.all(out[:10] == -1.0)  # air (fill) outside the window
+
+
+def test_a_body_wider_than_the_window_is_said():
+    body = np.ones((40, 40, 2), bool)
+    with pytest.warns(UserWarning, match="wider than the model's field of view"):
+        model_grid((40, 40, 2), (2.0, 2.0, 2.0), None, (16, 16), body=body)
+
+
+def test_generate_runs_on_the_model_grid_and_returns_the_input_grid():
+    """A model that records its spacing and window: an anisotropic, small-field label map goes there and back;
+    the result has the input's shape and air outside the body."""
+    from medfusion.apps.seg2med.generation import generate
+    from medfusion.apps.seg2med.model import Seg2MedModel
+
+    torch.manual_seed(0)
+    m = Seg2MedModel.create({"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}, dims=2,
+                            tasks=[("prior", "ct")], spacing=(4.0, 4.0), size=(16, 16))
+    calls = []
+    sample = m.diffusion.sample
+    m.diffusion.sample = lambda x, *a, **k: calls.append(tuple(x.shape)) or sample(x, *a, **k)
+    lab = np.zeros((30, 22, 4), np.int64)
+    lab[8:20, 6:15, :] = 5  # liver
+    body = np.zeros(lab.shape, bool)
+    body[4:26, 3:19, :] = True
+    out = generate(m, lab, "ct", body=body, spacing=(1.5, 2.0, 3.0), steps=2)
+    assert out.shape == lab.shape and np.all(out[~body] == -1000)
+    assert calls and all(s[-2:] == (16, 16) for s in calls)  # the network saw its window, not the input grid
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_field_of_view_augmentation_keeps_a_centred_window(seed):
+    from medfusion.apps.seg2med.transforms import RandFieldOfViewd
+
+    img = torch.arange(2 * 20 * 16, dtype=torch.float32).reshape(2, 20, 16, 1) + 1
+    t = RandFieldOfViewd(keys=["image"], prob=1.0, min_fraction=0.35)
+    t.set_random_state(seed)
+    out = t({"image": img})["image"]
+    kept = out[0, ..., 0] > 0
+    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
+    h, w = len(rows), len(cols)
+    assert 7 <= h <= 20 and 6 <= w <= 16 and kept.sum() == h * w  # one rectangle of at least 35 % per side
+    assert rows[0] == (20 - h) // 2 and cols[0] == (16 - w) // 2  # centred
+    src = img[0, ..., 0]
+    window = out[0, rows[0]:rows[0] + h, cols[0]:cols[0] + w, 0]
+    hits = [(i, j) for i in range(20 - h + 1) for j in range(16 - w + 1) if torch.equal(src[i:i + h, j:j + w], window)]
+    assert len(hits) == 1 and torch.equal(out[1, rows[0]:rows[0] + h, cols[0]:cols[0] + w, 0],
+                                         img[1, hits[0][0]:hits[0][0] + h, hits[0][1]:hits[0][1] + w, 0])
+    t.prob = 0.0
+    assert torch.equal(t({"image": img})["image"], img)
