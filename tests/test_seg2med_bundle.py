@@ -120,12 +120,17 @@ def test_bundle_train_generate_convert_evaluate(cases, tmp_path):
     _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(conv), "--source", "ct",
                 "--target", "t2", *common))
     assert sorted(p.name for p in conv.iterdir()) == [f"{n}_t2.nii.gz" for n in names]
+    by_image = tmp_path / "t2_image"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(by_image), "--source", "ct",
+                "--target", "t2", "--via", "image", *common))
+    assert sorted(p.name for p in by_image.iterdir()) == [f"{n}_t2.nii.gz" for n in names]
 
     report = tmp_path / "eval" / "evaluation.json"
     _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
                 "--tasks", "[['prior','ct'],['t1','ct']]", "--max_cases", "1", *common))
     summary = json.loads(report.read_text())["summary"]
-    assert set(summary) == {"prior→ct", "t1→ct"}
+    assert set(summary) == {"prior→ct", "t1→ct", "t1→ct (image)"}  # conversion both ways, side by side
+    assert summary["t1→ct"]["baseline_name"] == "prior image" and "oracle" in summary["t1→ct (image)"]["baseline_name"]
     assert {"ssim", "psnr", "mae", "interslice_ratio", "organ_abs_mean_error"} <= set(summary["prior→ct"]["model"])
 
 

@@ -160,14 +160,38 @@ def test_default_sampling(dims):
         generate(m, lab, "ct", steps=3, timestep_spacing="cosine")
 
 
-def test_convert_ct_to_mr_takes_the_ct_body():
+@pytest.mark.parametrize("via", ["image", "prior"])
+def test_convert_ct_to_mr_takes_the_ct_body(via):
     m = tiny_model(2)
     ct = np.full((20, 18, 5), -1000.0, np.float32)
     ct[4:16, 3:15, :] = 40.0
-    out = convert(m, ct, "ct", "t2", steps=2)
+    lab = np.zeros(ct.shape, np.int64)
+    lab[6:12, 5:10, :] = 5  # the CT's label map (total: liver)
+    out = convert(m, ct, "ct", "t2", via=via, labels=lab if via == "prior" else None, steps=2)
     assert out.shape == ct.shape and np.all(out[ct < -500] == 0) and out.max() <= 800
     with pytest.raises(InputError, match="use generate"):
         convert(m, ct, "prior", "t2")
+
+
+def test_convert_the_authors_way_is_generation_from_the_mapped_labels():
+    """An MR's total_mr label map → the CT prior of the same anatomy → the mask→CT model: the same output as
+    generating from the equivalent total map, whatever the MR's intensities; without a label map, one line."""
+    from medfusion.apps.seg2med.tissues import class_names
+
+    m = tiny_model(2)
+    total_mr = {n: k for k, n in class_names("total_mr").items()}
+    lab_mr = np.zeros((20, 18, 5), np.int64)
+    lab_mr[4:16, 3:15, :] = total_mr["liver"]
+    lab_mr[8:11, 7:10, :] = total_mr["vertebrae"]
+    lab_total = np.where(lab_mr == total_mr["vertebrae"], TOTAL["vertebrae_S1"], np.where(lab_mr > 0, TOTAL["liver"], 0))
+    body = np.zeros(lab_mr.shape, bool)
+    body[2:18, 1:17, :] = True
+    t1 = np.random.default_rng(0).random(lab_mr.shape).astype(np.float32) * 100
+    via_prior = convert(m, t1, "t1", "ct", labels=lab_mr, body=body, steps=2, seed=3)
+    generated = generate(m, lab_total, "ct", body=body, steps=2, seed=3)
+    assert np.allclose(via_prior, generated)
+    with pytest.raises(InputError, match="needs the t1 image's label map"):
+        convert(m, t1, "t1", "ct", body=body, steps=2)
 
 
 def test_ras_round_trip_for_any_orientation():
@@ -218,11 +242,14 @@ def test_generate_command(tmp_path, tiny_2d_weights):
     assert img.shape == lab.shape and np.allclose(img.affine, affine) and img.get_data_dtype() == np.float32
     # conversion in this process (generation above ran the real command line)
     assert main(["convert", "--image", str(out), "--from", "ct", "--to", "t1", "--out", str(tmp_path / "t1.nii.gz"),
-                 "--weights", str(tiny_2d_weights), "--steps", "2", "--quiet"]) == 0
+                 "--via", "image", "--weights", str(tiny_2d_weights), "--steps", "2", "--quiet"]) == 0
+    assert main(["convert", "--image", str(out), "--from", "ct", "--to", "t2", "--out", str(tmp_path / "t2.nii.gz"),
+                 "--mask", mask, "--weights", str(tiny_2d_weights), "--steps", "2", "--quiet"]) == 0
     assert np.allclose(nib.load(str(tmp_path / "t1.nii.gz")).affine, affine)
 
 
-@pytest.mark.parametrize("case", ["same_modality", "exists", "bad_labels", "body_grid", "nan_image", "4d"])
+@pytest.mark.parametrize("case", ["same_modality", "exists", "bad_labels", "body_grid", "nan_image", "4d", "no_mask",
+                                  "mask_grid"])
 def test_generate_and_convert_bad_input(tmp_path, tiny_2d_weights, case, capsys):
     affine = np.diag([2.0, 2.0, 3.0, 1.0])
     lab = labels().astype(np.float32)
@@ -243,6 +270,11 @@ def test_generate_and_convert_bad_input(tmp_path, tiny_2d_weights, case, capsys)
         args = ["convert", "--image", _save(tmp_path / "nan.nii.gz", img, affine), "--from", "ct", "--to", "t2"]
     elif case == "4d":
         args[2] = _save(tmp_path / "4d.nii.gz", np.stack([lab, lab], -1), affine)
+    elif case in ("no_mask", "mask_grid"):  # the authors' way needs the source's label map, on the image's grid
+        img = _save(tmp_path / "t1.nii.gz", np.random.default_rng(0).random(lab.shape).astype(np.float32), affine)
+        args = ["convert", "--image", img, "--from", "t1", "--to", "ct"]
+        if case == "mask_grid":
+            args += ["--mask", _save(tmp_path / "m2.nii.gz", lab[:-1], affine), "--task", "total"]
     capsys.readouterr()
     rc = main([*args, "--out", str(out), "--weights", tiny_2d_weights, "--steps", "2", "--quiet"])
     err = capsys.readouterr().err

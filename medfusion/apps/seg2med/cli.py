@@ -58,13 +58,20 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     if args.source == args.target:
         raise InputError(f"--from and --to are both {args.source}: nothing to convert")
-    with writing([args.out], overwrite=args.overwrite, inputs=[args.image]):  # before anything loads
+    inputs = [args.image, args.mask, args.tissues, args.body]
+    with writing([args.out], overwrite=args.overwrite, inputs=inputs):  # before anything loads
         refuse_constant(load_volume(args.image).data, args.image, "there is nothing to convert")
+        if args.via == "prior" and not args.mask:
+            task = "total" if args.source == "ct" else "total_mr"
+            raise InputError(f"--via prior (the authors' way) needs the {args.source} image's label map: --mask, e.g. "
+                             f"from `medfusion masks --image {args.image} --task {task} --out M.nii.gz`; or use "
+                             "--via image")
         check_device(args.device)
         from .generation import convert_file
         from .model import load_model
 
         path = convert_file(load_model(_model_path(args)), args.image, args.source, args.target, args.out,
+                            via=args.via, mask=args.mask, task=args.task, tissues=args.tissues, body=args.body,
                             overwrite=args.overwrite, **_sampling(args))
     print(path)
     return 0
@@ -130,10 +137,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("convert", help="convert between CT and MR (T1/T2) with a diffusion model (seg2med)",
-                       description="Convert a CT to MR or an MR to CT (or T1↔T2), in the input's geometry.")
+                       description="Convert a CT to MR or an MR to CT (or T1↔T2), in the input's geometry. By "
+                       "default the authors' way: the input's TotalSegmentator label map (--mask) becomes the target's "
+                       "prior image, from which the mask→image model generates; --via image conditions on the image "
+                       "itself instead.")
     p.add_argument("--image", required=True, help="input volume (NIfTI, NRRD, MHA or DICOM folder)")
     p.add_argument("--from", dest="source", required=True, choices=TARGETS, help="the input's modality")
     p.add_argument("--to", dest="target", required=True, choices=TARGETS, help="the output's modality")
+    p.add_argument("--via", choices=("prior", "image"), default="prior", help="prior: through the input's label map "
+                   "and the target's prior image (the authors' way, default); image: the image-conditioned model")
+    p.add_argument("--mask", help="the input's TotalSegmentator label map on its grid (task total for a CT, total_mr "
+                   "for an MR; `medfusion masks`), needed by --via prior")
+    p.add_argument("--task", choices=TASKS, help="the mask's task (default: total for a CT, total_mr for an MR)")
+    p.add_argument("--tissues", help=_TISSUES_HELP)
+    p.add_argument("--body", help="body mask on the input's grid (default: from the image: CT > −500 HU; an MR above "
+                   "a tenth of its bright tissue)")
     _add_common(p)
     p.set_defaults(func=cmd_convert)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...io import load_volume, write_atomic
 from .baseline import histogram_baseline, prior_baseline
-from .generation import convert, generate, ras_spacing, to_ras
+from .generation import SOURCE_TASK, convert, generate, ras_spacing, to_ras
 from .model import Seg2MedModel
 from .tissues import class_names
 from .train import case_datalist
@@ -32,31 +32,52 @@ ORGANS = ("liver", "spleen", "kidney_left", "kidney_right", "pancreas", "stomach
 
 
 def load_case(item: dict) -> dict:
-    """A case's volumes in RAS+ voxel order: ``labels`` (int), ``body`` (bool), ``ct``, ``t1``, ``t2``, ``spacing``."""
+    """A case's volumes in RAS+ voxel order: ``labels`` (int), ``body`` (bool), ``tissues`` (int or ``None``), ``ct``,
+    ``t1``, ``t2``, ``spacing``."""
     from .prior import body_from_ct
 
-    vols = {k: load_volume(item[k]) for k in ("mask", "ct", "t1", "t2") + (("body",) if "body" in item else ())}
+    keys = ("mask", "ct", "t1", "t2") + tuple(k for k in ("body", "tissues") if k in item)
+    vols = {k: load_volume(item[k]) for k in keys}
     affine = vols["mask"].affine
     out = {k: to_ras(v.data, affine) for k, v in vols.items()}
     out["labels"] = np.rint(out.pop("mask")).astype(np.int64)
     out["body"] = out["body"] > 0 if "body" in out else body_from_ct(out["ct"])
+    out["tissues"] = np.rint(out["tissues"]).astype(np.int64) if "tissues" in out else None
     out["spacing"] = ras_spacing(vols["mask"].spacing, affine)
     out["name"] = item["name"]
     return out
 
 
-def run_task(model: Seg2MedModel, case: dict, source: str, target: str, **kwargs) -> dict:
-    """One task on one loaded case: the model's output, the baseline and the truth (RAS order)."""
+def run_task(model: Seg2MedModel, case: dict, source: str, target: str, *, via: str = "prior",
+             tissues: bool = False, **kwargs) -> dict:
+    """One task on one loaded case: the model's output, the baseline and the truth (RAS order).
+
+    A conversion runs ``via`` the source's label map (the authors' way: the case's ``total`` map for a CT source, the
+    same mapped to ``total_mr`` for an MR source, as TotalSegmentator would label it) or the image
+    (:func:`.generation.convert`); ``tissues``: give the case's tissue map, if it has one."""
+    from .prior_tables import map_labels
+
     t0 = time.time()
+    tis = case["tissues"] if tissues else None
+    common = dict(body=case["body"], tissues=tis, spacing=case["spacing"], **kwargs)
+    name = f"{source}→{target}"
     if source == "prior":
-        pred = generate(model, case["labels"], target, body=case["body"], spacing=case["spacing"], **kwargs)
-        base = prior_baseline(model, case["labels"], target, body=case["body"])
+        pred = generate(model, case["labels"], target, **common)
+    elif via == "prior":
+        task = SOURCE_TASK[source]
+        labels = case["labels"] if task == "total" else map_labels(case["labels"], "total", task)
+        pred = convert(model, case[source], source, target, via="prior", labels=labels, task=task, **common)
+    else:
+        common.pop("tissues")
+        pred = convert(model, case[source], source, target, via="image", **common)
+        name += " (image)"
+    if source == "prior" or via == "prior":
+        base = prior_baseline(model, case["labels"], target, body=case["body"], tissues=tis)
         base_name = "prior image"
     else:
-        pred = convert(model, case[source], source, target, body=case["body"], spacing=case["spacing"], **kwargs)
         base = histogram_baseline(case[source], case[target], body=case["body"], target=target)
         base_name = f"{source} histogram-matched to the true {target} (oracle)"
-    return {"name": case["name"], "task": f"{source}→{target}", "source": source, "target": target, "pred": pred,
+    return {"name": case["name"], "task": name, "source": source, "target": target, "pred": pred,
             "baseline": base, "baseline_name": base_name, "truth": case[target], "body": case["body"],
             "labels": case["labels"], "spacing": case["spacing"], "seconds": time.time() - t0}
 
@@ -96,9 +117,24 @@ def _summary(rows: Sequence[dict]) -> dict:
     return out
 
 
+def _runs(model: Seg2MedModel, tasks, via) -> list[tuple[str, str, str]]:
+    """(source, target, via) of every run: a conversion once per way in ``via`` the model can do it."""
+    runs = []
+    for source, target in (tuple(t) for t in (tasks or model.tasks)):
+        if source == "prior":
+            runs.append((source, target, "prior"))
+            continue
+        for v in via:
+            if (v == "prior" and ("prior", target) in model.tasks) or (v == "image" and (source, target) in model.tasks):
+                runs.append((source, target, v))
+    return runs
+
+
 def evaluate_heldout(model: Seg2MedModel, dataset_dir, *, tasks: Sequence[Sequence[str]] | None = None,
-                     max_cases: int | None = None, report: str | os.PathLike | None = None, **kwargs) -> dict:
-    """Every task of ``tasks`` (default: the model's) on every case of ``dataset_dir``; model against baseline.
+                     via: Sequence[str] = ("prior",), tissues: bool = False, max_cases: int | None = None,
+                     report: str | os.PathLike | None = None, **kwargs) -> dict:
+    """Every task of ``tasks`` (default: the model's generation tasks, and its conversion tasks ``via`` each way
+    it can) on every case of ``dataset_dir``; model against baseline. ``tissues``: give the cases' tissue maps.
 
     Returns ``{"summary": {task: {"n", "model": {...}, "baseline": {...}}}, "cases": [...], "seconds": ...}`` and
     writes it as JSON to ``report`` when given.  Keyword arguments: :func:`.generation.translate`.
@@ -106,11 +142,11 @@ def evaluate_heldout(model: Seg2MedModel, dataset_dir, *, tasks: Sequence[Sequen
     import json
 
     items = case_datalist(dataset_dir)[: max_cases or None]
-    tasks = [tuple(t) for t in (tasks or model.tasks)]
+    runs = _runs(model, tasks, via)
     results = []
     for item in items:
         case = load_case(item)
-        results += [run_task(model, case, s, t, **kwargs) for s, t in tasks]
+        results += [run_task(model, case, s, t, via=v, tissues=tissues, **kwargs) for s, t, v in runs]
     rows_m, rows_b = score(model, results, "pred"), score(model, results, "baseline")
     sm, sb = _summary(rows_m), _summary(rows_b)
     summary = {t: {"n": sm[t]["n"], "model": {k: v for k, v in sm[t].items() if k != "n"},

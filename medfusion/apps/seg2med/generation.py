@@ -25,7 +25,7 @@ from ...io import PathLike, refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
 
 __all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras",
-           "ras_spacing"]
+           "ras_spacing", "CONVERSIONS", "SOURCE_TASK"]
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -115,20 +115,43 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
     return _finish(model, y, target, body, grid)
 
 
-def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *, body: np.ndarray | None = None,
-            spacing=None, **kwargs) -> np.ndarray:
+#: how ``convert`` works: ``prior`` — the authors' way, the source's label map → the target's prior → the mask→image
+#: model; ``image`` — medfusion's image-conditioned model (the source image is the condition)
+CONVERSIONS = ("prior", "image")
+#: the TotalSegmentator task that labels each source modality
+SOURCE_TASK = {"ct": "total", "t1": "total_mr", "t2": "total_mr"}
+
+
+def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *, via: str = "prior",
+            labels: np.ndarray | None = None, task: str | None = None, tissues: np.ndarray | None = None,
+            body: np.ndarray | None = None, spacing=None, **kwargs) -> np.ndarray:
     """``image`` of modality ``source`` (HU or MR signal, RAS+ voxel order) converted to ``target``.
 
-    ``body``: air outside it (default for a CT source: CT > −500 HU, largest component, filled; else none).
-    ``spacing``: as :func:`generate`."""
-    from .prior import body_from_ct
+    ``via="prior"`` (the authors' way): ``labels`` — the source's TotalSegmentator label map (``task``: ``total`` for
+    a CT, ``total_mr`` for an MR by default; e.g. from ``medfusion masks``) — becomes the target's prior image
+    (classes mapped between ``total`` and ``total_mr``, :mod:`.prior_tables`), from which the mask→``target``
+    model generates; ``tissues`` as :func:`generate`. ``via="image"``: the source image itself conditions a model
+    trained for ``source``→``target``. ``body``: air outside it (default: for a CT the published rule, CT > −500
+    HU, largest component, filled; for an MR :func:`.prior.body_from_mr`). ``spacing``: as :func:`generate`.
+    """
+    from .prior import body_from_ct, body_from_mr
 
     if source == "prior":
         raise InputError("convert takes an image (ct, t1 or t2); use generate for a label map")
+    check_task(source, target)
+    if via not in CONVERSIONS:
+        raise InputError(f"unknown conversion {via!r}; choose one of {', '.join(CONVERSIONS)}")
     image = np.asarray(image, dtype=np.float32)
     refuse_constant(image, f"the {source} image", "there is nothing to convert")
-    if body is None and source == "ct":
-        body = body_from_ct(image)
+    if body is None:
+        body = body_from_ct(image) if source == "ct" else body_from_mr(image)
+    if via == "prior":
+        if labels is None:
+            raise InputError(f"conversion the authors' way needs the {source} image's label map (TotalSegmentator "
+                             f"{SOURCE_TASK[source]!r}, e.g. `medfusion masks --task {SOURCE_TASK[source]}`); give "
+                             "it, or convert by the image-conditioned model (via image)")
+        return generate(model, labels, target, task=task or SOURCE_TASK[source], body=body, tissues=tissues,
+                        spacing=spacing, **kwargs)
     grid = model.grid(image.shape, spacing, body)
     y = translate(model, model.normalize(grid.to_model(image, labels=False), source), source, target, **kwargs)
     return _finish(model, y, target, body, grid)
@@ -152,16 +175,32 @@ def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLik
 
 
 def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str, out: PathLike, *,
-                 overwrite: bool = False, **kwargs) -> str:
-    """``medfusion convert``: an image file of ``source`` → ``target`` (float32) in the input's geometry."""
-    from ...io import load_volume, save_like
+                 via: str = "prior", mask: PathLike | None = None, task: str | None = None,
+                 tissues: PathLike | None = None, body: PathLike | None = None, overwrite: bool = False,
+                 **kwargs) -> str:
+    """``medfusion convert``: an image file of ``source`` → ``target`` (float32) in the input's geometry; ``mask``,
+    ``tissues``, ``body``: files on the image's grid (see :func:`convert`)."""
+    from ...io import check_same_geometry, load_volume, save_like
     from ...outputs import writing
+    from .pipeline import load_labels
 
     check_task(source, target)
-    with writing([out], overwrite=overwrite, inputs=[image]):
+    with writing([out], overwrite=overwrite, inputs=[image, mask, tissues, body]):
         volume = load_volume(image)
-        y = convert(model, to_ras(volume.data, volume.affine), source, target,
-                    spacing=ras_spacing(volume.spacing, volume.affine), **kwargs)
+        arrays = {"labels": None, "tissues": None, "body": None}
+        if mask is not None:
+            labelled, arrays["labels"], arrays["body"], arrays["tissues"] = load_labels(
+                mask, task or SOURCE_TASK[source], body=body, tissues=tissues)
+            check_same_geometry({"image": volume, "mask": labelled})
+        elif tissues is not None:
+            raise InputError("a tissue map goes with the source's label map (mask)")
+        elif body is not None:
+            body_volume = load_volume(body)
+            check_same_geometry({"image": volume, "body": body_volume})
+            arrays["body"] = body_volume.data > 0
+        ras = {k: None if a is None else to_ras(a, volume.affine) for k, a in arrays.items()}
+        y = convert(model, to_ras(volume.data, volume.affine), source, target, via=via, task=task,
+                    spacing=ras_spacing(volume.spacing, volume.affine), **ras, **kwargs)
         return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 

@@ -24,7 +24,8 @@ from ...errors import InputError
 from .prior_tables import DEFAULT_PRIOR_TABLE, prior_lookup
 from .tissues import MODALITIES, TASKS, class_names
 
-__all__ = ["check_label_map", "check_tissue_map", "body_from_ct", "body_from_labels", "resolve_body", "make_prior"]
+__all__ = ["check_label_map", "check_tissue_map", "body_from_ct", "body_from_mr", "body_from_labels", "resolve_body",
+           "make_prior"]
 
 BODY_HU_THRESHOLD = -500.0
 #: widening of the labels' hull for a body contour from labels alone: 15 mm for organs only (the subcutaneous
@@ -88,6 +89,14 @@ def _fill_slices(mask: np.ndarray) -> np.ndarray:
 def body_from_ct(ct: np.ndarray, threshold: float = BODY_HU_THRESHOLD) -> np.ndarray:
     """The body contour of a CT in HU: voxels above ``threshold``, largest connected component, holes filled."""
     return _fill_slices(_largest_component(np.asarray(ct) > threshold))
+
+
+def body_from_mr(image: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """The body contour of an MR (any units): voxels above ``fraction`` of the image's 99th percentile, largest
+    connected component, holes filled (the authors threshold each of their sequences at a fixed value in their
+    scanner's units; a fraction of the bright tissue works in any)."""
+    a = np.asarray(image, dtype=np.float32)
+    return _fill_slices(_largest_component(a > fraction * float(np.percentile(a, 99))))
 
 
 def body_from_labels(labels: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), *,
