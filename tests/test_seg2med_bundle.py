@@ -51,9 +51,13 @@ def test_train_and_inference_configs_agree():
         infer = merged(["inference.json"] + ([f"inference{suffix}.json"] if suffix else []))
         model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
                                     prediction=train["prediction"], residual=train["residual"],
-                                    sigma_data=train["sigma_data"])
+                                    sigma_data=train["sigma_data"], schedule=train["schedule"],
+                                    class_conditioning=train["class_conditioning"], clip_range=train["clip_range"])
         net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
         assert model.network_config == net, suffix
+        schedule = {k: v for k, v in infer["noise_schedule"].items() if k != "_target_"}
+        assert model.diffusion.schedule.config == schedule, suffix
+        assert list(model.diffusion.clip_range) == infer["diffusion"]["clip_range"], suffix
         assert model.diffusion.prediction == infer["diffusion"]["prediction"], suffix
         assert model.diffusion.reference == infer["diffusion"].get("reference"), suffix
         assert model.diffusion.sigma_data == infer["diffusion"].get("sigma_data", 0.5), suffix

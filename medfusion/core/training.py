@@ -70,7 +70,8 @@ class Trainer:
         lr_schedule: ``"constant"`` (as published) or ``"cosine"`` (``lr`` decays to 0 over ``max_steps`` along
             half a cosine, after ``warmup_steps`` of linear warm-up); a function of the step alone, so resuming
             continues it exactly.
-        precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network).
+        precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network, with
+            a ``GradScaler`` — loss scaling — as float16 training needs; CUDA only).
         val_every, save_every, log_every: steps between validations, ``last.pt`` saves and log lines.
         seed: seeds the data order, the augmentations and the diffusion noise.
         device: ``None`` = the local CUDA device if there is one, else the CPU.
@@ -179,6 +180,8 @@ class Trainer:
         ckpt = load_torch(path)
         net.load_state_dict(ckpt["model"]["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt:
+            self._scaler.load_state_dict(ckpt["scaler"])
         gen.set_state(ckpt["generator"][self.rank % len(ckpt["generator"])])
         self._log({"event": "resumed", "step": int(ckpt["step"])})
         return int(ckpt["step"]), float(ckpt["best"])
@@ -218,6 +221,8 @@ class Trainer:
         np.random.seed(self.seed + self.rank)
         net = self.model.network.to(self.device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # float16 needs loss scaling (its range is small); the others pass through it unchanged
+        self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
         step, best = self._resume(net, optimizer, gen)
         self._saved = step if step else None
@@ -240,8 +245,9 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = self.learning_rate(step)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    self._scaler.scale(loss).backward()
+                    self._scaler.step(optimizer)
+                    self._scaler.update()
                     step += 1
                     losses.append(float(loss.detach()))
                     if step % self.log_every == 0 or step == self.max_steps:
@@ -282,8 +288,11 @@ class Trainer:
             dist.all_gather_object(states, gen.get_state())
         with signals_held():  # a signal waits until last.pt and the step it holds agree
             if self.is_main:
-                save_torch({"model": self.model.checkpoint().to_dict(), "optimizer": optimizer.state_dict(),
-                            "step": step, "best": best, "generator": states}, self.output_dir / "last.pt")
+                state = {"model": self.model.checkpoint().to_dict(), "optimizer": optimizer.state_dict(),
+                         "step": step, "best": best, "generator": states}
+                if self._scaler.is_enabled():
+                    state["scaler"] = self._scaler.state_dict()
+                save_torch(state, self.output_dir / "last.pt")
             self._saved = step
 
     def _save_model(self, step: int, best: float) -> None:

@@ -73,15 +73,15 @@ class Seg2MedGenerator(BundleEntry):
     name = "totalseg_mask_to_ct_mr inference"
 
     def __init__(self, model, dataset_dir, output_dir, *, target="ct", source="prior", task=None, via="prior",
-                 steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER, seed=0, device="cpu", precision="float32",
-                 batch_size=16, overwrite=False, skip_bad=False):
+                 steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER, variance="fixed_large", seed=0, device="cpu",
+                 precision="float32", batch_size=16, overwrite=False, skip_bad=False):
         from .generation import SOURCE_TASK
 
         self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
         self.source, self.target, self.via, self.skip_bad = source, target, via, skip_bad
         self.task = task or SOURCE_TASK.get(source, "total")
-        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
-                           batch_size=batch_size)
+        self.kwargs = dict(steps=steps, sampler=sampler, variance=variance, seed=seed, device=device,
+                           precision=precision, batch_size=batch_size)
 
     def _run(self) -> list[str]:
         from ...core.runner import run_cases

@@ -46,13 +46,14 @@ def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *,
               steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, timestep_spacing: str = "uniform",
-              seed: int = 0, device="cpu", precision: str = "float32", batch_size: int = 16,
+              variance: str = "fixed_large", seed: int = 0, device="cpu", precision: str = "float32", batch_size: int = 16,
               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order.
 
     A 2D model runs over axial slices (the last axis) ``batch_size`` at a time with one seed for the whole volume; a
     3D model runs on the whole volume. ``timestep_spacing``: see
-    :meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`.
+    :meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`; ``variance``: of DDPM steps (``fixed_small`` is
+    the authors' MONAI scheduler's), see :func:`~medfusion.core.schedule.sample_loop`.
     Returns a float32 array of the input shape in [0, 1].
     """
     check_task(source, target)
@@ -71,7 +72,7 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
     def sample(batch: torch.Tensor) -> torch.Tensor:
         labels = model.class_labels(source, target, batch=batch.shape[0], device=dev)
         return model.diffusion.sample(batch, labels, sampler=sampler, steps=steps, timestep_spacing=timestep_spacing,
-                                      generator=generator, progress=progress, precision=precision)
+                                      variance=variance, generator=generator, progress=progress, precision=precision)
 
     x = torch.from_numpy(cond)[None].to(dev)
     d = model.divisor

@@ -79,6 +79,7 @@ class Seg2MedModel(DiffusionModel):
                prediction: str | None = None, schedule: Mapping | None = None, lll_scale: float = 3.0,
                residual: bool = False, sigma_data: float = 0.5, prior_table: str = DEFAULT_PRIOR_TABLE,
                spacing: Sequence[float | None] | None = None, size: Sequence[int | None] | None = None,
+               class_conditioning: bool = True, clip_range: Sequence[float] = (0.0, 1.0),
                info: dict | None = None) -> "Seg2MedModel":
         """A new (untrained) model.
 
@@ -97,6 +98,10 @@ class Seg2MedModel(DiffusionModel):
                 ``None``: the input's grid.
             size: the size (voxels per axis, ``None``: any) of the window the network sees, as in training; a volume
                 is cut or padded with air to it, centred on the body (:mod:`.model_grid`).
+            class_conditioning: tell the network the task by a class label (several tasks); ``False`` as the
+                authors: the network learns the target modality from the prior image's look alone.
+            clip_range: the range ``x̂₀`` is clipped to at every sampling step (images are in [0, 1]; the authors'
+                MONAI scheduler clips to [−1, 1]).
             residual: generate the target as the prior image plus a diffused difference (residual diffusion,
                 :class:`~medfusion.core.diffusion.ConditionalDiffusion` ``reference=0``): the prior already holds
                 each organ's value, the network learns the rest; generation tasks only.
@@ -113,13 +118,13 @@ class Seg2MedModel(DiffusionModel):
         config = {"channels": _SMALL_CHANNELS, "num_res_blocks": 1, "norm_num_groups": 16, "num_head_channels": 16}
         config.update(dict(network_config or {}))
         config.update(spatial_dims=dims, in_channels=2 * n, out_channels=n,
-                      num_class_embeds=len(tasks) if len(tasks) > 1 else None)
+                      num_class_embeds=len(tasks) if len(tasks) > 1 and class_conditioning else None)
         config["channels"] = [int(c) for c in config["channels"]]
         levels = config.get("attention_levels") or [False] * (len(config["channels"]) - 1) + [dims == 2]
         config["attention_levels"] = [bool(a) for a in levels]  # published 2D: attention at the deepest level
         space = {"kind": "identity", "spatial_dims": 2} if dims == 2 else \
             {"kind": "haar", "spatial_dims": 3, "lll_scale": lll_scale}
-        diffusion = {"schedule": dict(schedule or {}), "space": space, "clip_range": (0.0, 1.0),
+        diffusion = {"schedule": dict(schedule or {}), "space": space, "clip_range": tuple(float(c) for c in clip_range),
                      "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1,
                      "reference": 0 if residual else None, "sigma_data": float(sigma_data)}
         win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
@@ -128,7 +133,8 @@ class Seg2MedModel(DiffusionModel):
                "spacing": None if spacing is None else [None if v is None else float(v) for v in spacing],
                "size": None if size is None else [None if v is None else int(v) for v in size]}
         return cls.from_parts(config, diffusion, preprocessing=pre,
-                              settings={"dims": dims, "tasks": tasks}, info=dict(info or {}))
+                              settings={"dims": dims, "tasks": tasks, "class_conditioning": bool(class_conditioning)},
+                              info=dict(info or {}))
 
     # ---- settings ----------------------------------------------------------------------------------------------
     @property
@@ -180,7 +186,7 @@ class Seg2MedModel(DiffusionModel):
 
     def class_labels(self, source: str, target: str, batch: int = 1, device=None) -> torch.Tensor | None:
         index = self.task_index(source, target)
-        if len(self.tasks) == 1:
+        if len(self.tasks) == 1 or not self.settings.get("class_conditioning", True):
             return None
         return torch.full((batch,), index, dtype=torch.long, device=device)
 

@@ -14,14 +14,17 @@ from monai.transforms import MapTransform, Randomizable
 
 from .prior import body_from_ct, make_prior
 
-__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "RandDropTissuesd", "RandFieldOfViewd", "training_preprocessing"]
+__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "MaskByBodyd", "RandDropTissuesd", "RandFieldOfViewd",
+           "training_preprocessing"]
 
 #: the channels of a training item, in order: the prior images of the three targets, then the three images
 CHANNELS = ("prior_ct", "prior_t1", "prior_t2", "ct", "t1", "t2")
 #: the files of a training case (``body`` and ``tissues`` optional: without a body the CT's body contour is used)
 CASE_FILES = ("mask", "body", "tissues", "ct", "t1", "t2")
 _PLAIN = "_without_tissues"
-_LABEL_FILES = ("mask", "body", "tissues")  # suffix of the prior images made without the tissue map
+_LABEL_FILES = ("mask", "body", "tissues")
+#: the body contour PriorImaged leaves in the item (for ``mask_targets``)
+BODY_KEY = "body_contour"  # suffix of the prior images made without the tissue map
 
 
 class PriorImaged(MapTransform):
@@ -45,12 +48,24 @@ class PriorImaged(MapTransform):
         else:
             body = body_from_ct(np.asarray(d[self.ct_key])[0])
         tissues = np.rint(np.asarray(d[self.tissues_key])[0]).astype(np.int64) if self.tissues_key in d else None
+        d[BODY_KEY] = torch.as_tensor(mask).clone().float()
+        d[BODY_KEY][0] = torch.from_numpy(body.astype(np.float32))
         for target in ("ct", "t1", "t2"):
             for suffix, tis in (("", tissues), (_PLAIN, None)) if tissues is not None else (("", None),):
                 out = torch.as_tensor(mask).clone().float()  # keeps a MetaTensor's affine
                 out[0] = torch.from_numpy(make_prior(labels, target, task=self.task, body=body, tissues=tis,
                                                      table=self.table))
                 d[f"prior_{target}{suffix}"] = out
+        return d
+
+
+class MaskByBodyd(MapTransform):
+    """Each key (a windowed image, 0 = air) set to 0 outside the body contour that :class:`PriorImaged` left."""
+
+    def __call__(self, data):
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = d[key] * (d[BODY_KEY] > 0)
         return d
 
 
@@ -124,13 +139,14 @@ class RandFieldOfViewd(Randomizable, MapTransform):
 
 def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task: str = "total",
                            patch_size: Sequence[int] | None = None, has_body: bool = True, has_tissues: bool = False,
-                           tissue_dropout: float = 0.5, fov_augment: float = 0.0, seed: int | None = None):
+                           tissue_dropout: float = 0.5, fov_augment: float = 0.0,
+                           mask_targets: Sequence[str] = (), seed: int | None = None):
     """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order.
 
     ``preprocessing``: a model's (``windows``; ``prior_table`` and ``prior_windows``, :class:`~.model.Seg2MedModel`).
     LoadVolumed → Orientationd RAS → the model's grid (Spacingd, SpatialPadd; :func:`_model_grid_steps`) →
     PriorImaged → each channel windowed (``ScaleIntensityRanged``, clipped; a prior by
-    its prior window) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
+    its prior window) → MaskByBodyd (``mask_targets``) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
     window (``size``: ResizeWithPadOrCropd) → random crop (2D: one whole axial slice, ``Z' = 1``, then
     RandFieldOfViewd with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D:
     in-plane only).
@@ -152,6 +168,8 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
         lo, hi = prior_windows[modality] if key.startswith("prior_") else windows[modality]
         keys = [key, f"{key}{_PLAIN}"] if has_tissues and key.startswith("prior_") else [key]
         steps.append(ScaleIntensityRanged(keys=keys, a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True))
+    if mask_targets:  # air (0) outside the body, as the authors' CT model's target
+        steps.append(MaskByBodyd(keys=list(mask_targets)))
     if has_tissues:
         steps.append(RandDropTissuesd([k for k in CHANNELS if k.startswith("prior_")], prob=tissue_dropout))
     steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=["image"])]
