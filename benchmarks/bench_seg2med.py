@@ -38,6 +38,11 @@ def main() -> None:
     p.add_argument("--weights2d", help="2D checkpoint (default: the shipped bundle's models/model.pt)")
     p.add_argument("--weights3d", help="3D checkpoint (default: the shipped bundle's models/model_3d.pt)")
     p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="source:target pairs")
+    p.add_argument("--via", nargs="+", default=["prior", "image"], choices=("prior", "image"),
+                   help="how conversions run, side by side (default both: the authors' way through the label map, "
+                   "and the image-conditioned model)")
+    p.add_argument("--tissues", action="store_true", help="give the phantoms' tissue_types maps (default: none, as "
+                   "for users without TotalSegmentator's licensed task)")
     p.add_argument("--timestep-spacing", choices=SPACINGS, default="uniform",
                    help="the sampler's timestep spacing (default uniform)")
     add_heldout_options(p, cases=4)
@@ -52,12 +57,13 @@ def main() -> None:
     data = heldout_phantoms(a.cases, a.shape, cache=a.cache, kind="abdomen")
     tasks = [tuple(t.split(":")) for t in a.tasks]
     result = {"dataset": f"held-out abdomen phantoms, seeds 3000–{3000 + a.cases - 1}, shape {a.shape}",
-              "steps": a.steps, "sampler": a.sampler, "timestep_spacing": a.timestep_spacing,
+              "steps": a.steps, "sampler": a.sampler, "timestep_spacing": a.timestep_spacing, "via": a.via,
+              "tissues": a.tissues,
               "precision": a.precision, "device": a.device, "models": {}}
     for which in a.models:
         default = bundle / "models" / ("model.pt" if which == "2d" else "model_3d.pt")
         model = load_model(getattr(a, f"weights{which}") or default, a.device)
-        out = evaluate_heldout(model, data, tasks=tasks, steps=a.steps, sampler=a.sampler,
+        out = evaluate_heldout(model, data, tasks=tasks, via=a.via, tissues=a.tissues, steps=a.steps, sampler=a.sampler,
                                timestep_spacing=a.timestep_spacing, seed=a.seed, device=a.device,
                                precision=a.precision)
         out["model_info"] = {k: model.info.get(k) for k in ("train_steps", "best_val_ssim", "description")}

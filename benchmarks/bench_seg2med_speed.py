@@ -25,8 +25,8 @@ from medfusion.apps.seg2med.phantom import make_abdomen_phantom
 a = json.loads(sys.argv[1])
 ph = make_abdomen_phantom(tuple(a["shape"]), seed=3000)
 model = load_model(a["weights"], a["device"])
-kw = dict(body=ph["body"], steps=a["steps"], seed=0, device=a["device"], precision=a["precision"],
-          batch_size=a["batch_size"])
+kw = dict(body=ph["body"], spacing=tuple(float(v) for v in abs(ph["affine"].diagonal()[:3])), steps=a["steps"], seed=0,
+          device=a["device"], precision=a["precision"], batch_size=a["batch_size"])
 if a["device"].startswith("cuda"):
     torch.cuda.reset_peak_memory_stats()
 t0 = time.perf_counter()
@@ -47,6 +47,7 @@ def main() -> None:
     p.add_argument("--shape", type=int, nargs=3, default=[256, 256, 64])
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16, help="slices per batch of the 2D model")
+    p.add_argument("--weights2d", help="2D checkpoint (default: the shipped models/model.pt)")
     p.add_argument("--device", default="cpu")
     add_precision_option(p)
     p.add_argument("--out")
@@ -57,12 +58,14 @@ def main() -> None:
     models = bundle_dir("totalseg_mask_to_ct_mr") / "models"
     rows = {}
     for which in a.models:
-        weights = models / ("model.pt" if which == "2d" else "model_3d.pt")
+        weights = (a.weights2d if which == "2d" and a.weights2d else models / ("model.pt" if which == "2d" else
+                                                                                 "model_3d.pt"))
         args = {"shape": a.shape, "steps": a.steps, "device": a.device, "precision": a.precision,
                 "batch_size": a.batch_size, "weights": str(weights)}
         rows[which] = run_child(_CHILD, args, f"bench_seg2med_speed: the {which} run")
         print(f"{which}: {rows[which]}")
     path = write_results("seg2med_speed", {"command": command_line(), "shape": a.shape, "steps": a.steps,
+                                           "weights2d": a.weights2d or "shipped models/model.pt",
                                            "device": a.device, "precision": a.precision, "results": rows}, a.out)
     print(f"wrote {path}")
 

@@ -154,3 +154,31 @@ def test_bundle_3d_inference(cases, tmp_path):
                 "--checkpoint", ckpt, "--dataset_dir", str(cases), "--output_dir", str(out), "--steps", "2",
                 "--device", "cpu", "--target", "t1", *tiny_3d))
     assert len(list(out.glob("*_t1.nii.gz"))) == 2
+
+
+@pytest.mark.slow
+def test_published_configs_train_and_sample(cases, tmp_path):
+    """train.json + train_published.json trains (a tiny network in place of theirs, two steps) a model with the
+    authors' settings — no class label, epsilon, T = 500, x0 clipped to [-1, 1], their windows, the CT target masked
+    by the body — and inference_published.json samples from it with 500-step DDPM's fixed_small variance."""
+    from medfusion.core.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    tiny = {**TINY, "attention_levels": [False, True], "resblock_updown": False}
+    _ok(_bundle("run", "--config_file", _cfg("train.json", "train_published.json"), "--bundle_root", BUNDLE,
+                "--dataset_dir", str(cases), "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu",
+                "--network_config", repr(tiny), "--spacing", "[16.0, 16.0]", "--size", "[32, 32]",
+                "--max_steps", "2", "--batch_size", "2", "--trainer#val_every", "2", "--trainer#val_cases", "1",
+                "--trainer#val_sampling_steps", "2"))
+    ckpt = load_checkpoint(run / "model.pt", kind="seg2med")
+    assert ckpt.settings["class_conditioning"] is False and ckpt.network["num_class_embeds"] is None
+    assert ckpt.diffusion["prediction"] == "epsilon" and ckpt.diffusion["clip_range"] == [-1.0, 1.0]
+    assert ckpt.diffusion["schedule"]["num_train_timesteps"] == 500
+    assert ckpt.preprocessing["windows"]["t2"] == [0.0, 160.0] and ckpt.preprocessing["prior_windows"]["t2"] == [0, 28]
+    assert ckpt.preprocessing["size"] == [32, 32] and "authors' settings" in ckpt.info["description"]
+    out = tmp_path / "ct"
+    _ok(_bundle("run", "--config_file", _cfg("inference.json", "inference_published.json"), "--bundle_root", BUNDLE,
+                "--checkpoint", str(run / "model.pt"), "--dataset_dir", str(cases), "--output_dir", str(out),
+                "--steps", "3", "--device", "cpu",
+                *[arg for k, v in tiny.items() for arg in (f"--network_def#{k}", repr(v))]))
+    assert len(list(out.iterdir())) == len([p for p in cases.iterdir() if p.is_dir()])

@@ -5,8 +5,9 @@
     seg2med.generate_file(model, "data/abdomen_phantom/ABD-SAMPLE-00000/mask.nii.gz", "ct", "outputs/ct.nii.gz")
 
 Reference: Yang et al., "seg2med: a segmentation-based medical image generation framework using denoising
-diffusion probabilistic models", arXiv 2504.09182.  The condition is a grey-level prior image (:mod:`.prior`,
-tissue values in :mod:`.tissues`); label maps come from TotalSegmentator (:mod:`.masks`, an optional extra) or
+diffusion probabilistic models", arXiv 2504.09182.  The condition is a grey-level prior image (:mod:`.prior`;
+its values in :mod:`.prior_tables` — the authors' own tables by default — and :mod:`.tissues`); volumes go to the
+network's spacing and window and back (:mod:`.model_grid`); label maps come from TotalSegmentator (:mod:`.masks`, an optional extra) or
 from the abdomen phantoms (:mod:`.phantom`, with :mod:`.phantom_anatomy` and :mod:`.phantom_geometry`).
 Modules: :mod:`.model` (2D slice model and 3D wavelet model), :mod:`.generation`, :mod:`.pipeline` (the prior
 command), :mod:`.transforms` (training ``Compose``), :mod:`.train`, :mod:`.baseline`, :mod:`.evaluation`,
@@ -19,7 +20,8 @@ from ..._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "tissues": ("class_names", "tissue_value", "mr_signal", "label_values", "MODALITIES"),
-    "prior": ("make_prior", "body_from_ct", "body_from_labels", "check_label_map"),
+    "prior": ("make_prior", "body_from_ct", "body_from_mr", "body_from_labels", "check_label_map"),
+    "prior_tables": ("prior_lookup", "map_labels", "PRIOR_TABLES"),
     "model": ("Seg2MedModel", "load_model", "ALL_TASKS", "TARGETS"),
     "generation": ("generate", "convert", "generate_file", "convert_file"),
     "evaluation": ("evaluate_heldout", "load_case", "run_task", "score"),

@@ -121,8 +121,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    """Add ``generate``, ``convert``, ``prior`` and ``masks`` to the ``medfusion`` sub-commands."""
+def _register_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate CT or MR from a TotalSegmentator label map (seg2med)",
                        description="Generate a CT (HU) or MR volume from a TotalSegmentator label map, in the "
                        "mask's geometry: the label map becomes a prior image (see `medfusion prior`) that "
@@ -136,6 +135,8 @@ def register(sub) -> None:
     _add_common(p)
     p.set_defaults(func=cmd_generate)
 
+
+def _register_convert(sub) -> None:
     p = sub.add_parser("convert", help="convert between CT and MR (T1/T2) with a diffusion model (seg2med)",
                        description="Convert a CT to MR or an MR to CT (or T1↔T2), in the input's geometry. By "
                        "default the authors' way: the input's TotalSegmentator label map (--mask) becomes the target's "
@@ -155,6 +156,8 @@ def register(sub) -> None:
     _add_common(p)
     p.set_defaults(func=cmd_convert)
 
+
+def _register_prior(sub) -> None:
     p = sub.add_parser("prior", help="turn a TotalSegmentator label map into a CT/MR prior image (seg2med)",
                        description="Replace every TotalSegmentator label by its value in a prior table — "
                        "Hounsfield units for CT, the sequence signal for MR — with fat and muscle from a tissue map, "
@@ -174,6 +177,8 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
     p.set_defaults(func=cmd_prior)
 
+
+def _register_masks(sub) -> None:
     p = sub.add_parser("masks", help="label a CT or MR with TotalSegmentator (optional extra, its own weights)",
                        description="Run TotalSegmentator on an image and write its label map in the image's "
                        "geometry. Needs `pip install 'medfusion[totalsegmentator]'` and the task's weights in "
@@ -189,3 +194,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     p.set_defaults(func=cmd_masks)
+
+
+def register(sub) -> None:
+    """Add ``generate``, ``convert``, ``prior`` and ``masks`` to the ``medfusion`` sub-commands."""
+    for add in (_register_generate, _register_convert, _register_prior, _register_masks):
+        add(sub)

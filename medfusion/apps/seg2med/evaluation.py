@@ -61,18 +61,18 @@ def run_task(model: Seg2MedModel, case: dict, source: str, target: str, *, via: 
     tis = case["tissues"] if tissues else None
     common = dict(body=case["body"], tissues=tis, spacing=case["spacing"], **kwargs)
     name = f"{source}→{target}"
+    task = "total" if source == "prior" else SOURCE_TASK[source]
+    labels = case["labels"] if task == "total" else map_labels(case["labels"], "total", task)
     if source == "prior":
-        pred = generate(model, case["labels"], target, **common)
+        pred = generate(model, labels, target, **common)
     elif via == "prior":
-        task = SOURCE_TASK[source]
-        labels = case["labels"] if task == "total" else map_labels(case["labels"], "total", task)
         pred = convert(model, case[source], source, target, via="prior", labels=labels, task=task, **common)
     else:
         common.pop("tissues")
         pred = convert(model, case[source], source, target, via="image", **common)
         name += " (image)"
-    if source == "prior" or via == "prior":
-        base = prior_baseline(model, case["labels"], target, body=case["body"], tissues=tis)
+    if source == "prior" or via == "prior":  # the prior of the label map the model was given
+        base = prior_baseline(model, labels, target, body=case["body"], task=task, tissues=tis)
         base_name = "prior image"
     else:
         base = histogram_baseline(case[source], case[target], body=case["body"], target=target)

@@ -107,9 +107,9 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
 
     lab = check_label_map(labels, task)
     tis = None if tissues is None else check_tissue_map(tissues, lab.shape)
-    spacing_in = model.grid(lab.shape, spacing).spacing
-    body = resolve_body(lab, tis, body, spacing_in, warn=True)
-    grid = model.grid(lab.shape, spacing_in, body)
+    grid = model.grid(lab.shape, spacing)
+    body = resolve_body(lab, tis, body, grid.spacing, warn=True)
+    grid = model.grid(lab.shape, grid.spacing, body)
     on_grid = [None if a is None else grid.to_model(a, labels=True) for a in (lab, tis, body)]
     prior = make_prior(on_grid[0], target, task=task, body=on_grid[2], tissues=on_grid[1], table=model.prior_table)
     y = translate(model, model.normalize_prior(prior, target), "prior", target, **kwargs)

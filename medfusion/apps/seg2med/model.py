@@ -18,6 +18,7 @@ own for MR — or like its target.
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -127,11 +128,7 @@ class Seg2MedModel(DiffusionModel):
         diffusion = {"schedule": dict(schedule or {}), "space": space, "clip_range": tuple(float(c) for c in clip_range),
                      "prediction": prediction or ("epsilon" if dims == 2 else "sample"), "target_channels": 1,
                      "reference": 0 if residual else None, "sigma_data": float(sigma_data)}
-        win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
-        prior_windows = {m: list(w) for m in TARGETS if (w := prior_window(m, prior_table)) is not None}
-        pre = {"windows": win, "prior_table": prior_table, "prior_windows": prior_windows,
-               "spacing": None if spacing is None else [None if v is None else float(v) for v in spacing],
-               "size": None if size is None else [None if v is None else int(v) for v in size]}
+        pre = _preprocessing(windows, prior_table, spacing, size)
         return cls.from_parts(config, diffusion, preprocessing=pre,
                               settings={"dims": dims, "tasks": tasks, "class_conditioning": bool(class_conditioning)},
                               info=dict(info or {}))
@@ -165,6 +162,9 @@ class Seg2MedModel(DiffusionModel):
         from .model_grid import model_grid
 
         target = self.preprocessing.get("spacing")
+        if spacing is None and target:
+            warnings.warn(f"no voxel spacing given: the volume is taken to be at the model's own "
+                          f"({' × '.join(f'{v:g}' for v in target if v)} mm in-plane); pass spacing=", stacklevel=3)
         return model_grid(shape, spacing if spacing is not None else _filled(target, shape), target,
                           self.preprocessing.get("size"), body)
 
@@ -202,6 +202,15 @@ class Seg2MedModel(DiffusionModel):
     def denormalize(self, image01: np.ndarray, modality: str) -> np.ndarray:
         lo, hi = self.window(modality)
         return (np.asarray(image01, dtype=np.float32) * (hi - lo) + lo).astype(np.float32)
+
+
+def _preprocessing(windows, prior_table: str, spacing, size) -> dict:
+    """The preprocessing settings a checkpoint keeps: windows, the prior table and its windows, the model's grid."""
+    win = {k: [float(v) for v in w] for k, w in {**WINDOWS, **dict(windows or {})}.items()}
+    prior_windows = {m: list(w) for m in TARGETS if (w := prior_window(m, prior_table)) is not None}
+    return {"windows": win, "prior_table": prior_table, "prior_windows": prior_windows,
+            "spacing": None if spacing is None else [None if v is None else float(v) for v in spacing],
+            "size": None if size is None else [None if v is None else int(v) for v in size]}
 
 
 def _filled(spacing, shape) -> list[float]:
