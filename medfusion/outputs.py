@@ -205,16 +205,20 @@ class OutputPlan:
     def _commit(self) -> None:
         try:
             with signals_held():
-                for real in list(self._staged):
-                    os.replace(self._staged.pop(real), self._files[real][0])
+                for real in list(self._staged):  # forgotten once in place, so a failure rolls back the rest
+                    os.replace(self._staged[real], self._files[real][0])
+                    del self._staged[real]
                 for real in list(self._staged_dirs):
-                    self._replace_folder(real, self._staged_dirs.pop(real))
+                    self._replace_folder(real, self._staged_dirs[real])
+                    del self._staged_dirs[real]
         except BaseException:
             self._rollback()
             raise
 
     def _replace_folder(self, real: str, staged: str) -> None:
         folder, owner = self._folders[real]
+        # checked again now: a file someone put there during the run is theirs, and the folder is then kept
+        _check_folder(folder, real, owner, {os.path.realpath(p) for p in self.inputs})
         written = sorted(os.listdir(staged))
         with open(os.path.join(staged, MARKER), "w", encoding="utf-8") as fh:
             json.dump({"owner": owner, "files": written}, fh)

@@ -155,6 +155,18 @@ def test_an_empty_folder_may_be_filled_and_a_failed_run_leaves_the_old_folder(tm
     assert tree(tmp_path) == {"d/a": b"1", f"d/{MARKER}": b'{"owner": "t", "files": ["a"]}'}
 
 
+def test_a_file_put_into_the_folder_during_the_run_keeps_it(tmp_path):
+    """The folder is checked again when it is replaced: what someone else wrote there meanwhile is never deleted."""
+    out = tmp_path / "d"
+    with OutputPlan().add_folder(out, owner="t"):
+        write_atomic(out / "a", "1")
+    with pytest.raises(InputError, match="did not write"):
+        with OutputPlan().add_folder(out, owner="t"):
+            write_atomic(out / "a", "2")
+            (out / "mine.txt").write_text("keep")
+    assert tree(tmp_path) == {"d/a": b"1", "d/mine.txt": b"keep", f"d/{MARKER}": b'{"owner": "t", "files": ["a"]}'}
+
+
 # ---- folder runs ------------------------------------------------------------------------------------------------
 def _cohort(tmp_path, n=4):
     items = list(range(n))

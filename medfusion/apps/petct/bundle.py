@@ -33,8 +33,8 @@ class PetCtSegmenter(BundleEntry):
     name = "hecktor_petct_diffseg inference"
 
     def __init__(self, model, dataset_dir, output_dir, *, probabilities_dir=None, uncertainty_dir=None,
-                 samples=DEFAULT_SAMPLES, steps=DEFAULT_STEPS, sampler="ddim", seed=0, device="cpu", precision="float32", overwrite=False,
-                 skip_bad=False):
+                 samples=DEFAULT_SAMPLES, steps=DEFAULT_STEPS, sampler="ddim", seed=0, device="cpu",
+                 precision="float32", overwrite=False, skip_bad=False):
         self.model, self.dataset_dir, self.output_dir = model, dataset_dir, output_dir
         self.dirs = {"probabilities_dir": probabilities_dir, "uncertainty_dir": uncertainty_dir}
         self.kwargs = dict(samples=samples, steps=steps, sampler=sampler, seed=seed, device=device,

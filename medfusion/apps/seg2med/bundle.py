@@ -5,7 +5,8 @@ The configs build ``network_def`` (MONAI ``DiffusionModelUNet``), ``noise_schedu
 checkpoint's weights, windows and tasks, so the sampler, steps or windows can be overridden on the command line.
 
 A case folder for inference holds ``mask.nii.gz`` (TotalSegmentator ``total`` labels) and optionally
-``body.nii.gz`` and ``tissues.nii.gz`` (TotalSegmentator ``tissue_types``); for conversion, ``<source>.nii.gz`` (``ct``, ``t1`` or ``t2``).  Outputs are
+``body.nii.gz`` and ``tissues.nii.gz`` (TotalSegmentator ``tissue_types``); for conversion, ``<source>.nii.gz``
+(``ct``, ``t1`` or ``t2``; with ``mask.nii.gz``, its label map, for the authors' way).  Outputs are
 ``<output_dir>/<case>_<target>.nii.gz`` in the input's geometry.
 """
 

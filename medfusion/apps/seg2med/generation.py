@@ -46,8 +46,8 @@ def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *,
               steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, timestep_spacing: str = "uniform",
-              variance: str = "fixed_large", seed: int = 0, device="cpu", precision: str = "float32", batch_size: int = 16,
-              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+              variance: str = "fixed_large", seed: int = 0, device="cpu", precision: str = "float32",
+              batch_size: int = 16, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order.
 
     A 2D model runs over axial slices (the last axis) ``batch_size`` at a time with one seed for the whole volume; a
@@ -107,9 +107,9 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
 
     lab = check_label_map(labels, task)
     tis = None if tissues is None else check_tissue_map(tissues, lab.shape)
-    grid = model.grid(lab.shape, spacing)
-    body = resolve_body(lab, tis, body, grid.spacing, warn=True)
-    grid = model.grid(lab.shape, grid.spacing, body)
+    spacing = model.input_spacing(lab.shape, spacing)
+    body = resolve_body(lab, tis, body, spacing, warn=True)
+    grid = model.grid(lab.shape, spacing, body)
     on_grid = [None if a is None else grid.to_model(a, labels=True) for a in (lab, tis, body)]
     prior = make_prior(on_grid[0], target, task=task, body=on_grid[2], tissues=on_grid[1], table=model.prior_table)
     y = translate(model, model.normalize_prior(prior, target), "prior", target, **kwargs)
@@ -153,7 +153,7 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
                              "it, or convert by the image-conditioned model (via image)")
         return generate(model, labels, target, task=task or SOURCE_TASK[source], body=body, tissues=tissues,
                         spacing=spacing, **kwargs)
-    grid = model.grid(image.shape, spacing, body)
+    grid = model.grid(image.shape, model.input_spacing(image.shape, spacing), body)
     y = translate(model, model.normalize(grid.to_model(image, labels=False), source), source, target, **kwargs)
     return _finish(model, y, target, body, grid)
 
@@ -183,7 +183,7 @@ def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str,
     ``tissues``, ``body``: files on the image's grid (see :func:`convert`)."""
     from ...io import check_same_geometry, load_volume, save_like
     from ...outputs import writing
-    from .pipeline import load_labels
+    from .pipeline import load_body, load_labels
 
     check_task(source, target)
     with writing([out], overwrite=overwrite, inputs=[image, mask, tissues, body]):
@@ -196,9 +196,7 @@ def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str,
         elif tissues is not None:
             raise InputError("a tissue map goes with the source's label map (mask)")
         elif body is not None:
-            body_volume = load_volume(body)
-            check_same_geometry({"image": volume, "body": body_volume})
-            arrays["body"] = body_volume.data > 0
+            arrays["body"] = load_body(body, volume, "image")
         ras = {k: None if a is None else to_ras(a, volume.affine) for k, a in arrays.items()}
         y = convert(model, to_ras(volume.data, volume.affine), source, target, via=via, task=task,
                     spacing=ras_spacing(volume.spacing, volume.affine), **ras, **kwargs)

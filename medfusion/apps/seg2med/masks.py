@@ -13,7 +13,7 @@ import os
 
 from ...errors import InputError, first_line
 from ...io import PathLike
-from .tissues import TASKS, TISSUE_TASKS
+from .tissues import KNOWN_TASKS, TISSUE_TASKS
 
 __all__ = ["check_totalsegmentator", "segment"]
 
@@ -25,7 +25,8 @@ def _weight_folders(task: str, fast: bool) -> list[str]:
     from totalsegmentator.map_tasks_config import TASK_CONFIGS, TASK_ID_WEIGHTS_CONFIGS
 
     config = TASK_CONFIGS[task]
-    ids = config["sub_modes"]["fast" if fast else "default"]["task_id"] if "sub_modes" in config else config["task_id"]
+    ids = config["sub_modes"]["fast" if fast else "default"]["task_id"] if "sub_modes" in config else \
+        config["task_id"]  # a task without a fast model (tissue_types) names its weights directly
     ids = ids if isinstance(ids, list) else [ids]
     return [TASK_ID_WEIGHTS_CONFIGS[i]["foldername"] for i in ids]
 
@@ -37,9 +38,8 @@ def check_totalsegmentator(task: str = "total", *, fast: bool = False) -> str:
         InputError: TotalSegmentator is not installed, or the task's weights are not in its weights folder (the
             message names the missing folders and the command that installs them).
     """
-    known = TASKS + tuple(TISSUE_TASKS.values())
-    if task not in known:
-        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(known)}")
+    if task not in KNOWN_TASKS:
+        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(KNOWN_TASKS)}")
     try:
         from totalsegmentator.config import get_weights_dir
     except ImportError as err:
@@ -72,7 +72,8 @@ def _quiet_statistics() -> None:
 
 
 def segment(image: PathLike, out: PathLike, *, task: str = "total", fast: bool = False, device: str = "cpu",
-            body_out: PathLike | None = None, tissues_out: PathLike | None = None, overwrite: bool = False) -> list[str]:
+            body_out: PathLike | None = None, tissues_out: PathLike | None = None,
+            overwrite: bool = False) -> list[str]:
     """Run TotalSegmentator on ``image`` and write its label map (uint8, the image's geometry) to ``out``.
 
     Args:
@@ -105,7 +106,7 @@ def _run_task(volume, task: str, fast: bool, device: str):
     ts_device = "gpu" if str(device).startswith("cuda") else "cpu"
     nifti = nib.Nifti1Image(volume.data, volume.affine, volume.header)
     try:
-        result = totalsegmentator(nifti, None, task=task, fast=fast and task in TASKS, device=ts_device, quiet=True)
+        result = totalsegmentator(nifti, None, task=task, fast=fast, device=ts_device, quiet=True)
     except (OSError, ImportError, RuntimeError) as err:  # e.g. a weight it still wanted to download, offline
         raise InputError(f"TotalSegmentator failed: {first_line(err)}") from None
     return np.asarray(result.dataobj)

@@ -27,7 +27,7 @@ import torch
 from ...core.model import DiffusionModel
 from ...errors import InputError
 from ...networks import conditional_unet, spatial_divisor
-from .prior_tables import DEFAULT_PRIOR_TABLE, prior_window
+from .prior_tables import DEFAULT_PRIOR_TABLE, UNNAMED_TABLE, prior_window
 
 __all__ = ["Seg2MedModel", "KIND", "TARGETS", "SOURCES", "ALL_TASKS", "WINDOWS", "load_model"]
 
@@ -154,19 +154,26 @@ class Seg2MedModel(DiffusionModel):
     @property
     def prior_table(self) -> str:
         """The table of the prior images it was trained on (``medfusion`` for checkpoints that name none)."""
-        return str(self.preprocessing.get("prior_table", "medfusion"))
+        return str(self.preprocessing.get("prior_table", UNNAMED_TABLE))
 
-    def grid(self, shape, spacing=None, body=None):
-        """The :class:`~.model_grid.ModelGrid` of a RAS+ volume of ``shape`` and ``spacing`` (mm; ``None``: already
-        at the model's spacing) for this model, its window centred on ``body``."""
-        from .model_grid import model_grid
-
+    def input_spacing(self, shape, spacing=None) -> list[float]:
+        """``spacing`` (mm, RAS+ order) of a volume of ``shape``; ``None``: the model's own (with a warning when the
+        model has one), 1 mm for any axis it leaves open."""
         target = self.preprocessing.get("spacing")
-        if spacing is None and target:
+        if spacing is not None:
+            return [float(v) for v in spacing]
+        if target:
             warnings.warn(f"no voxel spacing given: the volume is taken to be at the model's own "
                           f"({' × '.join(f'{v:g}' for v in target if v)} mm in-plane); pass spacing=", stacklevel=3)
-        return model_grid(shape, spacing if spacing is not None else _filled(target, shape), target,
-                          self.preprocessing.get("size"), body)
+        given = list(target or []) + [None] * (len(shape) - len(target or []))
+        return [1.0 if v is None else float(v) for v in given]
+
+    def grid(self, shape, spacing, body=None):
+        """The :class:`~.model_grid.ModelGrid` of a RAS+ volume of ``shape`` and ``spacing`` (mm, e.g. from
+        :meth:`input_spacing`) for this model, its window centred on ``body``."""
+        from .model_grid import model_grid
+
+        return model_grid(shape, spacing, self.preprocessing.get("spacing"), self.preprocessing.get("size"), body)
 
     def prior_window(self, modality: str) -> tuple[float, float]:
         """The window of ``modality``'s prior image: the table's own, else the target's."""
@@ -211,12 +218,6 @@ def _preprocessing(windows, prior_table: str, spacing, size) -> dict:
     return {"windows": win, "prior_table": prior_table, "prior_windows": prior_windows,
             "spacing": None if spacing is None else [None if v is None else float(v) for v in spacing],
             "size": None if size is None else [None if v is None else int(v) for v in size]}
-
-
-def _filled(spacing, shape) -> list[float]:
-    """``spacing`` with 1 mm for every axis it leaves open (``None``)."""
-    given = list(spacing or []) + [None] * (len(shape) - len(spacing or []))
-    return [1.0 if v is None else float(v) for v in given]
 
 
 def _to_unit(image: np.ndarray, window: tuple[float, float]) -> np.ndarray:

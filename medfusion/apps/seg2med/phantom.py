@@ -1,9 +1,9 @@
 """Seeded abdomen/thorax phantoms for seg2med: a TotalSegmentator label map with the CT and MR it came from.
 
 seg2med learns the way from a label map (and its "prior image", one value per label) to a real image. A phantom
-gives both sides with a known truth: ``labels`` (TotalSegmentator ``total`` values), ``tissues`` (its ``tissue_types``:
-fat and muscle) and ``ct``, ``t1``, ``t2``
-images that hold what a real scan has beyond the prior, so the prior is a baseline a model can beat.
+gives both sides with a known truth: ``labels`` (TotalSegmentator ``total`` values), ``tissues`` (its
+``tissue_types``: fat and muscle) and ``ct``, ``t1``, ``t2`` images that hold what a real scan has beyond the
+prior, so the prior is a baseline a model can beat.
 
 1. **Anatomy** (:mod:`.phantom_anatomy`; shapes in :mod:`medfusion.shapes` and :mod:`.phantom_geometry`): from
    the lung bases and the bottom of the heart down to the pelvic inlet — body outline with subcutaneous fat and a
@@ -211,8 +211,8 @@ def make_abdomen_phantom(
     Returns:
         ``"labels"``: ``uint8 (X, Y, Z)`` TotalSegmentator ``total`` label values (0 outside every class);
         ``"body"``: ``bool`` body mask; ``"tissues"``: ``uint8`` TotalSegmentator ``tissue_types`` labels
-        (:data:`TISSUE_LABELS`: 1 subcutaneous fat, 2 torso fat, 3 skeletal muscle); ``"ct"``: ``float32`` HU (≥ −1024); ``"t1"``, ``"t2"``: ``float32`` MR
-        signal in the units of :func:`~.tissues.mr_signal`; ``"affine"``: ``(4, 4)`` voxel → RAS+ mm, the
+        (:data:`TISSUE_LABELS`: 1 subcutaneous fat, 2 torso fat, 3 skeletal muscle); ``"ct"``: ``float32`` HU
+        (≥ −1024); ``"t1"``, ``"t2"``: ``float32`` MR signal in the units of :func:`~.tissues.mr_signal`; ``"affine"``: ``(4, 4)`` voxel → RAS+ mm, the
         grid's centre at the origin.
     """
     shape, spacing = _check_shape_spacing(shape, spacing)
@@ -263,8 +263,8 @@ def write_phantom_case(
 ) -> AbdomenPhantomCase:
     """Write one phantom as ``<out_dir>/<name>/{mask,body,tissues,ct,t1,t2}.nii.gz``.
 
-    ``mask`` (the ``total`` label map), ``body`` and ``tissues`` (the ``tissue_types`` map) are uint8, ``ct`` int16 HU (as scanners store CT), ``t1``/``t2``
-    int16 scaled by NIfTI ``scl_slope`` (steps of range/65535, far below the phantom's noise; files about a third
+    ``mask`` (the ``total`` label map), ``body`` and ``tissues`` (the ``tissue_types`` map) are uint8, ``ct`` int16
+    HU (as scanners store CT), ``t1``/``t2`` int16 scaled by NIfTI ``scl_slope`` (steps of range/65535, far below the phantom's noise; files about a third
     of float32's), all with the phantom's RAS+ affine.
 
     Args:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...errors import InputError
 from ...io import PathLike
 
-__all__ = ["load_labels", "write_prior"]
+__all__ = ["load_labels", "load_body", "write_prior"]
 
 
 def load_labels(path: PathLike, task: str = "total", *, body: PathLike | None = None,
@@ -23,25 +23,33 @@ def load_labels(path: PathLike, task: str = "total", *, body: PathLike | None = 
         as an int array, the body mask as a bool array or ``None``, the tissue map (TotalSegmentator
         ``tissue_types``: 1 subcutaneous fat, 2 torso fat, 3 skeletal muscle) as an int array or ``None``.
     """
-    import numpy as np
-
     from ...io import check_same_geometry, load_volume
     from .prior import check_label_map, check_tissue_map
 
     volume = load_volume(path)
     labels = check_label_map(volume.data, task, what=f"mask {volume.path}")
-    extra = {name: load_volume(f) for name, f in (("body", body), ("tissues", tissues)) if f is not None}
-    if extra:
-        check_same_geometry({"mask": volume, **extra})
-    mask = None
-    if "body" in extra:
-        mask = np.asarray(extra["body"].data > 0)
-        if not mask.any():
-            raise InputError(f"body mask {body} is empty")
+    mask = None if body is None else load_body(body, volume, "mask")
     tissue_map = None
-    if "tissues" in extra:
-        tissue_map = check_tissue_map(extra["tissues"].data, labels.shape, what=f"tissue map {tissues}")
+    if tissues is not None:
+        tissue_volume = load_volume(tissues)
+        check_same_geometry({"mask": volume, "tissues": tissue_volume})
+        tissue_map = check_tissue_map(tissue_volume.data, labels.shape, what=f"tissue map {tissues}")
     return volume, labels, mask, tissue_map
+
+
+def load_body(path: PathLike, reference, what: str):
+    """A body mask file (non-zero = body) as a bool array, after checking it is on the grid of ``reference`` (a
+    :class:`~medfusion.io.Volume`, named ``what`` in messages) and not empty."""
+    import numpy as np
+
+    from ...io import check_same_geometry, load_volume
+
+    body_volume = load_volume(path)
+    check_same_geometry({what: reference, "body": body_volume})
+    mask = np.asarray(body_volume.data > 0)
+    if not mask.any():
+        raise InputError(f"body mask {path} is empty")
+    return mask
 
 
 def write_prior(mask: PathLike, modality: str, out: PathLike, *, task: str = "total", body: PathLike | None = None,

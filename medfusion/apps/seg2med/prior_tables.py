@@ -26,17 +26,19 @@ import numpy as np
 
 from ...errors import InputError
 from .tissues import (
-    MODALITIES, TASKS, TISSUE_TASKS, _read_json, class_names, label_values, spin_echo, spoiled_gradient_echo,
+    MODALITIES, TASKS, _read_json, class_names, label_values, spin_echo, spoiled_gradient_echo,
     tissue_table, tissue_value,
 )
 
-__all__ = ["PRIOR_TABLES", "DEFAULT_PRIOR_TABLE", "PriorLookup", "prior_lookup", "prior_window", "map_labels",
+__all__ = ["PRIOR_TABLES", "DEFAULT_PRIOR_TABLE", "UNNAMED_TABLE", "PriorLookup", "prior_lookup", "prior_window", "map_labels",
            "seg2med_table", "class_mapping"]
 
 #: the prior tables, by name
 PRIOR_TABLES = ("seg2med", "medfusion")
 #: the table of new models and of ``medfusion prior``
 DEFAULT_PRIOR_TABLE = "seg2med"
+#: the table of checkpoints that name none (trained before the authors' tables were adopted)
+UNNAMED_TABLE = "medfusion"
 _TISSUE_CLASSES = ("subcutaneous_fat", "torso_fat", "skeletal_muscle")  # tissue_types labels 1, 2, 3
 
 
@@ -168,6 +170,3 @@ def prior_window(modality: str, table: str = DEFAULT_PRIOR_TABLE) -> tuple[float
     return float(lo), float(hi)
 
 
-def tissue_task(task: str) -> str:
-    """The TotalSegmentator tissue task that goes with label task ``task``."""
-    return TISSUE_TASKS[task]

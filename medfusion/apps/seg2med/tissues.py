@@ -30,13 +30,15 @@ import numpy as np
 
 from ...errors import InputError
 
-__all__ = ["TASKS", "TISSUE_TASKS", "MODALITIES", "class_names", "Tissue", "tissue_table", "tissue_name",
+__all__ = ["TASKS", "TISSUE_TASKS", "KNOWN_TASKS", "MODALITIES", "class_names", "Tissue", "tissue_table", "tissue_name",
            "mr_signal", "spoiled_gradient_echo", "spin_echo", "tissue_value", "label_values"]
 
 #: TotalSegmentator tasks whose label maps medfusion reads (organs, bones, vessels)
 TASKS = ("total", "total_mr")
 #: the tissue task that goes with each: subcutaneous fat, torso fat and skeletal muscle (a second label map)
 TISSUE_TASKS = {"total": "tissue_types", "total_mr": "tissue_types_mr"}
+#: every TotalSegmentator task whose class map ships with medfusion
+KNOWN_TASKS = TASKS + tuple(TISSUE_TASKS.values())
 #: what a prior image can be: CT in HU, or an MR sequence of ``tissues.json``
 MODALITIES = ("ct", "t1", "t1_opposed", "t2")
 
@@ -50,9 +52,8 @@ def _read_json(name: str) -> dict:
 @functools.lru_cache(maxsize=None)
 def class_names(task: str = "total") -> dict[int, str]:
     """Label value → TotalSegmentator class name for ``task`` (``"total"``, ``"total_mr"`` or a tissue task)."""
-    known = TASKS + tuple(TISSUE_TASKS.values())
-    if task not in known:
-        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(known)}")
+    if task not in KNOWN_TASKS:
+        raise InputError(f"unknown TotalSegmentator task {task!r}; choose one of {', '.join(KNOWN_TASKS)}")
     return {int(k): v for k, v in _read_json("totalsegmentator_classes.json")[task].items()}
 
 

@@ -13,6 +13,7 @@ import torch
 from monai.transforms import MapTransform, Randomizable
 
 from .prior import body_from_ct, make_prior
+from .prior_tables import DEFAULT_PRIOR_TABLE, UNNAMED_TABLE
 
 __all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "MaskByBodyd", "RandDropTissuesd", "RandFieldOfViewd",
            "training_preprocessing"]
@@ -21,10 +22,10 @@ __all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "MaskByBodyd", "RandDropTiss
 CHANNELS = ("prior_ct", "prior_t1", "prior_t2", "ct", "t1", "t2")
 #: the files of a training case (``body`` and ``tissues`` optional: without a body the CT's body contour is used)
 CASE_FILES = ("mask", "body", "tissues", "ct", "t1", "t2")
-_PLAIN = "_without_tissues"
+_PLAIN = "_without_tissues"  # suffix of the prior images made without the tissue map
 _LABEL_FILES = ("mask", "body", "tissues")
 #: the body contour PriorImaged leaves in the item (for ``mask_targets``)
-BODY_KEY = "body_contour"  # suffix of the prior images made without the tissue map
+BODY_KEY = "body_contour"
 
 
 class PriorImaged(MapTransform):
@@ -33,7 +34,7 @@ class PriorImaged(MapTransform):
     (published rule) is used. With a tissue map it also makes each prior without it (``prior_ct_without_tissues``, ...),
     for :class:`RandDropTissuesd`."""
 
-    def __init__(self, task: str = "total", table: str = "seg2med", mask_key: str = "mask", body_key: str = "body",
+    def __init__(self, task: str = "total", table: str = DEFAULT_PRIOR_TABLE, mask_key: str = "mask", body_key: str = "body",
                  ct_key: str = "ct", tissues_key: str = "tissues"):
         super().__init__(keys=[mask_key])
         self.task, self.table, self.mask_key, self.body_key, self.ct_key = task, table, mask_key, body_key, ct_key
@@ -144,10 +145,10 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order.
 
     ``preprocessing``: a model's (``windows``; ``prior_table`` and ``prior_windows``, :class:`~.model.Seg2MedModel`).
-    LoadVolumed → Orientationd RAS → the model's grid (Spacingd, SpatialPadd; :func:`_model_grid_steps`) →
-    PriorImaged → each channel windowed (``ScaleIntensityRanged``, clipped; a prior by
-    its prior window) → MaskByBodyd (``mask_targets``) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
-    window (``size``: ResizeWithPadOrCropd) → random crop (2D: one whole axial slice, ``Z' = 1``, then
+    LoadVolumed → Orientationd RAS → the model's spacing (Spacingd, :func:`_model_grid_steps`) → PriorImaged → each
+    channel windowed (``ScaleIntensityRanged``, clipped; a prior by its prior window) → MaskByBodyd
+    (``mask_targets``) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
+    window (``size``: ResizeWithPadOrCropd, centred on the volume) → random crop (2D: one whole axial slice, ``Z' = 1``, then
     RandFieldOfViewd with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D:
     in-plane only).
     """
@@ -162,7 +163,8 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     prior_windows = {**windows, **preprocessing.get("prior_windows", {})}
     files = [k for k in CASE_FILES if (has_body or k != "body") and (has_tissues or k != "tissues")]
     steps = [LoadVolumed(files), Orientationd(keys=files, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
-             *_model_grid_steps(files, preprocessing), PriorImaged(task, preprocessing.get("prior_table", "medfusion"))]
+             *_model_grid_steps(files, preprocessing),
+             PriorImaged(task, preprocessing.get("prior_table", UNNAMED_TABLE))]
     for key in CHANNELS:
         modality = key.replace("prior_", "")
         lo, hi = prior_windows[modality] if key.startswith("prior_") else windows[modality]
