@@ -233,3 +233,17 @@ def test_folder_form_streams_each_image_into_tiffs(tmp_path):
     assert sorted(os.path.relpath(p, tmp_path) for p in written) == [
         os.path.join(d, f"{n}.tif") for d in ("cells", "ihc") for n in ("a", "b")]
     assert tifffile.imread(tmp_path / "cells" / "b.tif").shape == (33, 40)
+
+
+def test_tiff_row_writer_interrupted_while_it_is_made_leaves_no_file(tmp_path, monkeypatch):
+    """A signal (here Ctrl-C) between the temporary file's creation and the writer's return — before any ``with``
+    owns it — removes that file (a SIGTERM there once left one behind in a streamed stain run)."""
+    import tifffile
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tifffile, "TiffFile", interrupted)  # after imwrite made the file
+    with pytest.raises(KeyboardInterrupt):
+        TiffRowWriter(tmp_path / "ihc.tif", (8, 6, 3), np.uint8)
+    assert list(tmp_path.iterdir()) == []

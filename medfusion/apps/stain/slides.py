@@ -234,11 +234,16 @@ class TiffRowWriter:
         os.makedirs(folder, exist_ok=True)
         self._tmp = os.path.join(folder, f".{os.path.basename(self._final)}.{secrets.token_hex(6)}.tmp")
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-        tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31, byteorder="<",
-                         photometric="rgb" if len(self.shape) == 3 else "minisblack")
-        with tifffile.TiffFile(self._tmp) as tif:
-            self._offset = int(tif.pages[0].dataoffsets[0])
-        self._fh = open(self._tmp, "r+b")
+        try:  # the context manager does not own the file yet: an error or a signal here must not leave it behind
+            tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31, byteorder="<",
+                             photometric="rgb" if len(self.shape) == 3 else "minisblack")
+            with tifffile.TiffFile(self._tmp) as tif:
+                self._offset = int(tif.pages[0].dataoffsets[0])
+            self._fh = open(self._tmp, "r+b")
+        except BaseException:
+            if os.path.lexists(self._tmp):
+                os.remove(self._tmp)
+            raise
         self._row_bytes = nbytes // self.shape[0]
 
     def write(self, y0: int, rows: np.ndarray) -> None:
