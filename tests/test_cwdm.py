@@ -278,6 +278,54 @@ def test_resume_reaches_the_same_weights(tmp_path, tiny_dataset):
     assert {"event": "resumed", "step": 6} in log
 
 
+def test_moving_average_is_what_model_pt_holds_and_resumes_exactly(tmp_path, tiny_dataset):
+    """ema_decay: model.pt holds the exponential moving average of the weights after each step (its closed form
+    from the weights each step left: e₁ = w₁, eₖ = d·eₖ₋₁ + (1 − d)·wₖ), not the last weights; and a run interrupted
+    during step 8 and resumed from last.pt ends with bit for bit the same average."""
+    def trainer(out):
+        torch.manual_seed(0)
+        model = CWDMModel.create(TINY_NETWORK)
+        data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor, seed=0)
+        return model, CWDMTrainer(model, data, out, max_steps=12, lr=1e-3, save_every=6, log_every=6, device="cpu",
+                                  seed=0, ema_decay=0.5)
+
+    model, t = trainer(tmp_path / "whole")
+    seen = []
+
+    def recording(m, *args, **kwargs):
+        seen.append({k: v.detach().clone() for k, v in m.network.state_dict().items()})
+        return cwdm_loss(m, *args, **kwargs)
+
+    t.loss_fn = recording
+    t.run()
+    after = seen[1:] + [model.network.state_dict()]  # the weights each of the 12 steps left
+    expected = dict(after[0])
+    for w in after[1:]:
+        expected = {k: 0.5 * expected[k] + 0.5 * w[k] for k in w}
+    saved = load_model(tmp_path / "whole" / "model.pt")
+    assert saved.info["ema_decay"] == 0.5
+    got = saved.network.state_dict()
+    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in got)
+    assert not all(torch.equal(got[k], after[-1][k]) for k in got)  # not the last weights
+
+    _, t = trainer(tmp_path / "parts")
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return cwdm_loss(*args, **kwargs)
+
+    t.loss_fn = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    trainer(tmp_path / "parts")[1].run()
+    resumed = load_model(tmp_path / "parts" / "model.pt").network.state_dict()
+    whole = load_model(tmp_path / "whole" / "model.pt").network.state_dict()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
 def test_init_weights_starts_a_new_run_from_a_checkpoint(tmp_path, tiny_dataset):
     """init_weights (fine-tuning): a new run starts from the checkpoint's network weights (and says so in the log);
     another network's or another application's checkpoint is refused with one line when the trainer is made, before

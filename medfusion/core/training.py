@@ -11,6 +11,9 @@ The trainer does the rest:
   process, so a resumed run continues to **the same weights** an uninterrupted run reaches
   (``tests/test_training.py`` checks this bit for bit);
 - ``model.pt``: the best validation score (or the last step without validation), an application checkpoint;
+- an exponential moving average of the weights (``ema_decay`` > 0; PyTorch's ``AveragedModel``), which then is what
+  validation scores and ``model.pt`` holds — the usual remedy for a diffusion network whose weights wander from
+  step to step (a seg2med checkpoint's organ means moved by tens of HU between validations), kept in ``last.pt``;
 - precision: ``"auto"`` = bfloat16 autocast on CUDA, float32 on CPU (the noise and the targets stay float32);
 - DDP under ``torchrun`` (``distributed=True``; gloo on CPU, NCCL on GPUs); every process draws its own noise;
 - logging through the ``medfusion.training`` logger (a bundle's ``logging.conf`` formats and routes it) and a
@@ -79,6 +82,8 @@ class Trainer:
         info: provenance stored in ``model.pt`` (training data, settings).
         init_weights: a model checkpoint (e.g. shipped weights) whose network weights start a new run — to
             fine-tune; the network settings must be this model's.  Ignored when ``last.pt`` resumes a run.
+        ema_decay: the decay of an exponential moving average of the weights (0: none; e.g. 0.999 averages over
+            about the last thousand steps); validation and ``model.pt`` then use the average.
     """
 
     def __init__(self, model, train_data: Dataset, output_dir: str | os.PathLike, *, loss_fn: LossFn,
@@ -87,14 +92,17 @@ class Trainer:
                  warmup_steps: int = 0, precision: str = "auto",
                  val_every: int = 250, save_every: int = 50, log_every: int = 10, seed: int = 0,
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
-                 info: dict | None = None, init_weights: str | os.PathLike | None = None) -> None:
+                 info: dict | None = None, init_weights: str | os.PathLike | None = None,
+                 ema_decay: float = 0.0) -> None:
         self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
         # checked now, so that a wrong file ends before any output; applied by run() unless last.pt resumes
         self._init_path = None if init_weights in (None, "") else Path(init_weights)
         self._init = None if self._init_path is None else self._initial_weights(self._init_path)
         self.loss_fn, self.validate_fn, self.val_metric = loss_fn, validate_fn, val_metric
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay, self.ema_decay = float(weight_decay), float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
@@ -171,6 +179,7 @@ class Trainer:
 
     def _resume(self, net, optimizer, gen) -> tuple[int, float]:
         path = self.output_dir / "last.pt"
+        self._resumed_ema = None
         if not path.is_file():
             if self._init is not None:
                 net.load_state_dict(self._init.state_dict)
@@ -183,6 +192,7 @@ class Trainer:
         if "scaler" in ckpt:
             self._scaler.load_state_dict(ckpt["scaler"])
         gen.set_state(ckpt["generator"][self.rank % len(ckpt["generator"])])
+        self._resumed_ema = ckpt.get("ema")
         self._log({"event": "resumed", "step": int(ckpt["step"])})
         return int(ckpt["step"]), float(ckpt["best"])
 
@@ -225,6 +235,7 @@ class Trainer:
         self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
         step, best = self._resume(net, optimizer, gen)
+        self._ema = self._averaged(net)
         self._saved = step if step else None
         train_net = net
         if self.distributed:
@@ -241,15 +252,8 @@ class Trainer:
                     if step >= self.max_steps:
                         break
                     self.model.network = train_net
-                    loss = self.loss_fn(self.model, batch, generator=gen, device=self.device, precision=self.precision)
-                    for group in optimizer.param_groups:
-                        group["lr"] = self.learning_rate(step)
-                    optimizer.zero_grad(set_to_none=True)
-                    self._scaler.scale(loss).backward()
-                    self._scaler.step(optimizer)
-                    self._scaler.update()
+                    losses.append(self._step(net, optimizer, batch, gen, step))
                     step += 1
-                    losses.append(float(loss.detach()))
                     if step % self.log_every == 0 or step == self.max_steps:
                         record = {"step": step, "loss": float(np.mean(losses)),
                                   "sec_per_step": (time.time() - t0) / len(losses)}
@@ -257,7 +261,7 @@ class Trainer:
                         losses, t0 = [], time.time()
                     self.model.network = net
                     if self.validate_fn is not None and (step % self.val_every == 0 or step == self.max_steps):
-                        best = self._validate(net, step, best)
+                        best = self._validate(step, best)
                     if step % self.save_every == 0 or step == self.max_steps:
                         self._save_last(net, optimizer, step, best, gen)
         finally:
@@ -267,15 +271,45 @@ class Trainer:
         self._barrier()
         return {**record, "best": best, "step": step}
 
-    def _validate(self, net, step: int, best: float) -> float:
+    def _step(self, net, optimizer, batch, gen: torch.Generator, step: int) -> float:
+        """One optimisation step (0-based ``step``) on ``batch``; the loss."""
+        loss = self.loss_fn(self.model, batch, generator=gen, device=self.device, precision=self.precision)
+        for group in optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        optimizer.zero_grad(set_to_none=True)
+        self._scaler.scale(loss).backward()
+        self._scaler.step(optimizer)
+        self._scaler.update()
+        if self._ema is not None:
+            self._ema.update_parameters(net)
+        return float(loss.detach())
+
+    def _averaged(self, net):
+        """The moving average of ``net`` (``None`` without ``ema_decay``), from ``last.pt`` when resuming."""
+        if not self.ema_decay:
+            return None
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
+        if self._resumed_ema is not None:
+            ema.load_state_dict(self._resumed_ema)
+        return ema
+
+    def _validate(self, step: int, best: float) -> float:
         if self.is_main:
-            net.eval()
-            scores = self.validate_fn(self.model, self.device)
-            net.train()
-            self._log({"step": step, **scores})
-            if scores[self.val_metric] > best:
-                best = float(scores[self.val_metric])
-                self._save_model(step, best)
+            net = self.model.network
+            scored = net if self._ema is None else self._ema.module
+            self.model.network = scored
+            scored.eval()
+            try:
+                scores = self.validate_fn(self.model, self.device)
+                self._log({"step": step, **scores})
+                if scores[self.val_metric] > best:
+                    best = float(scores[self.val_metric])
+                    self._save_model(step, best)
+            finally:
+                net.train()
+                self.model.network = net
         return best
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
@@ -292,13 +326,25 @@ class Trainer:
                          "step": step, "best": best, "generator": states}
                 if self._scaler.is_enabled():
                     state["scaler"] = self._scaler.state_dict()
+                if self._ema is not None:
+                    state["ema"] = self._ema.state_dict()
                 save_torch(state, self.output_dir / "last.pt")
             self._saved = step
 
     def _save_model(self, step: int, best: float) -> None:
+        """``model.pt``: the network being validated (the moving average, with ``ema_decay``)."""
         if self.is_main:
-            self.model.info.update({**self.info, "train_steps": step, f"best_{self.val_metric}": best})
-            self.model.save(self.output_dir / "model.pt")
+            net = self.model.network
+            if self._ema is not None:
+                self.model.network = self._ema.module
+            try:
+                info = {**self.info, "train_steps": step, f"best_{self.val_metric}": best}
+                if self._ema is not None:
+                    info["ema_decay"] = self.ema_decay
+                self.model.info.update(info)
+                self.model.save(self.output_dir / "model.pt")
+            finally:
+                self.model.network = net
 
 
 class _Seeded(Dataset):
