@@ -12,6 +12,7 @@ there).
 
     python benchmarks/bench_seg2med_grids.py                   # shipped 2D model, 2 seeds per grid, DDIM 20
     python benchmarks/bench_seg2med_grids.py --weights RUN/model.pt --seeds 1 --steps 5 --out smoke.json
+    python benchmarks/bench_seg2med_grids.py --first-seed 2004 --out val.json   # validation phantoms, to choose weights
 
 Results: benchmarks/results/seg2med_grids.json (or --out).
 """
@@ -56,7 +57,7 @@ def _affine(shape, spacing, degrees) -> np.ndarray:
     return a
 
 
-def _case(model, name, seed, folder, steps, sampler):
+def _case(model, name, seed, folder, steps, sampler, tissues=False):
     import nibabel as nib
 
     from medfusion.apps.seg2med.generation import from_ras, generate_file
@@ -67,13 +68,15 @@ def _case(model, name, seed, folder, steps, sampler):
     shape, spacing, degrees, with_body = GRIDS[name]
     ph = make_abdomen_phantom(shape, spacing=spacing, seed=seed)
     affine = _affine(shape, spacing, degrees)
-    paths = {k: str(folder / f"{k}.nii.gz") for k in ("mask", "body", "out")}
+    paths = {k: str(folder / f"{k}.nii.gz") for k in ("mask", "body", "tissues", "out")}
     nib.save(nib.Nifti1Image(from_ras(ph["labels"], affine).astype(np.uint8), affine), paths["mask"])
     nib.save(nib.Nifti1Image(from_ras(ph["body"], affine).astype(np.uint8), affine), paths["body"])
+    nib.save(nib.Nifti1Image(from_ras(ph["tissues"], affine).astype(np.uint8), affine), paths["tissues"])
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         generate_file(model, paths["mask"], "ct", paths["out"], body=paths["body"] if with_body else None,
+                      tissues=paths["tissues"] if tissues else None,
                       steps=steps, sampler=sampler, overwrite=True)
     seconds = time.time() - t0
     from medfusion.apps.seg2med.generation import to_ras
@@ -99,8 +102,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="checkpoint (default: the shipped bundle's models/model.pt)")
     p.add_argument("--seeds", type=int, default=2, help="held-out phantoms per grid (seeds 3000, 3001, ...)")
+    p.add_argument("--first-seed", type=int, default=3000,
+                   help="the first phantom seed (3000 and up: held out; 2004 and up: fresh validation phantoms)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--sampler", default="ddim")
+    p.add_argument("--tissues", action="store_true", help="give the phantoms' tissue_types maps (default: none)")
     p.add_argument("--out")
     a = p.parse_args()
 
@@ -111,8 +117,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in GRIDS:
-            for seed in range(3000, 3000 + a.seeds):
-                rows.append(_case(model, name, seed, Path(tmp), a.steps, a.sampler))
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
+                rows.append(_case(model, name, seed, Path(tmp), a.steps, a.sampler, a.tissues))
                 r = rows[-1]
                 print(f"{name:45s} seed {seed}: worst {r['worst_organ']} {r['worst_vs_prior']:+.1f} HU, mean |vs prior| "
                       f"{r['mean_abs_vs_prior']:.1f} HU, |vs truth| {r['mean_abs_vs_truth']:.1f} HU, {r['seconds']:.1f} s",
@@ -120,7 +126,8 @@ def main() -> None:
     path = write_results("seg2med_grids", {
         "command": command_line(), "model": str(a.weights or "shipped models/model.pt"),
         "model_info": {k: model.info.get(k) for k in ("description", "train_steps")}, "steps": a.steps,
-        "sampler": a.sampler, "target": "every soft-tissue organ's mean within 50 HU of its prior value",
+        "sampler": a.sampler, "tissues": a.tissues,
+        "target": "every soft-tissue organ's mean within 50 HU of its prior value",
         "soft_tissue_organs": list(SOFT_TISSUE),
         "all_within_50_hu": all(r["within_50_hu"] for r in rows), "cases": rows}, a.out)
     print(f"wrote {path}")

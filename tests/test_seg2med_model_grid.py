@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -33,11 +35,25 @@ def test_resampling_keeps_the_physical_extent_and_labels():
 
 
 def test_window_is_centred_on_the_body_and_pads_with_air():
-    """A small field of view is padded with 0 (air, no label) to the window; a large one is cut around the body."""
+    """A small field of view goes to the middle of the window, its edge values continued for EDGE_MARGIN voxels
+    and 0 (air, no label) beyond; the continuation is dropped on the way back. A large one is cut around the body."""
+    from medfusion.apps.seg2med.model_grid import EDGE_MARGIN
+
+    assert EDGE_MARGIN == 3
     small = model_grid((10, 8, 3), (1.0, 1.0, 1.0), None, (16, 16))
-    win = small.to_model(np.ones((10, 8, 3), np.float32), labels=False)
-    assert win.shape == (16, 16, 3) and win.sum() == 10 * 8 * 3 and win[0].sum() == 0 and win[:, 0].sum() == 0
-    assert np.array_equal(small.from_model(win), np.ones((10, 8, 3)))
+    a = np.arange(1, 10 * 8 * 3 + 1, dtype=np.float32).reshape(10, 8, 3)
+    win = small.to_model(a, labels=False)
+    assert win.shape == (16, 16, 3) and small.start[:2] == (-3, -4)
+    assert np.array_equal(win[3:13, 4:12], a)  # centred
+    assert np.array_equal(win[0:3, 4:12], np.broadcast_to(a[:1], (3, 8, 3)))  # x: 3 voxels each side, all edge
+    assert np.array_equal(win[13:16, 4:12], np.broadcast_to(a[-1:], (3, 8, 3)))
+    assert np.array_equal(win[3:13, 1:4], np.broadcast_to(a[:, :1], (10, 3, 3)))  # y: 4 voxels, 3 continued
+    assert np.all(win[:, 0] == 0) and np.all(win[:, 15] == 0)  # then air
+    assert win[0, 1, 0] == a[0, 0, 0]  # corners continue the corner value
+    assert np.array_equal(small.from_model(win), a)
+    plain = model_grid((10, 8, 3), (1.0, 1.0, 1.0), None, (16, 16))
+    plain = dataclasses.replace(plain, margin=0)
+    assert plain.to_model(a, labels=False).sum() == a.sum()  # margin 0: air right at the edge
     body = np.zeros((40, 30, 2), bool)
     body[25:35, 5:15, :] = True  # off centre
     large = model_grid((40, 30, 2), (1.0, 1.0, 1.0), None, (16, 16), body=body)
@@ -94,3 +110,36 @@ def test_field_of_view_augmentation_keeps_a_centred_window(seed):
                                          img[1, hits[0][0]:hits[0][0] + h, hits[0][1]:hits[0][1] + w, 0])
     t.prob = 0.0
     assert torch.equal(t({"image": img})["image"], img)
+
+
+def test_training_and_inference_give_the_network_the_same_prior_window(tmp_path):
+    """An off-centre body with odd remainders to the window: the training transforms (CropForegroundd to the
+    body, ResizeWithPadOrCropd) and inference's model grid put the same prior image in the same window."""
+    import nibabel as nib
+
+    from medfusion.apps.seg2med.model import Seg2MedModel
+    from medfusion.apps.seg2med.prior import make_prior
+    from medfusion.apps.seg2med.transforms import training_preprocessing
+
+    m = Seg2MedModel.create({"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}, dims=2,
+                            tasks=[("prior", "ct")], size=(16, 16))
+    lab = np.zeros((30, 24, 1), np.int64)
+    lab[19:25, 5:10] = 5  # liver
+    lab[22:27, 8:11] = 1  # spleen
+    body = np.zeros(lab.shape, np.uint8)
+    body[17:28, 3:12] = 1  # 11 x 9 voxels: 5 and 7 short of the window
+    arrays = {"mask": lab.astype(np.uint8), "body": body, "ct": np.where(body > 0, 40.0, -1000.0),
+              "t1": body * 50.0, "t2": body * 60.0}
+    item = {}
+    for key, a in arrays.items():
+        item[key] = str(tmp_path / f"{key}.nii.gz")
+        nib.save(nib.Nifti1Image(a.astype(np.float32 if a.dtype.kind == "f" else np.uint8), np.eye(4)), item[key])
+    trained = training_preprocessing(m.preprocessing, dims=2, divisor=1)(item)["image"].numpy()[0, ..., 0]
+
+    grid = m.grid(lab.shape, (1.0, 1.0, 1.0), body > 0)
+    on_grid = [grid.to_model(a, labels=True) for a in (lab, body > 0)]
+    prior = make_prior(on_grid[0], "ct", task="total", body=on_grid[1], table=m.prior_table)
+    inferred = m.normalize_prior(prior, "ct")[..., 0]
+    assert trained.shape == inferred.shape == (16, 16)
+    assert np.count_nonzero(inferred) == body.sum()  # the whole body is in the window
+    np.testing.assert_allclose(trained, inferred, atol=1e-6)

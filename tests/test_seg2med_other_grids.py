@@ -1,8 +1,8 @@
 """The shipped slice model on label maps from grids its training phantoms never had: every soft-tissue organ's mean
-stays within 50 HU of its prior value — except on the smallest field of view (94 × 65 mm, oblique, no body mask),
-where the issue's target is not met yet (pancreas −62 HU at 20 steps) and the test guards the gain over the model
-before the model's grid (−770 HU) with a looser bound. `benchmarks/bench_seg2med_grids.py` measures more grids and
-seeds."""
+stays within 50 HU of its prior value on held-out seed 3000 — also on the smallest field of view (94 × 65 mm,
+oblique, no body mask), which needs the field of view's edge continued into the window (model_grid.EDGE_MARGIN;
+without it the pancreas along the cut came out −62 HU at 20 steps). `benchmarks/bench_seg2med_grids.py` measures more
+grids and seeds, and shows where the target is not met (the pancreas of other seeds)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ SOFT_TISSUE = ("liver", "spleen", "kidney_left", "kidney_right", "pancreas", "ga
                "inferior_vena_cava", "heart")
 H = 400.0 / 96
 GRIDS = {  # shape, spacing (mm), rotation about z (degrees), body mask given, largest organ error allowed (HU)
-    "small_oblique_no_body": ((67, 59, 23), (1.4, 1.1, 3.0), 20.0, False, 100.0),
+    "small_oblique_no_body": ((67, 59, 23), (1.4, 1.1, 3.0), 20.0, False, 50.0),
     "large_field_of_view": ((128, 128, 10), (4.0, 4.0, 5.0), 0.0, True, 50.0),
     "fine_in_plane": ((192, 192, 6), (H / 2, H / 2, 6.0), 0.0, True, 50.0),
 }

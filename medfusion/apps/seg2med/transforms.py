@@ -148,13 +148,14 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     LoadVolumed → Orientationd RAS → the model's spacing (Spacingd, :func:`_model_grid_steps`) → PriorImaged → each
     channel windowed (``ScaleIntensityRanged``, clipped; a prior by its prior window) → MaskByBodyd
     (``mask_targets``) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
-    window (``size``: ResizeWithPadOrCropd, centred on the volume) → random crop (2D: one whole axial slice, ``Z' = 1``, then
+    window (``size``: CropForegroundd to the body, then ResizeWithPadOrCropd — centred on the body, as
+    :mod:`.model_grid` centres it at inference) → random crop (2D: one whole axial slice, ``Z' = 1``, then
     RandFieldOfViewd with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D:
     in-plane only).
     """
     from monai.transforms import (
-        Compose, ConcatItemsd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd, ResizeWithPadOrCropd,
-        ScaleIntensityRanged, SelectItemsd,
+        Compose, ConcatItemsd, CropForegroundd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd,
+        ResizeWithPadOrCropd, ScaleIntensityRanged, SelectItemsd,
     )
 
     from ...transforms import LoadVolumed
@@ -174,8 +175,10 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
         steps.append(MaskByBodyd(keys=list(mask_targets)))
     if has_tissues:
         steps.append(RandDropTissuesd([k for k in CHANNELS if k.startswith("prior_")], prob=tissue_dropout))
+    if preprocessing.get("size"):  # the body's bounding box, so that the window below is centred on it
+        steps.append(CropForegroundd(keys=list(CHANNELS), source_key=BODY_KEY))
     steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=["image"])]
-    if preprocessing.get("size"):  # the network's window, centred; 0 = air beyond the volume
+    if preprocessing.get("size"):  # the network's window around it; 0 = air beyond the volume
         size = [int(v) if v else -1 for v in list(preprocessing["size"]) + [None] * (3 - len(preprocessing["size"]))]
         steps.append(ResizeWithPadOrCropd(keys=["image"], spatial_size=size))
     if dims == 2:
