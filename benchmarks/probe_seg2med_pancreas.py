@@ -1,0 +1,112 @@
+"""Is the slice model's dark pancreas caused by the authors' table giving it the small bowel's CT value (40 HU)?
+
+A research probe, not a benchmark. Two fine-tunes of the shipped 2D weights, identical but for the table:
+``control`` keeps the authors' table; ``distinct`` changes one number, the pancreas's CT prior value, to 100 HU (no
+other class has it), so that the prior image tells the pancreas from the small bowel and spinal cord. Both: 3000
+steps, lr 2e-4, no warm-up, a moving average of the weights (0.999), the bundle's ``train.json`` otherwise. Then
+each generates CT for phantoms on the training grid (validation seeds 2004-2005, held-out 3000-3001; no tissue
+maps; 20 DDIM steps) under its own table, and the probe reports each organ's mean minus the phantom truth's.
+
+    python benchmarks/probe_seg2med_pancreas.py train --table control --data TRAIN --val VAL --out RUN_C
+    python benchmarks/probe_seg2med_pancreas.py train --table distinct --data TRAIN --val VAL --out RUN_D
+    python benchmarks/probe_seg2med_pancreas.py score --control RUN_C/model.pt --distinct RUN_D/model.pt
+
+(TRAIN, VAL: ``medfusion phantoms --kind abdomen --out TRAIN --n 32 --seed 1000`` and ``--out VAL --n 2 --seed
+2000``; each fine-tune about 20 min on two CPU threads.) The recorded control is the moving-average fine-tune of the
+bundle docs, run through ``python -m monai.bundle run`` with the same settings and validation every 500 steps.
+Results: benchmarks/results/seg2med_pancreas.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import command_line, write_results  # noqa: E402
+
+BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "totalseg_mask_to_ct_mr"
+DISTINCT_HU = 100.0
+SEEDS = (2004, 2005, 3000, 3001)
+ORGANS = ("pancreas", "small_bowel", "liver", "spleen", "kidney_left", "aorta")
+
+
+def use_table(kind: str) -> None:
+    """Change the pancreas's CT value in the loaded authors' table (``distinct``) or leave it (``control``)."""
+    from medfusion.apps.seg2med.prior_tables import prior_lookup, seg2med_table
+
+    if kind == "distinct":
+        seg2med_table()["ct"]["classes"]["pancreas"] = DISTINCT_HU
+        prior_lookup.cache_clear()
+
+
+def train(table: str, data: str, val: str, out: str) -> None:
+    from monai.bundle import ConfigParser
+
+    use_table(table)
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.update({"bundle_root": str(BUNDLE), "dataset_dir": data, "val_dir": val, "output_dir": out,
+                   "init_weights": str(BUNDLE / "models" / "model.pt"), "max_steps": 3000, "lr": 0.0002,
+                   "warmup_steps": 0, "val_every": 1000, "ema_decay": 0.999})
+    parser.get_parsed_content("training").run()
+
+
+def score(weights: str) -> dict:
+    """``{seed: {organ: generated mean − truth mean}}`` on the training grid."""
+    import warnings
+
+    from medfusion.apps.seg2med.generation import generate
+    from medfusion.apps.seg2med.model import load_model
+    from medfusion.apps.seg2med.phantom import make_abdomen_phantom
+    from medfusion.apps.seg2med.tissues import class_names
+
+    names = {v: k for k, v in class_names("total").items()}
+    model, h = load_model(weights), 400.0 / 96
+    rows = {}
+    for seed in SEEDS:
+        ph = make_abdomen_phantom((96, 96, 16), spacing=(h, h, 4.6875), seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ct = generate(model, ph["labels"], "ct", body=ph["body"], spacing=(h, h, 4.6875), steps=20,
+                          sampler="ddim", seed=0)
+        sel = {o: ph["labels"] == names[o] for o in ORGANS}
+        rows[str(seed)] = {o: round(float(ct[s].mean() - ph["ct"][s].mean()), 1) for o, s in sel.items()
+                           if s.sum() >= 50}
+        print(Path(weights).parent.name, seed, rows[str(seed)], flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="mode", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--table", choices=("control", "distinct"), required=True)
+    t.add_argument("--data", required=True)
+    t.add_argument("--val", required=True)
+    t.add_argument("--out", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("--control", required=True)
+    s.add_argument("--distinct", required=True)
+    s.add_argument("--out")
+    a = p.parse_args()
+    if a.mode == "train":
+        train(a.table, a.data, a.val, a.out)
+        return
+    import torch
+
+    torch.set_num_threads(2)
+    results = {}
+    for kind in ("control", "distinct"):
+        use_table(kind)  # control first: the distinct change stays for the rest of the process
+        results[kind] = score(getattr(a, kind))
+    path = write_results("seg2med_pancreas", {
+        "command": command_line(), "distinct_pancreas_hu": DISTINCT_HU,
+        "measure": "organ mean of the generated CT minus the phantom truth's (HU), training grid, 20 DDIM steps",
+        "results": results}, a.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
