@@ -5,7 +5,8 @@ A research probe, not a benchmark. Two fine-tunes of the shipped 2D weights, ide
 other class has it), so that the prior image tells the pancreas from the small bowel and spinal cord. Both: 3000
 steps, lr 2e-4, no warm-up, a moving average of the weights (0.999), the bundle's ``train.json`` otherwise. Then
 each generates CT for phantoms on the training grid (validation seeds 2004-2005, held-out 3000-3001; no tissue
-maps; 20 DDIM steps) under its own table, and the probe reports each organ's mean minus the phantom truth's.
+maps; 20 DDIM steps) under its own table, and the probe reports each organ's mean minus the phantom truth's and
+the share of its voxels below −50 HU (fat or gas) in each.
 
     python benchmarks/probe_seg2med_pancreas.py train --table control --data TRAIN --val VAL --out RUN_C
     python benchmarks/probe_seg2med_pancreas.py train --table distinct --data TRAIN --val VAL --out RUN_D
@@ -57,6 +58,8 @@ def score(weights: str) -> dict:
     """``{seed: {organ: generated mean − truth mean}}`` on the training grid."""
     import warnings
 
+    import numpy as np
+
     from medfusion.apps.seg2med.generation import generate
     from medfusion.apps.seg2med.model import load_model
     from medfusion.apps.seg2med.phantom import make_abdomen_phantom
@@ -71,9 +74,11 @@ def score(weights: str) -> dict:
             warnings.simplefilter("ignore")
             ct = generate(model, ph["labels"], "ct", body=ph["body"], spacing=(h, h, 4.6875), steps=20,
                           sampler="ddim", seed=0)
-        sel = {o: ph["labels"] == names[o] for o in ORGANS}
-        rows[str(seed)] = {o: round(float(ct[s].mean() - ph["ct"][s].mean()), 1) for o, s in sel.items()
-                           if s.sum() >= 50}
+        sel = {o: s for o in ORGANS if (s := ph["labels"] == names[o]).sum() >= 50}
+        rows[str(seed)] = {o: {"minus_truth": round(float(ct[s].mean() - ph["ct"][s].mean()), 1),
+                               "below_-50_hu": round(float(np.mean(ct[s] < -50)), 3),
+                               "truth_below_-50_hu": round(float(np.mean(ph["ct"][s] < -50)), 3)}
+                           for o, s in sel.items()}
         print(Path(weights).parent.name, seed, rows[str(seed)], flush=True)
     return rows
 
@@ -103,7 +108,8 @@ def main() -> None:
         results[kind] = score(getattr(a, kind))
     path = write_results("seg2med_pancreas", {
         "command": command_line(), "distinct_pancreas_hu": DISTINCT_HU,
-        "measure": "organ mean of the generated CT minus the phantom truth's (HU), training grid, 20 DDIM steps",
+        "measure": "per organ: the generated CT's mean minus the phantom truth's (HU), and the fractions of its voxels "
+                   "below -50 HU in the generated CT and in the truth; training grid, 20 DDIM steps",
         "results": results}, a.out)
     print(f"wrote {path}")
 
