@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import secrets
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 
 from medfusion.errors import InputError, OutputExistsError
 from medfusion.io_images import LABEL_IMAGE_EXTENSIONS, load_label_image, load_rgb  # 2D images, re-exported
-from medfusion.outputs import destination, planned
+from medfusion.outputs import destination, planned, reserve_sibling
 
 __all__ = [
     "Volume",
@@ -399,17 +398,16 @@ def write_atomic(path: PathLike, payload: bytes | str) -> str:
     final = destination(target)
     folder = os.path.dirname(final) or "."
     os.makedirs(folder, exist_ok=True)
-    # same file system, so os.replace is atomic; created exclusively, with the default permissions
-    tmp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(6)}.tmp")
+    # same file system, so os.replace is atomic; created exclusively, so removing it removes only our own
+    tmp = None
     try:
-        with open(tmp, "xb") as fh:
+        tmp = reserve_sibling(final, "tmp")
+        with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, final)
     except BaseException:
-        try:
+        if tmp is not None and os.path.lexists(tmp):
             os.remove(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return target
 

@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 from .errors import InputError, OutputExistsError, signals_held
 
-__all__ = ["OutputPlan", "writing", "check_outputs", "destination", "planned", "MARKER", "NIFTI"]
+__all__ = ["OutputPlan", "writing", "check_outputs", "destination", "planned", "reserve_sibling", "MARKER", "NIFTI"]
 
 #: the endings of NIfTI outputs (the default of :meth:`OutputPlan.add`)
 NIFTI = (".nii.gz", ".nii")
@@ -180,8 +180,8 @@ class OutputPlan:
             if _inside(real, folder_real) and real != folder_real:
                 staged_dir = self._staged_dirs.get(folder_real)
                 if staged_dir is None:
-                    staged_dir = self._staged_dirs[folder_real] = _hidden_sibling(folder, "partial")
-                    self._makedirs(staged_dir)
+                    self._makedirs(os.path.dirname(os.path.abspath(folder)))
+                    staged_dir = self._staged_dirs[folder_real] = reserve_sibling(folder, "partial", folder=True)
                 target = os.path.join(staged_dir, os.path.relpath(real, folder_real))
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 return target
@@ -190,7 +190,7 @@ class OutputPlan:
         if real in self._staged:
             raise RuntimeError(f"medfusion bug: {path} is written twice in one run")
         self._makedirs(os.path.dirname(os.path.abspath(path)))
-        self._staged[real] = _hidden_sibling(path, "partial")
+        self._staged[real] = reserve_sibling(path, "partial")
         return self._staged[real]
 
     def _makedirs(self, folder: str) -> None:
@@ -250,6 +250,22 @@ class OutputPlan:
 def _hidden_sibling(path: str, what: str) -> str:
     folder, name = os.path.split(os.path.abspath(path))
     return os.path.join(folder, f".{name}.{secrets.token_hex(4)}.{what}")
+
+
+def reserve_sibling(path, what: str, *, folder: bool = False) -> str:
+    """A new hidden sibling of ``path`` (``.<name>.<random>.<what>``), created here exclusively — an empty file, or
+    a folder — so that removing it later removes only what this run made, never a file that had that name; a taken
+    name draws another. Writers fill it, or replace it with :func:`os.replace`."""
+    while True:
+        name = _hidden_sibling(path, what)
+        try:
+            if folder:
+                os.mkdir(name)
+            else:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return name
+        except FileExistsError:
+            continue
 
 
 def _check_folder(path: str, real: str, owner: str, protected: set[str]) -> None:

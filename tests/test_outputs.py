@@ -66,6 +66,31 @@ def test_a_signal_mid_run_leaves_nothing(tmp_path, signum, error):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_staging_name_that_is_taken_is_never_used_nor_removed(tmp_path, monkeypatch):
+    """Staged files and folders are created exclusively: where a file of someone else's already has the hidden name
+    drawn, another name is drawn, and a failed run removes only what it created (the stain writer's temporary file
+    too)."""
+    import secrets
+
+    from medfusion.apps.stain.slides import TiffRowWriter
+
+    draws = iter(["aaaaaaaa", "aaaaaaaa", "bbbbbbbb", "dddddddd", "aaaaaaaa", "eeeeeeee"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(draws))
+    theirs = {tmp_path / ".a.json.aaaaaaaa.partial": b"theirs", tmp_path / ".t.tif.aaaaaaaa.tmp": b"theirs too"}
+    for path, data in theirs.items():
+        path.write_bytes(data)
+    with pytest.raises(RuntimeError):
+        with writing([tmp_path / "a.json"], extensions=()):
+            write_atomic(tmp_path / "a.json", "{}")  # staged under the second name drawn
+            assert (tmp_path / ".a.json.bbbbbbbb.partial").read_bytes() == b"{}"
+            raise RuntimeError("fails")
+    with pytest.raises(RuntimeError):
+        with TiffRowWriter(tmp_path / "t.tif", (4, 4), np.uint8):
+            raise RuntimeError("fails")
+    assert tree(tmp_path) == {p.name: d for p, d in theirs.items()}
+    assert next(draws, None) is None  # every name was drawn: both taken names were met and passed by
+
+
 def test_checks_come_first(tmp_path):
     inp = tmp_path / "in.nii.gz"
     inp.write_text("x")

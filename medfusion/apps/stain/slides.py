@@ -18,13 +18,12 @@ in the target's folder, rows are written into it as they come, and only a comple
 from __future__ import annotations
 
 import os
-import secrets
 
 import numpy as np
 
 from ...errors import InputError
 from ...io import PathLike, ensure_absent
-from ...outputs import destination
+from ...outputs import destination, reserve_sibling
 
 __all__ = ["SLIDE_ENDINGS", "open_rows", "RowSource", "ArrayRows", "TiffRows", "SlideRows", "TiffRowWriter",
            "STREAM_PIXELS", "STREAM_EXTENSIONS", "image_size", "streamed", "check_he", "check_stream_outputs"]
@@ -232,16 +231,17 @@ class TiffRowWriter:
         self._final = destination(self.path)  # staged inside an OutputPlan (medfusion.outputs)
         folder = os.path.dirname(self._final) or "."
         os.makedirs(folder, exist_ok=True)
-        self._tmp = os.path.join(folder, f".{os.path.basename(self._final)}.{secrets.token_hex(6)}.tmp")
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self._tmp = None
         try:  # the context manager does not own the file yet: an error or a signal here must not leave it behind
+            self._tmp = reserve_sibling(self._final, "tmp")  # ours alone: removing it removes nothing else
             tifffile.imwrite(self._tmp, shape=self.shape, dtype=self.dtype, bigtiff=nbytes > 2**31, byteorder="<",
                              photometric="rgb" if len(self.shape) == 3 else "minisblack")
             with tifffile.TiffFile(self._tmp) as tif:
                 self._offset = int(tif.pages[0].dataoffsets[0])
             self._fh = open(self._tmp, "r+b")
         except BaseException:
-            if os.path.lexists(self._tmp):
+            if self._tmp is not None and os.path.lexists(self._tmp):
                 os.remove(self._tmp)
             raise
         self._row_bytes = nbytes // self.shape[0]
