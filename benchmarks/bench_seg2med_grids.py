@@ -6,7 +6,7 @@ affine without a body mask (the grid of a TotalSegmentator mask made outside thi
 through ``medfusion.apps.seg2med.generation.generate_file`` (the ``medfusion generate`` path). For every class with
 at least 50 voxels it reports the generated CT's mean minus the prior's value for that class and minus the phantom
 CT's own mean. The target — every organ within 50 HU of its prior value — is scored on the soft-tissue organs of
-:data:`SOFT_TISSUE` (bones, bowel, stomach and cartilage are built in the phantoms from marrow, cortex, gas, fluid and
+:data:`medfusion.apps.seg2med.evaluation.SOFT_TISSUE` (bones, bowel, stomach and cartilage are built in the phantoms from marrow, cortex, gas, fluid and
 stool, so their true means are far from the table's single value, and a model that learns the truth leaves the prior
 there).
 
@@ -20,7 +20,6 @@ Results: benchmarks/results/seg2med_grids.json (or --out).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time
@@ -43,16 +42,12 @@ GRIDS = {
 }
 
 
-#: the organs the 50 HU target is scored on (medfusion.apps.seg2med.evaluation.ORGANS without the vertebra and the
-#: stomach, whose phantom holds gas and fluid)
-SOFT_TISSUE = ("liver", "spleen", "kidney_left", "kidney_right", "pancreas", "gallbladder", "aorta",
-               "inferior_vena_cava", "heart")
-
-
 def _affine(shape, spacing, degrees) -> np.ndarray:
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    """Voxel → mm, turned by ``degrees`` about z, the grid's centre at the origin."""
+    from medfusion.shapes import rotation
+
     a = np.eye(4)
-    a[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.diag(spacing)
+    a[:3, :3] = rotation(z_deg=degrees) @ np.diag(spacing)
     a[:3, 3] = -a[:3, :3] @ ((np.array(shape) - 1) / 2.0)
     return a
 
@@ -60,10 +55,12 @@ def _affine(shape, spacing, degrees) -> np.ndarray:
 def _case(model, name, seed, folder, steps, sampler, tissues=False):
     import nibabel as nib
 
-    from medfusion.apps.seg2med.generation import from_ras, generate_file
+    from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
+    from medfusion.apps.seg2med.generation import from_ras, generate_file, to_ras
     from medfusion.apps.seg2med.phantom import make_abdomen_phantom
     from medfusion.apps.seg2med.prior_tables import prior_lookup
     from medfusion.apps.seg2med.tissues import class_names
+    from medfusion.metrics.image import region_mean_errors
 
     shape, spacing, degrees, with_body = GRIDS[name]
     ph = make_abdomen_phantom(shape, spacing=spacing, seed=seed)
@@ -71,7 +68,8 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
     paths = {k: str(folder / f"{k}.nii.gz") for k in ("mask", "body", "tissues", "out")}
     nib.save(nib.Nifti1Image(from_ras(ph["labels"], affine).astype(np.uint8), affine), paths["mask"])
     nib.save(nib.Nifti1Image(from_ras(ph["body"], affine).astype(np.uint8), affine), paths["body"])
-    nib.save(nib.Nifti1Image(from_ras(ph["tissues"], affine).astype(np.uint8), affine), paths["tissues"])
+    if tissues:
+        nib.save(nib.Nifti1Image(from_ras(ph["tissues"], affine).astype(np.uint8), affine), paths["tissues"])
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -79,16 +77,13 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
                       tissues=paths["tissues"] if tissues else None,
                       steps=steps, sampler=sampler, overwrite=True)
     seconds = time.time() - t0
-    from medfusion.apps.seg2med.generation import to_ras
-
     ct = to_ras(nib.load(paths["out"]).get_fdata(dtype=np.float32), affine)
-    values = prior_lookup("ct", "total", model.prior_table).labels
-    organs = {}
-    for label, organ in class_names("total").items():
-        sel = ph["labels"] == label
-        if sel.sum() >= 50:
-            organs[organ] = {"voxels": int(sel.sum()), "vs_prior": float(ct[sel].mean() - values[label]),
-                             "vs_truth": float(ct[sel].mean() - ph["ct"][sel].mean())}
+    lab = ph["labels"]
+    counts = np.bincount(lab.ravel())
+    names = {k: v for k, v in class_names("total").items() if k < len(counts) and counts[k] >= 50}
+    prior = prior_lookup("ct", "total", model.prior_table).labels[lab]  # each organ at its table value
+    vs_prior, vs_truth = (region_mean_errors(ct, ref, lab, names) for ref in (prior, ph["ct"]))
+    organs = {o: {"voxels": int(counts[k]), "vs_prior": vs_prior[o], "vs_truth": vs_truth[o]} for k, o in names.items()}
     soft = {k: v for k, v in organs.items() if k in SOFT_TISSUE}
     worst = max(soft.items(), key=lambda kv: abs(kv[1]["vs_prior"]))
     return {"grid": name, "seed": seed, "seconds": seconds, "organs": organs,
@@ -110,6 +105,7 @@ def main() -> None:
     p.add_argument("--out")
     a = p.parse_args()
 
+    from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
     from medfusion.apps.seg2med.model import load_model
     from medfusion.paths import bundle_dir
 

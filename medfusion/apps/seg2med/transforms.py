@@ -109,7 +109,8 @@ class RandFieldOfViewd(Randomizable, MapTransform):
     """With probability ``prob``, a slice ``(C, X, Y, 1)`` (in [0, 1], 0 = air) keeps only a random window of it,
     ``min_fraction`` to all of each side (0.15 of a 400 mm slice: 60 mm), moved to the centre with air around — a
     smaller or shifted field of view, the body cut by its edges, as scans other than the training phantoms show
-    (:mod:`.model_grid` pads them with air the same way)."""
+    (:mod:`.model_grid` pads them with air the same way, after continuing the cut 3 voxels, which training does
+    not)."""
 
     def __init__(self, keys: Sequence[str], prob: float = 0.5, min_fraction: float = 0.15):
         MapTransform.__init__(self, keys)
