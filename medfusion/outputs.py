@@ -224,7 +224,7 @@ class OutputPlan:
             json.dump({"owner": owner, "files": written}, fh)
         old = None
         if os.path.lexists(folder):
-            old = _hidden_sibling(folder, "old")
+            old = reserve_sibling(folder, "old", folder=True)  # ours and empty: the rename replaces it
             os.rename(folder, old)
         os.rename(staged, folder)
         if old is not None:
