@@ -61,3 +61,14 @@ def test_test_command_collects_the_suite():
     assert r.returncode == 0, r.stderr[-2000:]
     assert re.search(r"\d+ tests? collected", r.stdout)
     assert "test_quickstart.py" in r.stdout
+
+
+def test_every_relative_link_of_the_readme_and_docs_points_to_a_file():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(pages) > 5
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(REPO)} -> {target}")
+    assert not broken, broken
