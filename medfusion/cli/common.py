@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.constants import PRECISIONS
+
 
 __all__ = ["add_sampling", "add_weights", "add_skip_bad", "positive_int", "seed_int", "weights_path", "check_device"]
 
-PRECISIONS = ("float32", "bfloat16", "float16")  # = medfusion.core.precision.PRECISIONS, without importing torch
 
 
 def positive_int(text: str) -> int:

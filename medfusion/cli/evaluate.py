@@ -7,10 +7,11 @@ import argparse
 import os
 
 from ..errors import InputError
+from ..metrics.constants import BRATS_CHALLENGES
 from .common import positive_int
 
 #: the BraTS lesion-wise protocols (kept here so that --help needs no import of the metrics)
-BRATS = ("brats-gli", "brats-mets", "brats-ped", "brats-menpre", "brats-menrt", "brats-goat")
+BRATS = tuple(BRATS_CHALLENGES)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -13,10 +13,10 @@ import contextlib
 import torch
 
 from ..errors import InputError
+from .constants import PRECISIONS
 
 __all__ = ["PRECISIONS", "resolve_device", "check_precision", "check_seed", "autocast"]
 
-PRECISIONS = ("float32", "bfloat16", "float16")
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 #: seeds are what ``torch.Generator.manual_seed`` accepts without wrapping: 0 … 2^63 − 1
 MAX_SEED = 2**63 - 1

@@ -34,20 +34,13 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import InputError
+from .constants import BRATS_CHALLENGES
 from .protocol_base import CaseResult, Protocol, Settings
 
 __all__ = ["BratsProtocol", "BRATS_PROTOCOLS", "EXTRA"]
 
 EXTRA = "brats"
-#: protocol name → (the configuration's name in ``brats-evaluation``, what it scores)
-CHALLENGES = {
-    "brats-gli": ("gli", "adult glioma, labels 1 NETC, 2 SNFH, 3 ET, 4 RC (2024+)"),
-    "brats-mets": ("mets", "brain metastases, labels 1 NETC, 2 SNFH, 3 ET, 4 RC"),
-    "brats-ped": ("ped", "paediatric tumours, labels 1 ET, 2 NET, 3 CC, 4 ED"),
-    "brats-menpre": ("MenPre", "pre-operative meningioma, labels 1 NETC, 2 SNFH, 3 ET"),
-    "brats-menrt": ("MenRT", "meningioma radiotherapy, label 1 GTV"),
-    "brats-goat": ("GoAT", "generalisability across tumours, labels 1 NETC, 2 SNFH, 3 ET"),
-}
+CHALLENGES = BRATS_CHALLENGES
 #: fields listed first in each region (the lesion-wise scores, then the global ones, then the detection counts);
 #: every other field panoptica returns follows in panoptica's order
 LEAD_FIELDS = ("sq_dsc", "sq_hd95", "sq_nsd", "pq_dsc", "global_bin_dsc", "global_bin_hd95", "global_bin_nsd",

@@ -6,9 +6,9 @@ import argparse
 
 from ...cli.common import add_sampling, add_skip_bad, add_weights, check_device, weights_path
 from ...errors import InputError
+from .constants import CONTRASTS
 
 BUNDLE = "brats_mri_cwdm"
-CONTRASTS = ("t1n", "t1c", "t2w", "t2f")  # = layout.CONTRASTS, kept here so `medfusion --help` stays light
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:

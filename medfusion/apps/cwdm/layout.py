@@ -23,6 +23,8 @@ from typing import Union
 from medfusion.errors import InputError
 from medfusion.io import Volume, check_same_geometry, load_volume, refuse_constant
 
+from .constants import CONTRASTS
+
 __all__ = [
     "CONTRASTS",
     "CONTRAST_NAMES",
@@ -40,7 +42,6 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: The four BraTS MR contrasts in canonical order (the order conditions are stacked in).
-CONTRASTS: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 
 #: Full names of the contrasts.
 CONTRAST_NAMES: dict[str, str] = {

@@ -8,13 +8,9 @@ import os
 
 from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
 from ...errors import InputError
+from .constants import MODALITIES, PRIOR_TABLES, TARGETS, TASKS
 
 BUNDLE = "totalseg_mask_to_ct_mr"
-TARGETS = ("ct", "t1", "t2")
-
-MODALITIES = ("ct", "t1", "t1_opposed", "t2")  # = tissues.MODALITIES, kept here so `medfusion --help` stays light
-TASKS = ("total", "total_mr")
-PRIOR_TABLES = ("seg2med", "medfusion")  # = prior_tables.PRIOR_TABLES
 _TISSUES_HELP = ("TotalSegmentator tissue_types map on the mask's grid (1 subcutaneous fat, 2 torso fat, 3 skeletal "
                  "muscle), e.g. from `medfusion masks --tissues`; default: none, the body outside the organs gets "
                  "the body's value (0 HU)")

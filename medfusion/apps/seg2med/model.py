@@ -27,13 +27,12 @@ import torch
 from ...core.model import DiffusionModel
 from ...errors import InputError
 from ...networks import conditional_unet, spatial_divisor
+from .constants import TARGETS
 from .prior_tables import DEFAULT_PRIOR_TABLE, UNNAMED_TABLE, prior_window
 
 __all__ = ["Seg2MedModel", "KIND", "TARGETS", "SOURCES", "ALL_TASKS", "WINDOWS", "load_model"]
 
 KIND = "seg2med"
-#: what can be generated
-TARGETS = ("ct", "t1", "t2")
 #: what can condition: the prior image of a label map, or an image of another modality
 SOURCES = ("prior",) + TARGETS
 #: every generation and conversion task, in class-label order

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import InputError
+from .constants import PRIOR_TABLES
 from .tissues import (
     MODALITIES, TASKS, _read_json, class_names, label_values, spin_echo, spoiled_gradient_echo,
     tissue_table, tissue_value,
@@ -34,7 +35,6 @@ __all__ = ["PRIOR_TABLES", "DEFAULT_PRIOR_TABLE", "UNNAMED_TABLE", "PriorLookup"
            "seg2med_table", "class_mapping"]
 
 #: the prior tables, by name
-PRIOR_TABLES = ("seg2med", "medfusion")
 #: the table of new models and of ``medfusion prior``
 DEFAULT_PRIOR_TABLE = "seg2med"
 #: the table of checkpoints that name none (trained before the authors' tables were adopted)

@@ -29,18 +29,15 @@ from importlib import resources
 import numpy as np
 
 from ...errors import InputError
+from .constants import MODALITIES, TASKS
 
 __all__ = ["TASKS", "TISSUE_TASKS", "KNOWN_TASKS", "MODALITIES", "class_names", "Tissue", "tissue_table", "tissue_name",
            "mr_signal", "spoiled_gradient_echo", "spin_echo", "tissue_value", "label_values"]
 
-#: TotalSegmentator tasks whose label maps medfusion reads (organs, bones, vessels)
-TASKS = ("total", "total_mr")
 #: the tissue task that goes with each: subcutaneous fat, torso fat and skeletal muscle (a second label map)
 TISSUE_TASKS = {"total": "tissue_types", "total_mr": "tissue_types_mr"}
 #: every TotalSegmentator task whose class map ships with medfusion
 KNOWN_TASKS = TASKS + tuple(TISSUE_TASKS.values())
-#: what a prior image can be: CT in HU, or an MR sequence of ``tissues.json``
-MODALITIES = ("ct", "t1", "t1_opposed", "t2")
 
 GAMMA_BAR_MHZ_PER_T = 42.577  # proton gyromagnetic ratio / 2π
 
