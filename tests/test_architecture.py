@@ -75,3 +75,16 @@ def test_modules_and_functions_stay_readable(path):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1
             assert length <= 60, f"{_name(path)}.{node.name} has {length} lines"
+
+
+def test_every_application_package_exports_its_entry_points():
+    """Each application's package names its API (``load_model`` first among them), and every name resolves."""
+    import importlib
+
+    from medfusion.apps import APPS
+
+    for app in APPS:
+        package = importlib.import_module(f"medfusion.apps.{app}")
+        assert "load_model" in package.__all__, app
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{app}.{name}"

@@ -7,4 +7,34 @@ nucleus labels come from the haematoxylin by watershed; a column-wise spatial sp
 tiles apart. Synthetic, seeded, pixel-aligned H&E/IHC tissue tiles with exact nucleus labels come from
 :mod:`.tissue`. Files (8-bit RGB images, 16-bit label images, case folders ``he.png``/``ihc.png``/``cells.png``)
 are read and written by :mod:`.images`.
+
+    from medfusion.apps import stain
+    model = stain.load_model("bundles/he_to_ihc_staindiffuser/models/model.pt")
+    stain.stain_file(model, "data/stain_sample/he/SKIMAGE-TEST-REGION.png", "outputs/ihc.png",
+                     cells="outputs/cells.png")
+
+Modules: :mod:`.network` (shared H&E encoder, one gated branch per task), :mod:`.model` (multi- or single-task),
+:mod:`.translate` (whole image or tiled; cell labels), :mod:`.stream` and :mod:`.slides` (large images and slides
+band by band), :mod:`.pipeline` (files and folders), :mod:`.images`, :mod:`.baseline` (U-Net), :mod:`.train`,
+:mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the data (:mod:`.data`, :mod:`.tissue`).  Names below load
+their module on first use, so importing this package is cheap.
 """
+
+from __future__ import annotations
+
+from ..._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "model": ("StainModel", "load_model", "TASKS"),
+    "baseline": ("UNetBaseline",),
+    "translate": ("translate", "cell_labels"),
+    "stream": ("translate_rows",),
+    "pipeline": ("stain_file", "stain_folder"),
+    "images": ("load_he", "save_rgb", "load_labels", "save_labels"),
+    "evaluation": ("evaluate_heldout",),
+    "train": ("StainTrainer", "StainTrainingSet"),
+    "data": ("skimage_pairs", "write_skimage_dataset"),
+    "tissue": ("make_tissue_tile", "write_tissue_dataset"),
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
