@@ -34,7 +34,6 @@ from .tissues import (
 __all__ = ["PRIOR_TABLES", "DEFAULT_PRIOR_TABLE", "UNNAMED_TABLE", "PriorLookup", "prior_lookup", "prior_window", "map_labels",
            "seg2med_table", "class_mapping"]
 
-#: the prior tables, by name
 #: the table of new models and of ``medfusion prior``
 DEFAULT_PRIOR_TABLE = "seg2med"
 #: the table of checkpoints that name none (trained before the authors' tables were adopted)
