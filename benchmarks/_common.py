@@ -30,7 +30,12 @@ def machine() -> dict:
 def command_line() -> str:
     """The command that ran this benchmark, as a user types it from the repository root."""
     args = " ".join(sys.argv[1:])
-    return "python benchmarks/" + Path(sys.argv[0]).name + (" " + args if args else "")
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(RESULTS.parent.parent)
+    except ValueError:  # run from elsewhere: its name in benchmarks/
+        script = Path("benchmarks") / script.name
+    return f"python {script.as_posix()}" + (" " + args if args else "")
 
 
 def _status(field: str) -> int:

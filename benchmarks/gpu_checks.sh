@@ -28,22 +28,22 @@ fi
 
 if [[ "$mode" == pipeline || "$mode" == all ]]; then
     "$py" -m pytest -q -p no:cacheprovider tests/test_wavelets.py -k cuda
-    "$py" benchmarks/bench_full_volume.py --steps 50 --device cuda
-    "$py" benchmarks/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
-    "$py" benchmarks/bench_denoiser.py --device cuda --shape 240 240 160
-    "$py" benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda
+    "$py" benchmarks/speed/bench_full_volume.py --steps 50 --device cuda
+    "$py" benchmarks/speed/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
+    "$py" benchmarks/speed/bench_denoiser.py --device cuda --shape 240 240 160
+    "$py" benchmarks/speed/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda
 fi
 if [[ "$mode" == apps || "$mode" == all ]]; then
     # the other applications' GPU timings: PET/CT ensemble (goal ≤ 10 s), seg2med 2D/3D at 256² and 512², stain 1024²
-    "$py" benchmarks/bench_petct_speed.py --device cuda --precision bfloat16 --out benchmarks/results/petct_speed_cuda.json
-    "$py" benchmarks/bench_seg2med_speed.py --device cuda --precision bfloat16 --steps 50 \
+    "$py" benchmarks/speed/bench_petct_speed.py --device cuda --precision bfloat16 --out benchmarks/results/petct_speed_cuda.json
+    "$py" benchmarks/speed/bench_seg2med_speed.py --device cuda --precision bfloat16 --steps 50 \
         --out benchmarks/results/seg2med_speed_cuda.json
-    "$py" benchmarks/bench_seg2med_speed.py --device cuda --precision bfloat16 --steps 50 --shape 512 512 64 \
+    "$py" benchmarks/speed/bench_seg2med_speed.py --device cuda --precision bfloat16 --steps 50 --shape 512 512 64 \
         --out benchmarks/results/seg2med_speed_cuda_512.json
-    "$py" benchmarks/bench_stain_speed.py --sizes 1024 --device cuda --precision bfloat16 \
+    "$py" benchmarks/speed/bench_stain_speed.py --sizes 1024 --device cuda --precision bfloat16 \
         --out benchmarks/results/stain_speed_cuda.json
 fi
 if [[ "$mode" == published || "$mode" == all ]]; then
     # 540 s hard stop: the file keeps every run finished before it (it is rewritten after each run)
-    timeout 540 "$py" benchmarks/bench_published.py
+    timeout 540 "$py" benchmarks/speed/bench_published.py
 fi

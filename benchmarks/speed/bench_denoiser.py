@@ -6,9 +6,9 @@ half the resolution and predicts 8; the pixel model sees 4 channels at full reso
 Each mode runs in its own process so that peak memory is measured cleanly (resident-set high-water mark above
 what the model and inputs already hold on CPU; allocator peak on CUDA).
 
-    python benchmarks/bench_denoiser.py                       # 240×240×160 (BraTS, z padded), CPU
-    python benchmarks/bench_denoiser.py --device cuda --shape 224 224 160
-    python benchmarks/bench_denoiser.py --device cuda --precision bfloat16    # network under bfloat16 autocast
+    python benchmarks/speed/bench_denoiser.py                       # 240×240×160 (BraTS, z padded), CPU
+    python benchmarks/speed/bench_denoiser.py --device cuda --shape 224 224 160
+    python benchmarks/speed/bench_denoiser.py --device cuda --precision bfloat16    # network under bfloat16 autocast
 Both modes are a :class:`medfusion.core.ConditionalDiffusion` (``prediction="sample"``, x̂₀ clipped to [0, 1]) over
 a ``HaarSpace(3, lll_scale=3)`` (wavelet) or an ``ImageSpace(3)`` (pixel).
 Results: benchmarks/results/denoiser.json (or --out; on a GPU ``denoiser_cuda.json``; a precision other than
@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import PeakMemory, add_precision_option, command_line, timed, write_results  # noqa: E402
 
 

@@ -4,10 +4,10 @@ The case is a phantom written as NIfTI files; it goes through the same path as `
 (``medfusion.apps.cwdm.synthesize_case``: load → normalise → pad to the network's divisor, 240×240×160 for the
 shipped weights → wavelet-space sampling → the padding's inverse → write in the input geometry).
 
-    python benchmarks/bench_full_volume.py --steps 50             # CPU
-    python benchmarks/bench_full_volume.py --steps 50 --device cuda
-    python benchmarks/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda   # the published sampler
-    python benchmarks/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
+    python benchmarks/speed/bench_full_volume.py --steps 50             # CPU
+    python benchmarks/speed/bench_full_volume.py --steps 50 --device cuda
+    python benchmarks/speed/bench_full_volume.py --steps 1000 --sampler ddpm --device cuda   # the published sampler
+    python benchmarks/speed/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
 Results: benchmarks/results/full_volume_<device>[_<sampler><steps>][_<precision>].json (or --out); the sampler and
 steps appear for DDPM, the precision when it is not float32.  Peak memory: the process's resident-set high-water
 mark on CPU (everything: Python, model, volumes), the allocator peak on CUDA.
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import _status, add_precision_option, command_line, load_bundle_model, write_results  # noqa: E402
 
 

@@ -7,7 +7,7 @@ synthesized necrotic core; its cause is a smooth error of the network's predicti
 (it follows the 2×2×2 block grid: shifting the inputs by one voxel flips its sign), not the phantom nor the
 sampler.  Run after retraining to see whether it is gone:
 
-    python benchmarks/bench_checkerboard.py            # the demo case, t2f hidden, necrotic core (label 1)
+    python benchmarks/quality/bench_checkerboard.py            # the demo case, t2f hidden, necrotic core (label 1)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import command_line  # noqa: E402
 
 

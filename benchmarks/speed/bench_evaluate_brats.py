@@ -9,7 +9,7 @@ the prediction moves each lesion by a few voxels and resizes it by ±20 %, misse
 and adds a small spurious ET lesion with probability 0.3.  Timed: the whole command as a user runs it, file
 reading and report writing included, with ``--workers 1`` and ``--workers 2``.
 
-    python benchmarks/bench_evaluate_brats.py [--cases 100] [--size 128] [--out FILE] [--cache DIR]
+    python benchmarks/speed/bench_evaluate_brats.py [--cases 100] [--size 128] [--out FILE] [--cache DIR]
 
 Results: benchmarks/results/evaluate_brats.json (or --out), and a line per run on stdout.
 """
@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS  # noqa: E402
 from bench_evaluate import finish, parse_args, run  # noqa: E402

@@ -6,8 +6,8 @@ The network is the bundle's architecture; its weights are the bundle's ``models/
 random (speed does not depend on the weights, but the seam ratio of a random network means nothing — the JSON says
 which was used).  The H&E image is a synthetic tissue tile of that size (``medfusion phantoms --kind stain``).
 
-    python benchmarks/bench_stain_speed.py                              # 1024² and 2048², 10 steps, CPU
-    python benchmarks/bench_stain_speed.py --sizes 1024 --device cuda --precision bfloat16
+    python benchmarks/speed/bench_stain_speed.py                              # 1024² and 2048², 10 steps, CPU
+    python benchmarks/speed/bench_stain_speed.py --sizes 1024 --device cuda --precision bfloat16
 Results: benchmarks/results/stain_speed.json (or --out). Peak memory: the process's maximum resident set (CPU) and
 ``torch.cuda.max_memory_allocated`` (GPU).
 """
@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_precision_option, command_line, run_child, write_results  # noqa: E402
 
 _CHILD = r"""

@@ -7,8 +7,8 @@ and box: ``PetCtSegModel`` with ``spacing``/``box_mm`` changed, on a head-and-ne
 box. What is timed is :func:`medfusion.apps.petct.segmentation.segment` on the resampled arrays (the ensemble);
 resampling and writing are reported apart.
 
-    python benchmarks/bench_petct_speed.py                                   # 5 samples × 10 steps, 144 mm at 1 mm, CPU
-    python benchmarks/bench_petct_speed.py --device cuda --precision bfloat16
+    python benchmarks/speed/bench_petct_speed.py                                   # 5 samples × 10 steps, 144 mm at 1 mm, CPU
+    python benchmarks/speed/bench_petct_speed.py --device cuda --precision bfloat16
 Results: benchmarks/results/petct_speed.json (or --out). Peak memory: the process's maximum resident set (CPU) and
 ``torch.cuda.max_memory_allocated`` (GPU).
 """
@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_precision_option, command_line, run_child, write_results  # noqa: E402
 
 _CHILD = r"""

@@ -15,18 +15,18 @@ validation 2000–2003, the held-out benchmark 3000+):
 - seeds 2004–2007, the step-6000 weights: DDIM and DDPM at 20 and 50 steps →
   ``benchmarks/results/seg2med_samplers_3d.json`` (DDPM 20 chosen)::
 
-    python benchmarks/bench_seg2med_samplers.py --candidates ddim:20 ddim:50 ddpm:20 ddpm:50
+    python benchmarks/quality/bench_seg2med_samplers.py --candidates ddim:20 ddim:50 ddpm:20 ddpm:50
 
 - seeds 2008–2011, the step-6000 weights against a fine-tuned candidate (``seg2med_samplers_3d_finetune.json``)::
 
-    python benchmarks/bench_seg2med_samplers.py --seed0 2008 --weights shipped=SHIPPED.pt new=FINETUNED.pt \
+    python benchmarks/quality/bench_seg2med_samplers.py --seed0 2008 --weights shipped=SHIPPED.pt new=FINETUNED.pt \
         --candidates ddpm:20@shipped ddpm:20@new ddim:20@new ddpm:20:quadratic@new ddpm:20:quadratic@shipped \
         --out benchmarks/results/seg2med_samplers_3d_finetune.json
 
 - seeds 2012–2015, the step-8500 weights against an EDM-style ``skip`` fine-tune of them
   (``seg2med_samplers_3d_skip.json``; the shipped weights kept)::
 
-    python benchmarks/bench_seg2med_samplers.py --seed0 2012 --weights shipped=SHIPPED.pt skip=SKIP.pt \
+    python benchmarks/quality/bench_seg2med_samplers.py --seed0 2012 --weights shipped=SHIPPED.pt skip=SKIP.pt \
         --candidates ddim:20@shipped ddim:20@skip ddim:20:quadratic@skip ddpm:20:quadratic@skip ddpm:20@skip \
         --out benchmarks/results/seg2med_samplers_3d_skip.json
 """
@@ -37,7 +37,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_cache_option, command_line, heldout_phantoms, write_results  # noqa: E402
 
 TASKS = (("prior", "ct"), ("prior", "t1"), ("prior", "t2"))

@@ -9,7 +9,7 @@ resized) at 1 × 1 × 1.5 mm, and 100 pairs of 128³ float32 images (smooth rand
 on the label maps and ``medfusion evaluate --protocol image --metrics ssim --data-range 1`` on the images, file
 reading and report writing included — in one process (``--workers 1``) and in two (``--workers 2``).
 
-    python benchmarks/bench_evaluate.py [--cases 100] [--size 128] [--out FILE] [--cache DIR]
+    python benchmarks/speed/bench_evaluate.py [--cases 100] [--size 128] [--out FILE] [--cache DIR]
 
 Results: benchmarks/results/evaluate.json (or --out), and a table on stdout.
 """
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import RESULTS, write_results  # noqa: E402
 
 TARGET_S = 60.0
@@ -102,7 +102,7 @@ def finish(name: str, a: argparse.Namespace, rows: dict, seconds: str, lines: li
     """Write ``benchmarks/results/<name>.json`` (or ``--out``) with the target check, and print ``lines``."""
     best = min(r[seconds] for r in rows.values())
     payload = {
-        "command": f"python benchmarks/bench_{name}.py" + (f" --cases {a.cases}" if a.cases != 100 else "")
+        "command": f"python benchmarks/speed/bench_{name}.py" + (f" --cases {a.cases}" if a.cases != 100 else "")
         + (f" --size {a.size}" if a.size != 128 else ""),
         **extra, "cases": a.cases, "shape": [a.size] * 3, "results": rows, "target_s": TARGET_S,
         "target_met": best < TARGET_S,

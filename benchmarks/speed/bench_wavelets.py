@@ -17,7 +17,7 @@ time of ``x.clone()`` with all threads. CPU timings depend on what else the mach
 before and after is recorded. Most of a clone's time on CPU is page faults of the fresh 128 MB; PyTorch's
 ``THP_MEM_ALLOC_ENABLE=1`` (huge pages for large CPU tensors) makes clone and the transforms about 3x faster.
 
-    python benchmarks/bench_wavelets.py [--out FILE] [--repeats N] [--shape B C X Y Z]
+    python benchmarks/speed/bench_wavelets.py [--out FILE] [--repeats N] [--shape B C X Y Z]
 
 Results: benchmarks/results/wavelets.json (or --out), and a table on stdout.
 """
@@ -29,7 +29,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import command_line, timed, write_results  # noqa: E402
 
 SHAPE = (1, 4, 224, 224, 160)

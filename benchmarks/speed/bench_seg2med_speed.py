@@ -1,8 +1,8 @@
 """seg2med speed and memory: seconds per volume and peak memory of the 2D slice model and the 3D full-volume model
 generating a CT from a label map of X×Y×Z voxels (an abdomen phantom's), each in a fresh process.
 
-    python benchmarks/bench_seg2med_speed.py                          # 256×256×64, DDIM 50, CPU
-    python benchmarks/bench_seg2med_speed.py --shape 512 512 64 --device cuda --precision bfloat16
+    python benchmarks/speed/bench_seg2med_speed.py                          # 256×256×64, DDIM 50, CPU
+    python benchmarks/speed/bench_seg2med_speed.py --shape 512 512 64 --device cuda --precision bfloat16
 Results: benchmarks/results/seg2med_speed.json (or --out). Peak memory: the process's maximum resident set
 (CPU) and ``torch.cuda.max_memory_allocated`` (GPU).
 """
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_precision_option, command_line, run_child, write_results  # noqa: E402
 
 _CHILD = r"""

@@ -9,8 +9,8 @@ need no ensemble (one sample's entropy; the distance to the predicted boundary),
 calibration error of the ensemble's and of one sample's probabilities, and the tumour Dice after removing the most
 uncertain foreground voxels.
 
-    python benchmarks/bench_petct.py --diffusion RUN/model.pt --baseline RUN_BASELINE/model.pt   # 8 held-out cases
-    python benchmarks/bench_petct.py ... --cases 1 --samples 1 --steps 2 --out /tmp/smoke.json
+    python benchmarks/quality/bench_petct.py --diffusion RUN/model.pt --baseline RUN_BASELINE/model.pt   # 8 held-out cases
+    python benchmarks/quality/bench_petct.py ... --cases 1 --samples 1 --steps 2 --out /tmp/smoke.json
 Results: benchmarks/results/petct_quality.json (or --out).
 """
 
@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_heldout_options, command_line, heldout_phantoms, write_results  # noqa: E402
 
 

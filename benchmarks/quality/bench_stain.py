@@ -5,8 +5,8 @@ SSIM), cells by Dice — on synthetic tiles (seeds 3000 and up) and on the real 
 (:func:`medfusion.apps.stain.evaluation.evaluate_heldout`); and the seam ratio of the whole real test strip translated
 tile by tile at the default tile and overlap, beside the true IHC's ratio at the same edges.
 
-    python benchmarks/bench_stain.py                                     # 16 synthetic + 4 real 128² tiles, 10 steps
-    python benchmarks/bench_stain.py --cases 2 --steps 2 --out /tmp/smoke.json          # smoke run
+    python benchmarks/quality/bench_stain.py                                     # 16 synthetic + 4 real 128² tiles, 10 steps
+    python benchmarks/quality/bench_stain.py --cases 2 --steps 2 --out /tmp/smoke.json          # smoke run
 Results: benchmarks/results/stain_quality.json (or --out).
 """
 
@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import RESULTS, add_cache_option, command_line, heldout_phantoms, write_results  # noqa: E402
 
 

@@ -5,8 +5,8 @@ the ``brasyn`` protocol (the same numbers as ``medfusion evaluate --protocol bra
 image clipped at its own 0.5/99.5 percentiles and scaled to [0, 1]; BraSyn's tumour / non-tumour SSIM (tumour =
 the case's ``seg > 0``) and our additions (whole-volume SSIM, PSNR, MSE).  The metric names are the protocol's.
 
-    python benchmarks/bench_quality.py                  # 6 held-out 96×96×64 phantoms, DDIM 50 steps, CPU
-    python benchmarks/bench_quality.py --device cuda --precision bfloat16
+    python benchmarks/quality/bench_quality.py                  # 6 held-out 96×96×64 phantoms, DDIM 50 steps, CPU
+    python benchmarks/quality/bench_quality.py --device cuda --precision bfloat16
 Results: benchmarks/results/quality.json (or --out): per case and contrast, and means per contrast and overall,
 for the model and for the oracle histogram-matched best-contrast baseline (medfusion.apps.cwdm.baseline).
 """
@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import (  # noqa: E402
     add_heldout_options, command_line, heldout_phantoms, load_bundle_model, write_results,
 )

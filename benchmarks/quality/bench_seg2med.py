@@ -8,8 +8,8 @@ SSIM, inside the body; CT window [−1024, 3000] HU, MR [0, window maximum]), th
 the truth's (``interslice_ratio``: 1 = as smooth along z as the truth; slice-wise stripes raise it).  Baselines:
 the prior image (generation) and the input histogram-matched to the true target (conversion; an oracle).
 
-    python benchmarks/bench_seg2med.py                       # 4 held-out 96×96×64 phantoms, DDIM 20, CPU
-    python benchmarks/bench_seg2med.py --models 2d --tasks prior:ct --cases 1 --steps 5 --out smoke.json
+    python benchmarks/quality/bench_seg2med.py                       # 4 held-out 96×96×64 phantoms, DDIM 20, CPU
+    python benchmarks/quality/bench_seg2med.py --models 2d --tasks prior:ct --cases 1 --steps 5 --out smoke.json
 
 The sampling defaults are the application's (``seg2med.model.DEFAULT_STEPS`` / ``DEFAULT_SAMPLER``).
 Results: benchmarks/results/seg2med_quality.json (or --out).
@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_heldout_options, command_line, heldout_phantoms, write_results  # noqa: E402
 
 from medfusion.apps.seg2med.model import DEFAULT_SAMPLER, DEFAULT_STEPS  # noqa: E402

@@ -7,8 +7,8 @@ a third of the tiles are background that the streamed mode does not run.  Compar
 different heights shows whether memory stays bounded (it should not grow with the height); different widths show
 what it grows with.
 
-    python benchmarks/bench_stain_large.py                                 # 10,000² and 2,500 × 10,000, 1 step
-    python benchmarks/bench_stain_large.py --sizes 2048x2048 --steps 10
+    python benchmarks/speed/bench_stain_large.py                                 # 10,000² and 2,500 × 10,000, 1 step
+    python benchmarks/speed/bench_stain_large.py --sizes 2048x2048 --steps 10
 Results: benchmarks/results/stain_large.json (or --out).  Peak memory: the process's maximum resident set.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import command_line, run_child, write_results  # noqa: E402
 
 TILE = 256

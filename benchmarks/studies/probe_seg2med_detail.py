@@ -7,7 +7,7 @@ mean) of x̂₀ divided by the truth's (1 = every fine detail kept, as an x₀-p
 mean absolute error to the truth inside the body (windowed, [0, 1]).  This is the diagnosis that motivated the
 small-timestep training stage of the shipped 3D weights (bundle docs).
 
-    python benchmarks/probe_seg2med_detail.py [--weights CHECKPOINT] [--out FILE]
+    python benchmarks/studies/probe_seg2med_detail.py [--weights CHECKPOINT] [--out FILE]
 
 Results: benchmarks/results/seg2med_detail.json (or --out).
 """
@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_cache_option, command_line, heldout_phantoms, write_results  # noqa: E402
 
 TIMESTEPS = (0, 5, 10, 25, 50, 100)

@@ -5,8 +5,8 @@ scored like ``medfusion evaluate --protocol brasyn`` (``medfusion.apps.cwdm.eval
 at its own 0.5/99.5 percentiles and scaled to [0, 1]; BraSyn's tumour / non-tumour SSIM with the case's ``seg``,
 and our whole-volume SSIM, PSNR and MSE).  The target compares the whole-volume ``ssim``.
 
-    python benchmarks/bench_steps.py                     # 2 volumes; DDIM 1…100 steps and DDPM 1000 steps
-    python benchmarks/bench_steps.py --device cuda --precision bfloat16
+    python benchmarks/quality/bench_steps.py                     # 2 volumes; DDIM 1…100 steps and DDPM 1000 steps
+    python benchmarks/quality/bench_steps.py --device cuda --precision bfloat16
 Results: benchmarks/results/steps.json (or --out).
 """
 
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import (  # noqa: E402
     add_cache_option, add_precision_option, command_line, heldout_phantoms, load_bundle_model, write_results,
 )

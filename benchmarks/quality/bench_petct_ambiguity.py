@@ -9,8 +9,8 @@ Per case and number of steps, ``max(samples)`` single samples are drawn once (sa
 ``segment(samples=k)`` seeds its ensemble); the ensemble of ``k`` is the mean of the first ``k`` for the Dice and
 those ``k`` label maps for the GED.
 
-    python benchmarks/bench_petct_ambiguity.py --seed0 2020 --out benchmarks/results/petct_ambiguity_validation.json
-    python benchmarks/bench_petct_ambiguity.py --cases 1 --steps 1 --samples 1 2 --out /tmp/smoke.json   # smoke run
+    python benchmarks/quality/bench_petct_ambiguity.py --seed0 2020 --out benchmarks/results/petct_ambiguity_validation.json
+    python benchmarks/quality/bench_petct_ambiguity.py --cases 1 --steps 1 --samples 1 2 --out /tmp/smoke.json   # smoke run
 Results: benchmarks/results/petct_ambiguity.json (or --out).
 """
 
@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_cache_option, command_line, heldout_phantoms, write_results  # noqa: E402
 
 

@@ -10,9 +10,9 @@ CT's own mean. The target — every organ within 50 HU of its prior value — is
 stool, so their true means are far from the table's single value, and a model that learns the truth leaves the prior
 there).
 
-    python benchmarks/bench_seg2med_grids.py                   # shipped 2D model, 2 seeds per grid, DDIM 20
-    python benchmarks/bench_seg2med_grids.py --weights RUN/model.pt --seeds 1 --steps 5 --out smoke.json
-    python benchmarks/bench_seg2med_grids.py --first-seed 2004 --out val.json   # validation phantoms, to choose weights
+    python benchmarks/quality/bench_seg2med_grids.py                   # shipped 2D model, 2 seeds per grid, DDIM 20
+    python benchmarks/quality/bench_seg2med_grids.py --weights RUN/model.pt --seeds 1 --steps 5 --out smoke.json
+    python benchmarks/quality/bench_seg2med_grids.py --first-seed 2004 --out val.json   # validation phantoms, to choose weights
 
 Results: benchmarks/results/seg2med_grids.json (or --out).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import command_line, write_results  # noqa: E402
 
 H = 400.0 / 96

@@ -8,8 +8,8 @@ mean — exactly what ``segment(samples=k)`` gives, at the cost of the largest e
 :mod:`medfusion.metrics` (through :func:`medfusion.evaluate.evaluate_arrays` and
 :mod:`medfusion.metrics.uncertainty`).
 
-    python benchmarks/bench_petct_grid.py                                   # 8 cases, steps 1 2 5 10, samples 1 2 5 10
-    python benchmarks/bench_petct_grid.py --cases 1 --steps 1 2 --samples 1 2 --out /tmp/grid.json   # smoke run
+    python benchmarks/quality/bench_petct_grid.py                                   # 8 cases, steps 1 2 5 10, samples 1 2 5 10
+    python benchmarks/quality/bench_petct_grid.py --cases 1 --steps 1 2 --samples 1 2 --out /tmp/grid.json   # smoke run
 Results: benchmarks/results/petct_grid.json (or --out) and a plot next to it (.png).
 """
 
@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import add_cache_option, command_line, heldout_phantoms, write_results  # noqa: E402
 
 

@@ -18,8 +18,8 @@ synchronisation).  Peak memory: ``torch.cuda.max_memory_allocated()``, reset bef
 included; ``peak_above_start_bytes`` excludes what was allocated before the run).  Runs that would not fit in
 ``--budget-s`` are skipped and listed as such; the results file is rewritten after every run.
 
-    python benchmarks/bench_published.py              # needs one CUDA GPU; ≈ 4–6 min on one H200
-    python benchmarks/bench_published.py --smoke --out outputs/published_smoke.json   # logic check: tiny, CPU is fine
+    python benchmarks/speed/bench_published.py              # needs one CUDA GPU; ≈ 4–6 min on one H200
+    python benchmarks/speed/bench_published.py --smoke --out outputs/published_smoke.json   # logic check: tiny, CPU is fine
 Results: benchmarks/results/published_cuda.json (or --out; ``--smoke`` never writes into benchmarks/results).
 Also run by ``bash benchmarks/gpu_checks.sh published``.
 """
@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import RESULTS, _status, command_line, write_results  # noqa: E402
 
 #: what ``--smoke`` runs instead: the published architecture (5 levels, divisor 32) at a toy width and size
