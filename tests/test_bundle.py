@@ -2,40 +2,32 @@
 package, and the real ``python -m monai.bundle`` command line (inference, evaluation, training, resume, DDP).
 
 Everything runs offline on the CPU with the tiny random-weight checkpoint and tiny phantoms of ``conftest``:
-these tests check plumbing (files, shapes, geometry, exit codes, logs), never image quality.
-
-``verify_metadata`` always calls ``download_url(schema_url, filepath)``; MONAI's ``download_url`` returns without
-touching the network when ``filepath`` already exists (after an optional hash check), so ``--filepath`` naming the
-copy of the schema in ``tests/data`` (byte-identical to MONAI's ``meta_schema_20240725.json``) makes the check
-work offline, and ``--hash_val`` pins that copy.
+these tests check plumbing (files, shapes, geometry, exit codes, logs), never image quality. What they share with
+the other bundles' tests (running a bundle command, the offline metadata check and why it works offline, the
+config-component check) is in ``bundle_helpers``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
-import pydoc
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, REPO, TINY_NETWORK, run_env
+from bundle_helpers import SCHEMA, SCHEMA_MD5, assert_ok, bundle_env, check_components, run_bundle, run_in_repo
+from conftest import PYTHON, REPO, TINY_NETWORK
 
 BUNDLE = "bundles/brats_mri_cwdm"  # relative to REPO (every subprocess runs with cwd=REPO)
 CONFIGS = REPO / BUNDLE / "configs"
-SCHEMA = "tests/data/meta_schema_20240725.json"
 SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
-SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
 CONFIG_FILES = ["inference.json", "evaluate.json", "train.json", "multi_gpu_train.json", "train_published.json"]
 #: configs that are overrides, merged onto a base config
 BASES = {"evaluate.json": "inference.json", "multi_gpu_train.json": "train.json", "train_published.json": "train.json"}
 #: the tiny test network as command-line overrides of the inference configs' network_def
 TINY_NETWORK_DEF = [arg for k in ("channels", "norm_num_groups", "num_head_channels", "num_res_blocks")
                     for arg in (f"--network_def#{k}", repr(TINY_NETWORK[k]))]
-# keys of a config component that MONAI consumes itself (not arguments of the target)
-RESERVED = {"_target_", "_disabled_", "_requires_", "_desc_", "_mode_"}
 
 
 #: what README.md tells users who trust these configs to set, so that MONAI's notice that a bundle config can run
@@ -43,51 +35,10 @@ RESERVED = {"_target_", "_disabled_", "_requires_", "_desc_", "_mode_"}
 QUIET_CONFIG_NOTICE = "ignore:parsing config_file:UserWarning"
 
 
-def _env(**extra) -> dict:
-    env = run_env()
-    env["OMP_NUM_THREADS"] = "1"
-    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU and gloo even on a GPU machine
-    return {**env, **extra}
-
-
-def _run(args: list[str], timeout: float = 120, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=REPO, env=_env(**env), capture_output=True, text=True, encoding="utf-8",
-                          timeout=timeout)
-
-
-def _bundle(command: str, *args: str, timeout: float = 120, **env) -> subprocess.CompletedProcess:
-    return _run([PYTHON, "-m", "monai.bundle", command, *args], timeout=timeout, **env)
-
-
-def _ok(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
-        f"\n--- errors\n{_errors(proc.stderr)}"
-    )
-
-
-def _errors(text: str) -> str:
-    """The exception lines of a (possibly multi-process) traceback, which the tail of a long log may miss."""
-    return "\n".join(line for line in text.splitlines() if "Error:" in line or "Exception:" in line)
-
-
 def _cfg(*names: str) -> str:
     """``--config_file`` value: one file, or a list merged left to right."""
     paths = [f"{BUNDLE}/configs/{n}" for n in names]
     return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{p}'" for p in paths) + "]"
-
-
-def config_files(bundle: str, *names: str) -> str:
-    """``--config_file`` value of ``bundle``'s configs ``names``, merged left to right (always a list)."""
-    return "[" + ",".join(f"'{bundle}/configs/{n}'" for n in names) + "]"
-
-
-def merged_configs(bundle: str, *names: str) -> dict:
-    """``bundle``'s configs ``names`` read and merged left to right (top-level keys), as plain JSON."""
-    merged: dict = {}
-    for n in names:
-        merged.update(json.loads((REPO / bundle / "configs" / n).read_text()))
-    return merged
 
 
 def _log_records(output_dir: Path) -> list[dict]:
@@ -120,20 +71,10 @@ def test_schema_copy_is_monais_file():
     assert meta["schema"] == SCHEMA_URL
 
 
-@pytest.mark.slow
-def verify_metadata_in_process(bundle: str) -> None:
-    """``verify_metadata`` of ``bundle``'s metadata against the offline schema (MD5-checked) in this process; raises
-    (jsonschema's ValidationError) when it does not verify."""
-    from monai.bundle import verify_metadata
-
-    verify_metadata(meta_file=str(REPO / bundle / "configs" / "metadata.json"), filepath=str(REPO / SCHEMA),
-                    hash_val=SCHEMA_MD5)
-
-
 def test_metadata_verifies_offline(tmp_path):
-    proc = _bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
-                   "--hash_val", SCHEMA_MD5)
-    _ok(proc)
+    proc = run_bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
+                      "--hash_val", SCHEMA_MD5)
+    assert_ok(proc)
     assert "metadata is verified with no error" in proc.stdout + proc.stderr
 
     # a broken copy fails (in-process: same function, no second interpreter start-up)
@@ -166,18 +107,6 @@ def test_metadata_matches_network_layout():
 
 
 # ---- configs -------------------------------------------------------------------------------------------------
-def _components(node, path=""):
-    """Every ``(id, dict)`` with a ``_target_`` in a config tree."""
-    if isinstance(node, dict):
-        if "_target_" in node:
-            yield path, node
-        for k, v in node.items():
-            yield from _components(v, f"{path}#{k}" if path else str(k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _components(v, f"{path}#{i}")
-
-
 @pytest.mark.parametrize("name", CONFIG_FILES)
 def test_config_parses_and_targets_are_medfusion(name):
     from monai.bundle import ConfigParser
@@ -197,24 +126,6 @@ def test_config_parses_and_targets_are_medfusion(name):
     check_components(parser.get(), name)
 
 
-def check_components(config: dict, name: str) -> None:
-    """Every ``_target_`` of a parsed bundle config is a medfusion callable that takes the component's arguments."""
-    for cid, comp in _components(config):
-        target = comp["_target_"]
-        assert target.startswith("medfusion."), f"{name}#{cid}: {target} is not a medfusion callable"
-        obj = pydoc.locate(target)
-        assert callable(obj), f"{name}#{cid}: {target} does not resolve"
-        params = dict(inspect.signature(obj).parameters)
-        # **kwargs forwarded: cwdm_unet to conditional_unet, a trainer subclass to its base class
-        if target == "medfusion.networks.cwdm_unet":
-            params.update(inspect.signature(pydoc.locate("medfusion.networks.conditional_unet")).parameters)
-        for base in getattr(obj, "__mro__", ())[1:]:
-            if "__init__" in vars(base):
-                params.update(inspect.signature(base.__init__).parameters)
-        unknown = set(comp) - RESERVED - {k for k, p in params.items() if p.kind != p.VAR_KEYWORD}
-        assert not unknown, f"{name}#{cid}: {target} takes no argument(s) {sorted(unknown)}"
-
-
 # ---- the real command line -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
@@ -225,8 +136,8 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
     args = ["--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE, "--checkpoint", str(tiny_checkpoint),
             "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(out), "--steps", "2", "--device", "cpu",
             *TINY_NETWORK_DEF]
-    first = _bundle("run", *args, PYTHONWARNINGS=QUIET_CONFIG_NOTICE)
-    _ok(first)
+    first = run_bundle("run", *args, PYTHONWARNINGS=QUIET_CONFIG_NOTICE)
+    assert_ok(first)
     # the bundle's configs/logging.conf was found and accepted by MONAI's logging-config checks
     assert "Setting logging properties based on config" in first.stdout + first.stderr
     assert "Warning" not in first.stderr, first.stderr  # the filter README.md gives silences MONAI's notice
@@ -245,7 +156,7 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
         before[case.name] = (out / f"{case.name}-t2f.nii.gz").read_bytes()
 
     assert all(f"wrote {out / (c.name + '-t2f.nii.gz')}" in first.stdout for c in cases)  # what went where
-    again = _bundle("run", *args)
+    again = run_bundle("run", *args)
     assert again.returncode == 2
     errors = [line for line in again.stderr.splitlines() if "error" in line.lower()]
     assert errors[-1].startswith("brats_mri_cwdm inference: error: output already exists"), again.stderr[-2000:]
@@ -260,9 +171,10 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
 @pytest.mark.slow
 def test_evaluate_cli(tiny_checkpoint, tiny_dataset, tmp_path):
     report = tmp_path / "eval" / "report.json"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--bundle_root", BUNDLE,
-                "--checkpoint", str(tiny_checkpoint), "--dataset_dir", str(tiny_dataset), "--report", str(report),
-                "--steps", "2", "--missing", "['t2f']", "--device", "cpu", *TINY_NETWORK_DEF))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--bundle_root", BUNDLE,
+                         "--checkpoint", str(tiny_checkpoint), "--dataset_dir", str(tiny_dataset),
+                         "--report", str(report), "--steps", "2", "--missing", "['t2f']", "--device", "cpu",
+                         *TINY_NETWORK_DEF))
     result = json.loads(report.read_text())
     assert {r["missing"] for r in result["cases"]} == {"t2f"} and len(result["cases"]) == 2
     for group in ("t2f", "all"):
@@ -275,8 +187,8 @@ def test_evaluate_cli(tiny_checkpoint, tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_train_cli_and_resume(tiny_dataset, tmp_path):
     out = tmp_path / "train"
-    _ok(_bundle("run", "--config_file", _cfg("train.json"),
-                *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=tiny_dataset)))
+    assert_ok(run_bundle("run", "--config_file", _cfg("train.json"),
+                         *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=tiny_dataset)))
     assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
     records = _log_records(out)
     assert records[0] == {"event": "start", "world_size": 1, "device": "cpu", "precision": "float32"}
@@ -285,9 +197,9 @@ def test_train_cli_and_resume(tiny_dataset, tmp_path):
     import torch
 
     assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["step"] == 2
-    proc = _bundle("run", "--config_file", _cfg("train.json"),
-                   *_tiny_train_args(tiny_dataset, out, max_steps=3, val_dir=tiny_dataset))
-    _ok(proc)
+    proc = run_bundle("run", "--config_file", _cfg("train.json"),
+                      *_tiny_train_args(tiny_dataset, out, max_steps=3, val_dir=tiny_dataset))
+    assert_ok(proc)
     assert "event=resumed step=2" in proc.stdout
     records = _log_records(out)
     assert {"event": "resumed", "step": 2} in records
@@ -298,10 +210,10 @@ def test_train_cli_and_resume(tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_train_ddp_two_processes(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
-    proc = _run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                 "-m", "monai.bundle", "run", "--config_file", _cfg("train.json", "multi_gpu_train.json"),
-                 *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=None)], timeout=180)
-    _ok(proc)
+    proc = run_in_repo([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "monai.bundle", "run", "--config_file", _cfg("train.json", "multi_gpu_train.json"),
+                        *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=None)], timeout=180)
+    assert_ok(proc)
     records = _log_records(out)
     starts = [r for r in records if r.get("event") == "start"]
     assert starts == [{"event": "start", "world_size": 2, "device": "cpu", "precision": "float32"}]  # rank 0 only
@@ -329,11 +241,11 @@ def test_bundle_copy_outside_the_repository(tiny_checkpoint, tiny_missing_datase
     shutil.copy(tiny_checkpoint, copy / "models" / "model.pt")
     base = [PYTHON, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json", "--steps", "1",
             "--device", "cpu", *TINY_NETWORK_DEF]
-    proc = subprocess.run(base + ["--dataset_dir", str(tiny_missing_dataset)], cwd=copy, env=_env(),
+    proc = subprocess.run(base + ["--dataset_dir", str(tiny_missing_dataset)], cwd=copy, env=bundle_env(),
                           capture_output=True, text=True, encoding="utf-8", timeout=120)
-    _ok(proc)
+    assert_ok(proc)
     assert len(list((copy / "eval").glob("*-t2f.nii.gz"))) == 2
-    bad = subprocess.run(base + ["--dataset_dir", str(tmp_path / "nowhere")], cwd=copy, env=_env(),
+    bad = subprocess.run(base + ["--dataset_dir", str(tmp_path / "nowhere")], cwd=copy, env=bundle_env(),
                          capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert f"brats_mri_cwdm inference: error: dataset folder not found: {tmp_path / 'nowhere'}" in bad.stderr
@@ -348,11 +260,11 @@ def test_data_license_is_shipped():
 def test_inference_under_torchrun_splits_the_cases(tiny_checkpoint, tiny_missing_dataset, tmp_path):
     """Two processes fill in the two cases, one each, and every output is checked by both before any work."""
     out = tmp_path / "out"
-    proc = _run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
-                 "run", "--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE, "--checkpoint",
-                 str(tiny_checkpoint), "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(out),
-                 "--steps", "1", "--device", "cpu", *TINY_NETWORK_DEF], timeout=180)
-    _ok(proc)
+    proc = run_in_repo([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "monai.bundle", "run", "--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE,
+                        "--checkpoint", str(tiny_checkpoint), "--dataset_dir", str(tiny_missing_dataset),
+                        "--output_dir", str(out), "--steps", "1", "--device", "cpu", *TINY_NETWORK_DEF], timeout=180)
+    assert_ok(proc)
     cases = sorted(p.name for p in tiny_missing_dataset.iterdir() if p.is_dir())
     assert sorted(p.name for p in out.iterdir()) == [f"{c}-t2f.nii.gz" for c in cases]
     wrote = [line for line in proc.stdout.splitlines() if "wrote" in line]

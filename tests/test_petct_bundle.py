@@ -9,8 +9,9 @@ from functools import partial
 
 import pytest
 
+from bundle_helpers import (assert_ok, check_components, config_files, merged_configs, run_bundle,
+                            verify_metadata_in_process)
 from conftest import REPO
-from test_bundle import _bundle, _ok, config_files, merged_configs
 
 BUNDLE = "bundles/hecktor_petct_diffseg"
 _cfg = partial(config_files, BUNDLE)
@@ -32,11 +33,11 @@ def test_bundle_trains_both_segmenters(cases, tmp_path, configs, kind):
     from medfusion.core.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
-    _ok(_bundle("run", "--config_file", _cfg(*configs), "--bundle_root", BUNDLE, "--dataset_dir", str(cases),
-                "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu", "--max_steps", "2",
-                "--batch_size", "1", "--val_every", "2", "--val_cases", "1", "--patch_size", "[16,16,16]",
-                "--network_config#channels", "[16,16]", "--logging_file", f"{BUNDLE}/configs/logging.conf",
-                *(["--baseline_network_config#init_filters", "8"] if kind != "petct" else [])))
+    assert_ok(run_bundle("run", "--config_file", _cfg(*configs), "--bundle_root", BUNDLE, "--dataset_dir", str(cases),
+                         "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu", "--max_steps", "2",
+                         "--batch_size", "1", "--val_every", "2", "--val_cases", "1", "--patch_size", "[16,16,16]",
+                         "--network_config#channels", "[16,16]", "--logging_file", f"{BUNDLE}/configs/logging.conf",
+                         *(["--baseline_network_config#init_filters", "8"] if kind != "petct" else [])))
     ckpt = load_checkpoint(run / "model.pt", kind=kind)
     assert ckpt.info["train_steps"] == 2 and "val_dice_agg" in (run / "log.jsonl").read_text()
     assert ckpt.preprocessing["spacing"] == [2.0, 2.0, 2.0] and ckpt.preprocessing["box_mm"] == 144.0
@@ -50,8 +51,6 @@ TINY_DEF = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(
 
 def test_train_and_inference_configs_agree_and_resolve():
     """train.json's model gives exactly inference.json's network_def and diffusion; every _target_ resolves."""
-    from test_bundle import check_components
-
     from medfusion.apps.petct.model import PetCtSegModel
 
     train, infer = _configs("train.json"), _configs("inference.json")
@@ -67,8 +66,6 @@ def test_train_and_inference_configs_agree_and_resolve():
 def test_metadata_verifies_offline():
     """MONAI's verify_metadata against the offline schema, in this process (test_bundle runs it as
     ``python -m monai.bundle verify_metadata`` for the cWDM bundle)."""
-    from test_bundle import verify_metadata_in_process
-
     verify_metadata_in_process(BUNDLE)
 
 
@@ -88,14 +85,14 @@ def test_bundle_inference_and_evaluation_on_the_sample_case(tmp_path):
     common = ["--bundle_root", BUNDLE, "--checkpoint", str(ckpt), "--steps", "1", "--samples", "2", "--device", "cpu",
               *TINY_DEF]
     out, unc = tmp_path / "seg", tmp_path / "unc"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), "--uncertainty_dir",
-                str(unc), *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), "--uncertainty_dir",
+                         str(unc), *common))
     sample = REPO / "data" / "headneck_phantom"
     ct = nib.load(sample / "imagesTr" / "HN-SAMPLE-00000__CT.nii.gz")
     seg = nib.load(out / "HN-SAMPLE-00000.nii.gz")
     assert seg.shape == ct.shape and nib.load(unc / "HN-SAMPLE-00000.nii.gz").shape == ct.shape + (3,)
     report = tmp_path / "eval.json"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
-                "--baseline_checkpoint", str(base), *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
+                         "--baseline_checkpoint", str(base), *common))
     result = json.loads(report.read_text())
     assert set(result["models"]) == {"diffusion", "segresnet"} and result["n_cases"] == 1

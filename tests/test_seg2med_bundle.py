@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bundle_helpers import assert_ok, check_components, run_bundle, verify_metadata_in_process
 from conftest import REPO
-from test_bundle import _bundle, _ok, check_components
 
 BUNDLE = "bundles/totalseg_mask_to_ct_mr"
 CONFIGS = REPO / BUNDLE / "configs"
@@ -84,8 +84,6 @@ def test_config_parses_and_targets_resolve(name):
 def test_metadata_verifies_offline():
     """MONAI's verify_metadata against the offline schema, in this process (test_bundle runs it as
     ``python -m monai.bundle verify_metadata`` for the cWDM bundle)."""
-    from test_bundle import verify_metadata_in_process
-
     verify_metadata_in_process(BUNDLE)
 
 
@@ -97,41 +95,42 @@ def test_data_license_is_shipped():
 @pytest.mark.slow
 def test_bundle_train_generate_convert_evaluate(cases, tmp_path):
     run = tmp_path / "run"
-    _ok(_bundle("run", "--config_file", _cfg("train.json"), "--bundle_root", BUNDLE, "--dataset_dir", str(cases),
-                "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu", "--network_config", repr(TINY),
-                "--max_steps", "2", "--batch_size", "2", "--trainer#val_every", "2", "--trainer#val_cases", "1",
-                "--trainer#val_sampling_steps", "2", "--trainer#log_every", "1"))
+    assert_ok(run_bundle("run", "--config_file", _cfg("train.json"), "--bundle_root", BUNDLE,
+                         "--dataset_dir", str(cases), "--val_dir", str(cases), "--output_dir", str(run),
+                         "--device", "cpu", "--network_config", repr(TINY), "--max_steps", "2", "--batch_size", "2",
+                         "--trainer#val_every", "2", "--trainer#val_cases", "1", "--trainer#val_sampling_steps", "2",
+                         "--trainer#log_every", "1"))
     ckpt = run / "model.pt"
     assert ckpt.is_file()
 
     common = ["--bundle_root", BUNDLE, "--checkpoint", str(ckpt), "--dataset_dir", str(cases), "--steps", "2",
               "--device", "cpu", *TINY_DEF]
     out = tmp_path / "ct"
-    first = _bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), *common)
-    _ok(first)
+    first = run_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), *common)
+    assert_ok(first)
     names = sorted(p.name for p in cases.iterdir() if p.is_dir())
     assert sorted(p.name for p in out.iterdir()) == [f"{n}_ct.nii.gz" for n in names]
     for n in names:
         pred, ref = nib.load(out / f"{n}_ct.nii.gz"), nib.load(cases / n / "mask.nii.gz")
         assert pred.shape == ref.shape and np.allclose(pred.affine, ref.affine)
         assert -1000 <= pred.get_fdata().min() and pred.get_fdata().max() <= 1000
-    again = _bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), *common)
+    again = run_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), *common)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert [ln for ln in again.stderr.splitlines() if "error" in ln][-1].startswith(
         "totalseg_mask_to_ct_mr inference: error: output already exists")
 
     conv = tmp_path / "t2"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(conv), "--source", "ct",
-                "--target", "t2", *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(conv), "--source", "ct",
+                         "--target", "t2", *common))
     assert sorted(p.name for p in conv.iterdir()) == [f"{n}_t2.nii.gz" for n in names]
     by_image = tmp_path / "t2_image"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(by_image), "--source", "ct",
-                "--target", "t2", "--via", "image", *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(by_image),
+                         "--source", "ct", "--target", "t2", "--via", "image", *common))
     assert sorted(p.name for p in by_image.iterdir()) == [f"{n}_t2.nii.gz" for n in names]
 
     report = tmp_path / "eval" / "evaluation.json"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
-                "--tasks", "[['prior','ct'],['t1','ct']]", "--max_cases", "1", *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
+                         "--tasks", "[['prior','ct'],['t1','ct']]", "--max_cases", "1", *common))
     summary = json.loads(report.read_text())["summary"]
     assert set(summary) == {"prior→ct", "t1→ct", "t1→ct (image)"}  # conversion both ways, side by side
     assert summary["t1→ct"]["baseline_name"] == "prior image" and "oracle" in summary["t1→ct (image)"]["baseline_name"]
@@ -150,9 +149,9 @@ def test_bundle_3d_inference(cases, tmp_path):
     out = tmp_path / "out"
     tiny_3d = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
         "--network_def#attention_levels", "[False,False]"]
-    _ok(_bundle("run", "--config_file", _cfg("inference.json", "inference_3d.json"), "--bundle_root", BUNDLE,
-                "--checkpoint", ckpt, "--dataset_dir", str(cases), "--output_dir", str(out), "--steps", "2",
-                "--device", "cpu", "--target", "t1", *tiny_3d))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json", "inference_3d.json"), "--bundle_root", BUNDLE,
+                         "--checkpoint", ckpt, "--dataset_dir", str(cases), "--output_dir", str(out), "--steps", "2",
+                         "--device", "cpu", "--target", "t1", *tiny_3d))
     assert len(list(out.glob("*_t1.nii.gz"))) == 2
 
 
@@ -165,11 +164,11 @@ def test_published_configs_train_and_sample(cases, tmp_path):
 
     run = tmp_path / "run"
     tiny = {**TINY, "attention_levels": [False, True], "resblock_updown": False}
-    _ok(_bundle("run", "--config_file", _cfg("train.json", "train_published.json"), "--bundle_root", BUNDLE,
-                "--dataset_dir", str(cases), "--val_dir", str(cases), "--output_dir", str(run), "--device", "cpu",
-                "--network_config", repr(tiny), "--spacing", "[16.0, 16.0]", "--size", "[32, 32]",
-                "--max_steps", "2", "--batch_size", "2", "--trainer#val_every", "2", "--trainer#val_cases", "1",
-                "--trainer#val_sampling_steps", "2"))
+    assert_ok(run_bundle("run", "--config_file", _cfg("train.json", "train_published.json"), "--bundle_root", BUNDLE,
+                         "--dataset_dir", str(cases), "--val_dir", str(cases), "--output_dir", str(run),
+                         "--device", "cpu", "--network_config", repr(tiny), "--spacing", "[16.0, 16.0]",
+                         "--size", "[32, 32]", "--max_steps", "2", "--batch_size", "2", "--trainer#val_every", "2",
+                         "--trainer#val_cases", "1", "--trainer#val_sampling_steps", "2"))
     ckpt = load_checkpoint(run / "model.pt", kind="seg2med")
     assert ckpt.settings["class_conditioning"] is False and ckpt.network["num_class_embeds"] is None
     assert ckpt.diffusion["prediction"] == "epsilon" and ckpt.diffusion["clip_range"] == [-1.0, 1.0]
@@ -177,8 +176,8 @@ def test_published_configs_train_and_sample(cases, tmp_path):
     assert ckpt.preprocessing["windows"]["t2"] == [0.0, 160.0] and ckpt.preprocessing["prior_windows"]["t2"] == [0, 28]
     assert ckpt.preprocessing["size"] == [32, 32] and "authors' settings" in ckpt.info["description"]
     out = tmp_path / "ct"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json", "inference_published.json"), "--bundle_root", BUNDLE,
-                "--checkpoint", str(run / "model.pt"), "--dataset_dir", str(cases), "--output_dir", str(out),
-                "--steps", "3", "--device", "cpu",
-                *[arg for k, v in tiny.items() for arg in (f"--network_def#{k}", repr(v))]))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json", "inference_published.json"),
+                         "--bundle_root", BUNDLE, "--checkpoint", str(run / "model.pt"), "--dataset_dir", str(cases),
+                         "--output_dir", str(out), "--steps", "3", "--device", "cpu",
+                         *[arg for k, v in tiny.items() for arg in (f"--network_def#{k}", repr(v))]))
     assert len(list(out.iterdir())) == len([p for p in cases.iterdir() if p.is_dir()])

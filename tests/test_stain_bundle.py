@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from conftest import REPO
-from test_bundle import PYTHON, _bundle, _ok, _run, config_files, merged_configs
+from bundle_helpers import (assert_ok, check_components, config_files, merged_configs, run_bundle, run_in_repo,
+                            verify_metadata_in_process)
+from conftest import PYTHON, REPO
 
 BUNDLE = "bundles/he_to_ihc_staindiffuser"
 TINY_UNET = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
@@ -19,15 +20,11 @@ _configs = partial(merged_configs, BUNDLE)
 def test_metadata_verifies_offline():
     """MONAI's verify_metadata against the offline schema, in this process (test_bundle runs it as
     ``python -m monai.bundle verify_metadata`` for the cWDM bundle)."""
-    from test_bundle import verify_metadata_in_process
-
     verify_metadata_in_process(BUNDLE)
 
 
 def test_train_and_inference_configs_agree_and_resolve():
     """train.json's model gives exactly inference.json's network_def and diffusion; every _target_ resolves."""
-    from test_bundle import check_components
-
     from medfusion.apps.stain.model import StainModel
 
     train, infer = _configs("train.json"), _configs("inference.json")
@@ -59,7 +56,8 @@ def test_bundle_trains_the_multitask_model_under_torchrun_a_single_task_variant_
             if kind == "stain-unet" else []
         args = ["run", "--config_file", _cfg(*extra), "--output_dir", str(run), *common, *more]
         # the multitask model with real DDP: two processes under torchrun (gloo on a CPU)
-        _ok(_run([*torchrun, *args], timeout=180) if "multi_gpu_train.json" in extra else _bundle(*args))
+        ddp = "multi_gpu_train.json" in extra
+        assert_ok(run_in_repo([*torchrun, *args], timeout=180) if ddp else run_bundle(*args))
         ckpt = load_checkpoint(run / "model.pt", kind=kind)
         assert ckpt.info["train_steps"] == 2 and ckpt.settings["tasks"] == tasks and ckpt.settings["tile"] == 16
         log = (run / "log.jsonl").read_text()
@@ -82,14 +80,14 @@ def test_bundle_inference_and_evaluation_on_the_samples(tmp_path):
         "--network_def#encoder_channels", "8"]
     common = ["--bundle_root", BUNDLE, "--checkpoint", str(ckpt), "--steps", "1", "--device", "cpu", *tiny_def]
     out, cells = tmp_path / "ihc", tmp_path / "cells"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out), "--cells_dir", str(cells),
-                *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json"), "--output_dir", str(out),
+                         "--cells_dir", str(cells), *common))
     for he in sorted((REPO / "data" / "stain_sample" / "he").glob("*.png")):
         with Image.open(he) as a, Image.open(out / he.name) as b, Image.open(cells / he.name) as c:
             assert a.size == b.size == c.size and b.mode == "RGB"
     report = tmp_path / "eval.json"
-    _ok(_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
-                "--baseline_checkpoint", str(base), *common))
+    assert_ok(run_bundle("run", "--config_file", _cfg("inference.json", "evaluate.json"), "--report", str(report),
+                         "--baseline_checkpoint", str(base), *common))
     result = json.loads(report.read_text())
     assert result["n_cases"] == 2
     assert set(result["models"]) == {"diffusion", "unet", "he_as_ihc", "haematoxylin_as_ihc", "haematoxylin_watershed"}
