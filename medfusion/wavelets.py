@@ -10,7 +10,7 @@ the first spatial axis, ``a`` = low pass, ``d`` = high pass).  For each block of
 with ``s_a = (1, 1)`` and ``s_d = (1, -1)``.  The transform is orthonormal, so the inverse is its transpose and
 reconstruction is exact (to rounding) for even sizes.  Both directions are one strided (transposed) convolution
 with the ``2**d`` fixed :func:`haar_filters` kernels (``groups = C``): a single kernel call on CPU and GPU, and
-differentiable through PyTorch's own convolution gradients.  ``benchmarks/bench_wavelets.py`` times it against
+differentiable through PyTorch's own convolution gradients.  ``benchmarks/speed/bench_wavelets.py`` times it against
 copying the same bytes and against other formulations (reshape + matmul, per-axis 1D transforms).
 """
 

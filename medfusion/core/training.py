@@ -20,7 +20,7 @@ The trainer does the rest:
   JSON-lines ``log.jsonl``;
 - Ctrl-C and SIGTERM (Slurm's notice) stop it cleanly, with one line naming the ``last.pt`` that resumes it.
 
-Why a loop of our own rather than MONAI's ``SupervisedTrainer`` (measured in ``benchmarks/trainer_study/``): on the
+Why a loop of our own rather than MONAI's ``SupervisedTrainer`` (measured in ``benchmarks/studies/trainer_study/``): on the
 tiny cWDM resume test, ``SupervisedTrainer`` with the standard ``CheckpointSaver``/``CheckpointLoader`` resumes to
 different weights from the first resumed step (max |Δw| 8e-3 after 6 steps, more than those steps moved the
 weights), because neither the diffusion noise generator, the shuffling RNG, the MONAI transforms' random state nor

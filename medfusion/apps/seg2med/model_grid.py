@@ -20,7 +20,7 @@ and ``size`` (checkpoints from before) runs on the input's grid, as before.
 
 Why the edge is continued: where a field of view cuts the body, the network cannot tell the cut from the skin and
 darkens the tissue along it over about one of its voxels, as it darkens subcutaneous fat. On the 94 × 65 mm field of
-view of ``benchmarks/bench_seg2med_grids.py`` the tissue within 4 mm of the cut came out 52 HU too dark and the
+view of ``benchmarks/quality/bench_seg2med_grids.py`` the tissue within 4 mm of the cut came out 52 HU too dark and the
 pancreas, which lies along it, 62–73 HU; with the label map (and body, tissue map, image) continued 3 model voxels
 beyond the cut by edge replication, and the continuation discarded on the way back, every organ was within 30 HU
 (1 to 4 voxels all did; 8 voxels drew long stripes of organ that the network painted as something else, the aorta
