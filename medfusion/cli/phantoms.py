@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .common import positive_int, seed_int
+from ..core.cli_options import positive_int, seed_int
 
 __all__ = ["register", "phantom_kinds"]
 

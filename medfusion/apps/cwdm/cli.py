@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...cli.common import add_sampling, add_skip_bad, add_weights, check_device, weights_path
+from ...core.cli_options import add_sampling, add_skip_bad, add_weights, check_device, weights_path
 from ...errors import InputError
 from .constants import CONTRASTS
 

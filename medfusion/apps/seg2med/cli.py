@@ -6,7 +6,7 @@ import argparse
 
 import os
 
-from ...cli.common import add_sampling, add_weights, check_device, positive_int, weights_path
+from ...core.cli_options import add_sampling, add_weights, check_device, positive_int, weights_path
 from ...errors import InputError
 from .constants import MODALITIES, PRIOR_TABLES, TARGETS, TASKS
 

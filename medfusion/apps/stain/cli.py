@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...cli.common import add_sampling, add_skip_bad, add_weights, check_device, positive_int, weights_path
+from ...core.cli_options import add_sampling, add_skip_bad, add_weights, check_device, positive_int, weights_path
 
 BUNDLE = "he_to_ihc_staindiffuser"
 

@@ -1,13 +1,15 @@
-"""Options several sub-commands share (sampling, device, precision, weights) and their checks.
+"""Options the applications' sub-commands share (sampling, device, precision, weights) and their checks.
 
-Light on purpose: ``medfusion --help`` imports this module, so nothing heavy (torch, MONAI) is imported here.
+In the core, below the applications, so that an application's ``cli.py`` imports nothing from the ``medfusion``
+command's own package (:mod:`medfusion.cli`, which imports the applications). Light on purpose: ``medfusion
+--help`` imports this module, so nothing heavy (torch, MONAI) is imported here.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..core.constants import PRECISIONS
+from .constants import PRECISIONS
 
 
 __all__ = ["add_sampling", "add_weights", "add_skip_bad", "positive_int", "seed_int", "weights_path", "check_device"]
