@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REPO
 from medfusion.errors import InputError
 from medfusion.metrics.fsim import _downsample, _downsampling_factor, _phase_congruency, fsim, fsim_volume
 
-REFERENCE = Path(__file__).parent / "data" / "fsim_reference.json"
+REFERENCE = REPO / "tests" / "data" / "fsim_reference.json"
 
 
 def camera(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:

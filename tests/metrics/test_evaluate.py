@@ -149,8 +149,8 @@ def test_brasyn_protocol_pairs_seg_masks_by_case(tmp_path):
 
 def test_synthrad_protocol_is_the_organisers_definition(tmp_path):
     """MAE of the raw HU (values beyond the window count in full), PSNR of the clipped images, and one 3D SSIM whose
-    map is averaged over the mask voxels >= 3 voxels from the border (tests/test_organiser_values.py compares the
-    same with the organisers' own code on harder cases)."""
+    map is averaged over the mask voxels >= 3 voxels from the border (tests/metrics/test_organiser_values.py compares
+    the same with the organisers' own code on harder cases)."""
     from skimage.metrics import structural_similarity
 
     rng = np.random.default_rng(2)

@@ -1,8 +1,9 @@
 """Hard cases for the SynthRAD2023 and HECKTOR 2022 protocols, written as NIfTI files by a seeded generator.
 
-``tests/test_organiser_values.py`` scores them with medfusion and compares with the values the organisers' own code
-gives for the same files, which ``tests/data/organiser_values.json`` holds; ``python tests/organiser_values.py``
-computes those values from a checkout of the organisers' repositories (their code is run there, not copied here).
+``tests/metrics/test_organiser_values.py`` scores them with medfusion and compares with the values the organisers'
+own code gives for the same files, which ``tests/data/organiser_values.json`` holds;
+``python tests/metrics/organiser_values.py`` computes those values from a checkout of the organisers' repositories
+(their code is run there, not copied here).
 Keep the generator fixed: changing it invalidates the stored values.
 """
 

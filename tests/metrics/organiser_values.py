@@ -1,8 +1,8 @@
-"""The organisers' own values for the hard cases of ``tests/organiser_cases.py``, computed with their code.
+"""The organisers' own values for the hard cases of ``tests/metrics/organiser_cases.py``, computed with their code.
 
     git clone https://github.com/SynthRAD2023/metrics synthrad-metrics
     git clone https://github.com/voreille/hecktor
-    python tests/organiser_values.py --synthrad synthrad-metrics --hecktor hecktor > tests/data/organiser_values.json
+    python tests/metrics/organiser_values.py --synthrad synthrad-metrics --hecktor hecktor > tests/data/organiser_values.json
 
 Their code runs from those checkouts and is not copied here (SynthRAD2023's is GPL): SynthRAD2023's
 ``functions/image_metrics.py`` (``ImageMetrics.mae``, ``psnr(use_population_range=True)`` and ``ssim`` on the
@@ -92,7 +92,7 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         values = {
-            "command": "python tests/organiser_values.py --synthrad synthrad-metrics --hecktor hecktor",
+            "command": "python tests/metrics/organiser_values.py --synthrad synthrad-metrics --hecktor hecktor",
             "synthrad": {"repository": "SynthRAD2023/metrics", "commit": _commit(args.synthrad),
                          "code": "functions/image_metrics.py", "cases": synthrad_values(args.synthrad, Path(tmp))},
             "hecktor": {"repository": "voreille/hecktor", "commit": _commit(args.hecktor),

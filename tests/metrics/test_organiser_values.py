@@ -1,8 +1,8 @@
 """medfusion's ``synthrad`` and ``hecktor`` protocols against the organisers' own code, on hard cases.
 
-The cases come from the seeded generator of ``tests/organiser_cases.py``; the values are those of SynthRAD2023's
+The cases come from the seeded generator of ``tests/metrics/organiser_cases.py``; the values are those of SynthRAD2023's
 ``functions/image_metrics.py`` and of HECKTOR 2022's ``evaluate_segmentation2022.ipynb`` for the same files,
-computed by ``tests/organiser_values.py`` from checkouts of their repositories (command, commits and versions in
+computed by ``tests/metrics/organiser_values.py`` from checkouts of their repositories (command, commits and versions in
 ``tests/data/organiser_values.json``).  Hard parts: values beyond the HU window, a mask tighter than the body and one
 reaching the border, no mask, an MR window; five voxel spacings with oblique float32 affines, a class absent from
 the prediction, from the reference, from both and from every case, a prediction on a cropped grid.

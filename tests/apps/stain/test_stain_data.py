@@ -12,12 +12,10 @@ import pytest
 from skimage.color import hed2rgb, rgb2hed
 from skimage.draw import disk
 
+from conftest import REPO
 from medfusion.apps.stain import data, images, tissue
 from medfusion.errors import InputError, OutputExistsError
 from medfusion.io import load_rgb
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _render(h: np.ndarray, d: np.ndarray) -> np.ndarray:
     """8-bit RGB of haematoxylin and DAB concentration maps (no eosin)."""
