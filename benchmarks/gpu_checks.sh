@@ -27,7 +27,7 @@ fi
 "$py" -c 'import sys, torch; torch.cuda.is_available() or sys.exit(f"gpu_checks.sh: torch {torch.__version__} sees no CUDA device (CUDA build: {torch.version.cuda})")' || exit 2
 
 if [[ "$mode" == pipeline || "$mode" == all ]]; then
-    "$py" -m pytest -q -p no:cacheprovider tests/test_wavelets.py -k cuda
+    "$py" -m pytest -q -p no:cacheprovider tests/core/test_wavelets.py -k cuda
     "$py" benchmarks/speed/bench_full_volume.py --steps 50 --device cuda
     "$py" benchmarks/speed/bench_full_volume.py --steps 50 --device cuda --precision bfloat16
     "$py" benchmarks/speed/bench_denoiser.py --device cuda --shape 240 240 160

@@ -1,4 +1,4 @@
-"""Our loop: the run() of tests/test_cwdm.py::test_resume_reaches_the_same_weights (CWDMTrainer, save_every=6)."""
+"""Our loop: the run() of tests/apps/cwdm/test_cwdm.py::test_resume_reaches_the_same_weights (CWDMTrainer, save_every=6)."""
 import argparse, logging, sys
 from pathlib import Path
 import torch

@@ -1,4 +1,4 @@
-"""The tiny cWDM training of tests/test_cwdm.py, on MONAI's SupervisedTrainer (a one-off study; see README.md).
+"""The tiny cWDM training of tests/apps/cwdm/test_cwdm.py, on MONAI's SupervisedTrainer (a one-off study; see README.md).
 
 Two configurations:
   natural - what a MONAI user writes: set_determinism, DataLoader(shuffle=True) (DistributedSampler under DDP),
