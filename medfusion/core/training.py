@@ -9,7 +9,7 @@ The trainer does the rest:
   step, see :meth:`Trainer._loader`);
 - ``last.pt`` every ``save_every`` steps: model, optimiser, step, best score and the random generator of every
   process, so a resumed run continues to **the same weights** an uninterrupted run reaches
-  (``tests/test_training.py`` checks this bit for bit);
+  (``tests/apps/cwdm/test_cwdm.py`` checks this bit for bit);
 - ``model.pt``: the best validation score (or the last step without validation), an application checkpoint;
 - an exponential moving average of the weights (``ema_decay`` > 0; PyTorch's ``AveragedModel``), which then is what
   validation scores and ``model.pt`` holds — the usual remedy for a diffusion network whose weights wander from
