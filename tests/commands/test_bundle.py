@@ -71,6 +71,7 @@ def test_schema_copy_is_monais_file():
     assert meta["schema"] == SCHEMA_URL
 
 
+@pytest.mark.slow
 def test_metadata_verifies_offline(tmp_path):
     proc = run_bundle("verify_metadata", "--meta_file", f"{BUNDLE}/configs/metadata.json", "--filepath", SCHEMA,
                       "--hash_val", SCHEMA_MD5)

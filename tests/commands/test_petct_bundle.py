@@ -27,6 +27,7 @@ def cases(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("configs, kind", [(["train.json"], "petct"),
                                            (["train.json", "train_baseline.json"], "petct-segresnet")])
 def test_bundle_trains_both_segmenters(cases, tmp_path, configs, kind):
@@ -69,6 +70,7 @@ def test_metadata_verifies_offline():
     verify_metadata_in_process(BUNDLE)
 
 
+@pytest.mark.slow
 def test_bundle_inference_and_evaluation_on_the_sample_case(tmp_path):
     """inference.json on the embedded sample (labels, probabilities and uncertainty on the CT grid) and
     evaluate.json (both segmenters scored), with tiny random networks."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from functools import partial
 
+import pytest
+
 from bundle_helpers import (assert_ok, check_components, config_files, merged_configs, run_bundle, run_in_repo,
                             verify_metadata_in_process)
 from conftest import PYTHON, REPO
@@ -38,6 +40,7 @@ def test_train_and_inference_configs_agree_and_resolve():
         check_components(_configs(*names), "+".join(names))
 
 
+@pytest.mark.slow
 def test_bundle_trains_the_multitask_model_under_torchrun_a_single_task_variant_and_the_baseline(tmp_path):
     from medfusion.apps.stain.tissue import write_tissue_dataset
     from medfusion.core.checkpoint import load_checkpoint
@@ -64,6 +67,7 @@ def test_bundle_trains_the_multitask_model_under_torchrun_a_single_task_variant_
         assert "val_score" in log and ('"world_size": 2' in log) == ("multi_gpu_train.json" in extra)
 
 
+@pytest.mark.slow
 def test_bundle_inference_and_evaluation_on_the_samples(tmp_path):
     """inference.json on the embedded H&E images (outputs of the inputs' sizes, tiled where larger than the tile)
     and evaluate.json (diffusion, U-Net and the no-learning references scored), with tiny random networks."""

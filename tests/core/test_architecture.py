@@ -58,6 +58,7 @@ def test_every_application_registers_its_commands():
     assert {"synthesize", "demo", "phantoms", "evaluate"} <= commands
 
 
+@pytest.mark.slow
 def test_import_medfusion_is_cheap_and_has_no_side_effects():
     code = ("import sys, logging; before = set(sys.modules); import medfusion, medfusion.cli.main; "
             "heavy = [m for m in ('torch', 'monai', 'numpy', 'matplotlib') if m in sys.modules]; "

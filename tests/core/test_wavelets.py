@@ -203,6 +203,7 @@ def test_wavelet_transforms_reject_bad_arguments():
         WaveletDWT2D()(np.zeros((1, 4, 4, 4)))
 
 
+@pytest.mark.slow
 def test_pytorch_wavelets_imports_without_pkg_resources():
     """setuptools >= 82 has no pkg_resources, which pytorch-wavelets imports: block it in a fresh interpreter."""
     script = textwrap.dedent(

@@ -119,6 +119,7 @@ def gli(tmp_path_factory):
     return root, names
 
 
+@pytest.mark.slow
 def test_gli_equals_the_official_command_on_every_case_region_and_field(gli, tmp_path):
     root, names = gli
     summary = tmp_path / "official.json"
@@ -234,6 +235,7 @@ def test_arrays_api_and_bad_input(tmp_path):
         evaluate_arrays([{"case": "x", "pred": ref, "ref": ref}], protocol="brats-gli", hd95_empty=373.0)
 
 
+@pytest.mark.slow
 def test_without_the_extra_one_line_and_exit_2(gli, tmp_path):
     root, _ = gli
     block = tmp_path / "block" / "panoptica"

@@ -378,6 +378,7 @@ def digest(folder):
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_cli_writes_json_report_and_leaves_inputs_alone(hecktor_folders, tmp_path):
     root, _ = hecktor_folders
     before = digest(root / "pr") + digest(root / "gt")
@@ -393,6 +394,7 @@ def test_cli_writes_json_report_and_leaves_inputs_alone(hecktor_folders, tmp_pat
     assert digest(root / "pr") + digest(root / "gt") == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["missing", "nan", "label", "empty", "exists", "shape", "range", "nopair"])
 def test_cli_bad_input_one_line_error_no_report(hecktor_folders, tmp_path, problem):
     root, cases = hecktor_folders
@@ -461,6 +463,7 @@ def test_fid_and_kid_through_evaluate(tmp_path):
     assert minmax.set_metrics["fid"] != pytest.approx(report.set_metrics["fid"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_cli_fid_without_weights_names_the_file(image_folders, tmp_path):
     root, _, _ = image_folders
     res = run_cli("--pred", str(root / "pred"), "--ref", str(root / "ref"), "--metrics", "fid", "--fid-extractor",
@@ -485,6 +488,7 @@ def test_data_range_ref_and_window(image_folders):
     assert c["mae"] == pytest.approx(np.abs(pw - rw).mean(), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_named_labels_and_csv(hecktor_folders, tmp_path):
     root, _ = hecktor_folders
     out = tmp_path / "r.csv"
@@ -625,6 +629,7 @@ def test_array_report_plots_both_figures(tmp_path):
     assert rows[0]["case"] == "c0" and rows[0]["pred"] == ""
 
 
+@pytest.mark.slow
 def test_plots_take_arrays_import_no_evaluate_and_keep_the_backend(tmp_path):
     """medfusion.metrics.plots draws from arrays without importing medfusion.evaluate (no import cycle) and without
     pyplot or a backend switch."""
@@ -658,6 +663,7 @@ def test_no_library_module_switches_the_matplotlib_backend():
         assert "matplotlib.use(" not in open(module.__file__).read()
 
 
+@pytest.mark.slow
 def test_labels_protocol_on_2d_label_images_with_foreground(tmp_path):
     """Cell masks as 2D PNG/TIFF label images: per-instance numbers differ, --foreground scores the union;
     Dice against a hand count, HD95 against scipy's distance transform (in pixels)."""

@@ -53,6 +53,7 @@ def _digest(*paths):
     return [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths]
 
 
+@pytest.mark.slow
 def test_segment_one_case_writes_labels_probabilities_and_uncertainty_on_the_ct_grid(hn, weights, tmp_path):
     pet, ct, _ = _case(hn)
     before = _digest(pet, ct)
@@ -74,6 +75,7 @@ def test_segment_one_case_writes_labels_probabilities_and_uncertainty_on_the_ct_
     assert _digest(pet, ct) == before  # inputs untouched
 
 
+@pytest.mark.slow
 def test_folder_form_and_hecktor_evaluation_pair_by_case_name(hn, weights, tmp_path):
     out, prob = tmp_path / "pred", tmp_path / "prob"
     r = run_cli("segment", "--images", hn / "imagesTr", "--out", out, "--probabilities", prob,
@@ -152,6 +154,7 @@ def test_bad_input_is_refused_before_anything_is_written(hn, weights, tmp_path, 
     assert not (tmp_path / "u.nii.gz").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [(["--samples", "0"], "--samples: must be at least 1"),
                                             (["--images", "."], "give --pet and --ct"),
                                             ([], "exists")])

@@ -165,6 +165,7 @@ def _write_mask(path, data, affine=None):
     return str(path)
 
 
+@pytest.mark.slow
 def test_prior_command_keeps_the_geometry(tmp_path):
     mask = _write_mask(tmp_path / "mask.nii.gz", _labels(shape=(25, 19, 7)))
     out = tmp_path / "prior.nii.gz"
@@ -176,6 +177,7 @@ def test_prior_command_keeps_the_geometry(tmp_path):
     assert set(np.unique(data)) == {-1000.0, 0.0, 40.0, 50.0, 300.0}
 
 
+@pytest.mark.slow
 def test_prior_command_tables_tissues_and_the_body_warning(tmp_path):
     """--tissues paints fat and muscle under the organs; --table picks the values (the authors' sacrum 700 HU,
     medfusion's 300); without --body one warning line says where the contour came from."""
@@ -238,6 +240,7 @@ def test_masks_without_totalsegmentator(tmp_path, monkeypatch):
     assert not (tmp_path / "m.nii.gz").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, fast, folder, command", [
     ("total", False, "Dataset291_TotalSegmentator_part1_organs_1559subj", "-t total"),
     ("total_mr", True, "Dataset852_TotalSegMRI_total_3mm_1088subj", "-t total_fast_mr"),
@@ -253,6 +256,7 @@ def test_masks_without_weights_says_what_to_install(tmp_path, task, fast, folder
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_masks_tissues_without_weights_names_the_licensed_task(tmp_path):
     pytest.importorskip("totalsegmentator.map_tasks_config")
     image = _write_mask(tmp_path / "ct.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8))

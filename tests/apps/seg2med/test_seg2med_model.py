@@ -230,6 +230,7 @@ def test_generate_file_is_orientation_independent(tmp_path, tiny_2d_weights):
     assert np.allclose(back.get_fdata(), out_a.get_fdata(), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_generate_command(tmp_path, tiny_2d_weights):
     lab = labels().astype(np.uint8)
     affine = np.array([[0, -1.5, 0, 30], [1.2, 0, 0, -20], [0, 0, 3.0, 5], [0, 0, 0, 1]])

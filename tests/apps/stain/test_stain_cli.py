@@ -34,6 +34,7 @@ def he_png(path, shape=(37, 29), mode="RGB"):
     return str(path)
 
 
+@pytest.mark.slow
 def test_stain_one_image_and_a_folder(tmp_path, weights):
     he = he_png(tmp_path / "he.png")
     r = run_cli("stain", "--he", he, "--out", tmp_path / "ihc.png", "--cells", tmp_path / "cells.png",

@@ -271,6 +271,7 @@ def test_skimage_dataset_round_trip_and_no_partial_writes(tmp_path):
         assert np.array_equal(images.load_labels(os.path.join(folder, "cells.png")), cells)
 
 
+@pytest.mark.slow
 def test_importing_the_data_layer_is_light():
     code = ("import sys, medfusion.apps.stain, medfusion.apps.stain.images, medfusion.apps.stain.data, "
             "medfusion.apps.stain.tissue; print('torch' in sys.modules)")
