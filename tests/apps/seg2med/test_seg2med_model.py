@@ -1,7 +1,7 @@
 """seg2med model, generation, conversion and training on the core, with tiny random-weight networks.
 
 These check geometry, determinism, task handling, checkpoints and errors — never image quality (the shipped
-weights are measured by ``benchmarks/bench_seg2med.py``).
+weights are measured by ``benchmarks/quality/bench_seg2med.py``).
 """
 
 from __future__ import annotations

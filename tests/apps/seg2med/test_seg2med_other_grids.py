@@ -1,7 +1,7 @@
 """The shipped slice model on label maps from grids its training phantoms never had: every soft-tissue organ's mean
 stays within 50 HU of its prior value on held-out seed 3000 — also on the smallest field of view (94 × 65 mm,
 oblique, no body mask), which needs the field of view's edge continued into the window (model_grid.EDGE_MARGIN;
-without it the pancreas along the cut came out −62 HU at 20 steps). `benchmarks/bench_seg2med_grids.py` measures more
+without it the pancreas along the cut came out −62 HU at 20 steps). `benchmarks/quality/bench_seg2med_grids.py` measures more
 grids and seeds, and shows where the target is not met (the pancreas of other seeds)."""
 
 from __future__ import annotations
