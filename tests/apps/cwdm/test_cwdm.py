@@ -208,6 +208,7 @@ def test_split_missing():
             assert torch.all(conds[b, i] == 10.0 * (j + 1) + offset)
 
 
+@pytest.mark.slow
 def test_train_then_sample(tmp_path, tiny_dataset, case_volumes):
     """A few dozen steps on 16³ patches: the loss falls clearly and samples get closer to the truth."""
     torch.manual_seed(0)
@@ -278,6 +279,7 @@ def test_resume_reaches_the_same_weights(tmp_path, tiny_dataset):
     assert {"event": "resumed", "step": 6} in log
 
 
+@pytest.mark.slow
 def test_moving_average_is_what_model_pt_holds_and_resumes_exactly(tmp_path, tiny_dataset):
     """ema_decay: model.pt holds the exponential moving average of the weights after each step (its closed form
     from the weights each step left: e₁ = w₁, eₖ = d·eₖ₋₁ + (1 − d)·wₖ), not the last weights; and a run interrupted

@@ -132,6 +132,7 @@ def test_random_network_ensemble_statistics_and_seeds():
         segment(m, pet, ct, steps=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prediction", ["sample", "epsilon"])
 def test_loss_is_finite_and_training_lowers_it(prediction):
     m = tiny(prediction=prediction)

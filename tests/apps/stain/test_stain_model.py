@@ -85,6 +85,7 @@ def test_rgb_unit_round_trip_is_exact_for_every_8_bit_value():
     np.testing.assert_array_equal(unit_to_rgb(x), rgb)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tasks", [("ihc", "cells"), ("cells",)])
 def test_stain_loss_trains(tasks):
     m = tiny(tasks)
@@ -187,6 +188,7 @@ def test_unet_baseline_trains_saves_and_translates(tmp_path):
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["diffusion", "baseline"])
 def test_trainer_runs_on_phantom_tiles_and_validates(tmp_path, which):
     from medfusion.apps.stain.tissue import write_tissue_dataset
