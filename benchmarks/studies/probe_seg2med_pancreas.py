@@ -5,8 +5,8 @@ A research probe, not a benchmark. Fine-tunes of the shipped 2D weights, identic
 other class has it) instead of the 40 HU it shares with the small bowel, spleen and spinal cord; ``colon`` gives the
 colon 0 HU (medfusion's value, the body's) instead of the liver's 50 HU — the colon holds gas, and at 50 HU the prior
 image hardly tells it from the 40 HU organs beside it; ``plain`` trains without tissue maps and field-of-view crops,
-as the weights before 0.5.0 were trained. Each: 3000 steps, lr 2e-4, no warm-up, a moving average of the weights (0.999), the
-bundle's ``train.json`` otherwise. Then each generates CT for phantoms on the training grid (validation seeds
+as the weights before 0.5.0 were trained; ``more_phantoms`` trains on 256 phantoms instead of 32. Each: 3000
+steps, lr 2e-4, no warm-up, a moving average of the weights (0.999), the bundle's ``train.json`` otherwise. Then each generates CT for phantoms on the training grid (validation seeds
 2004-2005, held-out 3000-3001; no tissue maps; 20 DDIM steps) under its own table, and the probe reports each
 organ's mean minus the phantom truth's and the share of its voxels below −50 HU (fat or gas) in each.
 
@@ -14,12 +14,15 @@ organ's mean minus the phantom truth's and the share of its voxels below −50 H
     python benchmarks/studies/probe_seg2med_pancreas.py train --table distinct --data TRAIN --val VAL --out RUN_D
     python benchmarks/studies/probe_seg2med_pancreas.py train --table colon --data TRAIN --val VAL --out RUN_COLON
     python benchmarks/studies/probe_seg2med_pancreas.py train --table plain --data TRAIN --val VAL --out RUN_PLAIN
+    python benchmarks/studies/probe_seg2med_pancreas.py train --table more_phantoms --data TRAIN256 --val VAL \
+        --out RUN_256
     python benchmarks/studies/probe_seg2med_pancreas.py score --control RUN_C/model.pt --distinct RUN_D/model.pt \
-        --colon RUN_COLON/model.pt --plain RUN_PLAIN/model.pt
+        --colon RUN_COLON/model.pt --plain RUN_PLAIN/model.pt --more_phantoms RUN_256/model.pt
 
 (TRAIN, VAL: ``medfusion phantoms --kind abdomen --out TRAIN --n 32 --seed 1000`` and ``--out VAL --n 2 --seed
-2000``; each fine-tune about 20 min on two CPU threads.) The recorded control is the moving-average fine-tune of the
-bundle docs, run through ``python -m monai.bundle run`` with the same settings and validation every 500 steps.
+2000``; TRAIN256: ``--out TRAIN256 --n 256 --seed 10000``; each fine-tune about 20 min on two CPU threads.) The
+recorded control is the moving-average fine-tune of the bundle docs, run through ``python -m monai.bundle run`` with
+the same settings and validation every 500 steps.
 Results: benchmarks/results/seg2med_pancreas.json.
 """
 
@@ -37,9 +40,10 @@ DISTINCT_HU = 100.0
 #: the one change of each variant: CT values of the authors' table (``table``) or training settings of ``train.json``
 #: (``settings``). ``colon``: medfusion's value for the colon (the body's), where the authors give it the liver's
 #: 50 HU, 10 HU from the pancreas, small bowel and spleen, though it holds gas. ``plain``: trained as the weights
-#: before 0.5.0 were, whose pancreas was right — no tissue maps, no field-of-view crops
+#: before 0.5.0 were, whose pancreas was right — no tissue maps, no field-of-view crops. ``more_phantoms``: nothing
+#: changes but the data, 256 training phantoms instead of 32 (``--data`` names them)
 VARIANTS = {"control": {}, "distinct": {"table": {"pancreas": DISTINCT_HU}}, "colon": {"table": {"colon": 0.0}},
-            "plain": {"settings": {"tissue_dropout": 1.0, "fov_augment": 0.0}}}
+            "plain": {"settings": {"tissue_dropout": 1.0, "fov_augment": 0.0}}, "more_phantoms": {}}
 SEEDS = (2004, 2005, 3000, 3001)
 ORGANS = ("pancreas", "small_bowel", "liver", "spleen", "kidney_left", "aorta")
 
