@@ -3,13 +3,14 @@
 A research probe, not a benchmark. Fine-tunes of the shipped 2D weights, identical but for one change
 (:data:`VARIANTS`): ``control`` changes nothing; ``distinct`` gives the pancreas 100 HU in the authors' table (no
 other class has it) instead of the 40 HU it shares with the small bowel, spleen and spinal cord; ``colon`` gives the
-colon 0 HU (medfusion's value, the body's) instead of the liver's 50 HU — the colon holds gas, and at 50 HU the prior
-image hardly tells it from the 40 HU organs beside it; ``plain`` trains without tissue maps and field-of-view crops,
-as the weights before 0.5.0 were trained (``plain_scratch``: the same from scratch, 2500 steps; ``shipped_scratch``:
-train.json's settings from scratch on that schedule); ``more_phantoms``
-trains on 256 phantoms instead of 32. Each other: 3000 steps, lr 2e-4, no warm-up, a moving average of the weights (0.999), the bundle's ``train.json`` otherwise. Then each generates CT for phantoms on the training grid (validation seeds
-2004-2005, held-out 3000-3001; no tissue maps; 20 DDIM steps) under its own table, and the probe reports each
-organ's mean minus the phantom truth's and the share of its voxels below −50 HU (fat or gas) in each.
+colon 0 HU (medfusion's value, the body's) instead of the liver's 50 HU — the colon holds gas, and at 50 HU the
+prior image hardly tells it from the 40 HU organs beside it; ``plain`` trains without tissue maps and field-of-view
+crops, as the weights before 0.5.0 were trained (``plain_scratch``: the same from scratch, 2500 steps;
+``shipped_scratch``: train.json's settings from scratch on that schedule); ``more_phantoms`` trains on 256 phantoms
+instead of 32. The others: 3000 steps, lr 2e-4, no warm-up, a moving average of the weights (0.999), the bundle's
+``train.json`` otherwise. Then each generates CT for phantoms on the training grid (validation seeds 2004-2005,
+held-out 3000-3001; no tissue maps; 20 DDIM steps) under its own table, and the probe reports each organ's mean
+minus the phantom truth's and the share of its voxels below −50 HU (fat or gas) in each.
 
     python benchmarks/studies/probe_seg2med_pancreas.py train --table control --data TRAIN --val VAL --out RUN_C
     python benchmarks/studies/probe_seg2med_pancreas.py train --table distinct --data TRAIN --val VAL --out RUN_D
@@ -42,10 +43,11 @@ DISTINCT_HU = 100.0
 #: (``settings``). ``colon``: medfusion's value for the colon (the body's), where the authors give it the liver's
 #: 50 HU, 10 HU from the pancreas, small bowel and spleen, though it holds gas. ``plain``: trained as the weights
 #: before 0.5.0 were, whose pancreas was right — no tissue maps, no field-of-view crops. ``more_phantoms``: nothing
-#: changes but the data, 256 training phantoms instead of 32 (``--data`` names them). ``plain_scratch``: ``plain`` trained
-#: from scratch (2500 steps, lr 5e-4 cosine, 50 warm-up steps, no moving average), as those weights were;
+#: changes but the data, 256 training phantoms instead of 32 (``--data`` names them). ``plain_scratch``: ``plain``
+#: trained from scratch (2500 steps, lr 5e-4 cosine, 50 warm-up steps, no moving average), as those weights were;
 #: ``shipped_scratch``: the same schedule from scratch with train.json's tissue maps and field-of-view crops
-_SCRATCH = {"init_weights": None, "max_steps": 2500, "lr": 0.0005, "warmup_steps": 50, "val_every": 500, "ema_decay": 0.0}
+_SCRATCH = {"init_weights": None, "max_steps": 2500, "lr": 0.0005, "warmup_steps": 50, "val_every": 500,
+            "ema_decay": 0.0}
 VARIANTS = {"control": {}, "distinct": {"table": {"pancreas": DISTINCT_HU}}, "colon": {"table": {"colon": 0.0}},
             "plain": {"settings": {"tissue_dropout": 1.0, "fov_augment": 0.0}}, "more_phantoms": {},
             "plain_scratch": {"settings": {"tissue_dropout": 1.0, "fov_augment": 0.0, **_SCRATCH}},
