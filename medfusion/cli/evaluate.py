@@ -7,8 +7,8 @@ import argparse
 import os
 
 from ..errors import InputError
-from ..metrics.constants import BRATS_CHALLENGES
 from ..core.cli_options import positive_int
+from ..metrics.constants import BRATS_CHALLENGES
 
 #: the BraTS lesion-wise protocols (kept here so that --help needs no import of the metrics)
 BRATS = tuple(BRATS_CHALLENGES)
