@@ -61,7 +61,7 @@ def main() -> None:
 
     import torch
 
-    from medfusion.apps.seg2med.evaluation import load_case
+    from medfusion.apps.seg2med.cases import load_case
     from medfusion.apps.seg2med.model import load_model
     from medfusion.apps.seg2med.train import case_datalist
     from medfusion.paths import bundle_dir

@@ -34,6 +34,7 @@ checkpoints, early stopping, learning-rate handlers, TensorBoard/MLflow logging)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -84,6 +85,8 @@ class Trainer:
             fine-tune; the network settings must be this model's.  Ignored when ``last.pt`` resumes a run.
         ema_decay: the decay of an exponential moving average of the weights (0: none; e.g. 0.999 averages over
             about the last thousand steps); validation and ``model.pt`` then use the average.
+        keep_validated: also keep every validated network as ``model_step<N>.pt`` (its score in its ``info``), to
+            choose weights afterwards by measures the validation does not compute.
     """
 
     def __init__(self, model, train_data: Dataset, output_dir: str | os.PathLike, *, loss_fn: LossFn,
@@ -93,7 +96,7 @@ class Trainer:
                  val_every: int = 250, save_every: int = 50, log_every: int = 10, seed: int = 0,
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
                  info: dict | None = None, init_weights: str | os.PathLike | None = None,
-                 ema_decay: float = 0.0) -> None:
+                 ema_decay: float = 0.0, keep_validated: bool = False) -> None:
         self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
         # checked now, so that a wrong file ends before any output; applied by run() unless last.pt resumes
         self._init_path = None if init_weights in (None, "") else Path(init_weights)
@@ -101,6 +104,7 @@ class Trainer:
         self.loss_fn, self.validate_fn, self.val_metric = loss_fn, validate_fn, val_metric
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
         self.weight_decay, self.ema_decay = float(weight_decay), float(ema_decay)
+        self.keep_validated = bool(keep_validated)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         if lr_schedule not in ("constant", "cosine"):
@@ -295,21 +299,31 @@ class Trainer:
             ema.load_state_dict(self._resumed_ema)
         return ema
 
+    @contextlib.contextmanager
+    def _scored_network(self):
+        """``model.network`` is, inside, the network that validation scores and ``model.pt`` holds: the moving
+        average with ``ema_decay``, the trained network otherwise."""
+        net = self.model.network
+        self.model.network = net if self._ema is None else self._ema.module
+        try:
+            yield self.model.network
+        finally:
+            self.model.network = net
+
     def _validate(self, step: int, best: float) -> float:
         if self.is_main:
-            net = self.model.network
-            scored = net if self._ema is None else self._ema.module
-            self.model.network = scored
-            scored.eval()
-            try:
-                scores = self.validate_fn(self.model, self.device)
-                self._log({"step": step, **scores})
-                if scores[self.val_metric] > best:
-                    best = float(scores[self.val_metric])
-                    self._save_model(step, best)
-            finally:
-                net.train()
-                self.model.network = net
+            with self._scored_network() as scored:
+                scored.eval()
+                try:
+                    scores = self.validate_fn(self.model, self.device)
+                    self._log({"step": step, **scores})
+                    if self.keep_validated:
+                        self._save_model(step, float(scores[self.val_metric]), f"model_step{step}.pt")
+                    if scores[self.val_metric] > best:
+                        best = float(scores[self.val_metric])
+                        self._save_model(step, best)
+                finally:
+                    self.model.network.train()
         return best
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
@@ -331,20 +345,23 @@ class Trainer:
                 save_torch(state, self.output_dir / "last.pt")
             self._saved = step
 
-    def _save_model(self, step: int, best: float) -> None:
-        """``model.pt``: the network being validated (the moving average, with ``ema_decay``)."""
+    def _save_model(self, step: int, best: float, name: str = "model.pt") -> None:
+        """``model.pt``: the network being validated (the moving average, with ``ema_decay``) and its best score;
+        another ``name``: that network at ``step`` and its score there, the model's ``info`` left as it was."""
         if self.is_main:
-            net = self.model.network
+            key = f"best_{self.val_metric}" if name == "model.pt" else self.val_metric
+            info = {**self.info, "train_steps": step, key: best}
             if self._ema is not None:
-                self.model.network = self._ema.module
+                info["ema_decay"] = self.ema_decay
+            kept = dict(self.model.info)
+            self.model.info.update(info)
             try:
-                info = {**self.info, "train_steps": step, f"best_{self.val_metric}": best}
-                if self._ema is not None:
-                    info["ema_decay"] = self.ema_decay
-                self.model.info.update(info)
-                self.model.save(self.output_dir / "model.pt")
+                with self._scored_network():
+                    self.model.save(self.output_dir / name)
             finally:
-                self.model.network = net
+                if name != "model.pt":
+                    self.model.info.clear()
+                    self.model.info.update(kept)
 
 
 class _Seeded(Dataset):

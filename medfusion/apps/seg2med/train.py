@@ -1,8 +1,7 @@
-"""Training seg2med models: the data list, the training set, the loss of a batch, validation, and the bundle's
-trainer (:class:`Seg2MedTrainer`, the core :class:`~medfusion.core.training.Trainer` with those pieces).
+"""Training seg2med models: the training set, the loss of a batch, validation, and the bundle's trainer
+(:class:`Seg2MedTrainer`, the core :class:`~medfusion.core.training.Trainer` with those pieces).
 
-A case is a folder with ``mask.nii.gz`` (TotalSegmentator ``total`` labels), ``ct.nii.gz`` (HU), ``t1.nii.gz``,
-``t2.nii.gz`` and optionally ``body.nii.gz`` — the layout ``medfusion phantoms --kind abdomen`` writes.  Every
+Cases are folders of NIfTI files (:mod:`.cases`), the layout ``medfusion phantoms --kind abdomen`` writes.  Every
 step draws, per batch element, one of the model's tasks (its class label), so one network learns mask → CT/T1/T2
 and the conversions between them.
 """
@@ -10,52 +9,18 @@ and the conversions between them.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ...core.training import Trainer, TransformDataset
-from ...errors import InputError
 from .model import Seg2MedModel
-from .transforms import CASE_FILES, CHANNELS, training_preprocessing
+from .cases import case_datalist
+from .transforms import CHANNELS, training_preprocessing
 
 __all__ = ["case_datalist", "Seg2MedTrainingSet", "task_channels", "seg2med_loss", "Seg2MedValidation",
            "Seg2MedTrainer"]
-
-
-_OPTIONAL = ("body", "tissues")
-
-
-def _case_files(folder: str) -> dict | None:
-    files = {}
-    for key in CASE_FILES:
-        for ext in (".nii.gz", ".nii"):
-            path = os.path.join(folder, key + ext)
-            if os.path.isfile(path):
-                files[key] = path
-                break
-    return files if all(k in files for k in CASE_FILES if k not in _OPTIONAL) else None
-
-
-def case_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
-    """One dict per case folder under ``dataset_dir`` holding mask, ct, t1, t2 (and body, tissues):
-    ``{"name", <key>: path}``. All cases must agree on whether a body mask and a tissue map are given."""
-    root = os.fspath(dataset_dir)
-    if not os.path.isdir(root):
-        raise InputError(f"training data folder not found: {root}")
-    items = []
-    for name in sorted(os.listdir(root)):
-        files = _case_files(os.path.join(root, name)) if os.path.isdir(os.path.join(root, name)) else None
-        if files:
-            items.append({"name": name, **files})
-    if not items:
-        raise InputError(f"no case folders with mask, ct, t1 and t2 (.nii.gz) in {root}")
-    for key in _OPTIONAL:
-        if len({key in it for it in items}) > 1:
-            raise InputError(f"some cases in {root} have {key}.nii.gz and some do not; give it for all or none")
-    return items
 
 
 class Seg2MedTrainingSet(TransformDataset):
@@ -114,21 +79,41 @@ def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator
 
 class Seg2MedValidation:
     """Mean SSIM (3D, windowed [0, 1], :func:`medfusion.metrics.ssim`) of DDIM samples on the first ``cases`` cases
-    of ``val_dir``, task ``i mod len(tasks)`` for case ``i``; cases are read once."""
+    of ``val_dir``, task ``i mod len(tasks)`` for case ``i``; cases are read once.
 
-    def __init__(self, val_dir, cases: int = 2, steps: int = 10) -> None:
+    With ``organ_tolerance_hu``, also CT from every one of those cases' label maps (:func:`.generation.generate`, on
+    the case's own grid and body) and ``val_organ_hu``: the largest distance of a soft-tissue organ's mean from its
+    prior value (:func:`.evaluation.organ_errors`), the measure of ``benchmarks/quality/bench_seg2med_grids.py``.
+    The score that then chooses ``model.pt``, ``val_score``, is the SSIM less 0.01 per HU beyond the tolerance, so
+    a checkpoint within it wins over any outside it that is less than that many hundredths of SSIM better."""
+
+    def __init__(self, val_dir, cases: int = 2, steps: int = 10, organ_tolerance_hu: float | None = None) -> None:
         self.val_dir, self.cases, self.steps = val_dir, int(cases), int(steps)
+        self.organ_tolerance_hu = None if organ_tolerance_hu is None else float(organ_tolerance_hu)
         self._volumes: list[np.ndarray] | None = None
+        self._cases: list[dict] = []
+
+    @property
+    def metric(self) -> str:
+        """The value that chooses ``model.pt``."""
+        return "val_ssim" if self.organ_tolerance_hu is None else "val_score"
+
+    def _load(self, model: Seg2MedModel) -> None:
+        from .cases import load_case
+
+        items = case_datalist(self.val_dir)[: self.cases]
+        tf = training_preprocessing(model.preprocessing, dims=3, divisor=1, has_body="body" in items[0],
+                                    has_tissues="tissues" in items[0], tissue_dropout=0.0)
+        self._volumes = [tf(it)["image"].numpy() for it in items]
+        if self.organ_tolerance_hu is not None:
+            self._cases = [load_case(it) for it in items]
 
     def __call__(self, model: Seg2MedModel, device) -> dict:
         from ...metrics import ssim
         from .generation import translate
 
         if self._volumes is None:
-            items = case_datalist(self.val_dir)[: self.cases]
-            tf = training_preprocessing(model.preprocessing, dims=3, divisor=1, has_body="body" in items[0],
-                                        has_tissues="tissues" in items[0], tissue_dropout=0.0)
-            self._volumes = [tf(it)["image"].numpy() for it in items]
+            self._load(model)
         scores = []
         for i, image in enumerate(self._volumes):
             source, target = model.tasks[i % len(model.tasks)]
@@ -136,7 +121,27 @@ class Seg2MedValidation:
             pred = translate(model, image[c], source, target, steps=self.steps, sampler="ddim", seed=i,
                              device=device)
             scores.append(ssim(pred, image[t], data_range=1.0))
-        return {"val_ssim": float(np.mean(scores)), "val_cases": len(scores)}
+        out = {"val_ssim": float(np.mean(scores)), "val_cases": len(scores)}
+        if self.organ_tolerance_hu is not None:
+            out["val_organ_hu"] = self._worst_organ(model, device)
+            out["val_score"] = out["val_ssim"] - max(0.0, out["val_organ_hu"] - self.organ_tolerance_hu) / 100.0
+        return out
+
+    def _worst_organ(self, model: Seg2MedModel, device) -> float:
+        import warnings
+
+        from .evaluation import organ_errors
+        from .generation import generate
+
+        worst = 0.0
+        for i, case in enumerate(self._cases):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. no tissue map
+                ct = generate(model, case["labels"], "ct", body=case["body"], spacing=case["spacing"],
+                              steps=self.steps, sampler="ddim", seed=i, device=device)
+            errors = organ_errors(model, ct, case["labels"])
+            worst = max([worst, *(abs(v) for v in errors.values())])
+        return worst
 
 
 class Seg2MedTrainer(Trainer):
@@ -147,14 +152,17 @@ class Seg2MedTrainer(Trainer):
         train_data: e.g. :meth:`Seg2MedTrainingSet.for_model`.
         val_dir: cases for validation (``None``: none; ``model.pt`` is then the last step).
         val_cases, val_sampling_steps: validation size and DDIM steps per sample.
+        val_organ_tolerance_hu: also score organ means in CT from the validation label maps and choose ``model.pt``
+            by SSIM less the excess beyond this tolerance (:class:`Seg2MedValidation`; ``None``: by SSIM alone).
         small_t_fraction, small_t_max: timestep emphasis of the loss (:func:`seg2med_loss`; 0: uniform).
         Other arguments: :class:`~medfusion.core.training.Trainer`.
     """
 
     def __init__(self, model: Seg2MedModel, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
-                 val_sampling_steps: int = 10, small_t_fraction: float = 0.0, small_t_max: int = 100,
-                 **kwargs) -> None:
-        validate = Seg2MedValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
+                 val_sampling_steps: int = 10, val_organ_tolerance_hu: float | None = None,
+                 small_t_fraction: float = 0.0, small_t_max: int = 100, **kwargs) -> None:
+        validate = None if val_dir is None else Seg2MedValidation(val_dir, val_cases, val_sampling_steps,
+                                                                  val_organ_tolerance_hu)
         loss = functools.partial(seg2med_loss, small_t_fraction=small_t_fraction, small_t_max=small_t_max)
         super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
-                         val_metric="val_ssim", **kwargs)
+                         val_metric="val_ssim" if validate is None else validate.metric, **kwargs)
