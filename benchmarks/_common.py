@@ -142,40 +142,38 @@ def add_cache_option(parser) -> None:
                         "benchmarks/results/_heldout, not committed); e.g. a /tmp folder for smoke runs")
 
 
-#: phantom kind → (application, its generator module, case-name prefix of held-out cases, its dataset writer)
-_PHANTOM_APPS = {"brats": ("cwdm", "phantom", "BraTS-HELDOUT", "write_phantom_dataset"),
-                 "abdomen": ("seg2med", "phantom", "ABD-HELDOUT", "write_phantom_dataset"),
-                 "headneck": ("petct", "phantom", "HN-HELDOUT", "write_headneck_dataset"),
-                 "stain": ("stain", "tissue", "STAIN-HELDOUT", "write_tissue_dataset")}
+#: phantom kind → case-name prefix of its held-out cases
+_HELDOUT_PREFIX = {"brats": "BraTS-HELDOUT", "abdomen": "ABD-HELDOUT", "headneck": "HN-HELDOUT",
+                   "stain": "STAIN-HELDOUT"}
 
 
 def heldout_phantoms(n: int, shape=(96, 96, 64), seed0: int = 3000, cache: str | None = None,
                      kind: str = "brats", **options) -> Path:
-    """Held-out phantom cases of ``kind`` (seeds never used for training: the shipped weights used 1000–1031
-    and 2000–2001 for validation), written once into a cache folder (default: beside the results), one folder
-    per version of the phantom generator; ``options`` go to its dataset writer (e.g. ``raters=True``)."""
-    import importlib
+    """Held-out phantom cases of ``kind`` (:data:`medfusion.phantoms.KINDS`; seeds never used for training: the
+    shipped weights used 1000–1031 and 2000–2001 for validation), written once into a cache folder (default:
+    beside the results), one folder per version of the phantom generator; ``options`` go to its dataset writer
+    (e.g. ``raters=True``)."""
+    from medfusion.phantoms import KINDS
 
-    app, module, prefix, writer = _PHANTOM_APPS[kind]
-    write = getattr(importlib.import_module(f"medfusion.apps.{app}.{module}"), writer)
+    phantom = KINDS[kind]
     root = Path(cache) if cache else RESULTS / "_heldout"
     extra = "".join(f"-{k}" for k, v in sorted(options.items()) if v)
-    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}{extra}-{_phantom_fingerprint(app, module)}"
+    folder = root / f"{kind}-{'x'.join(map(str, shape))}-seed{seed0}-n{n}{extra}-{_phantom_fingerprint(kind)}"
     if not (folder / ".complete").is_file():
-        write(folder, n, shape=tuple(shape), seed0=seed0, prefix=prefix, overwrite=True, **options)
+        phantom.dataset_writer()(folder, n, shape=tuple(shape), seed0=seed0, prefix=_HELDOUT_PREFIX[kind],
+                                 overwrite=True, **options)
         (folder / ".complete").touch()
     return folder
 
 
-def _phantom_fingerprint(app: str = "cwdm", module: str = "phantom") -> str:
-    """A short hash of an application's phantom generator sources (``<module>*.py``): a changed generator gets a
-    fresh cache folder."""
+def _phantom_fingerprint(kind: str = "brats") -> str:
+    """A short hash of a phantom kind's generator sources: a changed generator gets a fresh cache folder."""
     import hashlib
-    import importlib
 
-    package = importlib.import_module(f"medfusion.apps.{app}")
+    from medfusion.phantoms import KINDS
+
     h = hashlib.sha256()
-    for f in sorted(Path(package.__file__).parent.glob(f"{module}*.py")):
+    for f in KINDS[kind].sources():
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:8]
 

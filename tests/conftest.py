@@ -44,20 +44,20 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Two complete phantom cases of 20×24×18 voxels (odd-free but not multiples of 4)."""
-    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+    from medfusion.phantoms.brain import write_brats_dataset
 
     out = tmp_path_factory.mktemp("phantoms")
-    write_phantom_dataset(out, 2, shape=(20, 24, 18), seed0=7)
+    write_brats_dataset(out, 2, shape=(20, 24, 18), seed0=7)
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_missing_dataset(tmp_path_factory) -> Path:
     """Two phantom cases of 20×24×18 voxels with t2f missing."""
-    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+    from medfusion.phantoms.brain import write_brats_dataset
 
     out = tmp_path_factory.mktemp("phantoms_missing")
-    write_phantom_dataset(out, 2, shape=(20, 24, 18), seed0=11, drop="t2f")
+    write_brats_dataset(out, 2, shape=(20, 24, 18), seed0=11, drop="t2f")
     return out
 
 
@@ -86,11 +86,11 @@ def kit(tmp_path_factory):
     from PIL import Image
 
     from medfusion.apps.cwdm.model import CWDMModel
-    from medfusion.apps.cwdm.phantom import write_phantom_dataset
+    from medfusion.phantoms.brain import write_brats_dataset
     from medfusion.apps.petct.model import PetCtSegModel
-    from medfusion.apps.petct.phantom import write_headneck_dataset
+    from medfusion.phantoms.headneck import write_headneck_dataset
     from medfusion.apps.seg2med.model import Seg2MedModel
-    from medfusion.apps.seg2med.phantom import write_phantom_dataset as write_abdomen
+    from medfusion.phantoms.abdomen import write_abdomen_dataset as write_abdomen
     from medfusion.apps.stain.model import StainModel
 
     root = tmp_path_factory.mktemp("kit")
@@ -100,8 +100,8 @@ def kit(tmp_path_factory):
     Seg2MedModel.create(small, dims=2).save(root / "seg2med.pt")
     PetCtSegModel.create(small).save(root / "petct.pt")
     StainModel.create(small, encoder_channels=8, tile=16).save(root / "stain.pt")
-    write_phantom_dataset(root / "brats", 1, shape=(16, 16, 16), seed0=3, drop="t2f")
-    write_phantom_dataset(root / "brats_full", 1, shape=(16, 16, 16), seed0=4)
+    write_brats_dataset(root / "brats", 1, shape=(16, 16, 16), seed0=3, drop="t2f")
+    write_brats_dataset(root / "brats_full", 1, shape=(16, 16, 16), seed0=4)
     write_abdomen(root / "abdomen", 1, shape=(24, 24, 8), seed0=5)
     write_headneck_dataset(root / "headneck", 2, shape=(32, 32, 16), seed0=6)
     rng = np.random.default_rng(0)

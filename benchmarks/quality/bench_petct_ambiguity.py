@@ -1,6 +1,6 @@
 """Does the PET/CT ensemble add information beyond one sample?  On head-and-neck phantoms with three plausible
 annotations per case (raters who draw the tumour border 2 mm inside, on, and 2 mm outside its surface:
-``medfusion.apps.petct.phantom.RATER_OFFSETS_MM``), for every (DDIM steps, samples) pair: the aggregated Dice of the
+``medfusion.phantoms.headneck.RATER_OFFSETS_MM``), for every (DDIM steps, samples) pair: the aggregated Dice of the
 ensemble against the reference label map (``hecktor`` protocol, mm³) and the generalised energy distance of its
 samples against the three raters (``medfusion.metrics.uncertainty.generalised_energy_distance``, d = 1 − mean IoU
 of GTVp and GTVn; lower is better), beside one sample's and the SegResNet baseline's (a single map).
@@ -27,7 +27,7 @@ from _common import add_cache_option, command_line, heldout_phantoms, write_resu
 def _raters(folder: Path, name: str) -> list:
     import numpy as np
 
-    from medfusion.apps.petct.phantom import RATER_OFFSETS_MM, RATERS_FOLDER
+    from medfusion.phantoms.headneck import RATER_OFFSETS_MM, RATERS_FOLDER
     from medfusion.io import load_volume
 
     return [np.rint(load_volume(folder / RATERS_FOLDER / f"{name}_rater{k + 1}.nii.gz").data).astype(np.uint8)

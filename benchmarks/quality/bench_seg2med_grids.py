@@ -44,7 +44,7 @@ GRIDS = {
 
 def _affine(shape, spacing, degrees) -> np.ndarray:
     """Voxel → mm, turned by ``degrees`` about z, the grid's centre at the origin."""
-    from medfusion.shapes import rotation
+    from medfusion.phantoms.shapes import rotation
 
     a = np.eye(4)
     a[:3, :3] = rotation(z_deg=degrees) @ np.diag(spacing)
@@ -57,7 +57,7 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
 
     from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
     from medfusion.apps.seg2med.generation import from_ras, generate_file, to_ras
-    from medfusion.apps.seg2med.phantom import make_abdomen_phantom
+    from medfusion.phantoms.abdomen import make_abdomen_phantom
     from medfusion.apps.seg2med.prior_tables import prior_lookup
     from medfusion.apps.seg2med.tissues import class_names
     from medfusion.metrics.image import region_mean_errors

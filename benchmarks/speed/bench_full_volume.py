@@ -40,11 +40,11 @@ def main() -> None:
     import torch
 
     from medfusion.apps.cwdm import synthesize_case
-    from medfusion.apps.cwdm.phantom import write_phantom_case
+    from medfusion.phantoms.brain import write_brats_case
 
     cuda = a.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
-        case = write_phantom_case(tmp, "BraTS-FULLSIZE-00000-000", shape=tuple(a.shape), seed=4242, drop="t2f")
+        case = write_brats_case(tmp, "BraTS-FULLSIZE-00000-000", shape=tuple(a.shape), seed=4242, drop="t2f")
         t0 = time.time()
         model = load_bundle_model(a.weights, a.device)
         step_times = []

@@ -26,7 +26,7 @@ _CHILD = r"""
 import json, resource, sys, tempfile, time
 import torch
 from medfusion.apps.petct.model import PetCtSegModel
-from medfusion.apps.petct.phantom import write_headneck_case
+from medfusion.phantoms.headneck import write_headneck_case
 from medfusion.apps.petct.pipeline import prepare_case
 from medfusion.apps.petct.segmentation import segment
 a = json.loads(sys.argv[1])

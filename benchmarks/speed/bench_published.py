@@ -89,7 +89,7 @@ def main() -> None:
         _fail("need 2 <= --ddpm-timed-steps <= --ddpm-steps and --ddim-steps >= 1")
 
     from medfusion.apps.cwdm import CWDMModel, synthesize
-    from medfusion.apps.cwdm.phantom import make_brats_phantom
+    from medfusion.phantoms.brain import make_brats_phantom
     from medfusion.core.precision import check_precision, resolve_device
     from medfusion.errors import InputError
     from medfusion.networks import CWDM_PUBLISHED

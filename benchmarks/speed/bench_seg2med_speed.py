@@ -21,7 +21,7 @@ import json, resource, sys, time
 import torch
 from medfusion.apps.seg2med.generation import generate
 from medfusion.apps.seg2med.model import load_model
-from medfusion.apps.seg2med.phantom import make_abdomen_phantom
+from medfusion.phantoms.abdomen import make_abdomen_phantom
 a = json.loads(sys.argv[1])
 ph = make_abdomen_phantom(tuple(a["shape"]), seed=3000)
 model = load_model(a["weights"], a["device"])

@@ -54,7 +54,7 @@ def write_slide(path: Path, height: int, width: int, seed: int = 0) -> float:
     """A synthetic H&E slide (see the module docstring); returns the share of tiles with tissue."""
     import tifffile
 
-    from medfusion.apps.stain.tissue import make_tissue_tile
+    from medfusion.phantoms.histology import make_tissue_tile
 
     pool = [make_tissue_tile((TILE, TILE), seed=3000 + k)["he"] for k in range(8)]
     rng = np.random.default_rng(seed)

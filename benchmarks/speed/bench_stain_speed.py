@@ -25,7 +25,7 @@ _CHILD = r"""
 import json, os, resource, sys, time
 import torch
 from medfusion.apps.stain.model import StainModel
-from medfusion.apps.stain.tissue import make_tissue_tile
+from medfusion.phantoms.histology import make_tissue_tile
 from medfusion.apps.stain.translate import tile_edges, translate
 from medfusion.metrics.image import seam_ratio
 a = json.loads(sys.argv[1])

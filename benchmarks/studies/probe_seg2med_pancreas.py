@@ -86,7 +86,7 @@ def score(weights: str) -> dict:
 
     from medfusion.apps.seg2med.generation import generate
     from medfusion.apps.seg2med.model import load_model
-    from medfusion.apps.seg2med.phantom import make_abdomen_phantom
+    from medfusion.phantoms.abdomen import make_abdomen_phantom
     from medfusion.apps.seg2med.tissues import class_names
 
     names = {v: k for k, v in class_names("total").items()}

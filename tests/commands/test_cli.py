@@ -166,7 +166,7 @@ def _rotation(axis: int, degrees: float) -> np.ndarray:
 
 
 def test_synthesize_keeps_oblique_non_ras_anisotropic_odd_geometry(tmp_path, lively_checkpoint, capsys):
-    from medfusion.apps.cwdm.phantom import make_brats_phantom
+    from medfusion.phantoms.brain import make_brats_phantom
 
     shape, zooms = (23, 19, 15), (0.9, 1.3, 2.7)
     # voxel axes → posterior, superior, left (permuted and flipped), then rotated 20° about x and -20° about y
@@ -427,6 +427,24 @@ def test_phantoms(tmp_path):
     before = hashes(out)
     rc = main(["phantoms", "--out", str(out), "--n", "2", "--shape", "16", "16", "16"])
     assert rc == 2 and hashes(out) == before
+
+
+@pytest.mark.parametrize("kind, shape", [("brats", (16, 16, 16)), ("abdomen", (20, 18, 12)),
+                                         ("headneck", (32, 32, 16)), ("stain", (40, 48))])
+def test_phantoms_of_every_kind_come_from_the_one_registry(tmp_path, kind, shape):
+    """Every kind of :data:`medfusion.phantoms.KINDS` writes through the same command, with the kind's case-name
+    prefix, and the same seed writes the same files; ``--drop random`` (brats) leaves one contrast out per case."""
+    from medfusion.phantoms import KINDS
+
+    args = ["phantoms", "--kind", kind, "--n", "1", "--seed", "5", "--shape", *map(str, shape)]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0 and main([*args, "--out", str(tmp_path / "b")]) == 0
+    written = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert written and all(KINDS[kind].prefix in str(p) for p in written)
+    assert hashes(tmp_path / "a") == hashes(tmp_path / "b")
+    if kind == "brats":
+        assert main(["phantoms", "--n", "2", "--shape", "16", "16", "16", "--drop", "random",
+                     "--out", str(tmp_path / "c")]) == 0
+        assert all(len(list(case.iterdir())) == 4 for case in (tmp_path / "c").iterdir())  # 3 contrasts + seg
 
 
 # ---- demo -------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ _configs = partial(merged_configs, BUNDLE)
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
-    from medfusion.apps.petct.phantom import write_headneck_dataset
+    from medfusion.phantoms.headneck import write_headneck_dataset
 
     out = tmp_path_factory.mktemp("hn_bundle")
     write_headneck_dataset(out, 2, shape=(32, 32, 16), seed0=70)

@@ -27,10 +27,10 @@ def _cfg(*names: str) -> str:
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
-    from medfusion.apps.seg2med.phantom import write_phantom_dataset
+    from medfusion.phantoms.abdomen import write_abdomen_dataset
 
     out = tmp_path_factory.mktemp("abdomen_bundle")
-    write_phantom_dataset(out, 2, shape=(24, 20, 12), seed0=21)
+    write_abdomen_dataset(out, 2, shape=(24, 20, 12), seed0=21)
     return out
 
 

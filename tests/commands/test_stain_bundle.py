@@ -42,7 +42,7 @@ def test_train_and_inference_configs_agree_and_resolve():
 
 @pytest.mark.slow
 def test_bundle_trains_the_multitask_model_under_torchrun_a_single_task_variant_and_the_baseline(tmp_path):
-    from medfusion.apps.stain.tissue import write_tissue_dataset
+    from medfusion.phantoms.histology import write_tissue_dataset
     from medfusion.core.checkpoint import load_checkpoint
 
     data = tmp_path / "tiles"

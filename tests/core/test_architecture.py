@@ -51,6 +51,43 @@ def test_only_the_cli_package_imports_the_cli_package(path):
     assert not bad, f"{_name(path)} imports {sorted(bad)}"
 
 
+@pytest.mark.parametrize("path", [p for p in MODULES if "phantoms" not in p.parts and "cli" not in p.parts],
+                         ids=_name)
+def test_only_the_cli_imports_the_phantoms(path):
+    """The phantoms sit above the applications (they use their layouts and tables): no application, core or
+    inference module imports them; ``medfusion phantoms`` (the CLI) does."""
+    bad = {n for n in _imports(path) if n.startswith("medfusion.phantoms")}
+    assert not bad, f"{_name(path)} imports {sorted(bad)}"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module → the medfusion modules it imports anywhere in its text (function-level imports too)."""
+    names = {_name(p).removesuffix(".__init__") for p in MODULES}
+    return {_name(p).removesuffix(".__init__"): {n for n in _imports(p) if n in names} for p in MODULES}
+
+
+def test_no_import_cycle():
+    """No module reaches itself through its imports, deferred (function-level) imports included: every layer
+    can be read from the bottom up."""
+    graph = _module_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+            if nxt not in state and (cycle := visit(nxt, path + [nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [module])
+            assert cycle is None, " -> ".join(cycle)
+
+
 def test_every_application_registers_its_commands():
     from medfusion.apps import APPS
     from medfusion.cli.main import build_parser, command_modules

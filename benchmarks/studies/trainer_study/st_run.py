@@ -44,7 +44,7 @@ from monai.utils import set_determinism  # noqa: E402
 from torch.utils.data import DataLoader, DistributedSampler  # noqa: E402
 
 from medfusion.apps.cwdm.model import CWDMModel  # noqa: E402
-from medfusion.apps.cwdm.phantom import write_phantom_dataset  # noqa: E402
+from medfusion.phantoms.brain import write_brats_dataset  # noqa: E402
 from medfusion.apps.cwdm.train import BraTSTrainingSet  # noqa: E402
 from stcommon import (TINY, CWDMLossInferer, CWDMPrepareBatch, EpochSampler, GeneratorState,  # noqa: E402
                       SeededItems, loss_is_prediction)
@@ -65,7 +65,7 @@ if distributed:
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 if rank == 0 and not (Path(args.data) / ".done").exists():
-    write_phantom_dataset(args.data, 2, shape=(20, 24, 18), seed0=7)
+    write_brats_dataset(args.data, 2, shape=(20, 24, 18), seed0=7)
     (Path(args.data) / ".done").touch()
 if distributed:
     dist.barrier()

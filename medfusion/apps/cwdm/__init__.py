@@ -6,8 +6,7 @@
     cwdm.synthesize_case(case, model, "outputs/synth.nii.gz", steps=50, seed=0)
 
 Modules: :mod:`.layout` (BraTS case folders), :mod:`.model`, :mod:`.pipeline` (pre/post-processing),
-:mod:`.synthesis`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.phantom` (with
-:mod:`.phantom_anatomy` and :mod:`.phantom_render`), :mod:`.demo`,
+:mod:`.synthesis`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.demo`,
 :mod:`.bundle`, :mod:`.cli`.  Names below load their module on first use, so importing this package is cheap.
 """
 
@@ -21,7 +20,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "synthesis": ("synthesize", "synthesize_case", "synthesize_folder"),
     "evaluation": ("evaluate_heldout", "hide_and_synthesize"),
     "train": ("CWDMTrainer", "BraTSTrainingSet"),
-    "phantom": ("make_brats_phantom", "write_phantom_case", "write_phantom_dataset"),
     "demo": ("run_demo",),
 }
 

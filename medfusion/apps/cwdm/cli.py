@@ -68,20 +68,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_phantoms(args: argparse.Namespace) -> list:
-    from .phantom import write_phantom_dataset
-
-    if args.drop is not None and args.drop not in CONTRASTS:
-        raise InputError(f"--drop must be one of {', '.join(CONTRASTS)}, got {args.drop!r}")
-    return write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, drop=args.drop,
-                                 prefix=args.prefix)
-
-
-#: ``medfusion phantoms --kind brats`` (see medfusion.cli.phantoms)
-PHANTOMS = {"brats": {"help": "BraTS-like MRI cases (MNI152 anatomy + tumour, four contrasts and labels)",
-                      "shape": (96, 96, 64), "prefix": "BraTS-PHANTOM", "write": write_phantoms}}
-
-
 def register(sub) -> None:
     """Add ``synthesize`` and ``demo`` to the ``medfusion`` sub-commands."""
     p = sub.add_parser("synthesize", help="fill in the missing contrast of a BraTS case (cWDM)",

@@ -13,7 +13,7 @@ uncertainty maps on the CT grid, as HECKTOR evaluates them.
 Modules: :mod:`.geometry` (checks, the working grid, back to the CT grid), :mod:`.model` (the mask diffusion and its
 loss), :mod:`.segmentation` (ensemble → probabilities, labels, uncertainty), :mod:`.pipeline` (files and HECKTOR
 folders), :mod:`.baseline` (SegResNet), :mod:`.train`, :mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the
-head-and-neck phantoms (:mod:`.phantom`, :mod:`.phantom_anatomy`).  Names below load their module on first use.
+head-and-neck phantoms (:mod:`medfusion.phantoms.headneck`).  Names below load their module on first use.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "pipeline": ("prepare_case", "segment_case", "segment_folder"),
     "evaluation": ("evaluate_heldout", "predict_case"),
     "train": ("PetCtTrainer", "PetCtTrainingSet"),
-    "phantom": ("make_headneck_phantom", "write_headneck_case", "write_headneck_dataset"),
     "cli": ("load_segmenter",),
 }
 

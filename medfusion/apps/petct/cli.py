@@ -53,21 +53,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_phantoms(args: argparse.Namespace) -> list:
-    from ...errors import InputError
-    from .phantom import write_headneck_dataset
-
-    if args.drop is not None:
-        raise InputError("--drop is for --kind brats; head-and-neck cases always hold CT, PET and labels")
-    return write_headneck_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
-
-
-#: ``medfusion phantoms --kind headneck`` (see medfusion.cli.phantoms)
-PHANTOMS = {"headneck": {"help": "head-and-neck PET (SUV) / CT (HU) cases on their own grids with HECKTOR labels "
-                                 "(1 GTVp, 2 GTVn) in imagesTr/ and labelsTr/", "shape": (96, 96, 48),
-                         "prefix": "HN-PHANTOM", "write": write_phantoms}}
-
-
 def register(sub) -> None:
     """Add ``segment`` to the ``medfusion`` sub-commands."""
     p = sub.add_parser("segment", help="segment head-and-neck tumours (GTVp, GTVn) on PET/CT with a diffusion "

@@ -8,9 +8,9 @@ Reference: Yang et al., "seg2med: a segmentation-based medical image generation 
 diffusion probabilistic models", arXiv 2504.09182.  The condition is a grey-level prior image (:mod:`.prior`;
 its values in :mod:`.prior_tables` — the authors' own tables by default — and :mod:`.tissues`); volumes go to the
 network's spacing and window and back (:mod:`.model_grid`); label maps come from TotalSegmentator (:mod:`.masks`, an optional extra) or
-from the abdomen phantoms (:mod:`.phantom`, with :mod:`.phantom_anatomy` and :mod:`.phantom_geometry`).
+from the abdomen phantoms (:mod:`medfusion.phantoms.abdomen`).
 Modules: :mod:`.model` (2D slice model and 3D wavelet model), :mod:`.generation`, :mod:`.pipeline` (the prior
-command), :mod:`.transforms` (training ``Compose``), :mod:`.train`, :mod:`.baseline`, :mod:`.evaluation`,
+command), :mod:`.transforms` (training ``Compose``), :mod:`.cases` (case folders), :mod:`.train`, :mod:`.baseline`, :mod:`.evaluation`,
 :mod:`.bundle`, :mod:`.cli`.  Names below load their module on first use, so importing this package is cheap.
 """
 
@@ -24,9 +24,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "prior_tables": ("prior_lookup", "map_labels", "PRIOR_TABLES"),
     "model": ("Seg2MedModel", "load_model", "ALL_TASKS", "TARGETS"),
     "generation": ("generate", "convert", "generate_file", "convert_file"),
-    "evaluation": ("evaluate_heldout", "load_case", "run_task", "score"),
+    "cases": ("case_datalist", "load_case"),
+    "evaluation": ("evaluate_heldout", "run_task", "score", "organ_errors"),
     "train": ("Seg2MedTrainer", "Seg2MedTrainingSet"),
-    "phantom": ("make_abdomen_phantom", "write_phantom_case", "write_phantom_dataset"),
     "masks": ("segment", "check_totalsegmentator"),
 }
 

@@ -85,20 +85,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_weights(p, BUNDLE)
 
 
-def write_phantoms(args: argparse.Namespace) -> list:
-    from ...errors import InputError
-    from .phantom import write_phantom_dataset
-
-    if args.drop is not None:
-        raise InputError("--drop is for --kind brats; abdomen cases always hold mask, body, tissues, ct, t1 and t2")
-    return write_phantom_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
-
-
-#: ``medfusion phantoms --kind abdomen`` (see medfusion.cli.phantoms)
-PHANTOMS = {"abdomen": {"help": "abdomen/thorax cases with TotalSegmentator labels, body mask, tissue map, CT (HU), T1 and T2 "
-                                "MR", "shape": (96, 96, 64), "prefix": "ABD-PHANTOM", "write": write_phantoms}}
-
-
 def cmd_prior(args: argparse.Namespace) -> int:
     from .pipeline import write_prior
 

@@ -5,7 +5,7 @@ Data: real pairs come from scikit-image's immunohistochemistry image (:mod:`.dat
 the input is an H&E-like image made from its haematoxylin channel with a synthetic eosin (no DAB), and the coarse
 nucleus labels come from the haematoxylin by watershed; a column-wise spatial split keeps train, val and test
 tiles apart. Synthetic, seeded, pixel-aligned H&E/IHC tissue tiles with exact nucleus labels come from
-:mod:`.tissue`. Files (8-bit RGB images, 16-bit label images, case folders ``he.png``/``ihc.png``/``cells.png``)
+:mod:`medfusion.phantoms.histology`. Files (8-bit RGB images, 16-bit label images, case folders ``he.png``/``ihc.png``/``cells.png``)
 are read and written by :mod:`.images`.
 
     from medfusion.apps import stain
@@ -16,7 +16,7 @@ are read and written by :mod:`.images`.
 Modules: :mod:`.network` (shared H&E encoder, one gated branch per task), :mod:`.model` (multi- or single-task),
 :mod:`.translate` (whole image or tiled; cell labels), :mod:`.stream` and :mod:`.slides` (large images and slides
 band by band), :mod:`.pipeline` (files and folders), :mod:`.images`, :mod:`.baseline` (U-Net), :mod:`.train`,
-:mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the data (:mod:`.data`, :mod:`.tissue`).  Names below load
+:mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the data (:mod:`.data`).  Names below load
 their module on first use, so importing this package is cheap.
 """
 
@@ -34,7 +34,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "evaluation": ("evaluate_heldout",),
     "train": ("StainTrainer", "StainTrainingSet"),
     "data": ("skimage_pairs", "write_skimage_dataset"),
-    "tissue": ("make_tissue_tile", "write_tissue_dataset"),
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -60,21 +60,6 @@ def cmd_stain(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_phantoms(args: argparse.Namespace) -> list:
-    from ...errors import InputError
-    from .tissue import write_tissue_dataset
-
-    if args.drop is not None:
-        raise InputError("--drop is for --kind brats; stain tiles always hold he, ihc and cells")
-    return write_tissue_dataset(args.out, args.n, shape=tuple(args.shape), seed0=args.seed, prefix=args.prefix)
-
-
-#: ``medfusion phantoms --kind stain`` (see medfusion.cli.phantoms)
-PHANTOMS = {"stain": {"help": "synthetic H&E / IHC tissue tiles (he.png, ihc.png: 8-bit RGB, pixel-aligned) with "
-                              "nucleus labels (cells.png, 16-bit)", "shape": (128, 128),
-                      "prefix": "STAIN-PHANTOM", "write": write_phantoms}}
-
-
 def register(sub) -> None:
     """Add ``stain`` to the ``medfusion`` sub-commands."""
     p = sub.add_parser("stain", help="virtual IHC stain and cell labels from an H&E image (StainDiffuser)",

@@ -14,7 +14,7 @@ membranes, blue haematoxylin counterstain on nuclei) that ships with scikit-imag
    strip alone (smoothing reflects at its edges, the Otsu threshold is the strip's own), and tiles are cut only
    inside their strip, so no held-out pixel reaches training.
 5. **Files** (:func:`write_skimage_dataset`): one case folder per tile with ``he.png``, ``ihc.png`` (8-bit RGB)
-   and ``cells.png`` (16-bit labels), the layout of :mod:`.images` and of the synthetic tiles of :mod:`.tissue`.
+   and ``cells.png`` (16-bit labels), the layout of :mod:`.images` and of the synthetic tiles of :mod:`medfusion.phantoms.histology`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from medfusion.apps.cwdm.layout import CONTRASTS, find_case, list_cases
-from medfusion.apps.cwdm.phantom import make_brats_phantom, write_phantom_case, write_phantom_dataset
+from medfusion.phantoms.brain import make_brats_phantom, write_brats_case, write_brats_dataset
 from medfusion.errors import InputError, OutputExistsError
 from medfusion.io import load_volume
 
@@ -96,7 +96,7 @@ def test_explicit_spacing():
 
 
 def test_written_case_loads_back(tmp_path):
-    case = write_phantom_case(tmp_path, "BraTS-PHANTOM-00007-000", shape=(20, 22, 16), seed=7, drop="t2w")
+    case = write_brats_case(tmp_path, "BraTS-PHANTOM-00007-000", shape=(20, 22, 16), seed=7, drop="t2w")
     found = find_case(tmp_path / "BraTS-PHANTOM-00007-000")
     assert found.missing == case.missing == "t2w"
     assert found.paths == case.paths and found.seg == case.seg and found.name == case.name
@@ -109,19 +109,19 @@ def test_written_case_loads_back(tmp_path):
     assert seg.get_data_dtype() == np.uint8
     np.testing.assert_array_equal(np.asarray(seg.dataobj), expected["seg"])
     with pytest.raises(OutputExistsError):
-        write_phantom_case(tmp_path, "BraTS-PHANTOM-00007-000", shape=(20, 22, 16), seed=7, drop="t2w")
+        write_brats_case(tmp_path, "BraTS-PHANTOM-00007-000", shape=(20, 22, 16), seed=7, drop="t2w")
     with pytest.raises(InputError, match="drop"):
-        write_phantom_case(tmp_path, "x", shape=(20, 22, 16), seed=7, drop="flair")
+        write_brats_case(tmp_path, "x", shape=(20, 22, 16), seed=7, drop="flair")
 
 
 def test_written_dataset(tmp_path):
-    cases = write_phantom_dataset(tmp_path, 2, shape=(16, 16, 12), seed0=5, drop="random")
+    cases = write_brats_dataset(tmp_path, 2, shape=(16, 16, 12), seed0=5, drop="random")
     assert [c.name for c in cases] == ["BraTS-PHANTOM-00000-000", "BraTS-PHANTOM-00001-000"]
     listed = list_cases(tmp_path)
     assert [(c.name, c.missing) for c in listed] == [(c.name, c.missing) for c in cases]
     assert all(c.missing in CONTRASTS for c in listed)
     with pytest.raises(OutputExistsError):
-        write_phantom_dataset(tmp_path, 3, shape=(16, 16, 12), seed0=5, drop="random")
+        write_brats_dataset(tmp_path, 3, shape=(16, 16, 12), seed0=5, drop="random")
     assert len(list_cases(tmp_path)) == 2  # nothing was written by the refused call
 
 

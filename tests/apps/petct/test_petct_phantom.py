@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medfusion.apps.petct.phantom import (
+from medfusion.phantoms.headneck import (
     CT_SPACING_MM, PET_SPACING_MM, SUV_CAP, HeadNeckPhantomCase, make_headneck_phantom, write_headneck_case,
     write_headneck_dataset,
 )
@@ -238,7 +238,7 @@ def test_dataset_names_seeds_and_bad_counts(tmp_path):
 def test_three_raters_draw_nested_borders_around_the_reference(full, tmp_path):
     """Several plausible annotations of one case: a tight rater, the reference label map, a generous rater — the
     same tumours, nested, each border about 2 mm from the next; written beside labelsTr on request."""
-    from medfusion.apps.petct.phantom import RATERS_FOLDER, write_headneck_dataset
+    from medfusion.phantoms.headneck import RATERS_FOLDER, write_headneck_dataset
 
     for case in full:
         raters = case["rater_labels"]

@@ -24,7 +24,7 @@ TINY = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}
 
 @pytest.fixture(scope="module")
 def hn(tmp_path_factory):
-    from medfusion.apps.petct.phantom import write_headneck_dataset
+    from medfusion.phantoms.headneck import write_headneck_dataset
 
     root = tmp_path_factory.mktemp("headneck")
     write_headneck_dataset(root, 3, shape=SHAPE, seed0=40)

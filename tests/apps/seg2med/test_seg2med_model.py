@@ -6,6 +6,8 @@ weights are measured by ``benchmarks/quality/bench_seg2med.py``).
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -287,10 +289,10 @@ def test_generate_and_convert_bad_input(tmp_path, tiny_2d_weights, case, capsys)
 
 @pytest.fixture(scope="module")
 def tiny_abdomen(tmp_path_factory):
-    from medfusion.apps.seg2med.phantom import write_phantom_dataset
+    from medfusion.phantoms.abdomen import write_abdomen_dataset
 
     out = tmp_path_factory.mktemp("abdomen")
-    write_phantom_dataset(out, 2, shape=(24, 20, 12), seed0=3)
+    write_abdomen_dataset(out, 2, shape=(24, 20, 12), seed0=3)
     return out
 
 
@@ -360,3 +362,49 @@ def test_trainer_runs_and_saves(tmp_path, tiny_abdomen, dims):
     assert len(log) == 1
     back = load_model(tmp_path / "run" / "model.pt")
     assert back.dims == dims and back.info["train_steps"] == 3
+
+
+def test_organ_errors_are_organ_means_minus_the_authors_values():
+    """Soft-tissue organs of at least 50 voxels: the CT's mean over the organ minus the authors' value (liver 50 HU,
+    spleen 40 HU); a vertebra (not soft tissue) and an organ of fewer voxels are left out."""
+    from medfusion.apps.seg2med.evaluation import organ_errors
+
+    lab = labels()
+    lab[13:18, 6:11, 1:4] = TOTAL["spleen"]  # 75 voxels
+    lab[0:2, 0:2, 0:2] = TOTAL["kidney_left"]  # 8 voxels
+    ct = np.zeros(lab.shape, np.float32)
+    ct[lab == TOTAL["liver"]] = 50.0 + np.linspace(0.0, 60.0, int((lab == TOTAL["liver"]).sum()))  # mean 80
+    ct[lab == TOTAL["spleen"]] = 10.0
+    errors = organ_errors(tiny_model(2), ct, lab)
+    assert errors.keys() == {"liver", "spleen"}
+    assert errors["liver"] == pytest.approx(30.0, abs=1e-4) and errors["spleen"] == pytest.approx(-30.0)
+
+
+def test_validation_by_organ_means_chooses_model_pt_and_keeps_every_step(tmp_path, tiny_abdomen):
+    """With an organ tolerance the validation adds the worst organ's distance from the prior (CT from each case's
+    label map) and scores SSIM less 0.01 per HU beyond the tolerance; model.pt holds the best of those scores and
+    keep_validated leaves every validated network, with its own score."""
+    from medfusion.apps.seg2med.cases import case_datalist, load_case
+    from medfusion.apps.seg2med.evaluation import organ_errors
+    from medfusion.apps.seg2med.train import Seg2MedTrainer, Seg2MedTrainingSet
+
+    m = tiny_model(2)
+    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen)
+    trainer = Seg2MedTrainer(m, data, tmp_path / "run", val_dir=tiny_abdomen, val_cases=1, val_sampling_steps=2,
+                             val_organ_tolerance_hu=50, keep_validated=True, max_steps=4, batch_size=2, lr=1e-3,
+                             val_every=2, log_every=2, device="cpu")
+    trainer.run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    scores = {r["step"]: r for r in log if "val_score" in r}
+    assert sorted(scores) == [2, 4]
+    for step, r in scores.items():
+        assert r["val_score"] == pytest.approx(r["val_ssim"] - max(0.0, r["val_organ_hu"] - 50) / 100)
+        kept = load_model(tmp_path / "run" / f"model_step{step}.pt")
+        assert kept.info["train_steps"] == step and kept.info["val_score"] == pytest.approx(r["val_score"])
+    case = load_case(case_datalist(tiny_abdomen)[0])
+    ct = generate(kept, case["labels"], "ct", body=case["body"], spacing=case["spacing"], steps=2, sampler="ddim",
+                  seed=0)
+    errors = organ_errors(kept, ct, case["labels"])
+    assert errors and scores[4]["val_organ_hu"] == pytest.approx(max(abs(v) for v in errors.values()), rel=1e-5)
+    best = load_model(tmp_path / "run" / "model.pt")
+    assert best.info["best_val_score"] == pytest.approx(max(r["val_score"] for r in scores.values()))

@@ -23,7 +23,7 @@ GRIDS = {  # shape, spacing (mm), rotation about z (degrees), body mask given, l
 
 
 def _affine(shape, spacing, degrees):
-    from medfusion.shapes import rotation
+    from medfusion.phantoms.shapes import rotation
 
     a = np.eye(4)
     a[:3, :3] = rotation(z_deg=degrees) @ np.diag(spacing)
@@ -37,7 +37,7 @@ def test_shipped_slice_model_keeps_organs_near_their_prior(grid, tmp_path):
     from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
     from medfusion.apps.seg2med.generation import from_ras, generate_file, to_ras
     from medfusion.apps.seg2med.model import load_model
-    from medfusion.apps.seg2med.phantom import make_abdomen_phantom
+    from medfusion.phantoms.abdomen import make_abdomen_phantom
     from medfusion.apps.seg2med.prior_tables import prior_lookup
     from medfusion.apps.seg2med.tissues import class_names
     from medfusion.metrics.image import region_mean_errors

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medfusion.apps.seg2med.phantom import (
-    ABDOMEN_FOV_MM, make_abdomen_phantom, write_phantom_case, write_phantom_dataset,
+from medfusion.phantoms.abdomen import (
+    ABDOMEN_FOV_MM, make_abdomen_phantom, write_abdomen_case, write_abdomen_dataset,
 )
 from medfusion.apps.seg2med.tissues import class_names, label_values, mr_signal, tissue_name, tissue_table
 from medfusion.errors import InputError, OutputExistsError
@@ -153,7 +153,7 @@ def test_bad_shape_or_spacing_is_an_input_error(shape, spacing):
 
 def test_written_cases_read_back_with_the_phantom_affine(tmp_path):
     shape = (20, 18, 16)
-    cases = write_phantom_dataset(tmp_path, 2, shape=shape, seed0=5)
+    cases = write_abdomen_dataset(tmp_path, 2, shape=shape, seed0=5)
     assert [c.name for c in cases] == ["ABD-PHANTOM-00000", "ABD-PHANTOM-00001"]
     phantom = make_abdomen_phantom(shape, seed=6)
     case = cases[1]
@@ -170,17 +170,17 @@ def test_written_cases_read_back_with_the_phantom_affine(tmp_path):
 
 
 def test_existing_output_raises_before_anything_is_written(tmp_path):
-    write_phantom_case(tmp_path, "ABD-PHANTOM-00001", shape=(16, 16, 16), seed=1)
+    write_abdomen_case(tmp_path, "ABD-PHANTOM-00001", shape=(16, 16, 16), seed=1)
     with pytest.raises(OutputExistsError):
-        write_phantom_dataset(tmp_path, 2, shape=(16, 16, 16))
+        write_abdomen_dataset(tmp_path, 2, shape=(16, 16, 16))
     assert not (tmp_path / "ABD-PHANTOM-00000").exists()
     with pytest.raises(OutputExistsError):
-        write_phantom_case(tmp_path, "ABD-PHANTOM-00001", shape=(16, 16, 16), seed=1)
-    write_phantom_case(tmp_path, "ABD-PHANTOM-00001", shape=(16, 16, 16), seed=2, overwrite=True)
+        write_abdomen_case(tmp_path, "ABD-PHANTOM-00001", shape=(16, 16, 16), seed=1)
+    write_abdomen_case(tmp_path, "ABD-PHANTOM-00001", shape=(16, 16, 16), seed=2, overwrite=True)
 
 
 def test_number_of_cases(tmp_path):
     with pytest.raises(InputError):
-        write_phantom_dataset(tmp_path, -1, shape=(16, 16, 16))
-    assert write_phantom_dataset(tmp_path, 0, shape=(16, 16, 16)) == []
+        write_abdomen_dataset(tmp_path, -1, shape=(16, 16, 16))
+    assert write_abdomen_dataset(tmp_path, 0, shape=(16, 16, 16)) == []
     assert list(tmp_path.iterdir()) == []

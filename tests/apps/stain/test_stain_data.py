@@ -13,7 +13,8 @@ from skimage.color import hed2rgb, rgb2hed
 from skimage.draw import disk
 
 from conftest import REPO
-from medfusion.apps.stain import data, images, tissue
+from medfusion.apps.stain import data, images
+from medfusion.phantoms import histology as tissue
 from medfusion.errors import InputError, OutputExistsError
 from medfusion.io import load_rgb
 
@@ -274,7 +275,7 @@ def test_skimage_dataset_round_trip_and_no_partial_writes(tmp_path):
 @pytest.mark.slow
 def test_importing_the_data_layer_is_light():
     code = ("import sys, medfusion.apps.stain, medfusion.apps.stain.images, medfusion.apps.stain.data, "
-            "medfusion.apps.stain.tissue; print('torch' in sys.modules)")
+            "medfusion.phantoms.histology; print('torch' in sys.modules)")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True)
     assert out.stdout.strip() == "False"

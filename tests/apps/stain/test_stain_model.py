@@ -191,7 +191,7 @@ def test_unet_baseline_trains_saves_and_translates(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["diffusion", "baseline"])
 def test_trainer_runs_on_phantom_tiles_and_validates(tmp_path, which):
-    from medfusion.apps.stain.tissue import write_tissue_dataset
+    from medfusion.phantoms.histology import write_tissue_dataset
     from medfusion.apps.stain.train import StainTrainer, StainTrainingSet
     from medfusion.core.checkpoint import load_checkpoint
 
@@ -241,7 +241,7 @@ def test_heldout_evaluation_scores_models_and_references_through_medfusion_metri
 
     from medfusion.apps.stain.evaluation import evaluate_heldout
     from medfusion.apps.stain.images import load_labels
-    from medfusion.apps.stain.tissue import write_tissue_dataset
+    from medfusion.phantoms.histology import write_tissue_dataset
     from medfusion.io import load_rgb
 
     write_tissue_dataset(tmp_path / "test", 2, shape=(40, 36), seed0=7)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...shapes import Ellipsoid, Inter, Minus, Plane, Shape, Tube, Union, rotation
+from .shapes import Ellipsoid, Inter, Minus, Plane, Shape, Tube, Union, rotation
 
 __all__ = ["REF_FOV_MM", "TISSUE_NAMES", "Anatomy", "Cylinder", "Lesion", "Offset", "Part", "Pose",
            "draw_anatomy", "draw_tissues"]

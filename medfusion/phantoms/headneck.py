@@ -3,7 +3,7 @@
 One case is a CT (HU) and an FDG PET (SUV) of the same patient, each on its own grid, and the tumour label map on
 the CT grid (uint8: 0 background, 1 GTVp, 2 GTVn), as HECKTOR 2022 distributes them.
 
-1. **Anatomy** (:mod:`.phantom_anatomy`, shapes of :mod:`medfusion.shapes`): from below the larynx to ≈ 35 mm into
+1. **Anatomy** (:mod:`.headneck_anatomy`, shapes of :mod:`medfusion.phantoms.shapes`): from below the larynx to ≈ 35 mm into
    the brain: skin, subcutaneous fat and muscle; skull (cortical tables around diploe), petrous bones, mastoids,
    mandible, teeth, hard palate, C1 … T2 (marrow in cortical shells, discs, arches), spinal canal and cord; brain
    (grey and white matter, cerebellum, brainstem); airway (nasal cavity, maxillary sinuses, pharynx, larynx,
@@ -14,7 +14,7 @@ the CT grid (uint8: 0 background, 1 GTVp, 2 GTVn), as HECKTOR 2022 distributes t
    airway) and 0–3 lymph nodes (GTVn, 0.8–2.5 cm, levels II–IV), some with a necrotic core.
 2. **Partial volume**: each structure is painted over the earlier ones with its voxel fraction (a linear ramp one
    voxel wide across its surface); a voxel is labelled tumour where the tumour covers its centre (fraction ≥ ½).
-3. **CT** (HU; values in :mod:`.phantom_anatomy`): tissue values, a smooth texture (≈ 3 mm grain, a few HU in
+3. **CT** (HU; values in :mod:`.headneck_anatomy`): tissue values, a smooth texture (≈ 3 mm grain, a few HU in
    soft tissue, tens in bone) and slightly correlated Gaussian noise (σ 10–20 HU per case), clipped to
    [−1024, 3071]. Tumours are only 10–20 HU denser than muscle: CT alone does not find them.
 4. **PET** (SUV): the tissues' uptake times a smooth heterogeneity (±20–35 % in tumours) is rendered on sub-voxels
@@ -43,11 +43,11 @@ from typing import Any, Union
 import numpy as np
 from scipy import ndimage
 
-from ...datasets import write_seeded_cases
-from ...errors import InputError
-from ...io import ensure_absent, save_like, volume_from_array
-from ...shapes import Grid
-from .phantom_anatomy import REF_FOV_MM, TISSUE_NAMES, Anatomy, Part, draw_anatomy
+from ..errors import InputError
+from ..io import ensure_absent, save_like, volume_from_array
+from .headneck_anatomy import REF_FOV_MM, TISSUE_NAMES, Anatomy, Part, draw_anatomy
+from .seeded import write_seeded_cases
+from .shapes import Grid
 
 __all__ = ["CT_SPACING_MM", "PET_SPACING_MM", "SUV_CAP", "RATER_OFFSETS_MM", "RATERS_FOLDER", "HeadNeckPhantomCase",
            "make_headneck_phantom", "write_headneck_case", "write_headneck_dataset"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, TypeVar
 
-from .errors import InputError
-from .io import PathLike
-from .outputs import writing
+from ..errors import InputError
+from ..io import PathLike
+from ..outputs import writing
 
 __all__ = ["write_seeded_cases"]
 

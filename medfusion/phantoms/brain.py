@@ -12,11 +12,11 @@ the ventricles and the sulcal CSF. Each seed gives a different head and tumour:
    to 5 randomly oriented ellipsoids (core radius 10–25 mm) with a smoothly perturbed boundary. Labels as
    in BraTS 2023+: 1 necrotic core (NCR) inside, 3 enhancing tumour (ET) as a rim around it, 2 oedema
    (ED/SNFH) around the core, reaching further into white matter than into grey matter and not into CSF.
-3. **Structures outside the tumour** (:mod:`.phantom_anatomy`), where real contrasts differ from each other:
+3. **Structures outside the tumour** (:mod:`.brain_anatomy`), where real contrasts differ from each other:
    venous sinuses (superior sagittal, transverse, straight), deep and 12–18 cortical veins, the large arteries,
    the choroid plexus in the lateral ventricles, the falx and tentorium, periventricular caps. Each seed moves
    every vessel by ≈ 1 mm, scales its radius by ±15% and draws its own cortical veins.
-4. **Contrasts** (:mod:`.phantom_render`). Each voxel mixes the intensities of :data:`TISSUE_INTENSITIES` by
+4. **Contrasts** (:mod:`.brain_render`). Each voxel mixes the intensities of :data:`TISSUE_INTENSITIES` by
    its tissue and structure fractions (partial volume); then a smooth multiplicative bias field (a field
    shared by the four contrasts, ≤ ±8%, times one per contrast, ≤ ±4%), a per-contrast gain and Rician noise
    (σ ≈ 2%). The strength of enhancement of vessels, plexus and dura on t1c varies by ±15% per seed. Outside
@@ -39,24 +39,24 @@ from typing import Union
 
 import numpy as np
 
-from .layout import CONTRASTS, SEG, BraTSCase
-from .phantom_anatomy import (
+from ..apps.cwdm.layout import CONTRASTS, SEG, BraTSCase
+from ..errors import InputError
+from ..io import ensure_absent, save_like, volume_from_array
+from ..outputs import writing
+from .brain_anatomy import (
     Tube, brain_anchor, draw_cortical_veins, mni152, template_extras, tumour_sites, vessel_atlas,
 )
-from .phantom_render import (
+from .brain_render import (
     STRUCTURES, TISSUE_INTENSITIES, bias_field, draw_bias_coefficients, dura_fraction, mix_structures, resample,
     tube_fractions,
 )
-from medfusion.errors import InputError
-from medfusion.io import ensure_absent, save_like, volume_from_array
-from medfusion.outputs import writing
 
 __all__ = [
     "BRATS_FOV_MM",
     "TISSUE_INTENSITIES",
     "make_brats_phantom",
-    "write_phantom_case",
-    "write_phantom_dataset",
+    "write_brats_case",
+    "write_brats_dataset",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -395,7 +395,7 @@ def _check_drop(drop: str | None) -> None:
         raise InputError(f"drop must be one of {', '.join(CONTRASTS)} (or None), got {drop!r}")
 
 
-def write_phantom_case(
+def write_brats_case(
     out_dir: PathLike,
     name: str,
     *,
@@ -437,7 +437,7 @@ def write_phantom_case(
     )
 
 
-def write_phantom_dataset(
+def write_brats_dataset(
     out_dir: PathLike,
     n: int,
     *,
@@ -454,7 +454,7 @@ def write_phantom_dataset(
     Args:
         drop: a contrast left out of every case, ``"random"`` for one left out per case (chosen
             reproducibly from ``seed0``, as in BraSyn), or ``None`` for complete cases.
-        Others: see :func:`write_phantom_case`.
+        Others: see :func:`write_brats_case`.
 
     Raises:
         OutputExistsError: some output exists and ``overwrite`` is false (checked before writing anything).
@@ -471,6 +471,6 @@ def write_phantom_dataset(
     with writing([p for nm, d in zip(names, drops) for p in _case_paths(out_dir, nm, d).values()],
                  overwrite=overwrite):
         return [
-            write_phantom_case(out_dir, nm, shape=shape, seed=seed0 + i, spacing=spacing, drop=d, overwrite=overwrite)
+            write_brats_case(out_dir, nm, shape=shape, seed=seed0 + i, spacing=spacing, drop=d, overwrite=overwrite)
             for i, (nm, d) in enumerate(zip(names, drops))
         ]

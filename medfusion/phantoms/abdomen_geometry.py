@@ -1,4 +1,4 @@
-"""Geometry of the seg2med abdomen phantom beyond the shared shapes of :mod:`medfusion.shapes`: the body outline
+"""Geometry of the seg2med abdomen phantom beyond the shared shapes of :mod:`medfusion.phantoms.shapes`: the body outline
 with its layers (skin, fat, muscle) and the diaphragm's domes.
 
 Coordinates are the phantom's anatomical mm: x towards the patient's left-to-right (RAS x), y posterior to anterior,
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...shapes import Grid, Shape
+from .shapes import Grid, Shape
 
 __all__ = ["Body", "Layer", "Dome", "DomeSide"]
 

@@ -2,7 +2,7 @@
 the four contrasts differ outside the tumour.
 
 Everything here is in MNI mm or on the MNI ICBM152 2009 template grid that ships inside nilearn (no download);
-:mod:`.phantom_render` puts it onto a phantom's grid.
+:mod:`.brain_render` puts it onto a phantom's grid.
 
 - **Tissue maps** (:func:`mni152`): grey matter, white matter and CSF fractions (CSF = brain mask − GM − WM), at
   1 mm or averaged over 2³, 4³, 8³ blocks for coarse grids (anti-aliasing).

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ...datasets import write_seeded_cases
-from ...errors import InputError
-from ...io import PathLike, ensure_absent
-from .images import case_paths, write_case
+from ..apps.stain.images import case_paths, write_case
+from ..errors import InputError
+from ..io import PathLike, ensure_absent
+from .seeded import write_seeded_cases
 
 __all__ = ["MIN_TILE", "make_tissue_tile", "write_tissue_case", "write_tissue_dataset"]
 

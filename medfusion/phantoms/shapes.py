@@ -8,7 +8,7 @@ segments on that segment's own small box, which keeps dozens of bowel loops and 
 
 The shapes are ellipsoids, elliptic columns, tubes (polylines with a radius at each point) and half-spaces,
 combined by union, intersection and difference (an application adds its own, e.g. seg2med's body layers and
-diaphragm in :mod:`medfusion.apps.seg2med.phantom_geometry`). Coordinates are the phantom's anatomical mm: x towards
+diaphragm in :mod:`medfusion.phantoms.abdomen_geometry`). Coordinates are the phantom's anatomical mm: x towards
 the patient's left-to-right (RAS x), y posterior to anterior, z inferior to superior, the body's axis on x = y = 0.
 """
 

@@ -2,7 +2,7 @@
 
 :func:`draw_anatomy` draws one case from a random generator, before anything depends on the voxel grid, and
 returns its :class:`Part` list in painting order (a later part covers an earlier one). Positions are in the
-anatomical mm of :mod:`.phantom_geometry` (x to the patient's right, y anterior, z superior). Most things are
+anatomical mm of :mod:`.abdomen_geometry` (x to the patient's right, y anterior, z superior). Most things are
 placed relative to the spine, whose levels (S1, L5…L1, T12…T1, C7…C1) stack up from the sacral promontory
 with per-case heights; the diaphragm domes sit near T10, the kidneys at L1–L3, the aortic bifurcation at L4.
 Sizes and positions vary per case by about ±10–15% and ±5–10 mm.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...shapes import Column, Ellipsoid, Inter, Minus, Plane, Shape, Tube, Union, rotation
-from .phantom_geometry import Body, Dome, DomeSide, Layer
+from .shapes import Column, Ellipsoid, Inter, Minus, Plane, Shape, Tube, Union, rotation
+from .abdomen_geometry import Body, Dome, DomeSide, Layer
 
 __all__ = ["Part", "Anatomy", "Frame", "draw_anatomy"]
 

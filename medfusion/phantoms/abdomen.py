@@ -5,7 +5,7 @@ gives both sides with a known truth: ``labels`` (TotalSegmentator ``total`` valu
 ``tissue_types``: fat and muscle) and ``ct``, ``t1``, ``t2`` images that hold what a real scan has beyond the
 prior, so the prior is a baseline a model can beat.
 
-1. **Anatomy** (:mod:`.phantom_anatomy`; shapes in :mod:`medfusion.shapes` and :mod:`.phantom_geometry`): from
+1. **Anatomy** (:mod:`.abdomen_anatomy`; shapes in :mod:`medfusion.phantoms.shapes` and :mod:`.abdomen_geometry`): from
    the lung bases and the bottom of the heart down to the pelvic inlet — body outline with subcutaneous fat and a
    muscle wall, spine (vertebral bodies, arches and processes labelled by level, discs, canal, cord), autochthon, iliopsoas,
    ribs and costal cartilages, sternum, iliac wings, lung lobes, heart, oesophagus, aorta, IVC, iliac
@@ -44,16 +44,16 @@ from typing import Union
 import numpy as np
 from scipy import ndimage
 
-from ...datasets import write_seeded_cases
-from ...errors import InputError
-from ...io import ensure_absent, save_like, volume_from_array
-from ...shapes import Grid
-from .phantom_anatomy import Anatomy, Part, draw_anatomy
-from .phantom_geometry import Layer
-from .tissues import Tissue, class_names, mr_signal, tissue_name, tissue_table
+from ..apps.seg2med.tissues import Tissue, class_names, mr_signal, tissue_name, tissue_table
+from ..errors import InputError
+from ..io import ensure_absent, save_like, volume_from_array
+from .abdomen_anatomy import Anatomy, Part, draw_anatomy
+from .abdomen_geometry import Layer
+from .seeded import write_seeded_cases
+from .shapes import Grid
 
 __all__ = ["ABDOMEN_FOV_MM", "EXTRA_TISSUES", "TEXTURE_HU", "AbdomenPhantomCase", "make_abdomen_phantom",
-           "write_phantom_case", "write_phantom_dataset"]
+           "write_abdomen_case", "write_abdomen_dataset"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -252,7 +252,7 @@ def _case_paths(out_dir: PathLike, name: str) -> dict[str, str]:
     return {k: os.path.join(folder, f"{k}.nii.gz") for k in FILES}
 
 
-def write_phantom_case(
+def write_abdomen_case(
     out_dir: PathLike,
     name: str,
     *,
@@ -286,7 +286,7 @@ def write_phantom_case(
     return AbdomenPhantomCase(name=name, folder=os.path.join(os.fspath(out_dir), name), **paths)
 
 
-def write_phantom_dataset(
+def write_abdomen_dataset(
     out_dir: PathLike,
     n: int,
     *,
@@ -297,11 +297,11 @@ def write_phantom_dataset(
     overwrite: bool = False,
 ) -> list[AbdomenPhantomCase]:
     """Write ``n`` phantom cases ``<prefix>-00000``, ``<prefix>-00001``, ... with seeds ``seed0``,
-    ``seed0 + 1``, ... (see :func:`write_phantom_case`).
+    ``seed0 + 1``, ... (see :func:`write_abdomen_case`).
 
     Raises:
         InputError: ``n`` is negative.
         OutputExistsError: some output exists and ``overwrite`` is false (checked before writing anything).
     """
-    return write_seeded_cases(write_phantom_case, _case_paths, out_dir, n, prefix=prefix, seed0=seed0,
+    return write_seeded_cases(write_abdomen_case, _case_paths, out_dir, n, prefix=prefix, seed0=seed0,
                               overwrite=overwrite, shape=shape, spacing=spacing)
