@@ -1,5 +1,12 @@
-"""Batched one-level orthonormal Haar wavelet transforms in 2D and 3D.
+"""Batched one-level wavelet transforms: medfusion's one wavelet module.
 
+- :func:`haar_dwt` / :func:`haar_idwt`: orthonormal Haar in 2D and 3D, our own strided convolutions (below);
+- :func:`wavelet_dwt2d` / :func:`wavelet_idwt2d`: 2D with any PyWavelets filter bank through pytorch-wavelets,
+  wrapped here once (its import workaround, :func:`medfusion._compat.import_pytorch_wavelets`, and its modules
+  cached per wavelet, mode, device and dtype); the MONAI transforms of :mod:`medfusion.transforms.wavelet` and the
+  diffusion spaces of :mod:`medfusion.core.spaces` call these.
+
+Haar.
 The forward transform maps ``(B, C, *S)`` to ``(B, C * 2**d, *S / 2)``, ``d = spatial_dims``.  Output channel
 ``c * 2**d + k`` holds sub-band ``k`` of input channel ``c``; ``k`` follows the key order of PyWavelets
 ``pywt.dwtn(x, "haar")`` (``aa, ad, da, dd`` in 2D; ``aaa, aad, ..., ddd`` in 3D; the first letter belongs to
@@ -23,7 +30,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["haar_dwt", "haar_idwt", "haar_filters", "subband_names"]
+__all__ = ["haar_dwt", "haar_idwt", "haar_filters", "subband_names", "wavelet_dwt2d", "wavelet_idwt2d",
+           "WAVELET_MODES"]
+
+#: Boundary modes in which pytorch-wavelets matches ``pywt.dwt2`` / ``pywt.idwt2`` (see the tests; the other names
+#: it accepts, ``constant`` and ``replicate``, fail). Caveats, for images shorter than the filter along an axis:
+#: ``"reflect"`` raises, and ``"periodization"`` can wrap the signal differently from PyWavelets.
+WAVELET_MODES = ("zero", "symmetric", "periodic", "reflect", "periodization")
 
 def subband_names(spatial_dims: int) -> list[str]:
     """Sub-band names in channel order, e.g. ``['aaa', 'aad', ..., 'ddd']`` for 3D (PyWavelets keys)."""
@@ -73,6 +86,40 @@ def haar_idwt(y: torch.Tensor, spatial_dims: int) -> torch.Tensor:
 def _grouped_filters(d: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """:func:`haar_filters` repeated for ``channels`` groups (cached: read-only, a few hundred bytes)."""
     return haar_filters(d, dtype, device).repeat(channels, *(1,) * (d + 1))
+
+
+def wavelet_dwt2d(x: torch.Tensor, wave: str = "db2", mode: str = "zero") -> torch.Tensor:
+    """One-level 2D DWT of a batch ``(B, C, H, W)`` with a PyWavelets filter bank → ``(B, 4C, H', W')``.
+
+    Channel ``4c + k`` of input channel ``c``: ``k = 0`` the approximation, then pytorch-wavelets' three detail
+    bands — PyWavelets' ``cA, cH, cV, cD`` of ``pywt.dwt2`` (``dwtn`` keys ``aa, da, ad, dd``: the mixed bands in
+    the opposite order to :func:`haar_dwt`).  ``H' = (H + L − 1) // 2`` for filter length ``L`` in the padded
+    modes, ``ceil(H / 2)`` in ``"periodization"`` (orthonormal for orthogonal wavelets).  pytorch-wavelets keeps
+    its filters in single precision: float64 results are accurate to about 1e-7 relative."""
+    low, (high,) = _ptw_module("forward", wave, mode, x.device, x.dtype)(x)  # (B, C, H', W'), (B, C, 3, H', W')
+    return torch.cat([low.unsqueeze(2), high], dim=2).flatten(1, 2)
+
+
+def wavelet_idwt2d(y: torch.Tensor, wave: str = "db2", mode: str = "zero") -> torch.Tensor:
+    """Inverse of :func:`wavelet_dwt2d`: ``(B, 4C, H', W')`` → ``(B, C, H, W)`` (the input size rounded up to
+    even; ``2H'`` in ``"periodization"``)."""
+    if y.ndim != 4 or y.shape[1] % 4:
+        raise ValueError(f"the inverse 2D DWT needs (B, 4C, H, W) coefficients, a multiple of 4 channels; got "
+                         f"{tuple(y.shape)}")
+    bands = y.unflatten(1, (y.shape[1] // 4, 4))  # (B, C, 4, H', W')
+    return _ptw_module("inverse", wave, mode, y.device, y.dtype)((bands[:, :, 0], [bands[:, :, 1:]]))
+
+
+@functools.lru_cache(maxsize=32)
+def _ptw_module(which: str, wave: str, mode: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """pytorch-wavelets' ``DWTForward(J=1)`` or ``DWTInverse`` (cached: fixed filters, no state)."""
+    from ._compat import import_pytorch_wavelets
+
+    if mode not in WAVELET_MODES:
+        raise ValueError(f"mode must be one of {WAVELET_MODES}, got {mode!r}")
+    ptw = import_pytorch_wavelets()
+    module = ptw.DWTForward(J=1, wave=wave, mode=mode) if which == "forward" else ptw.DWTInverse(wave=wave, mode=mode)
+    return module.to(device, dtype)
 
 
 def _check_dims(spatial_dims: int) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..wavelets import haar_dwt, haar_idwt
+from ..wavelets import haar_dwt, haar_idwt, wavelet_dwt2d, wavelet_idwt2d
 
 __all__ = ["ImageSpace", "IdentitySpace", "HaarSpace", "WaveletSpace2D", "make_space"]
 
@@ -129,7 +129,6 @@ class WaveletSpace2D(ImageSpace):
         if not ll_scale > 0:
             raise ValueError(f"ll_scale must be positive, got {ll_scale}")
         self.wave, self.ll_scale = wave, float(ll_scale)
-        self._modules: dict = {}
 
     @property
     def config(self) -> dict:
@@ -138,28 +137,18 @@ class WaveletSpace2D(ImageSpace):
     def channels(self, image_channels: int) -> int:
         return 4 * image_channels
 
-    def _transform(self, which: str, like: torch.Tensor):
-        key = (which, like.device, like.dtype)
-        if key not in self._modules:
-            from .._compat import import_pytorch_wavelets
-
-            ptw = import_pytorch_wavelets()
-            cls = ptw.DWTForward if which == "forward" else ptw.DWTInverse
-            kwargs = {"J": 1} if which == "forward" else {}
-            self._modules[key] = cls(wave=self.wave, mode="periodization", **kwargs).to(like.device, like.dtype)
-        return self._modules[key]
-
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4 or image.shape[-1] % 2 or image.shape[-2] % 2:
             raise ValueError(f"expected (B, C, H, W) with even H and W, got {tuple(image.shape)}")
-        low, (high,) = self._transform("forward", image)(image)  # (B, C, H/2, W/2), (B, C, 3, H/2, W/2)
-        return torch.cat([low.unsqueeze(2) / self.ll_scale, high], dim=2).flatten(1, 2)
+        y = wavelet_dwt2d(image, self.wave, "periodization").unflatten(1, (image.shape[1], 4))
+        return torch.cat([y[:, :, :1] / self.ll_scale, y[:, :, 1:]], dim=2).flatten(1, 2)
 
     def decode(self, coeffs: torch.Tensor) -> torch.Tensor:
         if coeffs.ndim != 4 or coeffs.shape[1] % 4:
             raise ValueError(f"expected (B, 4C, H, W) coefficients, got {tuple(coeffs.shape)}")
         bands = coeffs.unflatten(1, (coeffs.shape[1] // 4, 4))
-        return self._transform("inverse", coeffs)((bands[:, :, 0] * self.ll_scale, [bands[:, :, 1:]]))
+        bands = torch.cat([bands[:, :, :1] * self.ll_scale, bands[:, :, 1:]], dim=2)
+        return wavelet_idwt2d(bands.flatten(1, 2), self.wave, "periodization")
 
 
 _SPACES = {cls.kind: cls for cls in (ImageSpace, HaarSpace, WaveletSpace2D)}

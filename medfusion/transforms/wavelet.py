@@ -34,7 +34,7 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
-from medfusion.wavelets import haar_dwt, haar_idwt
+from medfusion.wavelets import WAVELET_MODES, haar_dwt, haar_idwt, wavelet_dwt2d, wavelet_idwt2d
 
 from ._dictionary import KeyWise
 
@@ -46,11 +46,6 @@ __all__ = [
     "WaveletDWT2D",
     "WaveletIDWT2D",
 ]
-
-#: Boundary modes in which pytorch-wavelets matches ``pywt.dwt2`` / ``pywt.idwt2`` (see the tests; the other names
-#: it accepts, ``constant`` and ``replicate``, fail). Caveats, for images shorter than the filter along an axis:
-#: ``"reflect"`` raises, and ``"periodization"`` can wrap the signal differently from PyWavelets.
-WAVELET_MODES = ("zero", "symmetric", "periodic", "reflect", "periodization")
 
 
 class HaarDWT(Transform):
@@ -113,8 +108,7 @@ class WaveletDWT2D(Transform):
 
     Note:
         pytorch-wavelets stores its filters in single precision, so float64 results are accurate to about
-        ``1e-7`` relative (not ``1e-15``). The first use imports pytorch-wavelets, working around its
-        ``pkg_resources`` import (:func:`medfusion._compat.import_pytorch_wavelets`).
+        ``1e-7`` relative (not ``1e-15``). :func:`medfusion.wavelets.wavelet_dwt2d` does the work.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -123,10 +117,7 @@ class WaveletDWT2D(Transform):
         self.wave, self.mode = _check_wavelet(wave, mode)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        x = _as_batch(img, 2)
-        dwt = _pytorch_wavelets().DWTForward(J=1, wave=self.wave, mode=self.mode).to(x.device, x.dtype)
-        low, (high,) = dwt(x)  # (1, C, H', W') and (1, C, 3, H', W')
-        y = torch.cat([low.unsqueeze(2), high], dim=2).flatten(1, 2)
+        y = wavelet_dwt2d(_as_batch(img, 2), self.wave, self.mode)
         return _like(y[0], img, 2, zoom=2.0)
 
 
@@ -145,12 +136,7 @@ class WaveletIDWT2D(Transform):
         self.wave, self.mode = _check_wavelet(wave, mode)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        y = _as_batch(img, 2)
-        if y.shape[1] % 4:
-            raise ValueError(f"the inverse 2D DWT needs a multiple of 4 channels, got {y.shape[1]}")
-        bands = y.unflatten(1, (y.shape[1] // 4, 4))  # (1, C, 4, H', W')
-        idwt = _pytorch_wavelets().DWTInverse(wave=self.wave, mode=self.mode).to(y.device, y.dtype)
-        x = idwt((bands[:, :, 0], [bands[:, :, 1:]]))
+        x = wavelet_idwt2d(_as_batch(img, 2), self.wave, self.mode)
         return _like(x[0], img, 2, zoom=0.5)
 
 
@@ -198,12 +184,6 @@ def _check_wavelet(wave: str, mode: str) -> tuple[str, str]:
     if wave not in pywt.wavelist(kind="discrete"):
         raise ValueError(f"unknown discrete wavelet {wave!r}; see pywt.wavelist(kind='discrete')")
     return wave, mode
-
-
-def _pytorch_wavelets():
-    from medfusion._compat import import_pytorch_wavelets
-
-    return import_pytorch_wavelets()
 
 
 def _as_batch(img: NdarrayOrTensor, spatial_dims: int) -> torch.Tensor:
