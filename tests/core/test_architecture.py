@@ -24,7 +24,8 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             name = ".".join(base + ([node.module] if node.module else []))
-            found.add(name)
+            if node.module:  # `from . import x` imports x, not the package's own names
+                found.add(name)
             found.update(f"{name}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)

@@ -5,7 +5,7 @@ Every application reads its inputs with :func:`load_volume` and writes its outpu
 so "where does the output get its affine back?" has one answer: from the :class:`Volume` it was computed
 from. Whatever the input format, a :class:`Volume` means the same thing: ``data[i, j, k]`` is the voxel at
 world position ``affine @ [i, j, k, 1]`` in RAS+ mm (DICOM, NRRD and MetaImage are read through SimpleITK,
-see :mod:`medfusion.io_sitk`), and outputs are NIfTI on the input's grid. Outputs are written atomically
+see :mod:`.sitk`), and outputs are NIfTI on the input's grid. Outputs are written atomically
 (temporary file in the target folder, then :func:`os.replace`), so a failed or interrupted run never leaves a
 partial file behind, and an existing output is only replaced when the caller asks for it.
 
@@ -19,37 +19,17 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
 
 import nibabel as nib
 import numpy as np
 
-from medfusion.errors import InputError, OutputExistsError
-from medfusion.io_images import LABEL_IMAGE_EXTENSIONS, load_label_image, load_rgb  # 2D images, re-exported
-from medfusion.outputs import destination, planned, reserve_sibling
+from ..errors import InputError
+from .files import PathLike, ensure_absent, write_atomic
 
-__all__ = [
-    "Volume",
-    "load_volume",
-    "check_same_geometry",
-    "refuse_constant",
-    "save_like",
-    "ensure_absent",
-    "volume_from_array",
-    "NIFTI_EXTENSIONS",
-    "SITK_EXTENSIONS",
-    "VOLUME_EXTENSIONS",
-    "write_atomic",
-    "resample_like",
-    "resample_array",
-    "load_rgb",
-    "load_label_image",
-    "LABEL_IMAGE_EXTENSIONS",
-]
-
-PathLike = Union[str, "os.PathLike[str]"]
+__all__ = ["Volume", "load_volume", "check_same_geometry", "refuse_constant", "save_like", "volume_from_array",
+           "NIFTI_EXTENSIONS", "SITK_EXTENSIONS", "VOLUME_EXTENSIONS"]
 
 #: File name endings this module reads and writes (single-file NIfTI, optionally gzip-compressed).
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
@@ -154,13 +134,13 @@ def load_volume(path: PathLike, *, ndim: int = 3) -> Volume:
         raise InputError(f"input file not found: {where}")
     header = None
     if os.path.isdir(path):
-        from medfusion import io_sitk
+        from . import sitk
 
-        data, affine = io_sitk.read_dicom_series(where)
+        data, affine = sitk.read_dicom_series(where)
     elif _extension(where, SITK_EXTENSIONS):
-        from medfusion import io_sitk
+        from . import sitk
 
-        data, affine = io_sitk.read_image_file(where)
+        data, affine = sitk.read_image_file(where)
     else:
         data, affine, header = _read_nifti(where)
 
@@ -250,25 +230,6 @@ def check_same_geometry(volumes: Mapping[str, Volume], *, atol: float = 1e-3) ->
                 f"{label(ref_name, ref)} and {label(name, vol)} have different affines "
                 f"(max difference {diff:.4g} > {atol:g}): the images are not co-registered"
             )
-
-
-def ensure_absent(paths: Iterable[PathLike], overwrite: bool) -> None:
-    """Refuse to go on if any output already exists (call it before doing any work).
-
-    Args:
-        paths: every output the caller is about to write.
-        overwrite: if true, existing outputs are allowed (they will be replaced) and nothing is checked.
-
-    Raises:
-        OutputExistsError: listing all the outputs that exist (those of an active
-            :class:`~medfusion.outputs.OutputPlan` were checked by the plan and are skipped here: a folder it
-            replaces holds the files of the run before).
-    """
-    if overwrite:
-        return
-    existing = [os.fspath(p) for p in paths if os.path.lexists(p) and not planned(p)]
-    if existing:
-        raise OutputExistsError(existing)
 
 
 def volume_from_array(data: np.ndarray, affine: np.ndarray) -> Volume:
@@ -388,56 +349,3 @@ def save_like(
     return target
 
 
-def write_atomic(path: PathLike, payload: bytes | str) -> str:
-    """Write ``payload`` (bytes, or text as UTF-8) to ``path`` through a hidden temporary file in the same folder
-    and :func:`os.replace`, so readers see the old file or the whole new one, never a partial file; the folder is
-    created if needed.  Checking for an existing file is the caller's job (:func:`ensure_absent`).  Inside an
-    :class:`~medfusion.outputs.OutputPlan` the file is staged, and put in place when the whole run succeeds."""
-    target = os.fspath(path)
-    data = payload.encode("utf-8") if isinstance(payload, str) else payload
-    final = destination(target)
-    folder = os.path.dirname(final) or "."
-    os.makedirs(folder, exist_ok=True)
-    # same file system, so os.replace is atomic; created exclusively, so removing it removes only our own
-    tmp = None
-    try:
-        tmp = reserve_sibling(final, "tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, final)
-    except BaseException:
-        if tmp is not None and os.path.lexists(tmp):
-            os.remove(tmp)
-        raise
-    return target
-
-
-def resample_array(data: np.ndarray, source_affine: np.ndarray, shape: Sequence[int], affine: np.ndarray, *,
-                   order: int = 1, fill: float = 0.0) -> np.ndarray:
-    """``data`` (3D, on the grid of ``source_affine``) on the grid ``(shape, affine)`` by spline interpolation of
-    ``order`` (0 = nearest neighbour, for label maps; 1 = linear) with nibabel's ``resample_from_to``.
-
-    A sample inside the source's outer voxel corners (half a voxel beyond its edge voxel centres) interpolates,
-    with the edge values extended over that outer half voxel; a sample further out takes ``fill``.  (scipy's
-    ``mode="constant"`` would instead zero everything beyond the edge voxel *centres*: the outer half voxel of a
-    grid that is not aligned with the source.)  The output has ``data``'s dtype.
-    """
-    from nibabel.processing import resample_from_to
-
-    target = (tuple(int(n) for n in shape), np.asarray(affine, dtype=np.float64))
-    image = nib.Nifti1Image(data, np.asarray(source_affine, dtype=np.float64))
-    if order == 0:  # nearest: "grid-constant" counts exactly the samples within the outer corners as inside
-        return np.asarray(resample_from_to(image, target, order=0, mode="grid-constant", cval=fill).dataobj)
-    out = np.array(resample_from_to(image, target, order=order, mode="nearest").dataobj)
-    ones = nib.Nifti1Image(np.ones(data.shape, dtype=np.uint8), np.asarray(source_affine, dtype=np.float64))
-    inside = np.asarray(resample_from_to(ones, target, order=0, mode="grid-constant", cval=0).dataobj)
-    out[inside == 0] = fill
-    return out
-
-
-def resample_like(volume: Volume, target: Volume, *, order: int = 1) -> np.ndarray:
-    """``volume``'s data on ``target``'s voxel grid (shape and affine), float32, by :func:`resample_array` (0 outside
-    ``volume``)."""
-    out = resample_array(volume.data.astype(np.float32, copy=False), volume.affine, target.shape, target.affine,
-                         order=order, fill=0.0)
-    return np.asarray(out, dtype=np.float32)

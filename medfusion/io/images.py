@@ -1,6 +1,6 @@
 """2D image files: 8-bit RGB images (H&E, IHC) and 2D label images (cell nuclei), read with one-line errors.
 
-:mod:`medfusion.io` re-exports both readers; volumes are :mod:`medfusion.io`'s.
+:mod:`medfusion.io` re-exports both readers; volumes are in :mod:`.volumes`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from medfusion.errors import InputError
+from ..errors import InputError
 
 __all__ = ["LABEL_IMAGE_EXTENSIONS", "load_label_image", "load_rgb"]
 

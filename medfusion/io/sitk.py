@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 import SimpleITK as sitk
 
-from medfusion.errors import InputError
+from ..errors import InputError
 
 __all__ = ["read_image_file", "read_dicom_series", "affine_from_sitk"]
 
