@@ -421,7 +421,7 @@ def _array_volumes(cases: list[Mapping], inputs: str, side: str):
 def _bar(n: int, show: bool):
     if not show:
         return lambda: None
-    from .progress import progress_bar
+    from .utils.progress import progress_bar
 
     update, done = progress_bar("evaluate", unit="case"), [0]
 

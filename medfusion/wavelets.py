@@ -2,7 +2,7 @@
 
 - :func:`haar_dwt` / :func:`haar_idwt`: orthonormal Haar in 2D and 3D, our own strided convolutions (below);
 - :func:`wavelet_dwt2d` / :func:`wavelet_idwt2d`: 2D with any PyWavelets filter bank through pytorch-wavelets,
-  wrapped here once (its import workaround, :func:`medfusion._compat.import_pytorch_wavelets`, and its modules
+  wrapped here once (its import workaround, :func:`medfusion.utils.compat.import_pytorch_wavelets`, and its modules
   cached per wavelet, mode, device and dtype); the MONAI transforms of :mod:`medfusion.transforms.wavelet` and the
   diffusion spaces of :mod:`medfusion.core.spaces` call these.
 
@@ -113,7 +113,7 @@ def wavelet_idwt2d(y: torch.Tensor, wave: str = "db2", mode: str = "zero") -> to
 @functools.lru_cache(maxsize=32)
 def _ptw_module(which: str, wave: str, mode: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """pytorch-wavelets' ``DWTForward(J=1)`` or ``DWTInverse`` (cached: fixed filters, no state)."""
-    from ._compat import import_pytorch_wavelets
+    from .utils.compat import import_pytorch_wavelets
 
     if mode not in WAVELET_MODES:
         raise ValueError(f"mode must be one of {WAVELET_MODES}, got {mode!r}")

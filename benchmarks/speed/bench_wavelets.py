@@ -100,7 +100,7 @@ def per_axis_ptwt(ptwt, device):
 def run_device(device: str, repeats: int, threads: int, shape=SHAPE) -> dict:
     import torch
 
-    from medfusion._compat import import_pytorch_wavelets
+    from medfusion.utils.compat import import_pytorch_wavelets
     from medfusion.core import HaarSpace
     from medfusion.wavelets import haar_dwt, haar_filters, haar_idwt
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from ..errors import (BadCasesError, InputError, OutputExistsError, Terminated, ignore_signals, one_line,
                       signals_as_exceptions)
-from ..progress import close_bars
+from ..utils.progress import close_bars
 
 
 def command_modules() -> list[str]:

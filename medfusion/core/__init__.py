@@ -17,7 +17,7 @@ Names resolve lazily: ``from medfusion.core import ConditionalDiffusion`` import
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
+from ..utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "schedule": ("DiffusionSchedule", "sample_loop"),

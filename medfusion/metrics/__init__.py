@@ -18,7 +18,7 @@ Names resolve lazily: ``from medfusion.metrics import ssim`` imports scikit-imag
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
+from ..utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "synthrad_ssim", "percentile_scale",

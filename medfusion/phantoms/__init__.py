@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._lazy import lazy_exports
+from ..utils.lazy import lazy_exports
 
 
 @dataclass(frozen=True)

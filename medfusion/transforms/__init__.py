@@ -7,7 +7,7 @@ To export a new module's transforms, add one line to ``_EXPORTS``.
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
+from ..utils.lazy import lazy_exports
 
 #: submodule -> the public names it defines
 _EXPORTS: dict[str, tuple[str, ...]] = {

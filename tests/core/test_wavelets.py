@@ -1,5 +1,5 @@
 """Haar DWT/IDWT (medfusion.wavelets), the wavelet transforms (medfusion.transforms) and the pytorch-wavelets
-import work-around (medfusion._compat). Tiny tensors, CPU; CUDA tests skip without a GPU."""
+import work-around (medfusion.utils.compat). Tiny tensors, CPU; CUDA tests skip without a GPU."""
 
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ def test_pytorch_wavelets_imports_without_pkg_resources():
         sys.modules["pkg_resources"] = None  # makes `import pkg_resources` raise ModuleNotFoundError
         import medfusion, medfusion.transforms
         assert "torch" not in sys.modules and "pytorch_wavelets" not in sys.modules, "imports must stay lazy"
-        from medfusion._compat import import_pytorch_wavelets
+        from medfusion.utils.compat import import_pytorch_wavelets
         ptwt = import_pytorch_wavelets()
         assert sys.modules["pkg_resources"] is None, "the stand-in must not outlive the import"
         import numpy as np, pywt, torch

@@ -12,7 +12,7 @@ Modules: :mod:`.layout` (BraTS case folders), :mod:`.model`, :mod:`.pipeline` (p
 
 from __future__ import annotations
 
-from ..._lazy import lazy_exports
+from ...utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "layout": ("CONTRASTS", "BraTSCase", "find_case", "case_from_files", "list_cases", "load_case"),

@@ -13,7 +13,7 @@ BUNDLE = "brats_mri_cwdm"
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from ...outputs import writing
-    from ...progress import progress_bar
+    from ...utils.progress import progress_bar
     from .layout import case_from_files, check_case, find_case, is_dataset
 
     files = {c: getattr(args, c) for c in CONTRASTS if getattr(args, c)}
@@ -45,7 +45,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
-    from ...progress import progress_bar
+    from ...utils.progress import progress_bar
     from .layout import case_folders
     from .model import load_model
     from .synthesis import synthesize_folder

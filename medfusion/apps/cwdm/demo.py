@@ -60,7 +60,7 @@ def run_demo(out_dir="outputs/demo", *, case: str | None = None, missing: str = 
         model = load_model(weights or bundle_dir("brats_mri_cwdm"), "cpu")
         progress = None
         if not quiet:
-            from ...progress import progress_bar
+            from ...utils.progress import progress_bar
 
             progress = progress_bar(f"{full.name}: synthesizing {missing}")
         r = hide_and_synthesize(model, full, missing, steps=steps, sampler=sampler, seed=seed, device=device,

@@ -18,7 +18,7 @@ head-and-neck phantoms (:mod:`medfusion.phantoms.headneck`).  Names below load t
 
 from __future__ import annotations
 
-from ..._lazy import lazy_exports
+from ...utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("PetCtSegModel", "load_model", "CLASSES"),

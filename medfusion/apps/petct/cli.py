@@ -22,7 +22,7 @@ def load_segmenter(path: str):
 def cmd_segment(args: argparse.Namespace) -> int:
     from ...errors import InputError
     from ...outputs import writing
-    from ...progress import progress_bar
+    from ...utils.progress import progress_bar
     from .geometry import load_pet_ct
 
     if (args.images is None) == (args.pet is None or args.ct is None) or (args.images and (args.pet or args.ct)):

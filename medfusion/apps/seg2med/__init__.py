@@ -16,7 +16,7 @@ command), :mod:`.transforms` (training ``Compose``), :mod:`.cases` (case folders
 
 from __future__ import annotations
 
-from ..._lazy import lazy_exports
+from ...utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "tissues": ("class_names", "tissue_value", "mr_signal", "label_values", "MODALITIES"),

@@ -25,7 +25,7 @@ def _model_path(args: argparse.Namespace) -> str:
 
 
 def _sampling(args: argparse.Namespace) -> dict:
-    from ...progress import progress_bar
+    from ...utils.progress import progress_bar
 
     return {"steps": args.steps, "sampler": args.sampler, "seed": args.seed, "device": args.device,
             "precision": args.precision, "batch_size": args.batch_size,

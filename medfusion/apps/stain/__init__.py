@@ -22,7 +22,7 @@ their module on first use, so importing this package is cheap.
 
 from __future__ import annotations
 
-from ..._lazy import lazy_exports
+from ...utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("StainModel", "load_model", "TASKS"),

@@ -22,7 +22,7 @@ def load_translator(path: str):
 def cmd_stain(args: argparse.Namespace) -> int:
     from ...errors import InputError
     from ...outputs import OutputPlan
-    from ...progress import progress_bar
+    from ...utils.progress import progress_bar
     from .images import LABEL_FORMATS, RGB_FORMATS
     from .slides import STREAM_EXTENSIONS, check_he, check_stream_outputs, streamed
 

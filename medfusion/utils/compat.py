@@ -69,7 +69,7 @@ def _pkg_resources_stand_in() -> Iterator[None]:
     """Make ``import pkg_resources`` yield a stand-in with ``resource_stream`` inside the ``with`` block."""
     previous = sys.modules.get("pkg_resources", _ABSENT)
     stand_in = types.ModuleType(
-        "pkg_resources", "Stand-in installed by medfusion._compat while importing pytorch_wavelets."
+        "pkg_resources", "Stand-in installed by medfusion.utils.compat while importing pytorch_wavelets."
     )
     stand_in.resource_stream = _resource_stream  # type: ignore[attr-defined]
     sys.modules["pkg_resources"] = stand_in
