@@ -58,7 +58,7 @@ def main() -> None:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         last[0] = time.time()
-        out = synthesize_case(case, model, Path(tmp) / "out.nii.gz", steps=a.steps, sampler=a.sampler,
+        out = synthesize_case(model, case, Path(tmp) / "out.nii.gz", steps=a.steps, sampler=a.sampler,
                               device=a.device, precision=a.precision, progress=progress)
         total = time.time() - t0
         sampling = sum(step_times)

@@ -3,7 +3,7 @@
     from medfusion.apps import cwdm
     model = cwdm.load_model("bundles/brats_mri_cwdm")
     case = cwdm.find_case("data/brats_phantom_missing/BraTS-SAMPLE-MISSING-00000-000")
-    cwdm.synthesize_case(case, model, "outputs/synth.nii.gz", steps=50, seed=0)
+    cwdm.synthesize_case(model, case, "outputs/synth.nii.gz", steps=50, seed=0)
 
 Modules: :mod:`.layout` (BraTS case folders), :mod:`.model`, :mod:`.pipeline` (pre/post-processing),
 :mod:`.synthesis`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.demo`,

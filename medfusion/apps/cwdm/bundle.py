@@ -51,7 +51,7 @@ class CWDMSynthesizer(BundleEntry):
     def _run(self) -> list[str]:
         from .synthesis import synthesize_folder
 
-        return synthesize_folder(self.dataset_dir, self.output_dir, self.model, overwrite=self.overwrite,
+        return synthesize_folder(self.model, self.dataset_dir, self.output_dir, overwrite=self.overwrite,
                                  **self.kwargs)
 
 

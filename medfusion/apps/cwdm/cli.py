@@ -38,7 +38,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         from .synthesis import synthesize_case
 
         model = load_model(weights_path(args, BUNDLE), "cpu")
-        path = synthesize_case(case, model, out, overwrite=args.overwrite, **sampling,
+        path = synthesize_case(model, case, out, overwrite=args.overwrite, **sampling,
                                progress=None if args.quiet else progress_bar(f"{case.name}: {case.missing}"))
     print(path)
     return 0
@@ -52,7 +52,7 @@ def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
 
     case_folders(args.case)  # a folder without cases fails before the model is loaded
     check_device(args.device)
-    written = synthesize_folder(args.case, args.out, load_model(weights_path(args, BUNDLE), "cpu"),
+    written = synthesize_folder(load_model(weights_path(args, BUNDLE), "cpu"), args.case, args.out,
                                 overwrite=args.overwrite, skip_bad=args.skip_bad, **sampling,
                                 progress=None if args.quiet else progress_bar("synthesize"))
     print("\n".join(written))

@@ -71,14 +71,16 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
     return postprocess(y, raw, model.background_threshold)
 
 
-def synthesize_case(case: BraTSCase, model: CWDMModel, out_path: str | os.PathLike, *, overwrite: bool = False,
+def synthesize_case(model: CWDMModel, case: BraTSCase, out_path: str | os.PathLike, *, overwrite: bool = False,
                     **kwargs) -> str:
-    """Load a case, synthesize its missing contrast and write it in the input geometry.
+    """Load a case, synthesize its missing contrast and write it in the input geometry (the model first, as in
+    every application's entry points: ``generate_file(model, ...)``, ``segment_case(model, ...)``).
 
     The output keeps the shape, affine, orientation and spacing of the case's first available contrast.  The
     output is checked before any work (not an input, writable, absent unless ``overwrite``); nothing is written
     when anything fails.  Keyword arguments: :func:`synthesize`.
     """
+    _check_order(model, case)
     if case.missing is None:
         raise InputError(f"case {case.name}: no contrast is missing")
     with writing([out_path], overwrite=overwrite, inputs=case.inputs()):
@@ -87,7 +89,7 @@ def synthesize_case(case: BraTSCase, model: CWDMModel, out_path: str | os.PathLi
         return save_like(y, next(iter(vols.values())), out_path, overwrite=overwrite)
 
 
-def synthesize_folder(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, model: CWDMModel, *,
+def synthesize_folder(model: CWDMModel, dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                       overwrite: bool = False, skip_bad: bool = False, **kwargs) -> list[str]:
     """Fill in the missing contrast of every BraTS-layout case folder under ``dataset_dir``.
 
@@ -97,6 +99,7 @@ def synthesize_folder(dataset_dir: str | os.PathLike, output_dir: str | os.PathL
     listed at the end.  Under ``torchrun`` each process takes its share of the cases
     (:func:`medfusion.core.runner.run_cases`).
     """
+    _check_order(model, dataset_dir)
     folders = case_folders(dataset_dir)
     cases: dict[str, BraTSCase | InputError] = {}
     for folder in folders:
@@ -112,6 +115,14 @@ def synthesize_folder(dataset_dir: str | os.PathLike, output_dir: str | os.PathL
 
     outs = [[c.output_path(output_dir)] if isinstance(c, BraTSCase) else [] for c in cases.values()]
     inputs = [p for c in cases.values() if isinstance(c, BraTSCase) for p in c.inputs()]
-    return run_cases(folders, outs, lambda f, o: synthesize_case(cases[f], model, o[0], overwrite=overwrite, **kwargs),
+    return run_cases(folders, outs, lambda f, o: synthesize_case(model, cases[f], o[0], overwrite=overwrite, **kwargs),
                      overwrite=overwrite, inputs=inputs, validate=validate, names=[os.path.basename(f) for f in folders],
                      skip_bad=skip_bad)
+
+
+def _check_order(model, first) -> None:
+    """The model comes first (earlier versions took the case or folder first): a call in that order ends with a clear
+    error."""
+    if not hasattr(model, "network"):
+        raise TypeError(f"the model comes first: synthesize_case(model, case, out) / synthesize_folder(model, folder, "
+                        f"out); got a {type(model).__name__} where the model goes")

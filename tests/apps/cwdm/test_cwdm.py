@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -378,3 +379,22 @@ def test_full_volume_training_pads_odd_sizes(tmp_path):
     assert tuple(data[0]["image"].shape) == (4, 16, 20, 16)
     record = CWDMTrainer(model, data, tmp_path / "run", max_steps=2, log_every=1, device="cpu").run()
     assert record["step"] == 2 and np.isfinite(record["loss"])
+
+
+def test_entry_points_take_the_model_first_and_name_the_old_order(tmp_path, tiny_checkpoint, tiny_missing_dataset):
+    """synthesize_case(model, case, out) and synthesize_folder(model, folder, out), as every application's entry
+    points; the order of earlier versions (case or folder first) ends with a TypeError that says so, writing
+    nothing."""
+    from medfusion.apps.cwdm import find_case, load_model, synthesize_case, synthesize_folder
+
+    model = load_model(tiny_checkpoint, "cpu")
+    case = find_case(sorted(p for p in tiny_missing_dataset.iterdir() if p.is_dir())[0])
+    out = synthesize_case(model, case, tmp_path / "one.nii.gz", steps=2, seed=0)
+    assert nib.load(out).shape == nib.load(case.inputs()[0]).shape
+    written = synthesize_folder(model, tiny_missing_dataset, tmp_path / "all", steps=2, seed=0)
+    assert len(written) == 2
+    with pytest.raises(TypeError, match="the model comes first"):
+        synthesize_case(case, model, tmp_path / "old.nii.gz", steps=2)
+    with pytest.raises(TypeError, match="the model comes first"):
+        synthesize_folder(tiny_missing_dataset, tmp_path / "old", model, steps=2)
+    assert not (tmp_path / "old.nii.gz").exists() and not (tmp_path / "old").exists()
