@@ -1,0 +1,88 @@
+"""What every medfusion bundle promises, checked the same way for all four: the model zoo's layout, metadata that
+verifies against MONAI's schema offline and whose version has a changelog entry, configs that parse (each override
+merged onto its base, as ``--config_file "['configs/train.json','configs/X.json']"`` merges them) with every
+``_target_`` a medfusion callable that takes the component's arguments, shipped weights that load as data
+(``weights_only``), and a data licence that names the data.
+
+Each bundle's own test module runs its commands for real (train, inference, evaluation, DDP); the shared
+helpers are in ``bundle_helpers``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bundle_helpers import check_components, verify_metadata_in_process
+from conftest import REPO
+
+BUNDLES = ["brats_mri_cwdm", "totalseg_mask_to_ct_mr", "hecktor_petct_diffseg", "he_to_ihc_staindiffuser"]
+
+
+def _base(name: str) -> list[str]:
+    """The config an override is merged onto: train.json for training variants, inference.json for the others."""
+    if name in ("train.json", "inference.json"):
+        return []
+    return ["train.json"] if name.startswith(("train", "multi_gpu")) else ["inference.json"]
+
+
+def _configs():
+    for bundle in BUNDLES:
+        for path in sorted((REPO / "bundles" / bundle / "configs").glob("*.json")):
+            if path.name != "metadata.json":
+                yield bundle, path.name
+
+
+def test_every_bundle_is_listed():
+    assert sorted(p.name for p in (REPO / "bundles").iterdir() if p.is_dir()) == sorted(BUNDLES)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_layout_of_the_model_zoo(bundle):
+    root = REPO / "bundles" / bundle
+    for f in ("configs/metadata.json", "configs/inference.json", "configs/train.json", "configs/logging.conf",
+              "docs/README.md", "docs/data_license.txt", "models/model.pt", "LICENSE"):
+        assert (root / f).is_file(), f"{bundle}: {f} is missing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_verifies_offline_and_its_version_has_a_changelog_entry(bundle):
+    verify_metadata_in_process(f"bundles/{bundle}")
+    meta = json.loads((REPO / "bundles" / bundle / "configs" / "metadata.json").read_text())
+    assert meta["version"] in meta["changelog"], f"{bundle}: no changelog entry for {meta['version']}"
+
+
+@pytest.mark.parametrize("bundle, name", list(_configs()), ids=lambda v: v)
+def test_config_parses_and_every_target_resolves(bundle, name):
+    from monai.bundle import ConfigParser
+
+    files = [REPO / "bundles" / bundle / "configs" / n for n in _base(name) + [name]]
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files])
+    parser.parse()
+    assert parser.get("run") is not None, f"{bundle}/{name}: a bundle config needs a `run` key"
+    assert parser.get_parsed_content("bundle_root") == "."
+    for f in files:
+        for imp in ConfigParser.load_config_file(str(f)).get("imports", []):
+            assert imp == "$import torch" or "medfusion" in imp, f"{bundle}/{f.name}: unexpected import {imp!r}"
+    check_components(parser.get(), f"{bundle}/{name}")
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_shipped_weights_load_as_data(bundle):
+    """Every file in models/ is a medfusion checkpoint that ``torch.load(weights_only=True)`` reads, with its
+    provenance (``info``: what it is and what it was trained on)."""
+    import torch
+
+    for path in sorted((REPO / "bundles" / bundle / "models").glob("*.pt")):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        assert ckpt["format"].startswith("medfusion.checkpoint/"), path.name
+        assert ckpt["info"].get("description") and ckpt["info"].get("training_data"), f"{bundle}/{path.name}"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_data_licence_names_the_data(bundle):
+    text = (REPO / "bundles" / bundle / "docs" / "data_license.txt").read_text().lower()
+    assert "medfusion phantoms" in text or "phantom" in text, bundle
