@@ -39,8 +39,8 @@ def _case(model, item, folder: Path, steps_list, samples_list, device) -> list[d
     import numpy as np
 
     from medfusion.apps.petct.geometry import to_ct_grid
-    from medfusion.apps.petct.pipeline import prepare_case
-    from medfusion.apps.petct.segmentation import label_map, segment
+    from medfusion.apps.petct.files import prepare_case
+    from medfusion.apps.petct.inference import label_map, segment
 
     case = prepare_case(item["pet"], item["ct"], model.preprocessing, model.divisor)
     raters = _raters(folder, item["name"])

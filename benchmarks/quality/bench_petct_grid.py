@@ -3,7 +3,7 @@ uncertainty's AUROC for errors (over the voxels within 5 mm of the prediction or
 entropy), for every (steps, samples) pair, on held-out head-and-neck phantoms.
 
 Per case and number of steps, ``max(samples)`` single samples are drawn once (sample ``i`` with seed ``i``, as
-:func:`medfusion.apps.petct.segmentation.segment` seeds its ensemble), and the ensemble of the first ``k`` is their
+:func:`medfusion.apps.petct.inference.segment` seeds its ensemble), and the ensemble of the first ``k`` is their
 mean — exactly what ``segment(samples=k)`` gives, at the cost of the largest ensemble only.  Every score comes from
 :mod:`medfusion.metrics` (through :func:`medfusion.evaluate.evaluate_arrays` and
 :mod:`medfusion.metrics.uncertainty`).
@@ -28,8 +28,8 @@ def _case_rows(model, item, steps_list, samples_list, device) -> list[dict]:
     import numpy as np
 
     from medfusion.apps.petct.geometry import to_ct_grid
-    from medfusion.apps.petct.pipeline import prepare_case
-    from medfusion.apps.petct.segmentation import label_map, predictive_entropy, segment
+    from medfusion.apps.petct.files import prepare_case
+    from medfusion.apps.petct.inference import label_map, predictive_entropy, segment
     from medfusion.io import load_volume
 
     case = prepare_case(item["pet"], item["ct"], model.preprocessing, model.divisor)

@@ -3,7 +3,7 @@
 Each case is a held-out abdomen phantom drawn on another grid — a small anisotropic field of view on an oblique
 affine without a body mask (the grid of a TotalSegmentator mask made outside this repository: 67×59×23 voxels at
 1.4×1.1×3 mm), a large field of view, a finer in-plane grid, an oblique one — written as NIfTI files and generated
-through ``medfusion.apps.seg2med.generation.generate_file`` (the ``medfusion generate`` path). For every class with
+through ``medfusion.apps.seg2med.files.generate_file`` (the ``medfusion generate`` path). For every class with
 at least 50 voxels it reports the generated CT's mean minus the prior's value for that class and minus the phantom
 CT's own mean. The target — every organ within 50 HU of its prior value — is scored on the soft-tissue organs of
 :data:`medfusion.apps.seg2med.evaluation.SOFT_TISSUE` (bones, bowel, stomach and cartilage are built in the phantoms from marrow, cortex, gas, fluid and
@@ -56,7 +56,8 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
     import nibabel as nib
 
     from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
-    from medfusion.apps.seg2med.generation import from_ras, generate_file, to_ras
+    from medfusion.apps.seg2med.files import generate_file
+    from medfusion.apps.seg2med.inference import from_ras, to_ras
     from medfusion.phantoms.abdomen import make_abdomen_phantom
     from medfusion.apps.seg2med.prior_tables import prior_lookup
     from medfusion.apps.seg2med.tissues import class_names

@@ -96,7 +96,7 @@ def _real_strip_seams(models: dict, a) -> dict:
     """The whole real test strip translated tile by tile at each model's default tile and overlap: the seam ratio
     of its IHC at the tile edges, beside the true IHC's ratio at the same edges (its own texture there)."""
     from medfusion.apps.stain.data import split_pairs
-    from medfusion.apps.stain.translate import check_tiling, tile_edges, translate
+    from medfusion.apps.stain.inference import check_tiling, tile_edges, translate
     from medfusion.metrics.image import seam_ratio
 
     strip = split_pairs("test")

@@ -4,7 +4,7 @@ process.
 
 The shipped network (its weights; speed does not depend on them) runs on a working grid of the requested spacing
 and box: ``PetCtSegModel`` with ``spacing``/``box_mm`` changed, on a head-and-neck phantom whose CT and PET cover the
-box. What is timed is :func:`medfusion.apps.petct.segmentation.segment` on the resampled arrays (the ensemble);
+box. What is timed is :func:`medfusion.apps.petct.inference.segment` on the resampled arrays (the ensemble);
 resampling and writing are reported apart.
 
     python benchmarks/speed/bench_petct_speed.py                                   # 5 samples × 10 steps, 144 mm at 1 mm, CPU
@@ -27,8 +27,8 @@ import json, resource, sys, tempfile, time
 import torch
 from medfusion.apps.petct.model import PetCtSegModel
 from medfusion.phantoms.headneck import write_headneck_case
-from medfusion.apps.petct.pipeline import prepare_case
-from medfusion.apps.petct.segmentation import segment
+from medfusion.apps.petct.files import prepare_case
+from medfusion.apps.petct.inference import segment
 a = json.loads(sys.argv[1])
 shipped = PetCtSegModel.load(a["weights"])
 model = PetCtSegModel.create(shipped.network_config, spacing=[a["spacing"]] * 3, box_mm=a["box_mm"])

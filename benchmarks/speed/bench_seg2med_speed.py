@@ -19,7 +19,7 @@ from _common import add_precision_option, command_line, run_child, write_results
 _CHILD = r"""
 import json, resource, sys, time
 import torch
-from medfusion.apps.seg2med.generation import generate
+from medfusion.apps.seg2med.inference import generate
 from medfusion.apps.seg2med.model import load_model
 from medfusion.phantoms.abdomen import make_abdomen_phantom
 a = json.loads(sys.argv[1])

@@ -31,7 +31,7 @@ _CHILD = r"""
 import json, os, resource, sys, time
 import torch
 from medfusion.apps.stain.cli import load_translator
-from medfusion.apps.stain.pipeline import stain_file
+from medfusion.apps.stain.files import stain_file
 import tifffile
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])

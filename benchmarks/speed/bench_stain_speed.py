@@ -1,4 +1,4 @@
-"""Stain translation speed and memory: seconds and peak memory of ``medfusion.apps.stain.translate.translate`` (IHC +
+"""Stain translation speed and memory: seconds and peak memory of ``medfusion.apps.stain.inference.translate`` (IHC +
 cells, DDIM) on an N×N H&E image tile by tile, in a fresh process per size; and the seam ratio of the output at
 the tile edges (``medfusion.metrics.image.seam_ratio``; 1 = no seams).
 
@@ -26,7 +26,7 @@ import json, os, resource, sys, time
 import torch
 from medfusion.apps.stain.model import StainModel
 from medfusion.phantoms.histology import make_tissue_tile
-from medfusion.apps.stain.translate import tile_edges, translate
+from medfusion.apps.stain.inference import tile_edges, translate
 from medfusion.metrics.image import seam_ratio
 a = json.loads(sys.argv[1])
 if os.path.exists(a["weights"]):

@@ -84,7 +84,7 @@ def score(weights: str) -> dict:
 
     import numpy as np
 
-    from medfusion.apps.seg2med.generation import generate
+    from medfusion.apps.seg2med.inference import generate
     from medfusion.apps.seg2med.model import load_model
     from medfusion.phantoms.abdomen import make_abdomen_phantom
     from medfusion.apps.seg2med.tissues import class_names

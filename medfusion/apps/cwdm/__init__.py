@@ -5,8 +5,8 @@
     case = cwdm.find_case("data/brats_phantom_missing/BraTS-SAMPLE-MISSING-00000-000")
     cwdm.synthesize_case(model, case, "outputs/synth.nii.gz", steps=50, seed=0)
 
-Modules: :mod:`.layout` (BraTS case folders), :mod:`.model`, :mod:`.pipeline` (pre/post-processing),
-:mod:`.synthesis`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.demo`,
+Modules: :mod:`.layout` (BraTS case folders), :mod:`.model`, :mod:`.transforms` (pre/post-processing),
+:mod:`.inference`, :mod:`.train`, :mod:`.evaluation`, :mod:`.baseline`, :mod:`.demo`,
 :mod:`.bundle`, :mod:`.cli`.  Names below load their module on first use, so importing this package is cheap.
 """
 
@@ -17,7 +17,8 @@ from ...utils.lazy import lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "layout": ("CONTRASTS", "BraTSCase", "find_case", "case_from_files", "list_cases", "load_case"),
     "model": ("CWDMModel", "load_model"),
-    "synthesis": ("synthesize", "synthesize_case", "synthesize_folder"),
+    "inference": ("synthesize",),
+    "files": ("synthesize_case", "synthesize_folder"),
     "evaluation": ("evaluate_heldout", "hide_and_synthesize"),
     "train": ("CWDMTrainer", "BraTSTrainingSet"),
     "demo": ("run_demo",),

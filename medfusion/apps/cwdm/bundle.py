@@ -49,7 +49,7 @@ class CWDMSynthesizer(BundleEntry):
                            skip_bad=skip_bad)
 
     def _run(self) -> list[str]:
-        from .synthesis import synthesize_folder
+        from .files import synthesize_folder
 
         return synthesize_folder(self.model, self.dataset_dir, self.output_dir, overwrite=self.overwrite,
                                  **self.kwargs)

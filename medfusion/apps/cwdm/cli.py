@@ -35,7 +35,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         check_case(case)
         check_device(args.device)
         from .model import load_model
-        from .synthesis import synthesize_case
+        from .files import synthesize_case
 
         model = load_model(weights_path(args, BUNDLE), "cpu")
         path = synthesize_case(model, case, out, overwrite=args.overwrite, **sampling,
@@ -48,7 +48,7 @@ def _synthesize_folder(args: argparse.Namespace, sampling: dict) -> int:
     from ...utils.progress import progress_bar
     from .layout import case_folders
     from .model import load_model
-    from .synthesis import synthesize_folder
+    from .files import synthesize_folder
 
     case_folders(args.case)  # a folder without cases fails before the model is loaded
     check_device(args.device)

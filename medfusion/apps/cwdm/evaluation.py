@@ -14,10 +14,10 @@ import numpy as np
 from ...errors import InputError
 from ...io import load_volume, write_atomic
 from .baseline import best_contrast_baseline
+from .inference import synthesize
 from .layout import CONTRASTS, BraTSCase, list_cases, load_case
 from .model import CWDMModel
-from .pipeline import normalize
-from .synthesis import synthesize
+from .transforms import normalize
 
 __all__ = ["hide_and_synthesize", "score", "evaluate_heldout"]
 
@@ -73,7 +73,7 @@ def evaluate_heldout(model: CWDMModel, dataset_dir: str | os.PathLike, *, missin
 
     Returns ``{"protocol", "cases": [...], "summary": {contrast or "all": {"model": {metric: mean},
     "baseline": {...}, "n", "seconds_per_volume"}}}``, also written as JSON to ``report`` when given.  Keyword
-    arguments go to :func:`~medfusion.apps.cwdm.synthesis.synthesize` (steps, sampler, seed, device, precision).
+    arguments go to :func:`~medfusion.apps.cwdm.inference.synthesize` (steps, sampler, seed, device, precision).
     """
     import json
 

@@ -13,7 +13,7 @@ from ...core.training import Trainer, TransformDataset
 from ...errors import InputError
 from .layout import CONTRASTS, list_cases, load_case
 from .model import CWDMModel
-from .pipeline import normalize, preprocessing
+from .transforms import normalize, preprocessing
 
 __all__ = ["brats_datalist", "BraTSTrainingSet", "split_missing", "cwdm_loss", "CWDMValidation", "CWDMTrainer"]
 
@@ -31,7 +31,7 @@ def brats_datalist(dataset_dir: str | os.PathLike) -> list[dict]:
 
 
 class BraTSTrainingSet(TransformDataset):
-    """Complete BraTS-layout cases through :func:`~medfusion.apps.cwdm.pipeline.preprocessing` (loaded and
+    """Complete BraTS-layout cases through :func:`~medfusion.apps.cwdm.transforms.preprocessing` (loaded and
     normalised once, cached; cropped at random per access when ``patch_size`` is given; padded to ``divisor``)."""
 
     def __init__(self, dataset_dir, patch_size: Sequence[int] | None = None, *, divisor: int | None = None,
@@ -76,7 +76,7 @@ class CWDMValidation:
 
     def __call__(self, model: CWDMModel, device) -> dict:
         from ...metrics import ssim
-        from .synthesis import synthesize
+        from .inference import synthesize
 
         if self._volumes is None:
             found = [c for c in list_cases(self.val_dir, require_missing=False) if c.missing is None]

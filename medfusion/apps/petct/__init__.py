@@ -11,7 +11,7 @@ head-and-neck region at once, and writes the label map (0 background, 1 GTVp, 2 
 uncertainty maps on the CT grid, as HECKTOR evaluates them.
 
 Modules: :mod:`.geometry` (checks, the working grid, back to the CT grid), :mod:`.model` (the mask diffusion and its
-loss), :mod:`.segmentation` (ensemble → probabilities, labels, uncertainty), :mod:`.pipeline` (files and HECKTOR
+loss), :mod:`.inference` (ensemble → probabilities, labels, uncertainty), :mod:`.files` (files and HECKTOR
 folders), :mod:`.baseline` (SegResNet), :mod:`.train`, :mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the
 head-and-neck phantoms (:mod:`medfusion.phantoms.headneck`).  Names below load their module on first use.
 """
@@ -24,8 +24,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("PetCtSegModel", "load_model", "CLASSES"),
     "baseline": ("SegResNetBaseline",),
     "geometry": ("load_pet_ct", "working_grid", "to_working_grid", "to_ct_grid"),
-    "segmentation": ("segment", "Segmentation"),
-    "pipeline": ("prepare_case", "segment_case", "segment_folder"),
+    "inference": ("segment", "Segmentation"),
+    "files": ("prepare_case", "segment_case", "segment_folder"),
     "evaluation": ("evaluate_heldout", "predict_case"),
     "train": ("PetCtTrainer", "PetCtTrainingSet"),
     "cli": ("load_segmenter",),

@@ -41,7 +41,7 @@ class PetCtSegmenter(BundleEntry):
                            precision=precision, overwrite=overwrite, skip_bad=skip_bad)
 
     def _run(self) -> list[str]:
-        from .pipeline import segment_folder
+        from .files import segment_folder
 
         return segment_folder(self.model, self.dataset_dir, self.output_dir, **self.dirs, **self.kwargs)
 

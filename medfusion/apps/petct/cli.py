@@ -33,7 +33,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "sampler": args.sampler, "seed": args.seed, "precision": args.precision,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
-        from .pipeline import hecktor_files, segment_folder
+        from .files import hecktor_files, segment_folder
 
         hecktor_files(args.images)  # a folder without cases fails before the model is loaded
         check_device(args.device)
@@ -45,7 +45,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                      inputs=[args.pet, args.ct]):  # checked before anything is loaded
             load_pet_ct(args.pet, args.ct)  # the inputs are checked before the model is loaded
             check_device(args.device)
-            from .pipeline import segment_case
+            from .files import segment_case
 
             written = segment_case(load_segmenter(weights_path(args, BUNDLE)), args.pet, args.ct, args.out,
                                    probabilities=args.probabilities, uncertainty=args.uncertainty, **opts)

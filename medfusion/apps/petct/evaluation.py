@@ -2,7 +2,7 @@
 grid, as HECKTOR scores.
 
 Per case and segmenter, the prediction is made on the working grid and moved back onto the CT grid
-(:mod:`.pipeline`), then scored through :func:`medfusion.evaluate.evaluate_arrays` with the ``hecktor`` protocol
+(:mod:`.files`), then scored through :func:`medfusion.evaluate.evaluate_arrays` with the ``hecktor`` protocol
 (Dice and HD95 per class, aggregated Dice per class in mm³ and its mean — the HECKTOR 2022 ranking value).  For the
 diffusion ensemble also whether its uncertainty earns its place (:mod:`medfusion.metrics.uncertainty`), all over one
 stated region — the voxels within :data:`BAND_MM` of the prediction or the truth, where errors can be: the AUROC
@@ -21,10 +21,10 @@ from typing import Mapping
 import numpy as np
 
 from ...io import load_volume, write_atomic
+from .files import prepare_case
 from .geometry import to_ct_grid
+from .inference import run_segmenter
 from .model import PetCtSegModel
-from .pipeline import prepare_case
-from .segmentation import run_segmenter
 from .train import hecktor_datalist
 
 __all__ = ["predict_case", "evaluate_heldout", "PROTOCOL", "REMOVED_FRACTIONS"]
@@ -37,7 +37,7 @@ BAND_MM = 5.0
 
 
 def _on_ct_grid(seg, case) -> dict:
-    from .segmentation import class_distribution
+    from .inference import class_distribution
 
     prob = to_ct_grid(seg.probabilities, case.grid, case.ct, order=1)
     return {"labels": to_ct_grid(seg.labels, case.grid, case.ct, order=0),
@@ -48,7 +48,7 @@ def predict_case(model, item: Mapping, **kwargs) -> dict:
     """One case (``{"name", "pet", "ct", "label"}``) through ``model``: ``labels``, ``entropy`` and the class
     probabilities ``classes`` (background, GTVp, GTVn) on the CT grid — for an ensemble also those of its first
     sample alone (``one_sample``) —, the reference ``truth``, the CT ``spacing`` and the ``seconds`` taken.  Keyword
-    arguments: :func:`~.segmentation.run_segmenter`."""
+    arguments: :func:`~.inference.run_segmenter`."""
     t0 = time.time()
     case = prepare_case(item["pet"], item["ct"], model.preprocessing, model.divisor)
     seg = run_segmenter(model, case.pet_suv, case.ct_hu, **kwargs)

@@ -34,7 +34,7 @@ __all__ = ["PetCtSegModel", "KIND", "DEFAULT_STEPS", "DEFAULT_SAMPLES", "CLASSES
            "probabilities", "segmentation_loss", "load_model"]
 
 KIND = "petct"
-#: the default sampling of ``medfusion segment``, the bundle and :func:`.segmentation.segment`: chosen on 8 validation
+#: the default sampling of ``medfusion segment``, the bundle and :func:`.inference.segment`: chosen on 8 validation
 #: phantoms with three raters each by a rule fixed beforehand (highest aggregated Dice within 0.01, then the lowest
 #: generalised energy distance to the raters, then the fewest network calls; bundle docs)
 DEFAULT_STEPS = 5

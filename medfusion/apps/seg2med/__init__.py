@@ -9,7 +9,7 @@ diffusion probabilistic models", arXiv 2504.09182.  The condition is a grey-leve
 its values in :mod:`.prior_tables` — the authors' own tables by default — and :mod:`.tissues`); volumes go to the
 network's spacing and window and back (:mod:`.model_grid`); label maps come from TotalSegmentator (:mod:`.masks`, an optional extra) or
 from the abdomen phantoms (:mod:`medfusion.phantoms.abdomen`).
-Modules: :mod:`.model` (2D slice model and 3D wavelet model), :mod:`.generation`, :mod:`.pipeline` (the prior
+Modules: :mod:`.model` (2D slice model and 3D wavelet model), :mod:`.inference`, :mod:`.files` (the prior
 command), :mod:`.transforms` (training ``Compose``), :mod:`.cases` (case folders), :mod:`.train`, :mod:`.baseline`, :mod:`.evaluation`,
 :mod:`.bundle`, :mod:`.cli`.  Names below load their module on first use, so importing this package is cheap.
 """
@@ -23,7 +23,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "prior": ("make_prior", "body_from_ct", "body_from_mr", "body_from_labels", "check_label_map"),
     "prior_tables": ("prior_lookup", "map_labels", "PRIOR_TABLES"),
     "model": ("Seg2MedModel", "load_model", "ALL_TASKS", "TARGETS"),
-    "generation": ("generate", "convert", "generate_file", "convert_file"),
+    "inference": ("generate", "convert"),
+    "files": ("generate_file", "convert_file", "write_prior"),
     "cases": ("case_datalist", "load_case"),
     "evaluation": ("evaluate_heldout", "run_task", "score", "organ_errors"),
     "train": ("Seg2MedTrainer", "Seg2MedTrainingSet"),

@@ -76,7 +76,7 @@ class Seg2MedGenerator(BundleEntry):
     def __init__(self, model, dataset_dir, output_dir, *, target="ct", source="prior", task=None, via="prior",
                  steps=DEFAULT_STEPS, sampler=DEFAULT_SAMPLER, variance="fixed_large", seed=0, device="cpu",
                  precision="float32", batch_size=16, overwrite=False, skip_bad=False):
-        from .generation import SOURCE_TASK
+        from .inference import SOURCE_TASK
 
         self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
         self.source, self.target, self.via, self.skip_bad = source, target, via, skip_bad
@@ -87,8 +87,8 @@ class Seg2MedGenerator(BundleEntry):
     def _run(self) -> list[str]:
         from ...core.runner import run_cases
         from ...io import load_volume, refuse_constant
-        from .generation import convert_file, generate_file
-        from .pipeline import load_labels
+        from .files import convert_file, generate_file
+        from .files import load_labels
 
         by_prior = self.source == "prior" or self.via == "prior"
         self.model.task_index("prior" if by_prior else self.source, self.target)  # the model does it, before any work

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...io import load_volume
-from .generation import ras_spacing, to_ras
+from .inference import ras_spacing, to_ras
 from .transforms import CASE_FILES
 
 __all__ = ["case_datalist", "load_case"]

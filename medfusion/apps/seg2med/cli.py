@@ -34,12 +34,12 @@ def _sampling(args: argparse.Namespace) -> dict:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from ...outputs import writing
-    from .pipeline import load_labels
+    from .files import load_labels
 
     with writing([args.out], overwrite=args.overwrite, inputs=[args.mask, args.body, args.tissues]):
         load_labels(args.mask, args.task, body=args.body, tissues=args.tissues)  # checked before the model loads
         check_device(args.device)
-        from .generation import generate_file
+        from .files import generate_file
         from .model import load_model
 
         path = generate_file(load_model(_model_path(args)), args.mask, args.modality, args.out, task=args.task,
@@ -63,7 +63,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                              f"from `medfusion masks --image {args.image} --task {task} --out M.nii.gz`; or use "
                              "--via image")
         check_device(args.device)
-        from .generation import convert_file
+        from .files import convert_file
         from .model import load_model
 
         path = convert_file(load_model(_model_path(args)), args.image, args.source, args.target, args.out,
@@ -86,7 +86,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prior(args: argparse.Namespace) -> int:
-    from .pipeline import write_prior
+    from .files import write_prior
 
     print(write_prior(args.mask, args.modality, args.out, task=args.task, body=args.body, tissues=args.tissues,
                       table=args.table, overwrite=args.overwrite))

@@ -18,10 +18,10 @@ import numpy as np
 
 from ...io import write_atomic
 from .baseline import histogram_baseline, prior_baseline
-from .generation import SOURCE_TASK, convert, generate
+from .cases import case_datalist, load_case
+from .inference import SOURCE_TASK, convert, generate
 from .model import Seg2MedModel
 from .tissues import class_names
-from .cases import case_datalist, load_case
 
 __all__ = ["load_case", "run_task", "score", "organ_errors", "evaluate_heldout", "ORGANS", "SOFT_TISSUE"]
 
@@ -55,7 +55,7 @@ def run_task(model: Seg2MedModel, case: dict, source: str, target: str, *, via: 
 
     A conversion runs ``via`` the source's label map (the authors' way: the case's ``total`` map for a CT source, the
     same mapped to ``total_mr`` for an MR source, as TotalSegmentator would label it) or the image
-    (:func:`.generation.convert`); ``tissues``: give the case's tissue map, if it has one."""
+    (:func:`.inference.convert`); ``tissues``: give the case's tissue map, if it has one."""
     from .prior_tables import map_labels
 
     t0 = time.time()
@@ -138,7 +138,7 @@ def evaluate_heldout(model: Seg2MedModel, dataset_dir, *, tasks: Sequence[Sequen
     it can) on every case of ``dataset_dir``; model against baseline. ``tissues``: give the cases' tissue maps.
 
     Returns ``{"summary": {task: {"n", "model": {...}, "baseline": {...}}}, "cases": [...], "seconds": ...}`` and
-    writes it as JSON to ``report`` when given.  Keyword arguments: :func:`.generation.translate`.
+    writes it as JSON to ``report`` when given.  Keyword arguments: :func:`.inference.translate`.
     """
     import json
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ...core.training import Trainer, TransformDataset
-from .model import Seg2MedModel
 from .cases import case_datalist
+from .model import Seg2MedModel
 from .transforms import CHANNELS, training_preprocessing
 
 __all__ = ["case_datalist", "Seg2MedTrainingSet", "task_channels", "seg2med_loss", "Seg2MedValidation",
@@ -81,7 +81,7 @@ class Seg2MedValidation:
     """Mean SSIM (3D, windowed [0, 1], :func:`medfusion.metrics.ssim`) of DDIM samples on the first ``cases`` cases
     of ``val_dir``, task ``i mod len(tasks)`` for case ``i``; cases are read once.
 
-    With ``organ_tolerance_hu``, also CT from every one of those cases' label maps (:func:`.generation.generate`, on
+    With ``organ_tolerance_hu``, also CT from every one of those cases' label maps (:func:`.inference.generate`, on
     the case's own grid and body) and ``val_organ_hu``: the largest distance of a soft-tissue organ's mean from its
     prior value (:func:`.evaluation.organ_errors`), the measure of ``benchmarks/quality/bench_seg2med_grids.py``.
     The score that then chooses ``model.pt``, ``val_score``, is the SSIM less 0.01 per HU beyond the tolerance, so
@@ -110,7 +110,7 @@ class Seg2MedValidation:
 
     def __call__(self, model: Seg2MedModel, device) -> dict:
         from ...metrics import ssim
-        from .generation import translate
+        from .inference import translate
 
         if self._volumes is None:
             self._load(model)
@@ -131,7 +131,7 @@ class Seg2MedValidation:
         import warnings
 
         from .evaluation import organ_errors
-        from .generation import generate
+        from .inference import generate
 
         worst = 0.0
         for i, case in enumerate(self._cases):

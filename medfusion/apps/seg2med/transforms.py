@@ -1,7 +1,7 @@
 """seg2med's MONAI transforms: one ``Compose`` from a case's files to the training channels.
 
 Training reads every case through :func:`training_preprocessing`; inference builds the same channels in memory
-(:mod:`.generation`) with the same :func:`~.prior.make_prior` and the model's windows.
+(:mod:`.inference`) with the same :func:`~.prior.make_prior` and the model's windows.
 """
 
 from __future__ import annotations

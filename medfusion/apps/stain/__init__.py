@@ -14,8 +14,8 @@ are read and written by :mod:`.images`.
                      cells="outputs/cells.png")
 
 Modules: :mod:`.network` (shared H&E encoder, one gated branch per task), :mod:`.model` (multi- or single-task),
-:mod:`.translate` (whole image or tiled; cell labels), :mod:`.stream` and :mod:`.slides` (large images and slides
-band by band), :mod:`.pipeline` (files and folders), :mod:`.images`, :mod:`.baseline` (U-Net), :mod:`.train`,
+:mod:`.inference` (whole image or tiled; cell labels), :mod:`.stream` and :mod:`.slides` (large images and slides
+band by band), :mod:`.files` (files and folders), :mod:`.images`, :mod:`.baseline` (U-Net), :mod:`.train`,
 :mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the data (:mod:`.data`).  Names below load
 their module on first use, so importing this package is cheap.
 """
@@ -27,9 +27,9 @@ from ...utils.lazy import lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("StainModel", "load_model", "TASKS"),
     "baseline": ("UNetBaseline",),
-    "translate": ("translate", "cell_labels"),
+    "inference": ("translate", "cell_labels"),
     "stream": ("translate_rows",),
-    "pipeline": ("stain_file", "stain_folder"),
+    "files": ("stain_file", "stain_folder"),
     "images": ("load_he", "save_rgb", "load_labels", "save_labels"),
     "evaluation": ("evaluate_heldout",),
     "train": ("StainTrainer", "StainTrainingSet"),

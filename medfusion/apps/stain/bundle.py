@@ -39,7 +39,7 @@ class StainTranslator(BundleEntry):
                            precision=precision, skip_bad=skip_bad)
 
     def _run(self) -> list[str]:
-        from .pipeline import stain_folder
+        from .files import stain_folder
 
         return stain_folder(self.model, self.dataset_dir, self.output_dir, cells_dir=self.cells_dir,
                             overwrite=self.overwrite, **self.kwargs)

@@ -37,7 +37,7 @@ def cmd_stain(args: argparse.Namespace) -> int:
             "stream": True if args.stream else None,
             "progress": None if args.quiet else progress_bar(args.command)}  # the baseline ignores sampling
     if args.images is not None:
-        from .pipeline import list_images, stain_folder
+        from .files import list_images, stain_folder
 
         list_images(args.images)  # a folder without images fails before the model is loaded
         check_device(args.device)
@@ -52,7 +52,7 @@ def cmd_stain(args: argparse.Namespace) -> int:
                 .add(args.cells, STREAM_EXTENSIONS if stream else LABEL_FORMATS):
             check_he(args.he, stream)
             check_device(args.device)
-            from .pipeline import stain_file
+            from .files import stain_file
 
             written = stain_file(load_translator(weights_path(args, BUNDLE)), args.he, args.out, cells=args.cells,
                                  **opts)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...io import load_rgb, write_atomic
 from .images import load_labels, stain_datalist
-from .translate import translate
+from .inference import translate
 
 __all__ = ["evaluate_heldout", "load_cases", "score", "REFERENCES"]
 
@@ -91,7 +91,7 @@ def evaluate_heldout(models: Mapping[str, object], dataset_dir, *, references: b
 
     Returns ``{"n_cases", "models": {name: {"ihc": {"psnr", "ssim", "per_case"}, "cells": {"dice",
     "dice_aggregated", "per_case"}, "seconds_per_image"}}}`` (each model's tasks only) and writes it as JSON to
-    ``report`` when given.  Keyword arguments: :func:`.translate.translate` (steps, seed, tile, overlap, device, ...).
+    ``report`` when given.  Keyword arguments: :func:`.inference.translate` (steps, seed, tile, overlap, device, ...).
     """
     import json
 

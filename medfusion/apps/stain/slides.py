@@ -189,7 +189,7 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 def streamed(path: str) -> bool:
-    """Whether :func:`.pipeline.stain_file` streams this image by default: a whole-slide file, or over :data:`STREAM_PIXELS`."""
+    """Whether :func:`.files.stain_file` streams this image by default: a whole-slide file, or over :data:`STREAM_PIXELS`."""
     return path.lower().endswith(SLIDE_ENDINGS) or int(np.prod(image_size(path))) > STREAM_PIXELS
 
 
@@ -206,7 +206,7 @@ def check_stream_outputs(he: str, outputs) -> None:
 
 
 def check_he(path: str, stream: bool) -> None:
-    """Read an H&E image as :func:`.pipeline.stain_file` will (whole, or only its header when it is streamed);
+    """Read an H&E image as :func:`.files.stain_file` will (whole, or only its header when it is streamed);
     :class:`~medfusion.errors.InputError` if it cannot be used."""
     from .images import load_he
 

@@ -4,13 +4,13 @@ The data flow::
 
     row source (:mod:`.slides`: TIFF tiles/strips, whole-slide level 0, or a decoded PNG/JPEG)
       → one row of overlapping tiles at a time (:func:`medfusion.core.streaming.stream_tiles`: MONAI's tile grid
-        and Gaussian blend, the same numbers :func:`.translate.translate` gives with ``batch_size=1``)
+        and Gaussian blend, the same numbers :func:`.inference.translate` gives with ``batch_size=1``)
         — background tiles (under 1 % tissue pixels, mean RGB < 220) are not run: they blend in white and no cells
       → each finished band of rows: IHC uint8 RGB, cell probability → :class:`BandLabels` → uint32 labels
       → written into the output TIFFs (:class:`.slides.TiffRowWriter`) as they come.
 
 Memory is bounded by the image's width, not its area: the tile band, the blend accumulator (tile + step rows) and a
-few label rows.  Cell labels come from the same watershed as :func:`.translate.cell_labels`, run on each band with
+few label rows.  Cell labels come from the same watershed as :func:`.inference.cell_labels`, run on each band with
 ``halo`` rows of context on either side; a nucleus is numbered by the band that holds its top row, so none is
 counted twice and none is cut at a band border (unless it is taller than ``halo``).
 """
@@ -39,7 +39,7 @@ class BandLabels:
     """Cell probabilities arriving band by band (top to bottom) → instance labels band by band, numbered 1, 2, …
     over the whole image.
 
-    A band ``[a, b)`` is labelled once rows up to ``b + halo`` have arrived: :func:`.translate.cell_labels` of the
+    A band ``[a, b)`` is labelled once rows up to ``b + halo`` have arrived: :func:`.inference.cell_labels` of the
     rows ``[a − halo, b + halo)``; each nucleus whose top row lies in ``[a, b)`` gets the next number, on the
     pixels no earlier nucleus holds (below ``b`` too — those rows are handed back with the next band).
     """
@@ -65,7 +65,7 @@ class BandLabels:
         return out
 
     def _label(self, a: int, b: int) -> np.ndarray:
-        from .translate import cell_labels
+        from .inference import cell_labels
 
         end = self.p0 + len(self.prob)
         w0, w1 = max(self.p0, a - self.halo), min(end, b + self.halo)
@@ -105,7 +105,7 @@ def translate_rows(model, source, *, on_ihc: Callable[[int, np.ndarray], None] |
     bottom.  Returns ``{"tiles": run, "skipped": background tiles, "cells": nuclei}``.
     """
     from ...errors import InputError
-    from .translate import _tile_function, check_tiling
+    from .inference import _tile_function, check_tiling
 
     tile, overlap = check_tiling(model, tile, overlap)
     height, width = source.shape

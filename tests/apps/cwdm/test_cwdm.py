@@ -13,7 +13,7 @@ from conftest import TINY_NETWORK
 from medfusion.apps.cwdm.evaluation import evaluate_heldout
 from medfusion.apps.cwdm.layout import list_cases, load_case
 from medfusion.apps.cwdm.model import CWDMModel, load_model
-from medfusion.apps.cwdm.synthesis import synthesize
+from medfusion.apps.cwdm.inference import synthesize
 from medfusion.apps.cwdm.train import BraTSTrainingSet, CWDMTrainer, cwdm_loss, split_missing
 from medfusion.core.checkpoint import FORMAT
 from medfusion.errors import InputError

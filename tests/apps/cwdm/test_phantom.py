@@ -195,7 +195,7 @@ def test_best_other_contrast_is_clearly_imperfect_for_every_contrast(default_pha
     normalised.  Measured at seed 5: whole volume 0.966 / 0.953 / 0.837 / 0.841, healthy brain 0.896 / 0.847 /
     0.423 / 0.453; without the structures outside the tumour t1n and t1c were 0.983 / 0.976 (0.957 / 0.937)."""
     from medfusion.apps.cwdm.baseline import best_contrast_baseline
-    from medfusion.apps.cwdm.pipeline import normalize
+    from medfusion.apps.cwdm.transforms import normalize
     from medfusion.metrics import ssim
 
     p = default_phantom

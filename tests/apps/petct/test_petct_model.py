@@ -13,7 +13,7 @@ from scipy.stats import entropy as scipy_entropy
 from medfusion.apps.petct.model import (
     CLASSES, PetCtSegModel, encode_labels, normalise_pet_ct, probabilities, segmentation_loss,
 )
-from medfusion.apps.petct.segmentation import class_distribution, label_map, predictive_entropy, segment
+from medfusion.apps.petct.inference import class_distribution, label_map, predictive_entropy, segment
 from medfusion.errors import InputError
 
 TINY = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}

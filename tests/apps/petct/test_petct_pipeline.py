@@ -125,7 +125,7 @@ def _write_like(src, dst, data=None, affine=None):
 @pytest.mark.parametrize("problem", ["far_away", "bq_per_ml", "nan", "two_d", "exists"])
 def test_bad_input_is_refused_before_anything_is_written(hn, weights, tmp_path, problem):
     from medfusion.apps.petct.cli import load_segmenter
-    from medfusion.apps.petct.pipeline import segment_case
+    from medfusion.apps.petct.files import segment_case
     from medfusion.errors import InputError
 
     pet, ct, _ = _case(hn)
@@ -227,7 +227,7 @@ def test_default_sampling_is_the_validated_choice_everywhere():
 
     from conftest import REPO
     from medfusion.apps.petct.model import DEFAULT_SAMPLES, DEFAULT_STEPS
-    from medfusion.apps.petct.segmentation import segment
+    from medfusion.apps.petct.inference import segment
     from medfusion.cli.main import build_parser
 
     assert (DEFAULT_STEPS, DEFAULT_SAMPLES) == (5, 10)

@@ -15,7 +15,8 @@ import torch
 
 from conftest import run_cli
 from medfusion.apps.seg2med import tissues
-from medfusion.apps.seg2med.generation import convert, from_ras, generate, generate_file, to_ras
+from medfusion.apps.seg2med.files import generate_file
+from medfusion.apps.seg2med.inference import convert, from_ras, generate, to_ras
 from medfusion.apps.seg2med.model import ALL_TASKS, Seg2MedModel, load_model
 from medfusion.cli.main import main
 from medfusion.errors import InputError

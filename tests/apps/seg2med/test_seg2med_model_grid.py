@@ -72,7 +72,7 @@ def test_a_body_wider_than_the_window_is_said():
 def test_generate_runs_on_the_model_grid_and_returns_the_input_grid():
     """A model that records its spacing and window: an anisotropic, small-field label map goes there and back;
     the result has the input's shape and air outside the body."""
-    from medfusion.apps.seg2med.generation import generate
+    from medfusion.apps.seg2med.inference import generate
     from medfusion.apps.seg2med.model import Seg2MedModel
 
     torch.manual_seed(0)

@@ -35,7 +35,8 @@ def _affine(shape, spacing, degrees):
 @pytest.mark.parametrize("grid", sorted(GRIDS))
 def test_shipped_slice_model_keeps_organs_near_their_prior(grid, tmp_path):
     from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
-    from medfusion.apps.seg2med.generation import from_ras, generate_file, to_ras
+    from medfusion.apps.seg2med.files import generate_file
+    from medfusion.apps.seg2med.inference import from_ras, to_ras
     from medfusion.apps.seg2med.model import load_model
     from medfusion.phantoms.abdomen import make_abdomen_phantom
     from medfusion.apps.seg2med.prior_tables import prior_lookup

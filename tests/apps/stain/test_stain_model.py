@@ -11,7 +11,7 @@ import torch
 
 from medfusion.apps.stain.baseline import UNetBaseline, baseline_loss
 from medfusion.apps.stain.model import StainModel, load_model, rgb_to_unit, stain_loss, unit_to_rgb
-from medfusion.apps.stain.translate import cell_labels, translate
+from medfusion.apps.stain.inference import cell_labels, translate
 from medfusion.errors import InputError
 
 TINY = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
@@ -213,7 +213,7 @@ def test_trainer_runs_on_phantom_tiles_and_validates(tmp_path, which):
 def test_tile_edges_are_where_monai_sliding_window_changes_tiles_and_seam_ratio_finds_seams():
     """Tiles that each return their own constant, blended with constant weights: the output changes only at the
     edges tile_edges lists, and seam_ratio is large there; a smooth image has a seam ratio near 1."""
-    from medfusion.apps.stain.translate import tile_edges
+    from medfusion.apps.stain.inference import tile_edges
     from medfusion.core.inference import sliding_window
     from medfusion.metrics.image import seam_ratio
 

@@ -11,10 +11,10 @@ import tifffile
 import torch
 
 from medfusion.apps.stain.model import StainModel
-from medfusion.apps.stain.pipeline import stain_file
+from medfusion.apps.stain.files import stain_file
 from medfusion.apps.stain.slides import ArrayRows, SlideRows, TiffRows, TiffRowWriter, open_rows
 from medfusion.apps.stain.stream import BandLabels, translate_rows
-from medfusion.apps.stain.translate import cell_labels, translate
+from medfusion.apps.stain.inference import cell_labels, translate
 from medfusion.core.inference import sliding_window
 from medfusion.cli.main import main
 from medfusion.core.streaming import stream_tiles, tile_starts
@@ -221,7 +221,7 @@ def test_stain_command_streams_and_fails_cleanly(tmp_path, capsys):
 
 
 def test_folder_form_streams_each_image_into_tiffs(tmp_path):
-    from medfusion.apps.stain.pipeline import stain_folder
+    from medfusion.apps.stain.files import stain_folder
 
     (tmp_path / "he").mkdir()
     rng = np.random.default_rng(6)

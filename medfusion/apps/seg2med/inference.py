@@ -1,4 +1,5 @@
-"""Generating CT/MR from a label map and converting between CT and MR, in memory and on files.
+"""Generating CT/MR from a label map and converting between CT and MR, arrays in and arrays out (files:
+:mod:`.files`).
 
 The data flow of one volume::
 
@@ -21,11 +22,10 @@ import torch
 
 from ...core.inference import progress_over, slicewise, whole_volume
 from ...errors import InputError
-from ...io import PathLike, refuse_constant
+from ...io import refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
 
-__all__ = ["translate", "generate", "convert", "generate_file", "convert_file", "to_ras", "from_ras",
-           "ras_spacing", "CONVERSIONS", "SOURCE_TASK"]
+__all__ = ["translate", "generate", "convert", "to_ras", "from_ras", "ras_spacing", "CONVERSIONS", "SOURCE_TASK"]
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -156,51 +156,6 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
     grid = model.grid(image.shape, model.input_spacing(image.shape, spacing), body)
     y = translate(model, model.normalize(grid.to_model(image, labels=False), source), source, target, **kwargs)
     return _finish(model, y, target, body, grid)
-
-
-def generate_file(model: Seg2MedModel, mask: PathLike, target: str, out: PathLike, *, task: str = "total",
-                  body: PathLike | None = None, tissues: PathLike | None = None, overwrite: bool = False,
-                  **kwargs) -> str:
-    """``medfusion generate``: a label map file (with optional body mask and tissue map files on its grid) → a CT/MR
-    file (float32) in the mask's geometry."""
-    from ...io import save_like
-    from ...outputs import writing
-    from .pipeline import load_labels
-
-    with writing([out], overwrite=overwrite, inputs=[mask, body, tissues]):
-        volume, labels, body_mask, tissue_map = load_labels(mask, task, body=body, tissues=tissues)
-        ras = [None if a is None else to_ras(a, volume.affine) for a in (body_mask, tissue_map)]
-        y = generate(model, to_ras(labels, volume.affine), target, task=task, body=ras[0], tissues=ras[1],
-                     spacing=ras_spacing(volume.spacing, volume.affine), **kwargs)
-        return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
-
-
-def convert_file(model: Seg2MedModel, image: PathLike, source: str, target: str, out: PathLike, *,
-                 via: str = "prior", mask: PathLike | None = None, task: str | None = None,
-                 tissues: PathLike | None = None, body: PathLike | None = None, overwrite: bool = False,
-                 **kwargs) -> str:
-    """``medfusion convert``: an image file of ``source`` → ``target`` (float32) in the input's geometry; ``mask``,
-    ``tissues``, ``body``: files on the image's grid (see :func:`convert`)."""
-    from ...io import check_same_geometry, load_volume, save_like
-    from ...outputs import writing
-    from .pipeline import load_body, load_labels
-
-    check_task(source, target)
-    with writing([out], overwrite=overwrite, inputs=[image, mask, tissues, body]):
-        volume = load_volume(image)
-        arrays = {"labels": None, "tissues": None, "body": None}
-        if mask is not None:
-            labelled, arrays["labels"], arrays["body"], arrays["tissues"] = load_labels(
-                mask, task or SOURCE_TASK[source], body=body, tissues=tissues)
-            check_same_geometry({"image": volume, "mask": labelled})
-        elif tissues is not None:
-            raise InputError("a tissue map goes with the source's label map (mask)")
-        elif body is not None:
-            arrays["body"] = load_body(body, volume, "image")
-        ras = {k: None if a is None else to_ras(a, volume.affine) for k, a in arrays.items()}
-        y = convert(model, to_ras(volume.data, volume.affine), source, target, via=via, task=task,
-                    spacing=ras_spacing(volume.spacing, volume.affine), **ras, **kwargs)
-        return save_like(from_ras(y, volume.affine), volume, out, overwrite=overwrite, dtype=np.float32)
 
 
 def ras_spacing(spacing, affine) -> tuple[float, float, float]:

@@ -20,8 +20,8 @@ from ...core.runner import run_cases
 from ...errors import InputError
 from ...outputs import OutputPlan
 from .images import LABEL_FORMATS, RGB_FORMATS
+from .inference import translate
 from .slides import STREAM_EXTENSIONS, STREAM_PIXELS, check_he, check_stream_outputs, image_size, streamed
-from .translate import translate
 
 __all__ = ["stain_file", "stain_folder", "RGB_EXTENSIONS", "LABEL_EXTENSIONS", "list_images", "STREAM_PIXELS",
            "image_size", "streamed", "check_he"]
@@ -37,7 +37,7 @@ def stain_file(model, he: str, out: str | None, *, cells: str | None = None, ove
                progress: Callable[[int, int], None] | None = None, stream: bool | None = None, **kwargs) -> list[str]:
     """Translate one H&E image file to an IHC image ``out`` (and a cell label image ``cells``); returns the written
     paths.  ``stream``: ``None`` streams images over :data:`STREAM_PIXELS` pixels and whole-slide files,
-    ``True`` any image, ``False`` none.  Keyword arguments: :func:`.translate.translate` (steps, seed, tile,
+    ``True`` any image, ``False`` none.  Keyword arguments: :func:`.inference.translate` (steps, seed, tile,
     overlap, device, ...)."""
     from .images import load_he, save_labels, save_rgb
 

@@ -5,7 +5,7 @@ A case flows through:
   PET (SUV) + CT (HU) files → :func:`~.geometry.load_pet_ct` (checks: overlap, SUV, HU, NaN, 3D)
   → :func:`~.geometry.working_grid` (the model's spacing; the head-and-neck box or the CT∩PET overlap; sizes a
     multiple of the model's divisor) → PET (linear, 0 outside) and CT (linear, −1000 HU outside) on it
-  → :func:`~.segmentation.run_segmenter`: the diffusion ensemble or the baseline's ``predict``
+  → :func:`~.inference.run_segmenter`: the diffusion ensemble or the baseline's ``predict``
   → :func:`~.geometry.to_ct_grid`: labels by nearest neighbour, probabilities and uncertainty linearly; CT voxels
     outside the working grid are background
   → files on the CT grid (the CT's affine and header): labels uint8 (0, 1 GTVp, 2 GTVn), probabilities 4D float32
@@ -25,7 +25,7 @@ import numpy as np
 from ...errors import InputError
 from ...io import PathLike, Volume, save_like
 from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
-from .segmentation import Segmentation, run_segmenter
+from .inference import Segmentation, run_segmenter
 
 __all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs",
            "list_hecktor_cases", "hecktor_files", "UNCERTAINTY_MAPS"]
@@ -78,7 +78,7 @@ def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
                  probabilities: PathLike | None = None, uncertainty: PathLike | None = None,
                  overwrite: bool = False, **kwargs) -> list[str]:
     """Segment one PET/CT pair with a diffusion model (:class:`~.model.PetCtSegModel`) or the SegResNet baseline
-    (keyword arguments: :func:`~.segmentation.run_segmenter`) and write the outputs on the CT grid.
+    (keyword arguments: :func:`~.inference.run_segmenter`) and write the outputs on the CT grid.
 
     Outputs are checked first (:class:`medfusion.outputs.OutputPlan`: not an input, writable, absent unless
     ``overwrite``) and written together at the end, or not at all; returns the paths written.

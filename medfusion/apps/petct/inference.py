@@ -7,7 +7,7 @@ PET (SUV) and CT (HU) on one grid
         → per-class probabilities ``(x̂₀ + 1) / 2``
   → mean probability per class, its variance over the samples, the label map and the predictive entropy.
 
-Arrays only; files and grids are :mod:`.pipeline`'s.
+Arrays only; files and grids are :mod:`.files`'s.
 """
 
 from __future__ import annotations
