@@ -5,8 +5,8 @@ a diffusion loss: which channels are the target, which the conditions, which cla
 ``validate_fn(model, device) → {metric: value}`` (full-volume samples scored through :mod:`medfusion.metrics`).
 The trainer does the rest:
 
-- ``max_steps`` optimisation steps (AdamW), in epochs over ``train_data`` (order and augmentations seeded per
-  step, see :meth:`Trainer._loader`);
+- ``max_steps`` optimisation steps (AdamW, or the ``optimizer`` given; optional gradient clipping), in epochs over
+  ``train_data`` (order and augmentations seeded per step, see :meth:`Trainer._loader`);
 - ``last.pt`` every ``save_every`` steps: model, optimiser, step, best score and the random generator of every
   process, so a resumed run continues to **the same weights** an uninterrupted run reaches
   (``tests/apps/cwdm/test_cwdm.py`` checks this bit for bit);
@@ -70,7 +70,12 @@ class Trainer:
         validate_fn: ``validate_fn(model, device) → {name: value}`` or ``None``; ``val_metric`` names the value
             whose maximum selects ``model.pt``.
         max_steps: optimisation steps in total (resuming continues up to this number).
-        batch_size, lr, weight_decay: AdamW settings; ``lr`` defaults to 1e-5, the published cWDM rate (batch 1).
+        batch_size, lr, weight_decay: batch size, peak learning rate (default 1e-5, the published cWDM rate at
+            batch 1) and the default optimizer's weight decay.
+        optimizer: ``optimizer(parameters) → torch.optim.Optimizer`` — e.g. a bundle config's ``{"_target_":
+            "torch.optim.AdamW", "_mode_": "callable", "betas": [0.9, 0.99]}``; default AdamW(``lr``,
+            ``weight_decay``). Its learning rate is set every step by the schedule below, whatever it was built with.
+        grad_clip_norm: clip the gradients' global L2 norm to this value before each step (``None``: no clipping).
         lr_schedule: ``"constant"`` (as published) or ``"cosine"`` (``lr`` decays to 0 over ``max_steps`` along
             half a cosine, after ``warmup_steps`` of linear warm-up); a function of the step alone, so resuming
             continues it exactly.
@@ -96,7 +101,8 @@ class Trainer:
                  val_every: int = 250, save_every: int = 50, log_every: int = 10, seed: int = 0,
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
                  info: dict | None = None, init_weights: str | os.PathLike | None = None,
-                 ema_decay: float = 0.0, keep_validated: bool = False) -> None:
+                 ema_decay: float = 0.0, keep_validated: bool = False, optimizer: Callable | None = None,
+                 grad_clip_norm: float | None = None) -> None:
         self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
         # checked now, so that a wrong file ends before any output; applied by run() unless last.pt resumes
         self._init_path = None if init_weights in (None, "") else Path(init_weights)
@@ -105,6 +111,10 @@ class Trainer:
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
         self.weight_decay, self.ema_decay = float(weight_decay), float(ema_decay)
         self.keep_validated = bool(keep_validated)
+        self.make_optimizer = optimizer
+        self.grad_clip_norm = None if grad_clip_norm in (None, 0) else float(grad_clip_norm)
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ValueError(f"grad_clip_norm must be positive, got {grad_clip_norm!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         if lr_schedule not in ("constant", "cosine"):
@@ -234,7 +244,8 @@ class Trainer:
         torch.manual_seed(self.seed + self.rank)
         np.random.seed(self.seed + self.rank)
         net = self.model.network.to(self.device)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = (self.make_optimizer(net.parameters()) if self.make_optimizer is not None else
+                     torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay))
         # float16 needs loss scaling (its range is small); the others pass through it unchanged
         self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
@@ -282,6 +293,9 @@ class Trainer:
             group["lr"] = self.learning_rate(step)
         optimizer.zero_grad(set_to_none=True)
         self._scaler.scale(loss).backward()
+        if self.grad_clip_norm is not None:
+            self._scaler.unscale_(optimizer)  # clip the true gradients, not float16's scaled ones
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip_norm)
         self._scaler.step(optimizer)
         self._scaler.update()
         if self._ema is not None:

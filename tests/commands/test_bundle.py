@@ -187,6 +187,22 @@ def test_train_cli_and_resume(tiny_dataset, tmp_path):
 
 
 @pytest.mark.slow
+def test_train_swaps_the_optimizer_and_clips_from_the_command_line(tiny_dataset, tmp_path):
+    """The optimizer is a config component (``optimizer``, a torch optimizer with ``"_mode_": "callable"``) and gradient clipping a
+    value: both changed by overrides alone."""
+    out = tmp_path / "sgd"
+    proc = run_bundle("run", "--config_file", _cfg("train.json"),
+                      *_tiny_train_args(tiny_dataset, out, max_steps=2, val_dir=None),
+                      "--optimizer#_target_", "torch.optim.SGD", "--grad_clip_norm", "0.5")
+    assert_ok(proc)
+    import torch
+
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["optimizer"]
+    assert state["param_groups"][0].get("momentum") == 0  # SGD's state, not AdamW's (betas)
+    assert "betas" not in state["param_groups"][0]
+
+
+@pytest.mark.slow
 def test_train_ddp_two_processes(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
     proc = run_in_repo([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
