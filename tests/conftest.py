@@ -44,7 +44,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Two complete phantom cases of 20×24×18 voxels (odd-free but not multiples of 4)."""
-    from medfusion.phantoms.brain import write_brats_dataset
+    from medfusion.phantoms.brain_files import write_brats_dataset
 
     out = tmp_path_factory.mktemp("phantoms")
     write_brats_dataset(out, 2, shape=(20, 24, 18), seed0=7)
@@ -54,7 +54,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_missing_dataset(tmp_path_factory) -> Path:
     """Two phantom cases of 20×24×18 voxels with t2f missing."""
-    from medfusion.phantoms.brain import write_brats_dataset
+    from medfusion.phantoms.brain_files import write_brats_dataset
 
     out = tmp_path_factory.mktemp("phantoms_missing")
     write_brats_dataset(out, 2, shape=(20, 24, 18), seed0=11, drop="t2f")
@@ -86,7 +86,7 @@ def kit(tmp_path_factory):
     from PIL import Image
 
     from medfusion.apps.cwdm.model import CWDMModel
-    from medfusion.phantoms.brain import write_brats_dataset
+    from medfusion.phantoms.brain_files import write_brats_dataset
     from medfusion.apps.petct.model import PetCtSegModel
     from medfusion.phantoms.headneck import write_headneck_dataset
     from medfusion.apps.seg2med.model import Seg2MedModel

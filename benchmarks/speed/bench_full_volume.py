@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     from medfusion.apps.cwdm import synthesize_case
-    from medfusion.phantoms.brain import write_brats_case
+    from medfusion.phantoms.brain_files import write_brats_case
 
     cuda = a.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:

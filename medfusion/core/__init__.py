@@ -9,7 +9,8 @@
 - :mod:`.runner` — output checks before any work, cases split across ``torchrun`` processes;
 - :mod:`.checkpoint` — the one checkpoint format (``weights_only=True``) and atomic writer;
 - :mod:`.model` — a diffusion model with its settings, to and from checkpoints;
-- :mod:`.training` — the one trainer (resume, validation, DDP, precision, logging);
+- :mod:`.training` — the one trainer (resume, validation, DDP, precision, logging); :mod:`.data` — its training
+  sets (a data list through a MONAI ``Compose``, seeded per item);
 - :mod:`.bundle` — what MONAI bundle entry points share (one-line errors, logged outputs).
 
 Names resolve lazily: ``from medfusion.core import ConditionalDiffusion`` imports torch only then.
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("Checkpoint", "save_checkpoint", "load_checkpoint"),
     "model": ("DiffusionModel",),
     "training": ("Trainer",),
+    "data": ("TransformDataset",),
     "bundle": ("BundleEntry",),
 }
 

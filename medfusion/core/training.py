@@ -49,9 +49,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError, Terminated, signals_as_exceptions, signals_held
 from .checkpoint import load_checkpoint, load_torch, plain, save_torch
+from .data import SeededItems
 from .precision import check_precision
 
-__all__ = ["Trainer", "TransformDataset"]
+__all__ = ["Trainer"]
 
 logger = logging.getLogger("medfusion.training")
 
@@ -175,7 +176,7 @@ class Trainer:
         total = -(-n // self.world_size) * self.world_size
         order = (order + order[: total - n])[self.rank::self.world_size]
         items = [(epoch, i) for i in order][skip_batches * self.batch_size:]
-        return DataLoader(_Seeded(self.train_data, self.seed), batch_size=self.batch_size, sampler=items,
+        return DataLoader(SeededItems(self.train_data, self.seed), batch_size=self.batch_size, sampler=items,
                           num_workers=self.num_workers, drop_last=False)
 
     def learning_rate(self, step: int) -> float:
@@ -376,46 +377,6 @@ class Trainer:
                 if name != "model.pt":
                     self.model.info.clear()
                     self.model.info.update(kept)
-
-
-class _Seeded(Dataset):
-    """``dataset`` indexed by ``(epoch, i)``: item ``i`` with its random transforms seeded by ``(seed, epoch, i)``
-    (through the dataset's ``set_random_state``, as MONAI's ``Compose`` has; datasets without one are used as
-    they are)."""
-
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed = dataset, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        epoch, i = key
-        if hasattr(self.dataset, "set_random_state"):
-            self.dataset.set_random_state(seed=(self.seed * 1_000_003 + epoch * 10_007 + i) % 2**32)
-        return self.dataset[i]
-
-
-class TransformDataset(Dataset):
-    """Data items through a MONAI ``Compose``, cached up to its first random transform (``cache``), whose random
-    state the trainer seeds per item (:meth:`set_random_state`), so a resumed run sees the same crops and slices.
-    Applications subclass it with their data list and ``Compose``."""
-
-    def __init__(self, items: list[dict], transform, *, cache: bool = True) -> None:
-        from monai.data import CacheDataset, Dataset as MonaiDataset
-
-        self.items = items
-        kwargs = {"progress": False, "num_workers": 0} if cache else {}
-        self.data = (CacheDataset if cache else MonaiDataset)(items, transform=transform, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def set_random_state(self, seed: int) -> None:
-        self.data.transform.set_random_state(seed=seed)
-
-    def __getitem__(self, i):
-        return self.data[i]
 
 
 def _local_rank() -> int:

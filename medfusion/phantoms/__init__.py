@@ -2,8 +2,8 @@
 
 One kind per application (:data:`KINDS`, the registry that ``medfusion phantoms --kind`` lists):
 
-- ``brats`` (:mod:`.brain`, with :mod:`.brain_anatomy` and :mod:`.brain_render`): four MR contrasts and a tumour
-  label map on the MNI152 brain, BraTS's file layout — cWDM's data;
+- ``brats`` (:mod:`.brain`, with :mod:`.brain_anatomy`, :mod:`.brain_render` and :mod:`.brain_files`): four MR
+  contrasts and a tumour label map on the MNI152 brain, BraTS's file layout — cWDM's data;
 - ``abdomen`` (:mod:`.abdomen`, with :mod:`.abdomen_anatomy` and :mod:`.abdomen_geometry`): TotalSegmentator
   label maps, body mask, tissue map, CT, T1 and T2 — seg2med's;
 - ``headneck`` (:mod:`.headneck`, with :mod:`.headneck_anatomy`): PET and CT on their own grids with HECKTOR
@@ -43,13 +43,14 @@ class PhantomKind:
         return getattr(importlib.import_module(f"{__name__}.{self.module}"), self.writer)
 
     def sources(self) -> list[Path]:
-        """The generator's source files (``<module>*.py``), e.g. to tell a cached dataset of an older generator."""
-        return sorted(Path(__file__).parent.glob(f"{self.module}*.py"))
+        """The generator's source files (``brain*.py`` for module ``brain_files``), e.g. to tell a cached dataset of
+        an older generator."""
+        return sorted(Path(__file__).parent.glob(f"{self.module.split('_')[0]}*.py"))
 
 
 KINDS: dict[str, PhantomKind] = {
     "brats": PhantomKind("BraTS-like MRI cases (MNI152 anatomy + tumour, four contrasts and labels)", (96, 96, 64),
-                         "BraTS-PHANTOM", "brain", "write_brats_dataset", options=("drop",)),
+                         "BraTS-PHANTOM", "brain_files", "write_brats_dataset", options=("drop",)),
     "abdomen": PhantomKind("abdomen/thorax cases with TotalSegmentator labels, body mask, tissue map, CT (HU), T1 "
                            "and T2 MR", (96, 96, 64), "ABD-PHANTOM", "abdomen", "write_abdomen_dataset"),
     "headneck": PhantomKind("head-and-neck PET (SUV) / CT (HU) cases on their own grids with HECKTOR labels (1 GTVp, "
@@ -61,7 +62,8 @@ KINDS: dict[str, PhantomKind] = {
 }
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "brain": ("make_brats_phantom", "write_brats_case", "write_brats_dataset"),
+    "brain": ("make_brats_phantom",),
+    "brain_files": ("write_brats_case", "write_brats_dataset"),
     "abdomen": ("make_abdomen_phantom", "write_abdomen_case", "write_abdomen_dataset"),
     "headneck": ("make_headneck_phantom", "write_headneck_case", "write_headneck_dataset"),
     "histology": ("make_tissue_tile", "write_tissue_case", "write_tissue_dataset"),

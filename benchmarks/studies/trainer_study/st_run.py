@@ -44,7 +44,7 @@ from monai.utils import set_determinism  # noqa: E402
 from torch.utils.data import DataLoader, DistributedSampler  # noqa: E402
 
 from medfusion.apps.cwdm.model import CWDMModel  # noqa: E402
-from medfusion.phantoms.brain import write_brats_dataset  # noqa: E402
+from medfusion.phantoms.brain_files import write_brats_dataset  # noqa: E402
 from medfusion.apps.cwdm.train import BraTSTrainingSet  # noqa: E402
 from stcommon import (TINY, CWDMLossInferer, CWDMPrepareBatch, EpochSampler, GeneratorState,  # noqa: E402
                       SeededItems, loss_is_prediction)

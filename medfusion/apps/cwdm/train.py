@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...core.training import Trainer, TransformDataset
+from ...core.data import TransformDataset
+from ...core.training import Trainer
 from ...errors import InputError
 from .layout import CONTRASTS, list_cases, load_case
 from .model import CWDMModel

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 
-from ...core.training import Trainer, TransformDataset
+from ...core.data import TransformDataset
+from ...core.training import Trainer
 from ...errors import InputError
 from .baseline import segresnet_loss
 from .files import list_hecktor_cases

@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...core.training import Trainer, TransformDataset
+from ...core.data import TransformDataset
+from ...core.training import Trainer
 from .cases import case_datalist
 from .model import Seg2MedModel
 from .transforms import CHANNELS, training_preprocessing

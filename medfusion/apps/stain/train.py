@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ...core.training import Trainer, TransformDataset
+from ...core.data import TransformDataset
+from ...core.training import Trainer
 from .images import CASE_FILES, stain_datalist
 from .model import StainModel, stain_loss
 from .transforms import training_preprocessing

@@ -371,7 +371,7 @@ def test_learning_rate_schedules_closed_form(tmp_path, tiny_dataset):
 
 def test_full_volume_training_pads_odd_sizes(tmp_path):
     """patch_size None: whole volumes with odd sizes (as BraTS's 155 slices) are padded to the divisor."""
-    from medfusion.phantoms.brain import write_brats_dataset
+    from medfusion.phantoms.brain_files import write_brats_dataset
 
     write_brats_dataset(tmp_path / "odd", 1, shape=(15, 17, 13), seed0=3)
     model = CWDMModel.create(TINY_NETWORK)

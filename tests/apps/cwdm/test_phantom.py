@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from medfusion.apps.cwdm.layout import CONTRASTS, find_case, list_cases
-from medfusion.phantoms.brain import make_brats_phantom, write_brats_case, write_brats_dataset
+from medfusion.phantoms.brain import make_brats_phantom
+from medfusion.phantoms.brain_files import write_brats_case, write_brats_dataset
 from medfusion.errors import InputError, OutputExistsError
 from medfusion.io import load_volume
 
