@@ -417,3 +417,26 @@ def test_trainer_takes_an_optimizer_and_clips_the_gradient_norm(tmp_path, tiny_d
     assert float(moved) == pytest.approx(1e-3, rel=1e-3)  # the schedule's lr (1), not the one it was built with
     with pytest.raises(ValueError, match="grad_clip_norm"):
         CWDMTrainer(model, data, tmp_path / "bad", grad_clip_norm=-1.0)
+
+
+@pytest.mark.parametrize("missing", ["t1n", "t2f"])
+def test_training_and_inference_give_the_network_the_same_conditions(tiny_checkpoint, tiny_dataset, missing,
+                                                                     monkeypatch):
+    """The three conditions the sampler receives at inference (files read, normalised, padded to the divisor) are
+    exactly those the training Compose gives the loss for that missing contrast (whole volume, no crop)."""
+    from medfusion.apps.cwdm import CONTRASTS
+
+    model = load_model(tiny_checkpoint, "cpu")
+    image = BraTSTrainingSet(tiny_dataset, divisor=model.divisor, lower=model.lower, upper=model.upper)[0]["image"]
+    _, trained = split_missing(image[None], torch.tensor([CONTRASTS.index(missing)]))
+    seen = {}
+
+    def capture(batch, labels, **kwargs):
+        seen["conditions"] = batch.clone()
+        return torch.zeros((1, 1, *batch.shape[2:]))
+
+    monkeypatch.setattr(model.diffusion, "sample", capture)
+    case = list_cases(tiny_dataset, require_missing=False)[0]
+    volumes = {c: v.data for c, v in load_case(case).items() if c != missing}
+    synthesize(model, volumes, missing, steps=2)
+    torch.testing.assert_close(seen["conditions"], trained, rtol=0, atol=1e-6)
