@@ -237,3 +237,26 @@ def test_default_sampling_is_the_validated_choice_everywhere():
     assert (args.steps, args.samples) == (DEFAULT_STEPS, DEFAULT_SAMPLES)
     config = json.loads((REPO / "bundles" / "hecktor_petct_diffseg" / "configs" / "inference.json").read_text())
     assert (config["steps"], config["samples"]) == (DEFAULT_STEPS, DEFAULT_SAMPLES)
+
+
+def test_training_and_inference_give_the_network_the_same_conditions(hn, weights, tmp_path, monkeypatch):
+    """What the sampler receives when a case is segmented from its files (the working grid, normalised PET and CT,
+    padded to the divisor) is exactly the training Compose's first step for that case (before crops and flips)."""
+    from medfusion.apps.petct.files import segment_case
+    from medfusion.apps.petct.model import load_model
+    from medfusion.apps.petct.train import hecktor_datalist
+    from medfusion.apps.petct.transforms import WorkingGridd
+
+    model = load_model(weights["diffusion"])
+    pet, ct, name = _case(hn)
+    item = next(i for i in hecktor_datalist(hn) if i["name"] == name)
+    trained = torch.as_tensor(WorkingGridd(model.preprocessing, model.divisor)(item)["image"])
+    seen = {}
+
+    def capture(batch, labels, **kwargs):
+        seen["conditions"] = batch.clone()
+        return torch.full((1, 2, *batch.shape[2:]), -1.0)
+
+    monkeypatch.setattr(model.diffusion, "sample", capture)
+    segment_case(model, pet, ct, tmp_path / "seg.nii.gz", samples=1, steps=2)
+    torch.testing.assert_close(seen["conditions"][0].float(), trained.float(), rtol=0, atol=1e-6)

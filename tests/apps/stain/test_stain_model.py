@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from medfusion.apps.stain.baseline import UNetBaseline, baseline_loss
-from medfusion.apps.stain.model import StainModel, load_model, rgb_to_unit, stain_loss, unit_to_rgb
 from medfusion.apps.stain.inference import cell_labels, translate
+from medfusion.apps.stain.model import StainModel, load_model, rgb_to_unit, stain_loss, unit_to_rgb
 from medfusion.errors import InputError
 
 TINY = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
@@ -283,3 +283,24 @@ def test_the_cli_loads_either_model_by_its_kind_and_refuses_others(tmp_path):
     Seg2MedModel.create({"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}).save(tmp_path / "s.pt")
     with pytest.raises(InputError, match="holds a 'seg2med' model, not one of 'stain', 'stain-unet'"):
         load_translator(str(tmp_path / "s.pt"))
+
+
+def test_training_and_inference_give_the_network_the_same_h_and_e(tmp_path, monkeypatch):
+    """An H&E tile read from its file for inference reaches the sampler exactly as the training Compose's loader
+    gives it to the loss (RGB scaled to [−1, 1] the same way), before crops and flips."""
+    from medfusion.apps.stain.files import stain_file
+    from medfusion.apps.stain.transforms import LoadStainCased
+    from medfusion.phantoms.histology import write_tissue_dataset
+
+    model = tiny(tile=32)
+    folder = write_tissue_dataset(tmp_path / "tiles", 1, shape=(32, 32), seed0=3)[0]
+    trained = LoadStainCased()({"he": f"{folder}/he.png", "ihc": f"{folder}/ihc.png", "cells": f"{folder}/cells.png"})
+    seen = {}
+
+    def capture(batch, **kwargs):
+        seen["he"] = batch.clone()
+        return torch.zeros((batch.shape[0], 4, *batch.shape[2:]))
+
+    monkeypatch.setattr(model.diffusion, "sample", capture)
+    stain_file(model, f"{folder}/he.png", str(tmp_path / "ihc.png"), steps=2)
+    torch.testing.assert_close(seen["he"][0], trained["he"], rtol=0, atol=1e-6)
