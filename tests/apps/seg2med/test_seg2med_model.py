@@ -409,3 +409,32 @@ def test_validation_by_organ_means_chooses_model_pt_and_keeps_every_step(tmp_pat
     assert errors and scores[4]["val_organ_hu"] == pytest.approx(max(abs(v) for v in errors.values()), rel=1e-5)
     best = load_model(tmp_path / "run" / "model.pt")
     assert best.info["best_val_score"] == pytest.approx(max(r["val_score"] for r in scores.values()))
+
+
+@pytest.mark.xfail(strict=True, reason="known: the training Compose centres the network's window on the body's "
+                   "bounding box (CropForegroundd + ResizeWithPadOrCropd), inference (model_grid) 1-2 voxels away; "
+                   "strict, so that a fix makes this test fail until the mark is removed")
+def test_training_and_inference_give_the_network_the_same_prior(tmp_path, monkeypatch):
+    """The prior image the slice model gets at inference (the label map on the model's grid and window) is what the
+    training Compose gives the loss for the same case (tissue map dropped, whole volume)."""
+    from medfusion.apps.seg2med import inference
+    from medfusion.apps.seg2med.cases import case_datalist, load_case
+    from medfusion.apps.seg2med.transforms import CHANNELS, training_preprocessing
+    from medfusion.phantoms.abdomen import write_abdomen_dataset
+
+    write_abdomen_dataset(tmp_path, 1, shape=(96, 96, 8), seed0=3)
+    model = tiny_model(2, spacing=(4.1667, 4.1667), size=(96, 96))
+    item = case_datalist(tmp_path)[0]
+    trained = training_preprocessing(model.preprocessing, dims=3, divisor=1, has_body=True, has_tissues=True,
+                                     tissue_dropout=1.0)(item)["image"][CHANNELS.index("prior_ct")].numpy()
+    seen = {}
+
+    def capture(model, condition, source, target, **kwargs):
+        seen["prior"] = np.array(condition)
+        return np.zeros_like(condition)
+
+    monkeypatch.setattr(inference, "translate", capture)
+    case = load_case(item)
+    inference.generate(model, case["labels"], "ct", body=case["body"], spacing=case["spacing"], steps=2)
+    assert seen["prior"].shape == trained.shape
+    np.testing.assert_allclose(seen["prior"], trained, atol=1e-6)
