@@ -55,13 +55,12 @@ def _affine(shape, spacing, degrees) -> np.ndarray:
 def _case(model, name, seed, folder, steps, sampler, tissues=False):
     import nibabel as nib
 
-    from medfusion.apps.seg2med.evaluation import SOFT_TISSUE
+    from medfusion.apps.seg2med.evaluation import SOFT_TISSUE, organ_errors
     from medfusion.apps.seg2med.files import generate_file
     from medfusion.apps.seg2med.inference import from_ras, to_ras
-    from medfusion.phantoms.abdomen import make_abdomen_phantom
-    from medfusion.apps.seg2med.prior_tables import prior_lookup
     from medfusion.apps.seg2med.tissues import class_names
     from medfusion.metrics.image import region_mean_errors
+    from medfusion.phantoms.abdomen import make_abdomen_phantom
 
     shape, spacing, degrees, with_body = GRIDS[name]
     ph = make_abdomen_phantom(shape, spacing=spacing, seed=seed)
@@ -82,8 +81,8 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
     lab = ph["labels"]
     counts = np.bincount(lab.ravel())
     names = {k: v for k, v in class_names("total").items() if k < len(counts) and counts[k] >= 50}
-    prior = prior_lookup("ct", "total", model.prior_table).labels[lab]  # each organ at its table value
-    vs_prior, vs_truth = (region_mean_errors(ct, ref, lab, names) for ref in (prior, ph["ct"]))
+    vs_prior = organ_errors(model, ct, lab, organs=tuple(names.values()))  # each organ against its table value
+    vs_truth = region_mean_errors(ct, ph["ct"], lab, names)
     organs = {o: {"voxels": int(counts[k]), "vs_prior": vs_prior[o], "vs_truth": vs_truth[o]} for k, o in names.items()}
     soft = {k: v for k, v in organs.items() if k in SOFT_TISSUE}
     worst = max(soft.items(), key=lambda kv: abs(kv[1]["vs_prior"]))

@@ -368,15 +368,14 @@ class Trainer:
             info = {**self.info, "train_steps": step, key: best}
             if self._ema is not None:
                 info["ema_decay"] = self.ema_decay
-            kept = dict(self.model.info)
-            self.model.info.update(info)
+            before = self.model.info
+            self.model.info = {**before, **info}
             try:
                 with self._scored_network():
                     self.model.save(self.output_dir / name)
             finally:
                 if name != "model.pt":
-                    self.model.info.clear()
-                    self.model.info.update(kept)
+                    self.model.info = before
 
 
 def _local_rank() -> int:

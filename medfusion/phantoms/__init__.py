@@ -29,11 +29,13 @@ class PhantomKind:
     """One kind of phantom case: what ``medfusion phantoms`` says of it and which writer makes a dataset of it.
 
     ``writer(out_dir, n, shape=..., seed0=..., prefix=..., overwrite=..., **options)`` in module ``module``;
-    ``options``: the writer's keyword arguments beyond those (e.g. ``drop`` for missing-modality BraTS cases)."""
+    ``family``: the generator's modules (``<family>*.py``); ``options``: the writer's keyword arguments beyond those
+    (e.g. ``drop`` for missing-modality BraTS cases)."""
 
     help: str
     shape: tuple[int, ...]
     prefix: str
+    family: str
     module: str
     writer: str
     options: tuple[str, ...] = ()
@@ -43,21 +45,20 @@ class PhantomKind:
         return getattr(importlib.import_module(f"{__name__}.{self.module}"), self.writer)
 
     def sources(self) -> list[Path]:
-        """The generator's source files (``brain*.py`` for module ``brain_files``), e.g. to tell a cached dataset of
-        an older generator."""
-        return sorted(Path(__file__).parent.glob(f"{self.module.split('_')[0]}*.py"))
+        """The generator's source files, e.g. to tell a cached dataset of an older generator."""
+        return sorted(Path(__file__).parent.glob(f"{self.family}*.py"))
 
 
 KINDS: dict[str, PhantomKind] = {
     "brats": PhantomKind("BraTS-like MRI cases (MNI152 anatomy + tumour, four contrasts and labels)", (96, 96, 64),
-                         "BraTS-PHANTOM", "brain_files", "write_brats_dataset", options=("drop",)),
+                         "BraTS-PHANTOM", "brain", "brain_files", "write_brats_dataset", options=("drop",)),
     "abdomen": PhantomKind("abdomen/thorax cases with TotalSegmentator labels, body mask, tissue map, CT (HU), T1 "
-                           "and T2 MR", (96, 96, 64), "ABD-PHANTOM", "abdomen", "write_abdomen_dataset"),
+                           "and T2 MR", (96, 96, 64), "ABD-PHANTOM", "abdomen", "abdomen", "write_abdomen_dataset"),
     "headneck": PhantomKind("head-and-neck PET (SUV) / CT (HU) cases on their own grids with HECKTOR labels (1 GTVp, "
-                            "2 GTVn) in imagesTr/ and labelsTr/", (96, 96, 48), "HN-PHANTOM", "headneck",
+                            "2 GTVn) in imagesTr/ and labelsTr/", (96, 96, 48), "HN-PHANTOM", "headneck", "headneck",
                             "write_headneck_dataset"),
     "stain": PhantomKind("synthetic H&E / IHC tissue tiles (he.png, ihc.png: 8-bit RGB, pixel-aligned) with nucleus "
-                         "labels (cells.png, 16-bit)", (128, 128), "STAIN-PHANTOM", "histology",
+                         "labels (cells.png, 16-bit)", (128, 128), "STAIN-PHANTOM", "histology", "histology",
                          "write_tissue_dataset"),
 }
 
