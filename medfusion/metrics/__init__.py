@@ -23,7 +23,8 @@ from ..utils.lazy import lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "image": ("ssim", "psnr", "mae", "mse", "region_ssim", "brasyn_ssim", "synthrad_ssim", "percentile_scale",
               "default_data_range"),
-    "segmentation": ("dice", "hd95", "surface_distances", "label_counts", "AggregatedDice", "check_label_map"),
+    "segmentation": ("dice", "hd95", "surface_distances", "label_counts", "AggregatedDice"),
+    "label_maps": ("check_label_map",),
     "instances": ("aji", "panoptic_quality"),
     "fsim": ("fsim", "fsim_volume"),
     "distribution": ("fid", "kid", "frechet_distance", "feature_statistics"),

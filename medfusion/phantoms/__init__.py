@@ -2,12 +2,13 @@
 
 One kind per application (:data:`KINDS`, the registry that ``medfusion phantoms --kind`` lists):
 
-- ``brats`` (:mod:`.brain`, with :mod:`.brain_anatomy`, :mod:`.brain_render` and :mod:`.brain_files`): four MR
-  contrasts and a tumour label map on the MNI152 brain, BraTS's file layout — cWDM's data;
-- ``abdomen`` (:mod:`.abdomen`, with :mod:`.abdomen_anatomy` and :mod:`.abdomen_geometry`): TotalSegmentator
-  label maps, body mask, tissue map, CT, T1 and T2 — seg2med's;
-- ``headneck`` (:mod:`.headneck`, with :mod:`.headneck_anatomy`): PET and CT on their own grids with HECKTOR
-  labels — PET/CT segmentation's;
+- ``brats`` (:mod:`.brain`, with :mod:`.brain_template`, :mod:`.brain_anatomy`, :mod:`.brain_render` and
+  :mod:`.brain_files`): four MR contrasts and a tumour label map on the MNI152 brain, BraTS's file layout —
+  cWDM's data;
+- ``abdomen`` (:mod:`.abdomen`, with :mod:`.abdomen_frame`, :mod:`.abdomen_anatomy` and :mod:`.abdomen_geometry`):
+  TotalSegmentator label maps, body mask, tissue map, CT, T1 and T2 — seg2med's;
+- ``headneck`` (:mod:`.headneck`, with :mod:`.headneck_parts` and :mod:`.headneck_anatomy`): PET and CT on their
+  own grids with HECKTOR labels — PET/CT segmentation's;
 - ``stain`` (:mod:`.histology`): pixel-aligned H&E / IHC tiles with nucleus labels — StainDiffuser's.
 
 They share :mod:`.shapes` (solids drawn on a voxel grid) and :mod:`.seeded` (case names, seeds, the output

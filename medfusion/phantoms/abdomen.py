@@ -47,7 +47,8 @@ from scipy import ndimage
 from ..apps.seg2med.tissues import Tissue, class_names, mr_signal, tissue_name, tissue_table
 from ..errors import InputError
 from ..io import ensure_absent, save_like, volume_from_array
-from .abdomen_anatomy import Anatomy, Part, draw_anatomy
+from .abdomen_anatomy import draw_anatomy
+from .abdomen_frame import Anatomy, Part
 from .abdomen_geometry import Layer
 from .seeded import write_seeded_cases
 from .shapes import Grid

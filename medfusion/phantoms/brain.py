@@ -1,6 +1,6 @@
 """BraTS-like phantoms: four MR contrasts and a tumour label map on real brain anatomy.
 
-The anatomy is the MNI ICBM152 2009 template that ships inside nilearn (grey- and white-matter probability
+The anatomy is the MNI ICBM152 2009 template (:mod:`.brain_template`) that ships inside nilearn (grey- and white-matter probability
 maps and the brain mask, 1 mm; no download). CSF is the brain mask minus grey and white matter, so it holds
 the ventricles and the sulcal CSF. Each seed gives a different head and tumour:
 
@@ -39,13 +39,12 @@ import numpy as np
 
 from ..apps.cwdm.layout import CONTRASTS, SEG
 from ..errors import InputError
-from .brain_anatomy import (
-    Tube, brain_anchor, draw_cortical_veins, mni152, template_extras, tumour_sites, vessel_atlas,
-)
+from .brain_anatomy import Tube, draw_cortical_veins, vessel_atlas
 from .brain_render import (
     STRUCTURES, TISSUE_INTENSITIES, bias_field, draw_bias_coefficients, dura_fraction, mix_structures, resample,
     tube_fractions,
 )
+from .brain_template import brain_anchor, mni152, template_extras, tumour_sites
 
 __all__ = [
     "BRATS_FOV_MM",

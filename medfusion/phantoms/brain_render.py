@@ -29,7 +29,8 @@ from typing import Iterable
 import numpy as np
 from scipy import ndimage
 
-from .brain_anatomy import Anatomy, Tube, falx_floor, tentorium_height
+from .brain_anatomy import Tube, falx_floor, tentorium_height
+from .brain_template import Anatomy
 
 __all__ = ["TISSUE_INTENSITIES", "STRUCTURES", "resample", "tube_fractions", "dura_fraction", "bias_field",
            "draw_bias_coefficients", "mix_structures"]

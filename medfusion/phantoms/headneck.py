@@ -14,7 +14,7 @@ the CT grid (uint8: 0 background, 1 GTVp, 2 GTVn), as HECKTOR 2022 distributes t
    airway) and 0–3 lymph nodes (GTVn, 0.8–2.5 cm, levels II–IV), some with a necrotic core.
 2. **Partial volume**: each structure is painted over the earlier ones with its voxel fraction (a linear ramp one
    voxel wide across its surface); a voxel is labelled tumour where the tumour covers its centre (fraction ≥ ½).
-3. **CT** (HU; values in :mod:`.headneck_anatomy`): tissue values, a smooth texture (≈ 3 mm grain, a few HU in
+3. **CT** (HU; values in :mod:`.headneck_parts`): tissue values, a smooth texture (≈ 3 mm grain, a few HU in
    soft tissue, tens in bone) and slightly correlated Gaussian noise (σ 10–20 HU per case), clipped to
    [−1024, 3071]. Tumours are only 10–20 HU denser than muscle: CT alone does not find them.
 4. **PET** (SUV): the tissues' uptake times a smooth heterogeneity (±20–35 % in tumours) is rendered on sub-voxels
@@ -45,7 +45,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..io import ensure_absent, save_like, volume_from_array
-from .headneck_anatomy import REF_FOV_MM, TISSUE_NAMES, Anatomy, Part, draw_anatomy
+from .headneck_anatomy import REF_FOV_MM, draw_anatomy
+from .headneck_parts import TISSUE_NAMES, Anatomy, Part
 from .seeded import write_seeded_cases
 from .shapes import Grid
 

@@ -10,9 +10,9 @@ from scipy.ndimage import gaussian_filter
 from scipy.spatial.distance import cdist
 
 from medfusion.errors import InputError
+from medfusion.metrics.label_maps import check_label_map
 from medfusion.metrics.segmentation import (
     AggregatedDice,
-    check_label_map,
     dice,
     hd95,
     label_counts,

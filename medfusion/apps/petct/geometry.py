@@ -7,7 +7,7 @@ on the CT grid, and predictions are evaluated there. This module
 * reads and checks a PET/CT pair (:func:`load_pet_ct`): world overlap, SUV range, Hounsfield units;
 * defines the working grid both are resampled onto (:func:`working_grid`): an axis-aligned RAS+ grid over the
   CT∩PET overlap (HECKTOR 2022 rule) or over a box around the head and neck found from the PET (earlier
-  editions), its size rounded up to a multiple of what the network needs;
+  editions; :mod:`.headneck_box`), its size rounded up to a multiple of what the network needs;
 * moves images onto it (:func:`to_working_grid`) and predictions back onto the CT grid (:func:`to_ct_grid`).
 
 All positions are world RAS+ millimetres: voxel ``[i, j, k]`` of a volume is at ``affine @ [i, j, k, 1]``.
@@ -18,7 +18,6 @@ voxel centres), where edge values are extended; further out it takes the fill va
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ import numpy as np
 
 from medfusion.errors import InputError
 from medfusion.io import Volume, load_volume, refuse_constant, resample_array
+
+from .headneck_box import BODY_SUV, BRAIN_MIN_ML, BRAIN_SMOOTH_SIGMA_MM, BRAIN_SUV, Bounds, head_neck_box
 
 __all__ = [
     "WorkingGrid",
@@ -48,10 +49,7 @@ __all__ = [
     "BODY_SUV",
 ]
 
-_log = logging.getLogger(__name__)
-
 PathLike = Union[str, "os.PathLike[str]"]
-Bounds = tuple[np.ndarray, np.ndarray]
 
 #: A PET whose maximum exceeds this is taken to be in activity concentration (Bq/ml), not SUV.
 SUV_MAX = 100.0
@@ -64,14 +62,6 @@ CT_HU_MIN_AT_MOST = -500.0
 #: The two CT checks apply only when the CT spans at least this many mm along every axis (tiny crops may
 #: legitimately hold neither bone nor air).
 CT_CHECK_MIN_EXTENT_MM = 50.0
-#: Gaussian smoothing of the PET before looking for the brain (standard deviation, mm).
-BRAIN_SMOOTH_SIGMA_MM = 3.0
-#: The brain is where the smoothed PET exceeds this SUV (brain grey matter takes up FDG strongly).
-BRAIN_SUV = 3.0
-#: The smallest connected component accepted as the brain (ml); a real brain is ≈ 1200 ml.
-BRAIN_MIN_ML = 10.0
-#: The body (for centring the box in x and y) is where the smoothed PET exceeds this SUV.
-BODY_SUV = 0.3
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,7 +247,7 @@ def working_grid(
     """The axis-aligned RAS+ grid PET and CT are resampled onto for the network.
 
     The region is the CT∩PET overlap (HECKTOR 2022 rule) or, with ``box_mm``, a box of that size around the
-    head and neck found from the PET (see :func:`_head_neck_box`), clipped to the overlap. The grid covers the
+    head and neck found from the PET (see :func:`.headneck_box.head_neck_box`), clipped to the overlap. The grid covers the
     region with voxels of ``spacing``: its size along each axis is the region's extent divided by the spacing,
     rounded up, then rounded up to a multiple of ``divisor``; the extra extent is added equally on both sides,
     so the grid is centred on the region and covers it (it may reach beyond it by less than ``divisor`` voxels
@@ -285,7 +275,7 @@ def working_grid(
         raise _no_overlap(pet, ct)
     lo, hi = overlap
     if box_mm is not None:
-        box_lo, box_hi = _head_neck_box(pet, _triple(box_mm, "box_mm"), overlap)
+        box_lo, box_hi = head_neck_box(pet, _triple(box_mm, "box_mm"), overlap)
         lo, hi = np.maximum(box_lo, lo), np.minimum(box_hi, hi)
         if np.any(hi <= lo):
             raise InputError(
@@ -304,60 +294,6 @@ def _grid_over(lo: np.ndarray, hi: np.ndarray, step: np.ndarray, divisor: int) -
     affine = np.diag([*step, 1.0])
     affine[:3, 3] = centre - shape * step / 2.0 + step / 2.0  # centre of voxel 0
     return WorkingGrid(shape=tuple(int(n) for n in shape), affine=affine)  # type: ignore[arg-type]
-
-
-def _world_axis(volume: Volume, axis: int) -> np.ndarray:
-    """World coordinate ``axis`` (0 R, 1 A, 2 S; mm) of every voxel centre, ``float32``, the volume's shape."""
-    row = volume.affine[axis]
-    i, j, k = (np.arange(n, dtype=np.float32) for n in volume.shape)
-    return (row[0] * i[:, None, None] + row[1] * j[None, :, None] + row[2] * k[None, None, :] + row[3]).astype(
-        np.float32
-    )
-
-
-def _head_neck_box(pet: Volume, box: np.ndarray, overlap: Bounds) -> Bounds:
-    """The head-and-neck box of edge lengths ``box`` (mm) placed from the PET, after the rule of the early HECKTOR
-    editions: the box's top is the bottom of the brain and it is centred in x and y on the body there.
-
-    Steps:
-
-    1. smooth the PET with a Gaussian of σ = :data:`BRAIN_SMOOTH_SIGMA_MM` (3 mm; in voxels per axis);
-    2. keep the voxels above :data:`BRAIN_SUV` (3) whose centres lie in the upper (superior) third of the PET's
-       range of S coordinates;
-    3. the brain is their largest 6-connected component, if at least :data:`BRAIN_MIN_ML` (10 ml);
-    4. the box's top is the lowest S of the brain's voxel centres and its bottom ``box[2]`` mm lower;
-    5. the box is centred in R and A on the centroid of the body: the voxels whose smoothed SUV exceeds
-       :data:`BODY_SUV` (0.3) within the box's S range (the brain's centroid if there are none).
-
-    Without a brain-like component, a warning is logged and the box is centred on the overlap's centre.
-
-    Returns:
-        ``(lo, hi)`` of the box, RAS+ mm (not yet clipped to the overlap).
-    """
-    from scipy import ndimage
-
-    sigma = BRAIN_SMOOTH_SIGMA_MM / np.asarray(pet.spacing)
-    smooth = ndimage.gaussian_filter(pet.data, sigma=sigma, mode="nearest")
-    s_coord = _world_axis(pet, 2)
-    top, bottom = float(s_coord.max()), float(s_coord.min())
-    labels, count = ndimage.label((smooth > BRAIN_SUV) & (s_coord >= top - (top - bottom) / 3.0))
-    sizes = np.bincount(labels.ravel())[1:] if count else np.zeros(0)
-    voxel_ml = abs(float(np.linalg.det(pet.affine[:3, :3]))) / 1000.0
-    if sizes.size == 0 or sizes.max() * voxel_ml < BRAIN_MIN_ML:
-        _log.warning(
-            "no brain-like region (smoothed SUV > %g, at least %g ml, in the upper third of the PET) found: "
-            "the %s mm box is centred on the CT∩PET overlap",
-            BRAIN_SUV, BRAIN_MIN_ML, "×".join(f"{b:g}" for b in box),
-        )
-        centre = (overlap[0] + overlap[1]) / 2.0
-        return centre - box / 2.0, centre + box / 2.0
-    brain = labels == (int(np.argmax(sizes)) + 1)
-    brain_bottom = float(s_coord[brain].min())
-    body = (smooth > BODY_SUV) & (s_coord >= brain_bottom - box[2]) & (s_coord <= brain_bottom)
-    where = body if body.any() else brain
-    centre_ra = [float(_world_axis(pet, axis)[where].mean()) for axis in (0, 1)]
-    lo = np.array([centre_ra[0] - box[0] / 2.0, centre_ra[1] - box[1] / 2.0, brain_bottom - box[2]])
-    return lo, lo + box
 
 
 def _check_order(order: int) -> None:

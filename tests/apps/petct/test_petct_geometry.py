@@ -294,7 +294,7 @@ def test_the_box_sits_below_the_brain_centred_on_the_body(head_neck, divisor):
 
 def test_without_a_brain_the_box_falls_back_to_the_overlap_centre_with_a_warning(head_neck, caplog):
     pet, ct = head_neck(brain=False)
-    with caplog.at_level(logging.WARNING, logger="medfusion.apps.petct.geometry"):
+    with caplog.at_level(logging.WARNING, logger="medfusion.apps.petct.headneck_box"):
         grid = working_grid(pet, ct, box_mm=(100.0, 120.0, 144.0))
     assert "no brain-like region" in caplog.text
     lo, hi = world_bounds(grid)
