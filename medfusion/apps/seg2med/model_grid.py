@@ -118,8 +118,8 @@ def model_grid(shape: Sequence[int], spacing: Sequence[float], model_spacing: Se
     new_shape = tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape_t, spacing_t, new_spacing))
     sizes = tuple(int(w) if w else n for w, n in zip(_per_axis(size), new_shape))
     bounds = _body_bounds(body, shape_t, new_shape)
-    # centred on the body's bounding box as MONAI's CropForegroundd + ResizeWithPadOrCropd centre it in training
-    # (an odd remainder: one more voxel of padding after the body, one more cut before it)
+    # centred on the body's bounding box (an odd remainder: one more voxel of padding after the body, one more cut
+    # before it); training runs this same code (transforms.ModelGridd)
     start = tuple(lo + int((hi - lo - w) / 2) if w != n else 0 for (lo, hi), w, n in zip(bounds, sizes, new_shape))
     grid = ModelGrid(shape_t, spacing_t, new_shape, new_spacing, start, sizes)  # type: ignore[arg-type]
     if body is not None and any(w < n for w, n in zip(sizes, new_shape)):

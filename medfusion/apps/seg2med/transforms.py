@@ -1,7 +1,8 @@
 """seg2med's MONAI transforms: one ``Compose`` from a case's files to the training channels.
 
 Training reads every case through :func:`training_preprocessing`; inference builds the same channels in memory
-(:mod:`.inference`) with the same :func:`~.prior.make_prior` and the model's windows.
+(:mod:`.inference`) with the same code: the model's grid and window (:class:`ModelGridd` runs
+:mod:`.model_grid`), :func:`~.prior.make_prior` and the model's intensity windows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from monai.transforms import MapTransform, Randomizable
 from .prior import body_from_ct, make_prior
 from .prior_tables import DEFAULT_PRIOR_TABLE, UNNAMED_TABLE
 
-__all__ = ["CHANNELS", "CASE_FILES", "PriorImaged", "MaskByBodyd", "RandDropTissuesd", "RandFieldOfViewd",
+__all__ = ["CHANNELS", "CASE_FILES", "ModelGridd", "PriorImaged", "MaskByBodyd", "RandDropTissuesd", "RandFieldOfViewd",
            "training_preprocessing"]
 
 #: the channels of a training item, in order: the prior images of the three targets, then the three images
@@ -92,17 +93,36 @@ class RandDropTissuesd(Randomizable, MapTransform):
         return d
 
 
-def _model_grid_steps(files: Sequence[str], preprocessing: dict) -> list:
-    """Spacingd to the model's ``spacing`` (label maps by nearest neighbour, images linearly) — what
-    :mod:`.model_grid` does at inference (its window comes after windowing, :func:`training_preprocessing`)."""
-    from monai.transforms import Spacingd
+class ModelGridd(MapTransform):
+    """Each key (channel-first, RAS+ voxel order, e.g. after ``Orientationd``) on the model's grid and in its window,
+    by :func:`~.model_grid.model_grid` and :meth:`~.model_grid.ModelGrid.to_model` — the code inference runs
+    (:func:`.inference.generate`), so that training and inference give the network the same voxels. Label maps
+    (``label_keys``) by nearest neighbour, images linearly; the window centred on ``body_key`` (else the CT's body
+    contour, the published rule). The voxel spacing is read from the first key's affine. Returns plain tensors
+    (the window's affine is not kept: nothing after this step needs it)."""
 
-    spacing = preprocessing.get("spacing")
-    if not spacing:
-        return []
-    pixdim = [float(v) if v else -1.0 for v in list(spacing) + [None] * (3 - len(spacing))]
-    modes = ["nearest" if k in _LABEL_FILES else "bilinear" for k in files]
-    return [Spacingd(keys=list(files), pixdim=pixdim, mode=modes, padding_mode="border")]
+    def __init__(self, keys: Sequence[str], preprocessing: dict, *, body_key: str = "body", ct_key: str = "ct",
+                 label_keys: Sequence[str] = _LABEL_FILES):
+        super().__init__(keys)
+        self.spacing, self.size = preprocessing.get("spacing"), preprocessing.get("size")
+        self.body_key, self.ct_key, self.label_keys = body_key, ct_key, tuple(label_keys)
+
+    def __call__(self, data):
+        from .model_grid import model_grid
+
+        d = dict(data)
+        first = d[self.keys[0]]
+        affine = np.asarray(first.affine, dtype=np.float64)
+        spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+        if self.body_key in d:
+            body = np.asarray(d[self.body_key])[0] > 0
+        else:
+            body = body_from_ct(np.asarray(d[self.ct_key])[0])
+        grid = model_grid(tuple(first.shape[1:]), spacing, self.spacing, self.size, body)
+        for key in self.key_iterator(d):
+            out = grid.to_model(np.asarray(d[key])[0], labels=key in self.label_keys)
+            d[key] = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))[None]
+        return d
 
 
 class RandFieldOfViewd(Randomizable, MapTransform):
@@ -145,18 +165,16 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
                            mask_targets: Sequence[str] = (), seed: int | None = None):
     """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order.
 
-    ``preprocessing``: a model's (``windows``; ``prior_table`` and ``prior_windows``, :class:`~.model.Seg2MedModel`).
-    LoadVolumed → Orientationd RAS → the model's spacing (Spacingd, :func:`_model_grid_steps`) → PriorImaged → each
-    channel windowed (``ScaleIntensityRanged``, clipped; a prior by its prior window) → MaskByBodyd
-    (``mask_targets``) → RandDropTissuesd (with a tissue map: ``tissue_dropout``) → ConcatItemsd → the network's
-    window (``size``: CropForegroundd to the body, then ResizeWithPadOrCropd — centred on the body, as
-    :mod:`.model_grid` centres it at inference) → random crop (2D: one whole axial slice, ``Z' = 1``, then
-    RandFieldOfViewd with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D:
-    in-plane only).
+    ``preprocessing``: a model's (``windows``; ``spacing``, ``size``, ``prior_table`` and ``prior_windows``,
+    :class:`~.model.Seg2MedModel`). LoadVolumed → Orientationd RAS → ModelGridd (the model's spacing and window,
+    centred on the body: the code inference runs) → PriorImaged → each channel windowed (``ScaleIntensityRanged``,
+    clipped; a prior by its prior window) → MaskByBodyd (``mask_targets``) → RandDropTissuesd (with a tissue map:
+    ``tissue_dropout``) → ConcatItemsd → random crop (2D: one whole axial slice, ``Z' = 1``, then RandFieldOfViewd
+    with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D: in-plane only).
     """
     from monai.transforms import (
-        Compose, ConcatItemsd, CropForegroundd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd,
-        ResizeWithPadOrCropd, ScaleIntensityRanged, SelectItemsd,
+        Compose, ConcatItemsd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd, ScaleIntensityRanged,
+        SelectItemsd,
     )
 
     from ...transforms import LoadVolumed
@@ -165,8 +183,7 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     prior_windows = {**windows, **preprocessing.get("prior_windows", {})}
     files = [k for k in CASE_FILES if (has_body or k != "body") and (has_tissues or k != "tissues")]
     steps = [LoadVolumed(files), Orientationd(keys=files, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
-             *_model_grid_steps(files, preprocessing),
-             PriorImaged(task, preprocessing.get("prior_table", UNNAMED_TABLE))]
+             ModelGridd(files, preprocessing), PriorImaged(task, preprocessing.get("prior_table", UNNAMED_TABLE))]
     for key in CHANNELS:
         modality = key.replace("prior_", "")
         lo, hi = prior_windows[modality] if key.startswith("prior_") else windows[modality]
@@ -176,12 +193,7 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
         steps.append(MaskByBodyd(keys=list(mask_targets)))
     if has_tissues:
         steps.append(RandDropTissuesd([k for k in CHANNELS if k.startswith("prior_")], prob=tissue_dropout))
-    if preprocessing.get("size"):  # the body's bounding box, so that the window below is centred on it
-        steps.append(CropForegroundd(keys=list(CHANNELS), source_key=BODY_KEY))
     steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=["image"])]
-    if preprocessing.get("size"):  # the network's window around it; 0 = air beyond the volume
-        size = [int(v) if v else -1 for v in list(preprocessing["size"]) + [None] * (3 - len(preprocessing["size"]))]
-        steps.append(ResizeWithPadOrCropd(keys=["image"], spatial_size=size))
     if dims == 2:
         steps.append(RandSpatialCropd(keys=["image"], roi_size=[-1, -1, 1], random_size=False))
         if fov_augment > 0:

@@ -411,9 +411,6 @@ def test_validation_by_organ_means_chooses_model_pt_and_keeps_every_step(tmp_pat
     assert best.info["best_val_score"] == pytest.approx(max(r["val_score"] for r in scores.values()))
 
 
-@pytest.mark.xfail(strict=True, reason="known: the training Compose centres the network's window on the body's "
-                   "bounding box (CropForegroundd + ResizeWithPadOrCropd), inference (model_grid) 1-2 voxels away; "
-                   "strict, so that a fix makes this test fail until the mark is removed")
 def test_training_and_inference_give_the_network_the_same_prior(tmp_path, monkeypatch):
     """The prior image the slice model gets at inference (the label map on the model's grid and window) is what the
     training Compose gives the loss for the same case (tissue map dropped, whole volume)."""

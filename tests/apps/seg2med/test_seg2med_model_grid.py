@@ -113,8 +113,8 @@ def test_field_of_view_augmentation_keeps_a_centred_window(seed):
 
 
 def test_training_and_inference_give_the_network_the_same_prior_window(tmp_path):
-    """An off-centre body with odd remainders to the window: the training transforms (CropForegroundd to the
-    body, ResizeWithPadOrCropd) and inference's model grid put the same prior image in the same window."""
+    """An off-centre body with odd remainders to the window: the training transforms (ModelGridd) and inference's
+    model grid put the same prior image in the same window."""
     import nibabel as nib
 
     from medfusion.apps.seg2med.model import Seg2MedModel
