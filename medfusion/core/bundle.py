@@ -16,7 +16,7 @@ from ..errors import (BadCasesError, InputError, OutputExistsError, Terminated, 
                       signals_as_exceptions)
 from .checkpoint import load_checkpoint
 
-__all__ = ["BundleEntry", "Training", "load_weights", "format_scores"]
+__all__ = ["BundleEntry", "Training", "Inference", "load_weights", "format_scores"]
 
 logger = logging.getLogger("medfusion.bundle")
 
@@ -62,6 +62,17 @@ class Training(BundleEntry):
 
     def _run(self):
         return self.trainer.run()
+
+
+class Inference(BundleEntry):
+    """``inference.json``'s ``run``: a :class:`~medfusion.core.runner.CaseInference` (the bundle's ``dataset``,
+    ``predictor`` — the model and its ``inferer`` — and ``saver``) with the bundle's one-line errors."""
+
+    def __init__(self, inference, name: str = "medfusion bundle inference") -> None:
+        self.inference, self.name = inference, name
+
+    def _run(self):
+        return self.inference()
 
 
 def _hint(err: InputError) -> str:

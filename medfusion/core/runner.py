@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from ..errors import BadCasesError, InputError, one_line
 from ..outputs import NIFTI, OutputPlan, check_outputs
 
-__all__ = ["check_outputs", "run_cases", "process_rank"]
+__all__ = ["check_outputs", "run_cases", "process_rank", "CaseInference"]
 
 T = TypeVar("T")
 
@@ -119,3 +119,37 @@ def run_cases(items: Sequence[T], outputs: Sequence[Sequence[str]], process: Cal
     if bad:
         raise BadCasesError(bad, len(items), written=written, skipped=True)
     return written
+
+
+class CaseInference:
+    """A model run over a dataset, composed of three components — the ``run`` of every bundle's ``inference.json``
+    and of the applications' folder functions:
+
+    - ``dataset``: the cases — ``cases()`` (a folder that is not a case may be listed as its
+      :class:`~medfusion.errors.InputError`), ``name(case)``, ``inputs(case)`` (no output may replace one),
+      ``validate(case)`` (reads and checks it; raises :class:`~medfusion.errors.InputError`) and ``load(case)``
+      (its data, for the predictor);
+    - ``predictor``: the model and its inferer (:mod:`medfusion.core.inferers`) — loaded data in, results out;
+    - ``saver``: ``outputs(case)`` (the files a case writes), ``overwrite``, ``save(result, case, outputs)`` and
+      optionally ``extensions`` (the output endings it writes; default NIfTI).
+
+    Calling it checks every output and validates every case before the first prediction (:func:`run_cases`:
+    nothing is written when a case is bad, unless ``skip_bad``; under ``torchrun`` each process takes its share)
+    and returns the files written.
+    """
+
+    def __init__(self, dataset, predictor, saver, *, skip_bad: bool = False) -> None:
+        self.dataset, self.predictor, self.saver, self.skip_bad = dataset, predictor, saver, bool(skip_bad)
+
+    def __call__(self) -> list[str]:
+        cases = list(self.dataset.cases())
+        outputs = [self.saver.outputs(case) for case in cases]
+
+        def one(case, paths) -> None:
+            self.saver.save(self.predictor(self.dataset.load(case)), case, paths)
+
+        return run_cases(cases, outputs, one, overwrite=bool(self.saver.overwrite),
+                         extensions=getattr(self.saver, "extensions", NIFTI),
+                         inputs=[p for case in cases for p in self.dataset.inputs(case)],
+                         validate=self.dataset.validate, names=[self.dataset.name(case) for case in cases],
+                         skip_bad=self.skip_bad)

@@ -146,6 +146,18 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
     for name, content in before.items():
         assert (out / f"{name}-t2f.nii.gz").read_bytes() == content
 
+    # the inferer and one transform swapped from the command line: tiles instead of the whole volume, another
+    # normalisation percentile — both reach the run (different voxels, same geometry)
+    tiled = tmp_path / "tiled"
+    swapped = [a if a != str(out) else str(tiled) for a in args]
+    third = run_bundle("run", *swapped, "--inferer#_target_", "medfusion.core.inferers.SlidingWindowInferer",
+                       "--inferer#roi_size", "[8, 8, 8]", "--preprocessing#upper", "99.0")
+    assert_ok(third)
+    for case in cases:
+        pred = nib.load(tiled / f"{case.name}-t2f.nii.gz")
+        assert pred.shape == nib.load(out / f"{case.name}-t2f.nii.gz").shape
+        assert not np.array_equal(np.asarray(pred.dataobj), np.asarray(nib.load(out / f"{case.name}-t2f.nii.gz").dataobj))
+
 
 @pytest.mark.slow
 def test_evaluate_cli(tiny_checkpoint, tiny_dataset, tmp_path):
@@ -270,8 +282,11 @@ def test_inference_checks_every_case_first_or_skips_the_bad_ones(tiny_checkpoint
     import nibabel as nib
     import numpy as np
 
-    from medfusion.apps.cwdm.bundle import CWDMSynthesizer
+    from medfusion.apps.cwdm.files import BraTSFolder, SynthesisSaver, Synthesizer
     from medfusion.apps.cwdm.model import load_model
+    from medfusion.core.bundle import Inference
+    from medfusion.core.inferers import WholeVolumeInferer
+    from medfusion.core.runner import CaseInference
 
     data = tmp_path / "data"
     shutil.copytree(tiny_missing_dataset, data)
@@ -285,7 +300,9 @@ def test_inference_checks_every_case_first_or_skips_the_bad_ones(tiny_checkpoint
     for skip_bad, written in ((False, []), (True, [p.name + "-t2f.nii.gz" for p in sorted(data.iterdir())[1:]])):
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_:
-            CWDMSynthesizer(model, data, tmp_path / f"out{skip_bad}", steps=1, skip_bad=skip_bad).run()
+            inference = CaseInference(BraTSFolder(data), Synthesizer(model, WholeVolumeInferer(steps=1)),
+                                      SynthesisSaver(tmp_path / f"out{skip_bad}"), skip_bad=skip_bad)
+            Inference(inference, "brats_mri_cwdm inference").run()
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and err.count("\n") == 1, err
         assert err.startswith("brats_mri_cwdm inference: error: 1 of 2 cases is bad") and bad.name in err

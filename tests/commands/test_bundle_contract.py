@@ -86,3 +86,36 @@ def test_shipped_weights_load_as_data(bundle):
 def test_data_licence_names_the_data(bundle):
     text = (REPO / "bundles" / bundle / "docs" / "data_license.txt").read_text().lower()
     assert "medfusion phantoms" in text or "phantom" in text, bundle
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_inference_is_composed_of_components_a_user_swaps_from_the_command_line(bundle):
+    """``run`` is core's runner over the bundle's ``dataset``, ``predictor`` (the model and its ``inferer``) and
+    ``saver``; the sampler's settings live in the inferer, and overriding them (as ``--inferer#steps 3`` does) or
+    the inferer itself (``--inferer#_target_``) reaches the predictor that runs."""
+    from monai.bundle import ConfigParser
+
+    from medfusion.core.bundle import Inference
+    from medfusion.core.inferers import DiffusionInferer, EnsembleInferer, SlidingWindowInferer
+    from medfusion.core.runner import CaseInference
+
+    configs = REPO / "bundles" / bundle / "configs"
+    parser = ConfigParser()
+    parser.read_config(str(configs / "inference.json"))
+    assert parser.get("run") == ["$@runner.run()"]
+    swap = {"brats_mri_cwdm": SlidingWindowInferer, "hecktor_petct_diffseg": EnsembleInferer}.get(bundle)
+    parser.update({"bundle_root": str(REPO / "bundles" / bundle), "inferer#steps": 3, "inferer#seed": 7,
+                   "inferer#sampler": "ddpm"})
+    if swap is not None:
+        parser["inferer"]["_target_"] = f"{swap.__module__}.{swap.__name__}"
+    parser.parse()
+    runner = parser.get_parsed_content("runner")
+    assert isinstance(runner, Inference) and isinstance(runner.inference, CaseInference)
+    inference = runner.inference
+    for part in ("dataset", "predictor", "saver"):
+        assert getattr(inference, part) is parser.get_parsed_content(part)
+    inferer = inference.predictor.inferer
+    assert isinstance(inferer, DiffusionInferer) and inferer is parser.get_parsed_content("inferer")
+    assert (inferer.steps, inferer.seed, inferer.sampler) == (3, 7, "ddpm")
+    if swap is not None:
+        assert type(inferer) is swap

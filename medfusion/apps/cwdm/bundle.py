@@ -5,7 +5,10 @@ The bundle's configs build the parts as separate components — ``network_def`` 
 ``preprocessing`` (:class:`~medfusion.transforms.PercentileNormalize`) and ``postprocessing``
 (:class:`~medfusion.transforms.ZeroBackground`) — and :func:`assemble` joins them with the checkpoint's weights,
 so a user can override any of them on the command line (``--steps 1000 --sampler ddpm``,
-``--preprocessing#upper 99.5``) without editing code.
+``--preprocessing#upper 99.5``) without editing code. Inference is then composed of components too: a ``dataset``
+(:class:`~.files.BraTSFolder`), an ``inferer`` (:class:`~medfusion.core.inferers.WholeVolumeInferer`: sampler,
+steps, seed, device, precision), the ``predictor`` (:class:`~.files.Synthesizer`, the model and the inferer) and a
+``saver`` (:class:`~.files.SynthesisSaver`), run by :class:`~medfusion.core.runner.CaseInference`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from ...core.bundle import BundleEntry, format_scores, load_weights
 from .model import KIND, CWDMModel
 
-__all__ = ["assemble", "CWDMSynthesizer", "CWDMEvaluator"]
+__all__ = ["assemble", "CWDMEvaluator"]
 
 
 def assemble(diffusion, checkpoint: str, preprocessing=None, postprocessing=None) -> CWDMModel:
@@ -35,24 +38,6 @@ def assemble(diffusion, checkpoint: str, preprocessing=None, postprocessing=None
     diffusion.network.eval()
     return CWDMModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=pre, settings=settings,
                      info=ckpt.info)
-
-
-class CWDMSynthesizer(BundleEntry):
-    """``inference.json``: fill in the missing contrast of every case folder in ``dataset_dir``."""
-
-    name = "brats_mri_cwdm inference"
-
-    def __init__(self, model, dataset_dir, output_dir, *, steps=50, sampler="ddim", seed=0, device="cpu",
-                 precision="float32", overwrite=False, skip_bad=False):
-        self.model, self.dataset_dir, self.output_dir, self.overwrite = model, dataset_dir, output_dir, overwrite
-        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
-                           skip_bad=skip_bad)
-
-    def _run(self) -> list[str]:
-        from .files import synthesize_folder
-
-        return synthesize_folder(self.model, self.dataset_dir, self.output_dir, overwrite=self.overwrite,
-                                 **self.kwargs)
 
 
 class CWDMEvaluator(BundleEntry):

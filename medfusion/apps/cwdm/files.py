@@ -1,8 +1,10 @@
 """cWDM on files: one BraTS case folder, or a folder of them, synthesized and written in the input geometry.
 
-    layout.load_case (medfusion.io.load_volume; shape/affine checked)   3 contrasts
-      → inference.synthesize (arrays in, array out)
-      → io.save_like(reference = an input contrast): same shape, affine, orientation, spacing.
+    BraTSFolder.load: layout.load_case (medfusion.io.load_volume; shape/affine checked)   3 contrasts
+      → Synthesizer: inference.synthesize (arrays in, array out) with the inferer
+      → SynthesisSaver: io.save_like(reference = an input contrast): same shape, affine, orientation, spacing.
+
+A folder is the :class:`~medfusion.core.runner.CaseInference` of these three, as the bundle composes them.
 
 Every output is checked before any work and nothing is written when anything fails (:mod:`medfusion.outputs`);
 under ``torchrun`` each process takes its share of a folder's cases (:func:`medfusion.core.runner.run_cases`).
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ...core.runner import run_cases
+from ...core.runner import CaseInference
 from ...errors import InputError
 from ...io import save_like
 from ...outputs import writing
@@ -20,30 +22,102 @@ from .inference import synthesize
 from .layout import BraTSCase, case_folders, check_case, find_case, load_case
 from .model import CWDMModel
 
-__all__ = ["synthesize_case", "synthesize_folder"]
+__all__ = ["synthesize_case", "synthesize_folder", "BraTSFolder", "Synthesizer", "SynthesisSaver"]
+
+
+class BraTSFolder:
+    """The cases of a BraTS-layout dataset (a folder of case folders), for :class:`~medfusion.core.runner.CaseInference`
+    (a bundle's ``dataset``): each case folder's :class:`~.layout.BraTSCase` (:func:`~.layout.find_case`), or the
+    :class:`~medfusion.errors.InputError` that says why it is not one, reported with the other bad cases."""
+
+    def __init__(self, dataset_dir: str | os.PathLike) -> None:
+        self.dataset_dir = dataset_dir
+
+    def cases(self) -> list[BraTSCase | InputError]:
+        found: list[BraTSCase | InputError] = []
+        for folder in case_folders(self.dataset_dir):
+            try:
+                found.append(find_case(folder))
+            except InputError as e:
+                e.folder = folder
+                found.append(e)
+        return found
+
+    @staticmethod
+    def name(case) -> str:
+        return os.path.basename(case.folder)
+
+    @staticmethod
+    def inputs(case) -> list[str]:
+        return case.inputs() if isinstance(case, BraTSCase) else []
+
+    @staticmethod
+    def validate(case) -> None:
+        if isinstance(case, InputError):
+            raise case
+        if case.missing is None:
+            raise InputError(f"case {case.name}: no contrast is missing")
+        check_case(case)
+
+    @staticmethod
+    def load(case: BraTSCase) -> dict:
+        return {"volumes": load_case(case), "missing": case.missing}
+
+
+class Synthesizer:
+    """The bundle's ``predictor``: a case's loaded contrasts → ``{"image": the missing contrast, "reference": the
+    first input}`` by :func:`~.inference.synthesize` with ``inferer`` (default: its default of ``sampling``)."""
+
+    def __init__(self, model: CWDMModel, inferer=None, **sampling) -> None:
+        from .inference import default_inferer
+        from ...core.inferers import inferer_for
+
+        _check_order(model, inferer)
+        self.model, self.inferer = model, inferer_for(inferer, default_inferer, **sampling)
+
+    def __call__(self, data: dict) -> dict:
+        vols = data["volumes"]
+        image = synthesize(self.model, {k: v.data for k, v in vols.items()}, data["missing"], inferer=self.inferer)
+        return {"image": image, "reference": next(iter(vols.values()))}
+
+
+class SynthesisSaver:
+    """The bundle's ``saver``: ``<output_dir>/<case>-<missing>.nii.gz`` in the input geometry (shape, affine,
+    orientation, spacing of the case's first contrast), float32."""
+
+    def __init__(self, output_dir: str | os.PathLike, overwrite: bool = False) -> None:
+        self.output_dir, self.overwrite = output_dir, bool(overwrite)
+
+    def outputs(self, case) -> list[str]:
+        return [case.output_path(self.output_dir)] if isinstance(case, BraTSCase) and case.missing else []
+
+    def save(self, result: dict, case, outputs) -> list[str]:
+        return [save_like(result["image"], result["reference"], outputs[0], overwrite=self.overwrite)]
 
 
 def synthesize_case(model: CWDMModel, case: BraTSCase, out_path: str | os.PathLike, *, overwrite: bool = False,
-                    **kwargs) -> str:
+                    inferer=None, **sampling) -> str:
     """Load a case, synthesize its missing contrast and write it in the input geometry (the model first, as in
     every application's entry points: ``generate_file(model, ...)``, ``segment_case(model, ...)``).
 
     The output keeps the shape, affine, orientation and spacing of the case's first available contrast.  The
     output is checked before any work (not an input, writable, absent unless ``overwrite``); nothing is written
-    when anything fails.  Keyword arguments: :func:`synthesize`.
+    when anything fails.  ``inferer`` or ``sampling``: :func:`.inference.synthesize`.
     """
     _check_order(model, case)
     if case.missing is None:
         raise InputError(f"case {case.name}: no contrast is missing")
+    predictor = Synthesizer(model, inferer, **sampling)
     with writing([out_path], overwrite=overwrite, inputs=case.inputs()):
-        vols = load_case(case)
-        y = synthesize(model, {k: v.data for k, v in vols.items()}, case.missing, **kwargs)
-        return save_like(y, next(iter(vols.values())), out_path, overwrite=overwrite)
+        result = predictor(BraTSFolder.load(case))
+        return SynthesisSaver(os.path.dirname(os.fspath(out_path)), overwrite).save(result, case, [out_path])[0]
 
 
 def synthesize_folder(model: CWDMModel, dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
-                      overwrite: bool = False, skip_bad: bool = False, **kwargs) -> list[str]:
-    """Fill in the missing contrast of every BraTS-layout case folder under ``dataset_dir``.
+                      overwrite: bool = False, skip_bad: bool = False, inferer=None, **sampling) -> list[str]:
+    """Fill in the missing contrast of every BraTS-layout case folder under ``dataset_dir``: the
+    :class:`~medfusion.core.runner.CaseInference` of :class:`BraTSFolder`, :class:`Synthesizer` and
+    :class:`SynthesisSaver`, as the bundle composes them.
 
     Writes ``<output_dir>/<case>-<missing>.nii.gz`` per case.  Every case is read and checked (its layout:
     :func:`~.layout.find_case`; its files: :func:`~.layout.check_case`) and every output checked before the first
@@ -52,24 +126,8 @@ def synthesize_folder(model: CWDMModel, dataset_dir: str | os.PathLike, output_d
     (:func:`medfusion.core.runner.run_cases`).
     """
     _check_order(model, dataset_dir)
-    folders = case_folders(dataset_dir)
-    cases: dict[str, BraTSCase | InputError] = {}
-    for folder in folders:
-        try:
-            cases[folder] = find_case(folder)
-        except InputError as e:  # a bad case among good ones: reported with the others
-            cases[folder] = e
-
-    def validate(folder: str) -> None:
-        if isinstance(cases[folder], InputError):
-            raise cases[folder]
-        check_case(cases[folder])
-
-    outs = [[c.output_path(output_dir)] if isinstance(c, BraTSCase) else [] for c in cases.values()]
-    inputs = [p for c in cases.values() if isinstance(c, BraTSCase) for p in c.inputs()]
-    return run_cases(folders, outs, lambda f, o: synthesize_case(model, cases[f], o[0], overwrite=overwrite, **kwargs),
-                     overwrite=overwrite, inputs=inputs, validate=validate, names=[os.path.basename(f) for f in folders],
-                     skip_bad=skip_bad)
+    return CaseInference(BraTSFolder(dataset_dir), Synthesizer(model, inferer, **sampling),
+                         SynthesisSaver(output_dir, overwrite), skip_bad=skip_bad)()
 
 
 def _check_order(model, first) -> None:

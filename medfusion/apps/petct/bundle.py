@@ -3,7 +3,10 @@
 The configs build ``network_def`` (MONAI ``DiffusionModelUNet``), ``noise_schedule``, ``space`` and ``diffusion``
 (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) as components; :func:`assemble` joins them with a
 checkpoint's weights and preprocessing, so the sampler, steps, ensemble size or network can be overridden on the
-command line.
+command line. Inference is composed of components: the ``dataset`` (:class:`~.files.HecktorFolder`), the
+``inferer`` (:class:`~medfusion.core.inferers.EnsembleInferer`: samples, sampler, steps, seed, device, precision),
+the ``predictor`` (:class:`~.files.Segmenter`) and the ``saver`` (:class:`~.files.SegmentationSaver`), run by
+:class:`~medfusion.core.runner.CaseInference`.
 
 Inference reads a folder of HECKTOR-named cases (``<case>__PT.nii.gz`` in SUV, ``<case>__CT.nii.gz`` in HU) and
 writes ``<output_dir>/<case>.nii.gz`` (labels on the CT grid), and when asked the probability and uncertainty maps
@@ -16,7 +19,7 @@ from __future__ import annotations
 from ...core.bundle import BundleEntry, format_scores, load_weights
 from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, KIND, PetCtSegModel
 
-__all__ = ["assemble", "PetCtSegmenter", "PetCtEvaluator"]
+__all__ = ["assemble", "PetCtEvaluator"]
 
 
 def assemble(diffusion, checkpoint: str) -> PetCtSegModel:
@@ -25,25 +28,6 @@ def assemble(diffusion, checkpoint: str) -> PetCtSegModel:
     diffusion.network.eval()
     return PetCtSegModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
                          settings=dict(ckpt.settings), info=ckpt.info)
-
-
-class PetCtSegmenter(BundleEntry):
-    """``inference.json``: segment every HECKTOR-named case of ``dataset_dir`` into ``output_dir``."""
-
-    name = "hecktor_petct_diffseg inference"
-
-    def __init__(self, model, dataset_dir, output_dir, *, probabilities_dir=None, uncertainty_dir=None,
-                 samples=DEFAULT_SAMPLES, steps=DEFAULT_STEPS, sampler="ddim", seed=0, device="cpu",
-                 precision="float32", overwrite=False, skip_bad=False):
-        self.model, self.dataset_dir, self.output_dir = model, dataset_dir, output_dir
-        self.dirs = {"probabilities_dir": probabilities_dir, "uncertainty_dir": uncertainty_dir}
-        self.kwargs = dict(samples=samples, steps=steps, sampler=sampler, seed=seed, device=device,
-                           precision=precision, overwrite=overwrite, skip_bad=skip_bad)
-
-    def _run(self) -> list[str]:
-        from .files import segment_folder
-
-        return segment_folder(self.model, self.dataset_dir, self.output_dir, **self.dirs, **self.kwargs)
 
 
 class PetCtEvaluator(BundleEntry):

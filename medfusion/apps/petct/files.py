@@ -27,7 +27,8 @@ from ...io import PathLike, Volume, save_like
 from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
 from .inference import Segmentation, run_segmenter
 
-__all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs",
+__all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs", "HecktorFolder",
+           "Segmenter", "SegmentationSaver",
            "list_hecktor_cases", "hecktor_files", "UNCERTAINTY_MAPS"]
 
 #: the volumes of an uncertainty file, in order
@@ -90,9 +91,9 @@ def segment_case(model, pet_path: PathLike, ct_path: PathLike, out: PathLike, *,
 
 
 def _segment_and_write(model, pet_path, ct_path, out, probabilities, uncertainty, overwrite, **kwargs) -> list[str]:
-    case = prepare_case(pet_path, ct_path, model.preprocessing, model.divisor)
-    seg = run_segmenter(model, case.pet_suv, case.ct_hu, **kwargs)
-    return write_outputs(seg, case, out, probabilities=probabilities, uncertainty=uncertainty, overwrite=overwrite)
+    result = Segmenter(model, **kwargs)({"pet": pet_path, "ct": ct_path})
+    return write_outputs(result["segmentation"], result["case"], out, probabilities=probabilities,
+                         uncertainty=uncertainty, overwrite=overwrite)
 
 
 def hecktor_files(folder: PathLike) -> dict[str, dict[str, str]]:
@@ -123,36 +124,95 @@ def list_hecktor_cases(folder: PathLike) -> list[tuple[str, str, str]]:
     return [(c, k["PT"], k["CT"]) for c, k in found.items()]
 
 
-def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_dir: PathLike | None = None,
-                   uncertainty_dir: PathLike | None = None, overwrite: bool = False, skip_bad: bool = False,
-                   **kwargs) -> list[str]:
-    """Segment every HECKTOR-named case of ``folder`` (:func:`hecktor_files`) into ``<out_dir>/<case>.nii.gz``
-    (and ``<probabilities_dir>/<case>.nii.gz``, ``<uncertainty_dir>/<case>.nii.gz`` when given), so that
-    ``medfusion evaluate --protocol hecktor`` pairs them with the reference labels by name.  Every case is read and
-    checked (:func:`~.geometry.load_pet_ct`) and every output checked before the first one is segmented: a bad case
-    stops the run with nothing written, or with ``skip_bad`` is skipped and listed at the end; under ``torchrun``
-    each process takes its share (:func:`medfusion.core.runner.run_cases`).  Keyword arguments:
-    :func:`segment_case`."""
-    from ...core.runner import run_cases
+class HecktorFolder:
+    """The HECKTOR-named cases of a folder (:func:`hecktor_files`), for :class:`~medfusion.core.runner.CaseInference`
+    (a bundle's ``dataset``); a case without its PET/CT partner is reported with the other bad cases."""
 
-    found = hecktor_files(folder)
-    dirs = [d for d in (out_dir, probabilities_dir, uncertainty_dir) if d is not None]
-    outputs = [[os.path.join(os.fspath(d), f"{case}.nii.gz") for d in dirs] if len(kinds) == 2 else []
-               for case, kinds in found.items()]
+    def __init__(self, dataset_dir: PathLike) -> None:
+        self.dataset_dir = dataset_dir
 
-    def validate(case: str) -> None:
-        kinds = found[case]
-        if len(kinds) != 2:  # a case among good ones without its partner: reported with the other bad cases
+    def cases(self) -> list[tuple[str, dict[str, str]]]:
+        return list(hecktor_files(self.dataset_dir).items())
+
+    @staticmethod
+    def name(case) -> str:
+        return case[0]
+
+    @staticmethod
+    def inputs(case) -> list[str]:
+        return list(case[1].values())
+
+    @staticmethod
+    def validate(case) -> None:
+        kinds = case[1]
+        if len(kinds) != 2:
             raise InputError(f"no {'PT' if 'PT' not in kinds else 'CT'} file beside "
                              f"{os.path.basename(next(iter(kinds.values())))}")
         load_pet_ct(kinds["PT"], kinds["CT"])
 
-    def process(case: str, outs):  # outputs already checked by run_cases
-        rest = iter(outs[1:])
-        prob = next(rest) if probabilities_dir is not None else None
-        unc = next(rest) if uncertainty_dir is not None else None
-        _segment_and_write(model, found[case]["PT"], found[case]["CT"], outs[0], prob, unc, overwrite, **kwargs)
+    @staticmethod
+    def load(case) -> dict[str, str]:
+        return {"pet": case[1]["PT"], "ct": case[1]["CT"]}
 
-    return run_cases(list(found), outputs, process, overwrite=overwrite,
-                     inputs=[p for kinds in found.values() for p in kinds.values()], validate=validate,
-                     skip_bad=skip_bad)
+
+class Segmenter:
+    """The bundle's ``predictor``: a PET/CT pair → its :class:`WorkingCase` and :class:`~.inference.Segmentation`,
+    by the diffusion ensemble (``inferer``, default: :func:`~.inference.default_inferer` of ``sampling``) or the
+    SegResNet baseline (``device`` only)."""
+
+    def __init__(self, model, inferer=None, **sampling) -> None:
+        from ...core.inferers import inferer_for
+        from .inference import default_inferer
+        from .model import PetCtSegModel
+
+        self.model, self.inferer = model, None
+        if isinstance(model, PetCtSegModel):
+            self.inferer = inferer_for(inferer, default_inferer, **sampling)
+            self.options = {"inferer": self.inferer}
+        else:
+            self.options = {"device": sampling.get("device") or getattr(inferer, "device", "cpu")}
+
+    def __call__(self, data: dict) -> dict:
+        case = prepare_case(data["pet"], data["ct"], self.model.preprocessing, self.model.divisor)
+        return {"segmentation": run_segmenter(self.model, case.pet_suv, case.ct_hu, **self.options), "case": case}
+
+
+class SegmentationSaver:
+    """The bundle's ``saver``: ``<output_dir>/<case>.nii.gz`` (labels) and, when their folders are given,
+    ``<probabilities_dir>/<case>.nii.gz`` and ``<uncertainty_dir>/<case>.nii.gz`` on the CT grid
+    (:func:`write_outputs`), so that ``medfusion evaluate --protocol hecktor`` pairs them by name."""
+
+    def __init__(self, output_dir: PathLike, probabilities_dir: PathLike | None = None,
+                 uncertainty_dir: PathLike | None = None, overwrite: bool = False) -> None:
+        self.dirs = [output_dir, probabilities_dir, uncertainty_dir]
+        self.overwrite = bool(overwrite)
+
+    def outputs(self, case) -> list[str]:
+        if len(case[1]) != 2:
+            return []
+        return [os.path.join(os.fspath(d), f"{case[0]}.nii.gz") for d in self.dirs if d is not None]
+
+    def save(self, result: dict, case, outputs) -> list[str]:
+        rest = iter(outputs[1:])
+        prob, unc = (next(rest) if d is not None else None for d in self.dirs[1:])
+        return write_outputs(result["segmentation"], result["case"], outputs[0], probabilities=prob,
+                             uncertainty=unc, overwrite=self.overwrite)
+
+
+def segment_folder(model, folder: PathLike, out_dir: PathLike, *, probabilities_dir: PathLike | None = None,
+                   uncertainty_dir: PathLike | None = None, overwrite: bool = False, skip_bad: bool = False,
+                   inferer=None, **sampling) -> list[str]:
+    """Segment every HECKTOR-named case of ``folder`` (:func:`hecktor_files`) into ``<out_dir>/<case>.nii.gz``
+    (and ``<probabilities_dir>/<case>.nii.gz``, ``<uncertainty_dir>/<case>.nii.gz`` when given), so that
+    ``medfusion evaluate --protocol hecktor`` pairs them with the reference labels by name: the
+    :class:`~medfusion.core.runner.CaseInference` of :class:`HecktorFolder`, :class:`Segmenter` and
+    :class:`SegmentationSaver`, as the bundle composes them.  Every case is read and checked
+    (:func:`~.geometry.load_pet_ct`) and every output checked before the first one is segmented: a bad case
+    stops the run with nothing written, or with ``skip_bad`` is skipped and listed at the end; under ``torchrun``
+    each process takes its share (:func:`medfusion.core.runner.run_cases`).  ``inferer`` or ``sampling``:
+    :class:`Segmenter`."""
+    from ...core.runner import CaseInference
+
+    return CaseInference(HecktorFolder(folder), Segmenter(model, inferer, **sampling),
+                         SegmentationSaver(out_dir, probabilities_dir, uncertainty_dir, overwrite),
+                         skip_bad=skip_bad)()

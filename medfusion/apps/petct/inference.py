@@ -2,9 +2,9 @@
 
 PET (SUV) and CT (HU) on one grid
   → :meth:`PetCtSegModel.conditions` (normalised, ``(2, X, Y, Z)``)
-  → core.inference.ensemble over seeds ``seed … seed + N − 1`` of
-        core.inference.whole_volume (padding to the divisor) ∘ ConditionalDiffusion.sample (DDIM/DDPM, few steps)
-        → per-class probabilities ``(x̂₀ + 1) / 2``
+  → the inferer (core.inferers.EnsembleInferer: N samples with seeds ``seed … seed + N − 1``, each
+        the whole volume padded to the divisor ∘ ConditionalDiffusion.sample, DDIM/DDPM, few steps)
+        → per-class probabilities ``(x̂₀ + 1) / 2`` per sample
   → mean probability per class, its variance over the samples, the label map and the predictive entropy.
 
 Arrays only; files and grids are :mod:`.files`'s.
@@ -18,11 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...core.inference import ensemble, progress_over, whole_volume
+from ...core.inferers import EnsembleInferer, inferer_for
 from ...errors import InputError
 from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, PetCtSegModel, probabilities
 
-__all__ = ["Segmentation", "segment", "run_segmenter", "as_segmentation", "class_distribution", "label_map",
+__all__ = ["Segmentation", "segment", "default_inferer", "run_segmenter", "as_segmentation", "class_distribution", "label_map",
            "predictive_entropy"]
 
 
@@ -68,40 +68,36 @@ def predictive_entropy(prob: np.ndarray) -> np.ndarray:
     return np.maximum(h, 0.0).astype(np.float32)
 
 
-def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *, samples: int = DEFAULT_SAMPLES,
-            steps: int = DEFAULT_STEPS, sampler: str = "ddim", seed: int = 0, device="cpu", precision: str = "float32",
-            progress: Callable[[int, int], None] | None = None) -> Segmentation:
+def default_inferer(**sampling) -> EnsembleInferer:
+    """The ensemble :func:`segment` samples unless given another: :data:`~.model.DEFAULT_SAMPLES` samples of
+    :data:`~.model.DEFAULT_STEPS` DDIM steps (chosen on validation phantoms, bundle docs), ``sampling`` overriding."""
+    return EnsembleInferer(**{"samples": DEFAULT_SAMPLES, "steps": DEFAULT_STEPS, **sampling})
+
+
+def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *,
+            inferer: EnsembleInferer | None = None, progress: Callable[[int, int], None] | None = None,
+            **sampling) -> Segmentation:
     """Segment GTVp and GTVn from PET (SUV) and CT (HU) already on one grid (any size: padded to the divisor).
 
     Args:
-        samples: ensemble size N (≥ 1); sample ``i`` uses seed ``seed + i`` (a CPU generator: the same result on
-            any device up to rounding).
-        steps, sampler: DDIM steps (few suffice for the x₀-predicting model) or ``"ddpm"``.
+        inferer: how the model is sampled (default: :func:`default_inferer` of ``sampling``); each sample's mask channels become probabilities before the ensemble's statistics.
         progress: ``(done, total)`` over all samples' steps.
+        sampling: the default inferer's settings: ``samples`` (the ensemble size N ≥ 1; sample ``i`` uses seed
+            ``seed + i``, a CPU generator: the same result on any device up to rounding), ``steps`` and ``sampler``
+            (DDIM steps — few suffice for the x₀-predicting model — or ``"ddpm"``), ``seed``, ``device``,
+            ``precision``.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise InputError(f"samples must be an integer ≥ 1, got {samples!r}")
-    dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision)
-    cond = torch.from_numpy(model.conditions(pet_suv, ct_hu)).to(dev)
-    model.to(dev).network.eval()
-    if progress is not None:
-        progress = progress_over(progress, samples)
-
-    def one(sample_seed: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(sample_seed)
-
-        def sample(batch: torch.Tensor) -> torch.Tensor:
-            return model.diffusion.sample(batch, None, sampler=sampler, steps=steps, generator=generator,
-                                          progress=progress, precision=precision)
-
-        return probabilities(whole_volume(sample, cond, model.divisor).float()).cpu()
-
-    with torch.no_grad():
-        result = ensemble(one, samples, seed=seed)
+    inferer = inferer_for(inferer, default_inferer, **sampling)
+    if not isinstance(inferer, EnsembleInferer):
+        raise InputError(f"PET/CT segmentation samples an ensemble: give an EnsembleInferer, not a "
+                         f"{type(inferer).__name__}")
+    inferer.check(model)
+    cond = torch.from_numpy(model.conditions(pet_suv, ct_hu))
+    result = inferer(cond, model, None, progress, transform=probabilities)
     prob = result.mean.numpy().astype(np.float32)
     return Segmentation(labels=label_map(prob), probabilities=prob,
                         variance=result.variance.numpy().astype(np.float32), entropy=predictive_entropy(prob),
-                        samples=samples)
+                        samples=inferer.samples)
 
 
 def as_segmentation(prob: np.ndarray) -> Segmentation:
@@ -110,10 +106,13 @@ def as_segmentation(prob: np.ndarray) -> Segmentation:
                         entropy=predictive_entropy(prob), samples=1)
 
 
-def run_segmenter(model, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu", **sampling) -> Segmentation:
-    """Either segmenter on PET (SUV) and CT (HU) on one grid: the diffusion ensemble (:func:`segment`, with
-    ``sampling`` options) or a deterministic model's probabilities (its ``predict``, e.g. the SegResNet baseline;
-    sampling options do not apply to it)."""
+def run_segmenter(model, pet_suv: np.ndarray, ct_hu: np.ndarray, *, inferer: EnsembleInferer | None = None,
+                  device=None, **sampling) -> Segmentation:
+    """Either segmenter on PET (SUV) and CT (HU) on one grid: the diffusion ensemble (:func:`segment`, by ``inferer``
+    or the default one of ``device`` and ``sampling``) or a deterministic model's probabilities (its ``predict``,
+    e.g. the SegResNet baseline, on ``device`` or the inferer's; sampling options do not apply to it)."""
     if isinstance(model, PetCtSegModel):
-        return segment(model, pet_suv, ct_hu, device=device, **sampling)
-    return as_segmentation(model.predict(pet_suv, ct_hu, device=device))
+        if inferer is None:
+            sampling["device"] = device or "cpu"
+        return segment(model, pet_suv, ct_hu, inferer=inferer, **sampling)
+    return as_segmentation(model.predict(pet_suv, ct_hu, device=device or getattr(inferer, "device", "cpu")))

@@ -7,8 +7,8 @@ The data flow of one volume::
       → to RAS+ voxel order (nibabel orientations; undone at the end), so axial slices are the last axis
       → condition: prior.make_prior (mask [+ tissue map] → HU or MR signal, the model's prior table, windowed by
         its prior window) or the source image (windowed by its own window), in [0, 1]
-      → 2D model: core.inference.whole_volume (in-plane padding to the divisor) ∘ slicewise (batches of slices)
-        3D model: core.inference.whole_volume (padding to the divisor), the whole volume at once
+      → the inferer: 2D model core.inferers.SliceInferer (in-plane padding to the divisor, batches of slices),
+        3D model core.inferers.WholeVolumeInferer (padding to the divisor, the whole volume at once)
       → ConditionalDiffusion.sample (class label = the task) → window undone → air outside the body
       → io.save_like(reference = the input): same shape, affine, orientation and spacing; float32.
 """
@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...core.inference import progress_over, slicewise, whole_volume
+from ...core.inferers import DiffusionInferer, SliceInferer, WholeVolumeInferer, inferer_for
 from ...errors import InputError
 from ...io import refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
 
-__all__ = ["translate", "generate", "convert", "to_ras", "from_ras", "ras_spacing", "CONVERSIONS", "SOURCE_TASK"]
+__all__ = ["translate", "default_inferer", "generate", "convert", "to_ras", "from_ras", "ras_spacing", "CONVERSIONS", "SOURCE_TASK"]
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -44,44 +44,36 @@ def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(nio.apply_orientation(data, back))
 
 
-def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *,
-              steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, timestep_spacing: str = "uniform",
-              variance: str = "fixed_large", seed: int = 0, device="cpu", precision: str = "float32",
-              batch_size: int = 16, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order.
+def default_inferer(model: Seg2MedModel, **sampling) -> DiffusionInferer:
+    """The inferer :func:`translate` samples ``model`` with unless given another: a 2D model slice by slice
+    (:class:`~medfusion.core.inferers.SliceInferer`, 16 axial slices a batch, one seed for the volume), a 3D model
+    on the whole volume; :data:`~.model.DEFAULT_STEPS` steps of :data:`~.model.DEFAULT_SAMPLER`, ``sampling``
+    overriding (``steps``, ``sampler``, ``seed``, ``device``, ``precision``, ``timestep_spacing``, ``variance`` —
+    ``fixed_small`` is the authors' MONAI scheduler's — and, for a 2D model, ``batch_size``)."""
+    settings = {"steps": DEFAULT_STEPS, "sampler": DEFAULT_SAMPLER, **sampling}
+    if model.dims == 2:
+        return SliceInferer(**{"batch_size": 16, **settings})
+    settings.pop("batch_size", None)  # the whole volume is one batch
+    return WholeVolumeInferer(**settings)
 
-    A 2D model runs over axial slices (the last axis) ``batch_size`` at a time with one seed for the whole volume; a
-    3D model runs on the whole volume. ``timestep_spacing``: see
-    :meth:`~medfusion.core.schedule.DiffusionSchedule.timesteps`; ``variance``: of DDPM steps (``fixed_small`` is
-    the authors' MONAI scheduler's), see :func:`~medfusion.core.schedule.sample_loop`.
+
+def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target: str, *,
+              inferer: DiffusionInferer | None = None, progress: Callable[[int, int], None] | None = None,
+              **sampling) -> np.ndarray:
+    """Sample ``target`` (windowed, [0, 1]) for a condition already windowed to [0, 1], RAS+ voxel order, by
+    ``inferer`` (default: :func:`default_inferer` of ``sampling``).
+
     Returns a float32 array of the input shape in [0, 1].
     """
     check_task(source, target)
     cond = np.asarray(condition01, dtype=np.float32)
     if cond.ndim != 3:
         raise InputError(f"expected a 3D volume, got shape {cond.shape}")
-    dev = model.check_sampling(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
-                               timestep_spacing=timestep_spacing)
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    model.to(dev).network.eval()
-    generator = torch.Generator().manual_seed(seed)
-    if progress is not None and model.dims == 2:  # one bar over every batch of slices
-        progress = progress_over(progress, -(-cond.shape[2] // batch_size))
-
-    def sample(batch: torch.Tensor) -> torch.Tensor:
-        labels = model.class_labels(source, target, batch=batch.shape[0], device=dev)
-        return model.diffusion.sample(batch, labels, sampler=sampler, steps=steps, timestep_spacing=timestep_spacing,
-                                      variance=variance, generator=generator, progress=progress, precision=precision)
-
-    x = torch.from_numpy(cond)[None].to(dev)
-    d = model.divisor
-    with torch.no_grad():
-        if model.dims == 2:
-            y = whole_volume(lambda v: slicewise(sample, v[0], axis=2, batch_size=batch_size)[None], x, (d, d, 1))
-        else:
-            y = whole_volume(sample, x, d)
-    return y[0].float().clamp(0, 1).cpu().numpy()
+    inferer = inferer_for(inferer, lambda **kw: default_inferer(model, **kw), **sampling)
+    inferer.check(model)
+    labels = model.class_labels(source, target, batch=1)
+    y = inferer(torch.from_numpy(cond)[None], model, labels, progress)
+    return y[0].clamp(0, 1).numpy()
 
 
 def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray | None, grid) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ...core.bundle import BundleEntry, format_scores, load_weights
 from .model import KIND, StainModel
 
-__all__ = ["assemble", "StainTranslator", "StainEvaluator"]
+__all__ = ["assemble", "StainEvaluator"]
 
 
 def assemble(diffusion, checkpoint: str) -> StainModel:
@@ -24,25 +24,6 @@ def assemble(diffusion, checkpoint: str) -> StainModel:
     diffusion.network.eval()
     return StainModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
                       settings=dict(ckpt.settings), info=ckpt.info)
-
-
-class StainTranslator(BundleEntry):
-    """``inference.json``: every H&E image in ``dataset_dir`` → virtual IHC (and cell labels)."""
-
-    name = "he_to_ihc_staindiffuser inference"
-
-    def __init__(self, model, dataset_dir, output_dir, *, cells_dir=None, steps=10, sampler="ddim", seed=0,
-                 tile=None, overlap=None, device="cpu", precision="float32", overwrite=False, skip_bad=False):
-        self.model, self.dataset_dir, self.output_dir, self.cells_dir = model, dataset_dir, output_dir, cells_dir
-        self.overwrite = overwrite
-        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, tile=tile, overlap=overlap, device=device,
-                           precision=precision, skip_bad=skip_bad)
-
-    def _run(self) -> list[str]:
-        from .files import stain_folder
-
-        return stain_folder(self.model, self.dataset_dir, self.output_dir, cells_dir=self.cells_dir,
-                            overwrite=self.overwrite, **self.kwargs)
 
 
 class StainEvaluator(BundleEntry):

@@ -3,9 +3,9 @@
 The data flow::
 
     H&E uint8 RGB (H, W, 3) → [−1, 1], channels first
-      → image ≤ tile: the whole image (mirror-padded to the model's divisor, :func:`medfusion.core.inference.whole_volume`)
-        larger: tiles of ``tile`` pixels overlapping by ``overlap`` pixels, blended with Gaussian weights
-        (:func:`medfusion.core.inference.sliding_window`, MONAI), ``batch_size`` tiles per network call
+      → the inferer (medfusion.core.inferers.SlidingWindowInferer): an image ≤ tile whole (mirror-padded to the
+        model's divisor), a larger one in tiles of ``tile`` pixels overlapping by ``overlap`` pixels, blended with
+        Gaussian weights (MONAI ``sliding_window_inference``), ``batch_size`` tiles per network call
       → ConditionalDiffusion.sample (DDIM ``steps``, one seeded generator)
       → IHC: uint8 RGB of the input's size; cells: probability (x + 1) / 2 → threshold 0.5 → touching nuclei
         split by a distance-transform watershed → uint16 labels 1..N.
@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from ...core.inference import sliding_window, whole_volume
+from ...core.inferers import SlidingWindowInferer, inferer_for
 from ...core.losses import mask_probabilities
 from ...errors import InputError
 from .model import StainModel, rgb_to_unit, split_tasks, unit_to_rgb
 
-__all__ = ["translate", "cell_labels", "check_tiling", "tile_edges"]
+__all__ = ["translate", "default_inferer", "settings_of", "cell_labels", "check_tiling", "tile_edges"]
 
 
 def check_tiling(model: StainModel, tile: int | None, overlap: int | None) -> tuple[int, int]:
@@ -47,29 +48,37 @@ def _check_he(he: np.ndarray, divisor: int) -> np.ndarray:
     return he
 
 
-def translate(model, he: np.ndarray, *, steps: int = 10, sampler: str = "ddim", seed: int = 0,
-              tile: int | None = None, overlap: int | None = None, batch_size: int = 4, device="cpu",
-              precision: str = "float32", progress: Callable[[int, int], None] | None = None) -> dict:
+def default_inferer(model: StainModel, *, tile: int | None = None, overlap: int | None = None, batch_size: int = 4,
+                    steps: int = 10, sampler: str = "ddim", seed: int = 0, device="cpu",
+                    precision: str = "float32") -> SlidingWindowInferer:
+    """The inferer :func:`translate` samples with unless given another (and the bundle's ``inferer``): images no
+    larger than ``tile`` (default: the training tile) whole, mirror-padded to the divisor; larger ones tile by tile,
+    neighbours sharing ``overlap`` pixels (default: a quarter tile), ``batch_size`` tiles per network call; 10 DDIM
+    steps."""
+    tile, overlap = check_tiling(model, tile, overlap)
+    return SlidingWindowInferer(steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
+                                roi_size=(tile, tile), overlap=overlap / tile, batch_size=batch_size,
+                                padding_mode="reflect")
+
+
+def translate(model, he: np.ndarray, *, inferer: SlidingWindowInferer | None = None,
+              progress: Callable[[int, int], None] | None = None, **sampling) -> dict:
     """Virtual IHC stain and/or cell labels for one H&E image (uint8 RGB ``(H, W, 3)``), by a
-    :class:`~.model.StainModel` (DDIM/DDPM ``steps``, ``seed``) or a :class:`~.baseline.UNetBaseline`.
+    :class:`~.model.StainModel` sampled by ``inferer`` (default: :func:`default_inferer` of ``sampling``: ``steps``,
+    ``sampler``, ``seed``, ``tile``, ``overlap``, ``batch_size``, ``device``, ``precision``) or by a
+    :class:`~.baseline.UNetBaseline` (tiled the same way; the sampling settings do not apply to it).
 
     Returns ``{"ihc": uint8 (H, W, 3)}`` and/or ``{"cells": uint16 (H, W), "cell_probability": float32 (H, W)}``
-    by the model's tasks.  Images no larger than ``tile`` (default: the training tile) run whole; larger ones tile by
-    tile, neighbours sharing ``overlap`` pixels (default: a quarter tile).
+    by the model's tasks.
     """
     he = _check_he(he, model.divisor)
-    tile, overlap = check_tiling(model, tile, overlap)
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    fn, dev = _tile_function(model, steps=steps, sampler=sampler, seed=seed, device=device, precision=precision,
-                             progress=progress)
     x = torch.from_numpy(rgb_to_unit(he))
-    with torch.no_grad():
-        if max(he.shape[:2]) <= tile:
-            y = whole_volume(fn, x.to(dev), model.divisor, mode="reflect").cpu()
-        else:
-            y = sliding_window(fn, x, (tile, tile), overlap=overlap / tile, batch_size=batch_size,
-                               mode="gaussian", device="cpu")
+    if isinstance(model, StainModel):
+        inferer = inferer_for(inferer, lambda **kw: default_inferer(model, **kw), **sampling)
+        inferer.check(model)
+        y = inferer(x, model, None, progress)
+    else:
+        y = _predict_baseline(model, x, **sampling)
     out = {}
     parts = split_tasks(model.tasks, y[None].float())
     if "ihc" in parts:
@@ -78,6 +87,21 @@ def translate(model, he: np.ndarray, *, steps: int = 10, sampler: str = "ddim", 
         prob = mask_probabilities(parts["cells"][0, 0]).numpy().astype(np.float32)
         out["cell_probability"], out["cells"] = prob, cell_labels(prob)
     return out
+
+
+def _predict_baseline(model, x: torch.Tensor, *, tile: int | None = None, overlap: int | None = None,
+                      batch_size: int = 4, device="cpu", precision: str = "float32", **ignored) -> torch.Tensor:
+    """The U-Net baseline on an H&E image ``(3, H, W)`` in [−1, 1], whole or tiled as :func:`default_inferer`."""
+    tile, overlap = check_tiling(model, tile, overlap)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    fn, dev = _tile_function(model, steps=1, sampler="ddim", seed=0, device=device, precision=precision,
+                             progress=None)
+    with torch.no_grad():
+        if max(x.shape[1:]) <= tile:
+            return whole_volume(fn, x.to(dev), model.divisor, mode="reflect").cpu()
+        return sliding_window(fn, x, (tile, tile), overlap=overlap / tile, batch_size=batch_size, mode="gaussian",
+                              device="cpu")
 
 
 def _tile_function(model, *, steps, sampler, seed, device, precision, progress):
@@ -102,6 +126,14 @@ def _tile_function(model, *, steps, sampler, seed, device, precision, progress):
         with autocast(dev, precision):
             return model.forward_tiles(batch.to(dev)).float().to(batch.device)
     return predict, dev
+
+
+def settings_of(inferer: SlidingWindowInferer) -> dict:
+    """An inferer's settings as :func:`translate`'s (and the streaming mode's) keyword arguments."""
+    tile = int(inferer.roi_size[0])
+    return {"steps": inferer.steps, "sampler": inferer.sampler, "seed": inferer.seed, "device": inferer.device,
+            "precision": inferer.precision, "tile": tile, "overlap": int(round(inferer.overlap * tile)),
+            "batch_size": inferer.batch_size}
 
 
 def tile_edges(size: int, tile: int, overlap: int) -> list[int]:

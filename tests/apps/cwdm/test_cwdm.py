@@ -431,7 +431,7 @@ def test_training_and_inference_give_the_network_the_same_conditions(tiny_checkp
     _, trained = split_missing(image[None], torch.tensor([CONTRASTS.index(missing)]))
     seen = {}
 
-    def capture(batch, labels, **kwargs):
+    def capture(batch, class_labels=None, **kwargs):
         seen["conditions"] = batch.clone()
         return torch.zeros((1, 1, *batch.shape[2:]))
 

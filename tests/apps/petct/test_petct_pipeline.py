@@ -223,16 +223,15 @@ def test_heldout_evaluation_scores_both_segmenters_through_the_metrics(hn, weigh
 
 def test_default_sampling_is_the_validated_choice_everywhere():
     """5 DDIM steps × 10 samples (chosen on validation phantoms, bundle docs): the API, the command and the bundle."""
-    import inspect
 
     from conftest import REPO
     from medfusion.apps.petct.model import DEFAULT_SAMPLES, DEFAULT_STEPS
-    from medfusion.apps.petct.inference import segment
+    from medfusion.apps.petct.inference import default_inferer
     from medfusion.cli.main import build_parser
 
     assert (DEFAULT_STEPS, DEFAULT_SAMPLES) == (5, 10)
-    params = inspect.signature(segment).parameters
-    assert (params["steps"].default, params["samples"].default) == (DEFAULT_STEPS, DEFAULT_SAMPLES)
+    inferer = default_inferer()
+    assert (inferer.steps, inferer.samples, inferer.sampler) == (DEFAULT_STEPS, DEFAULT_SAMPLES, "ddim")
     args = build_parser().parse_args(["segment", "--pet", "p", "--ct", "c", "--out", "o"])
     assert (args.steps, args.samples) == (DEFAULT_STEPS, DEFAULT_SAMPLES)
     config = json.loads((REPO / "bundles" / "hecktor_petct_diffseg" / "configs" / "inference.json").read_text())
@@ -253,7 +252,7 @@ def test_training_and_inference_give_the_network_the_same_conditions(hn, weights
     trained = torch.as_tensor(WorkingGridd(model.preprocessing, model.divisor)(item)["image"])
     seen = {}
 
-    def capture(batch, labels, **kwargs):
+    def capture(batch, class_labels=None, **kwargs):
         seen["conditions"] = batch.clone()
         return torch.full((1, 2, *batch.shape[2:]), -1.0)
 
