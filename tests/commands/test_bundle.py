@@ -146,17 +146,23 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
     for name, content in before.items():
         assert (out / f"{name}-t2f.nii.gz").read_bytes() == content
 
-    # the inferer and one transform swapped from the command line: tiles instead of the whole volume, another
-    # normalisation percentile — both reach the run (different voxels, same geometry)
-    tiled = tmp_path / "tiled"
-    swapped = [a if a != str(out) else str(tiled) for a in args]
-    third = run_bundle("run", *swapped, "--inferer#_target_", "medfusion.core.inferers.SlidingWindowInferer",
-                       "--inferer#roi_size", "[8, 8, 8]", "--preprocessing#upper", "99.0")
-    assert_ok(third)
+    # the shipped weights, then one transform and the inferer swapped from the command line: the inputs normalised
+    # to their 90th percentile, tiles of 8 voxels instead of the whole volume — each reaches the run
+    def shipped(folder: str, *extra: str) -> dict:
+        result = run_bundle("run", "--config_file", _cfg("inference.json"), "--bundle_root", BUNDLE,
+                            "--dataset_dir", str(tiny_missing_dataset), "--output_dir", str(tmp_path / folder),
+                            "--steps", "2", "--device", "cpu", *extra)
+        assert_ok(result)
+        return {c.name: np.asarray(nib.load(tmp_path / folder / f"{c.name}-t2f.nii.gz").dataobj) for c in cases}
+
+    default = shipped("default")
+    renormalised = shipped("renormalised", "--preprocessing#upper", "90.0")
+    tiled = shipped("tiled", "--inferer#_target_", "medfusion.core.inferers.SlidingWindowInferer",
+                    "--inferer#roi_size", "[8, 8, 8]")
     for case in cases:
-        pred = nib.load(tiled / f"{case.name}-t2f.nii.gz")
-        assert pred.shape == nib.load(out / f"{case.name}-t2f.nii.gz").shape
-        assert not np.array_equal(np.asarray(pred.dataobj), np.asarray(nib.load(out / f"{case.name}-t2f.nii.gz").dataobj))
+        assert np.count_nonzero(default[case.name]) and np.count_nonzero(renormalised[case.name])
+        assert not np.array_equal(default[case.name], renormalised[case.name])
+        assert np.count_nonzero(tiled[case.name]) and not np.array_equal(default[case.name], tiled[case.name])
 
 
 @pytest.mark.slow
