@@ -80,6 +80,10 @@ class Trainer:
         lr_schedule: ``"constant"`` (as published) or ``"cosine"`` (``lr`` decays to 0 over ``max_steps`` along
             half a cosine, after ``warmup_steps`` of linear warm-up); a function of the step alone, so resuming
             continues it exactly.
+        lr_scheduler: ``lr_scheduler(optimizer) → torch.optim.lr_scheduler.LRScheduler`` — e.g. ``{"_target_":
+            "torch.optim.lr_scheduler.StepLR", "_mode_": "callable", "step_size": 1000, "gamma": 0.5}`` — stepped
+            after every optimisation step, its state kept in ``last.pt`` so that resuming continues it; given, it
+            replaces ``lr_schedule`` and ``warmup_steps``. Every log line records the step's learning rate.
         precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast of the network, with
             a ``GradScaler`` — loss scaling — as float16 training needs; CUDA only).
         val_every, save_every, log_every: steps between validations, ``last.pt`` saves and log lines.
@@ -103,7 +107,7 @@ class Trainer:
                  device: str | torch.device | None = None, distributed: bool = False, num_workers: int = 0,
                  info: dict | None = None, init_weights: str | os.PathLike | None = None,
                  ema_decay: float = 0.0, keep_validated: bool = False, optimizer: Callable | None = None,
-                 grad_clip_norm: float | None = None) -> None:
+                 grad_clip_norm: float | None = None, lr_scheduler: Callable | None = None) -> None:
         self.model, self.train_data, self.output_dir = model, train_data, Path(output_dir)
         # checked now, so that a wrong file ends before any output; applied by run() unless last.pt resumes
         self._init_path = None if init_weights in (None, "") else Path(init_weights)
@@ -112,7 +116,7 @@ class Trainer:
         self.max_steps, self.batch_size, self.lr = int(max_steps), int(batch_size), float(lr)
         self.weight_decay, self.ema_decay = float(weight_decay), float(ema_decay)
         self.keep_validated = bool(keep_validated)
-        self.make_optimizer = optimizer
+        self.make_optimizer, self.make_scheduler = optimizer, lr_scheduler
         self.grad_clip_norm = None if grad_clip_norm in (None, 0) else float(grad_clip_norm)
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
             raise ValueError(f"grad_clip_norm must be positive, got {grad_clip_norm!r}")
@@ -206,6 +210,8 @@ class Trainer:
         optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
             self._scaler.load_state_dict(ckpt["scaler"])
+        if self._scheduler is not None and "lr_scheduler" in ckpt:
+            self._scheduler.load_state_dict(ckpt["lr_scheduler"])
         gen.set_state(ckpt["generator"][self.rank % len(ckpt["generator"])])
         self._resumed_ema = ckpt.get("ema")
         self._log({"event": "resumed", "step": int(ckpt["step"])})
@@ -250,6 +256,7 @@ class Trainer:
         # float16 needs loss scaling (its range is small); the others pass through it unchanged
         self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.rank)
+        self._scheduler = None if self.make_scheduler is None else self.make_scheduler(optimizer)
         step, best = self._resume(net, optimizer, gen)
         self._ema = self._averaged(net)
         self._saved = step if step else None
@@ -271,7 +278,7 @@ class Trainer:
                     losses.append(self._step(net, optimizer, batch, gen, step))
                     step += 1
                     if step % self.log_every == 0 or step == self.max_steps:
-                        record = {"step": step, "loss": float(np.mean(losses)),
+                        record = {"step": step, "loss": float(np.mean(losses)), "lr": self._lr,
                                   "sec_per_step": (time.time() - t0) / len(losses)}
                         self._log(record)
                         losses, t0 = [], time.time()
@@ -290,8 +297,10 @@ class Trainer:
     def _step(self, net, optimizer, batch, gen: torch.Generator, step: int) -> float:
         """One optimisation step (0-based ``step``) on ``batch``; the loss."""
         loss = self.loss_fn(self.model, batch, generator=gen, device=self.device, precision=self.precision)
-        for group in optimizer.param_groups:
-            group["lr"] = self.learning_rate(step)
+        if self._scheduler is None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate(step)
+        self._lr = float(optimizer.param_groups[0]["lr"])
         optimizer.zero_grad(set_to_none=True)
         self._scaler.scale(loss).backward()
         if self.grad_clip_norm is not None:
@@ -299,6 +308,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip_norm)
         self._scaler.step(optimizer)
         self._scaler.update()
+        if self._scheduler is not None:
+            self._scheduler.step()
         if self._ema is not None:
             self._ema.update_parameters(net)
         return float(loss.detach())
@@ -357,6 +368,8 @@ class Trainer:
                     state["scaler"] = self._scaler.state_dict()
                 if self._ema is not None:
                     state["ema"] = self._ema.state_dict()
+                if self._scheduler is not None:
+                    state["lr_scheduler"] = self._scheduler.state_dict()
                 save_torch(state, self.output_dir / "last.pt")
             self._saved = step
 

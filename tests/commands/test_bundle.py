@@ -221,6 +221,21 @@ def test_train_swaps_the_optimizer_and_clips_from_the_command_line(tiny_dataset,
 
 
 @pytest.mark.slow
+def test_train_swaps_the_lr_scheduler_from_the_command_line_and_resumes_it(tiny_dataset, tmp_path):
+    """A torch LR scheduler as the ``lr_scheduler`` component replaces the built-in schedule; its state travels in
+    ``last.pt``, so a resumed run goes on halving where it stopped (the log records each step's rate)."""
+    out = tmp_path / "steplr"
+    halving = "{'_target_': 'torch.optim.lr_scheduler.StepLR', '_mode_': 'callable', 'step_size': 1, 'gamma': 0.5}"
+    for max_steps in (2, 3):
+        proc = run_bundle("run", "--config_file", _cfg("train.json"),
+                          *_tiny_train_args(tiny_dataset, out, max_steps=max_steps, val_dir=None),
+                          "--lr", "0.001", "--lr_scheduler", halving)
+        assert_ok(proc)
+    rates = {r["step"]: r["lr"] for r in _log_records(out) if "lr" in r}
+    assert rates == pytest.approx({1: 1e-3, 2: 5e-4, 3: 2.5e-4})
+
+
+@pytest.mark.slow
 def test_train_ddp_two_processes(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
     proc = run_in_repo([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
