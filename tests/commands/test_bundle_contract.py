@@ -119,3 +119,25 @@ def test_inference_is_composed_of_components_a_user_swaps_from_the_command_line(
     assert (inferer.steps, inferer.seed, inferer.sampler) == (3, 7, "ddpm")
     if swap is not None:
         assert type(inferer) is swap
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_training_names_its_loss_optimizer_and_scheduler_as_components(bundle):
+    """``train.json``'s trainer takes its ``loss`` (a medfusion loss with the trainers' signature), ``optimizer`` and
+    ``lr_scheduler`` from components of the config, so each is swapped by an override; the loss the trainer gets
+    is the component's (a trainer given no ``loss_fn`` falls back to the application's default)."""
+    import functools
+    import inspect
+
+    from monai.bundle import ConfigParser
+
+    configs = REPO / "bundles" / bundle / "configs"
+    raw = ConfigParser.load_config_file(str(configs / "train.json"))
+    assert {raw["trainer"][k] for k in ("loss_fn", "optimizer", "lr_scheduler")} == {"@loss", "@optimizer",
+                                                                                    "@lr_scheduler"}
+    parser = ConfigParser()
+    parser.read_config(str(configs / "train.json"))
+    parser.parse()
+    loss = parser.get_parsed_content("loss")
+    params = inspect.signature(loss.func if isinstance(loss, functools.partial) else loss).parameters
+    assert list(params)[:2] == ["model", "batch"] and {"generator", "device", "precision"} <= set(params)

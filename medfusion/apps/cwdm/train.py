@@ -100,11 +100,12 @@ class CWDMTrainer(Trainer):
         train_data: e.g. :class:`BraTSTrainingSet`.
         val_dir: complete cases for validation (``None``: none; ``model.pt`` is then the last step).
         val_cases, val_sampling_steps: validation size and DDIM steps per sample.
+        loss_fn: the loss (default :func:`cwdm_loss`; the bundle's ``loss`` component).
         Other arguments: :class:`~medfusion.core.training.Trainer`.
     """
 
     def __init__(self, model: CWDMModel, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
-                 val_sampling_steps: int = 10, **kwargs) -> None:
+                 val_sampling_steps: int = 10, loss_fn=None, **kwargs) -> None:
         validate = CWDMValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
-        super().__init__(model, train_data, output_dir, loss_fn=cwdm_loss, validate_fn=validate,
+        super().__init__(model, train_data, output_dir, loss_fn=loss_fn or cwdm_loss, validate_fn=validate,
                          val_metric="val_ssim", **kwargs)

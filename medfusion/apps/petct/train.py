@@ -86,12 +86,12 @@ class PetCtValidation:
 
 class PetCtTrainer(Trainer):
     """The core trainer with the PET/CT loss (the diffusion model's, or the baseline's for a
-    :class:`~.baseline.SegResNetBaseline`) and :class:`PetCtValidation`; the bundle's ``train.json`` builds this.
-    Other arguments: :class:`~medfusion.core.training.Trainer`."""
+    :class:`~.baseline.SegResNetBaseline`; ``loss_fn``, the bundle's ``loss`` component, replaces it) and
+    :class:`PetCtValidation`; the bundle's ``train.json`` builds this. Other arguments: :class:`~medfusion.core.training.Trainer`."""
 
     def __init__(self, model, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
-                 val_sampling_steps: int = 5, **kwargs) -> None:
+                 val_sampling_steps: int = 5, loss_fn=None, **kwargs) -> None:
         validate = PetCtValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
-        loss = segmentation_loss if isinstance(model, PetCtSegModel) else segresnet_loss
+        loss = loss_fn or (segmentation_loss if isinstance(model, PetCtSegModel) else segresnet_loss)
         super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
                          val_metric="val_dice_agg", **kwargs)

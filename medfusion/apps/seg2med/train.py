@@ -155,15 +155,18 @@ class Seg2MedTrainer(Trainer):
         val_cases, val_sampling_steps: validation size and DDIM steps per sample.
         val_organ_tolerance_hu: also score organ means in CT from the validation label maps and choose ``model.pt``
             by SSIM less the excess beyond this tolerance (:class:`Seg2MedValidation`; ``None``: by SSIM alone).
-        small_t_fraction, small_t_max: timestep emphasis of the loss (:func:`seg2med_loss`; 0: uniform).
+        small_t_fraction, small_t_max: timestep emphasis of the default loss (:func:`seg2med_loss`; 0: uniform).
+        loss_fn: the loss (the bundle's ``loss`` component: :func:`seg2med_loss` with its timestep emphasis).
         Other arguments: :class:`~medfusion.core.training.Trainer`.
     """
 
     def __init__(self, model: Seg2MedModel, train_data, output_dir, *, val_dir=None, val_cases: int = 2,
                  val_sampling_steps: int = 10, val_organ_tolerance_hu: float | None = None,
-                 small_t_fraction: float = 0.0, small_t_max: int = 100, **kwargs) -> None:
+                 small_t_fraction: float = 0.0, small_t_max: int = 100, loss_fn=None, **kwargs) -> None:
         validate = None if val_dir is None else Seg2MedValidation(val_dir, val_cases, val_sampling_steps,
                                                                   val_organ_tolerance_hu)
-        loss = functools.partial(seg2med_loss, small_t_fraction=small_t_fraction, small_t_max=small_t_max)
+        if loss_fn is not None and small_t_fraction:
+            raise ValueError("give the timestep emphasis (small_t_fraction, small_t_max) to the loss_fn itself")
+        loss = loss_fn or functools.partial(seg2med_loss, small_t_fraction=small_t_fraction, small_t_max=small_t_max)
         super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
                          val_metric="val_ssim" if validate is None else validate.metric, **kwargs)

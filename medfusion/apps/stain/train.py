@@ -62,14 +62,15 @@ class StainValidation:
 
 
 class StainTrainer(Trainer):
-    """The core trainer with :func:`~.model.stain_loss` (or the baseline's loss for a U-Net baseline) and
+    """The core trainer with :func:`~.model.stain_loss` (or the baseline's loss for a U-Net baseline; ``loss_fn``,
+    the bundle's ``loss`` component, replaces it) and
     :class:`StainValidation`; the bundle's ``train.json`` builds this.  Other arguments:
     :class:`~medfusion.core.training.Trainer`."""
 
     def __init__(self, model, train_data, output_dir, *, val_dir=None, val_cases: int = 4,
-                 val_sampling_steps: int = 5, **kwargs) -> None:
+                 val_sampling_steps: int = 5, loss_fn=None, **kwargs) -> None:
         validate = StainValidation(val_dir, val_cases, val_sampling_steps) if val_dir is not None else None
-        loss = stain_loss if isinstance(model, StainModel) else _baseline_loss()
+        loss = loss_fn or (stain_loss if isinstance(model, StainModel) else _baseline_loss())
         super().__init__(model, train_data, output_dir, loss_fn=loss, validate_fn=validate,
                          val_metric="val_score", **kwargs)
 

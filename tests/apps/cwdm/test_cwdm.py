@@ -440,3 +440,18 @@ def test_training_and_inference_give_the_network_the_same_conditions(tiny_checkp
     volumes = {c: v.data for c, v in load_case(case).items() if c != missing}
     synthesize(model, volumes, missing, steps=2)
     torch.testing.assert_close(seen["conditions"], trained, rtol=0, atol=1e-6)
+
+
+def test_the_trainer_takes_its_loss_as_a_component(tmp_path, tiny_dataset):
+    """``loss_fn`` (the bundle's ``loss``) is the loss every step computes; without it, cWDM's own."""
+    model = CWDMModel.create(TINY_NETWORK)
+    data = BraTSTrainingSet(tiny_dataset, patch_size=(8, 8, 8), divisor=model.divisor, seed=0)
+    assert CWDMTrainer(model, data, tmp_path / "default", device="cpu").loss_fn is cwdm_loss
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return 2.0 * cwdm_loss(*args, **kwargs)
+
+    CWDMTrainer(model, data, tmp_path / "mine", loss_fn=counted, max_steps=2, device="cpu", log_every=1).run()
+    assert len(calls) == 2
