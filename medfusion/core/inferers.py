@@ -45,12 +45,7 @@ class DiffusionInferer(Inferer):
         self.padding_mode = padding_mode  # of the padding to the divisor: "constant" (zeros) or e.g. "reflect"
         self.sampler, self.steps, self.seed, self.device = sampler, steps, seed, device
         self.precision, self.timestep_spacing, self.variance = precision, timestep_spacing, variance
-        self.progress = progress
-
-    def settings(self) -> dict:
-        """The sampling settings, as recorded with results."""
-        return {"sampler": self.sampler, "steps": self.steps, "seed": self.seed, "precision": self.precision,
-                "timestep_spacing": self.timestep_spacing, "variance": self.variance}
+        self.progress = progress  # (done, total) over every step: e.g. the command's progress bar
 
     def check(self, model) -> torch.device:
         """Check the settings against ``model`` (:meth:`~medfusion.core.model.DiffusionModel.check_sampling`);
@@ -70,8 +65,9 @@ class DiffusionInferer(Inferer):
 
     def __call__(self, inputs, model, labels: torch.Tensor | None = None, progress: Progress | None = None,
                  **kwargs):
-        """Sample ``model`` for ``inputs`` ``(C, *S)``; ``progress`` (``(done, total)``, default: the inferer's);
-        ``kwargs`` go to :meth:`arrange` (:class:`EnsembleInferer`: ``transform``)."""
+        """Sample ``model`` for ``inputs`` ``(C, *S)`` (the settings checked first); ``progress``: ``(done, total)``
+        over every step (default: the inferer's); ``kwargs`` go to :meth:`arrange` (:class:`EnsembleInferer`:
+        ``transform``)."""
         dev = self.check(model)
         model.to(dev).network.eval()
         x = torch.as_tensor(inputs, dtype=torch.float32).to(dev)
@@ -120,9 +116,6 @@ class EnsembleInferer(DiffusionInferer):
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise InputError(f"samples must be an integer ≥ 1, got {samples!r}")
         self.samples = samples
-
-    def settings(self) -> dict:
-        return {**super().settings(), "samples": self.samples}
 
     def arrange(self, x: torch.Tensor, model, labels, dev, progress: Progress | None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> EnsembleResult:

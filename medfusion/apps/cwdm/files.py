@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 
+from ...core.inferers import inferer_for
 from ...core.runner import CaseInference
 from ...errors import InputError
 from ...io import save_like
 from ...outputs import writing
-from .inference import synthesize
+from .inference import default_inferer, synthesize
 from .layout import BraTSCase, case_folders, check_case, find_case, load_case
 from .model import CWDMModel
 
@@ -69,11 +70,9 @@ class Synthesizer:
     first input}`` by :func:`~.inference.synthesize` with ``inferer`` (default: its default of ``sampling``)."""
 
     def __init__(self, model: CWDMModel, inferer=None, **sampling) -> None:
-        from .inference import default_inferer
-        from ...core.inferers import inferer_for
-
         _check_order(model, inferer)
         self.model, self.inferer = model, inferer_for(inferer, default_inferer, **sampling)
+        self.inferer.check(model)  # a bad setting ends before any case is read
 
     def __call__(self, data: dict) -> dict:
         vols = data["volumes"]
@@ -110,7 +109,7 @@ def synthesize_case(model: CWDMModel, case: BraTSCase, out_path: str | os.PathLi
     predictor = Synthesizer(model, inferer, **sampling)
     with writing([out_path], overwrite=overwrite, inputs=case.inputs()):
         result = predictor(BraTSFolder.load(case))
-        return SynthesisSaver(os.path.dirname(os.fspath(out_path)), overwrite).save(result, case, [out_path])[0]
+        return save_like(result["image"], result["reference"], out_path, overwrite=overwrite)
 
 
 def synthesize_folder(model: CWDMModel, dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, *,

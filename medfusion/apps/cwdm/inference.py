@@ -63,7 +63,6 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
     for c, r in zip(conds, raw):
         refuse_constant(r, f"contrast {c}", "there is nothing to synthesize from")
     inferer = inferer_for(inferer, default_inferer, **sampling)
-    inferer.check(model)
     x = torch.from_numpy(normalize(raw, model.lower, model.upper))
     y = inferer(x, model, model.class_labels(missing), progress)[0].numpy()
     return postprocess(y, raw, model.background_threshold)

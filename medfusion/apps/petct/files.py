@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.inferers import inferer_for
 from ...errors import InputError
 from ...io import PathLike, Volume, save_like
 from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
-from .inference import Segmentation, run_segmenter
+from .inference import Segmentation, default_inferer, run_segmenter
 
 __all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs", "HecktorFolder",
            "Segmenter", "SegmentationSaver",
@@ -161,20 +162,19 @@ class Segmenter:
     SegResNet baseline (``device`` only)."""
 
     def __init__(self, model, inferer=None, **sampling) -> None:
-        from ...core.inferers import inferer_for
-        from .inference import default_inferer
         from .model import PetCtSegModel
 
-        self.model, self.inferer = model, None
+        self.model, self.inferer, self.device = model, None, None
         if isinstance(model, PetCtSegModel):
             self.inferer = inferer_for(inferer, default_inferer, **sampling)
-            self.options = {"inferer": self.inferer}
+            self.inferer.check(model)  # a bad setting ends before any case is read
         else:
-            self.options = {"device": sampling.get("device") or getattr(inferer, "device", "cpu")}
+            self.device = sampling.get("device") or getattr(inferer, "device", "cpu")
 
     def __call__(self, data: dict) -> dict:
         case = prepare_case(data["pet"], data["ct"], self.model.preprocessing, self.model.divisor)
-        return {"segmentation": run_segmenter(self.model, case.pet_suv, case.ct_hu, **self.options), "case": case}
+        seg = run_segmenter(self.model, case.pet_suv, case.ct_hu, inferer=self.inferer, device=self.device)
+        return {"segmentation": seg, "case": case}
 
 
 class SegmentationSaver:

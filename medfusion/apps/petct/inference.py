@@ -22,8 +22,8 @@ from ...core.inferers import EnsembleInferer, inferer_for
 from ...errors import InputError
 from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, PetCtSegModel, probabilities
 
-__all__ = ["Segmentation", "segment", "default_inferer", "run_segmenter", "as_segmentation", "class_distribution", "label_map",
-           "predictive_entropy"]
+__all__ = ["Segmentation", "segment", "default_inferer", "run_segmenter", "as_segmentation", "class_distribution",
+           "label_map", "predictive_entropy"]
 
 
 @dataclass
@@ -91,7 +91,6 @@ def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *,
     if not isinstance(inferer, EnsembleInferer):
         raise InputError(f"PET/CT segmentation samples an ensemble: give an EnsembleInferer, not a "
                          f"{type(inferer).__name__}")
-    inferer.check(model)
     cond = torch.from_numpy(model.conditions(pet_suv, ct_hu))
     result = inferer(cond, model, None, progress, transform=probabilities)
     prob = result.mean.numpy().astype(np.float32)

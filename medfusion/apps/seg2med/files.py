@@ -13,12 +13,16 @@ The training ``Compose`` is in :mod:`.transforms`.
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 
+from ...core.inferers import inferer_for
 from ...errors import InputError
 from ...io import PathLike, check_same_geometry, load_volume, save_like
 from ...outputs import writing
-from .inference import SOURCE_TASK, convert, from_ras, generate, ras_spacing, to_ras
+from .inference import SOURCE_TASK, convert, default_inferer, from_ras, generate, ras_spacing, to_ras
 from .model import Seg2MedModel, check_task
 
 __all__ = ["load_labels", "load_body", "generate_volume", "convert_volume", "generate_file", "convert_file",
@@ -154,8 +158,6 @@ class Seg2MedFolder:
         self.task = task or SOURCE_TASK.get(source, "total")
 
     def cases(self) -> list[tuple]:
-        import os
-
         root = os.fspath(self.dataset_dir)
         if not os.path.isdir(root):
             raise InputError(f"dataset folder not found: {root}")
@@ -198,8 +200,6 @@ class Seg2MedFolder:
 
 def _mask_beside(path: str) -> str:
     """The ``mask.nii.gz`` beside a case's source image (a conversion the authors' way needs it)."""
-    import os
-
     mask = os.path.join(os.path.dirname(path), "mask.nii.gz")
     if not os.path.isfile(mask):
         raise InputError(f"conversion via the prior needs the source's label map {mask} (TotalSegmentator; "
@@ -215,13 +215,11 @@ class Generator:
 
     def __init__(self, model: Seg2MedModel, target: str = "ct", *, source: str = "prior", via: str = "prior",
                  task: str | None = None, inferer=None, **sampling) -> None:
-        from ...core.inferers import inferer_for
-        from .inference import default_inferer
-
         self.model, self.target, self.source, self.via = model, target, source, via
         self.task = task or SOURCE_TASK.get(source, "total")
         model.task_index("prior" if source == "prior" or via == "prior" else source, target)
-        self.inferer = inferer_for(inferer, lambda **kw: default_inferer(model, **kw), **sampling)
+        self.inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
+        self.inferer.check(model)  # a bad setting ends before any case is read
 
     def __call__(self, data: dict) -> dict:
         files = {"task": self.task, "body": data.get("body"), "inferer": self.inferer}
@@ -241,8 +239,6 @@ class ImageSaver:
         self.output_dir, self.target, self.overwrite = output_dir, target, bool(overwrite)
 
     def outputs(self, case) -> list[str]:
-        import os
-
         return [os.path.join(os.fspath(self.output_dir), f"{case[0]}_{self.target}.nii.gz")]
 
     def save(self, result: dict, case, outputs) -> list[str]:

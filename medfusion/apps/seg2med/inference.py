@@ -15,6 +15,7 @@ The data flow of one volume::
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -25,7 +26,8 @@ from ...errors import InputError
 from ...io import refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
 
-__all__ = ["translate", "default_inferer", "generate", "convert", "to_ras", "from_ras", "ras_spacing", "CONVERSIONS", "SOURCE_TASK"]
+__all__ = ["translate", "default_inferer", "generate", "convert", "to_ras", "from_ras", "ras_spacing", "CONVERSIONS",
+           "SOURCE_TASK"]
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -69,8 +71,7 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
     cond = np.asarray(condition01, dtype=np.float32)
     if cond.ndim != 3:
         raise InputError(f"expected a 3D volume, got shape {cond.shape}")
-    inferer = inferer_for(inferer, lambda **kw: default_inferer(model, **kw), **sampling)
-    inferer.check(model)
+    inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
     labels = model.class_labels(source, target, batch=1)
     y = inferer(torch.from_numpy(cond)[None], model, labels, progress)
     return y[0].clamp(0, 1).numpy()

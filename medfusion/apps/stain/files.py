@@ -17,10 +17,11 @@ from typing import Callable
 
 import numpy as np
 
+from ...core.inferers import inferer_for
 from ...errors import InputError
 from ...outputs import OutputPlan
 from .images import LABEL_FORMATS, RGB_FORMATS
-from .inference import translate
+from .inference import default_inferer, settings_of, translate
 from .slides import STREAM_EXTENSIONS, STREAM_PIXELS, check_he, check_stream_outputs, image_size, streamed
 
 __all__ = ["stain_file", "stain_folder", "ImageFolder", "Translator", "StainSaver", "check_outputs_for",
@@ -103,13 +104,12 @@ class Translator:
 
     def __init__(self, model, inferer=None, *, progress: Callable[[int, int], None] | None = None,
                  **sampling) -> None:
-        from ...core.inferers import inferer_for
-        from .inference import default_inferer, settings_of
         from .model import StainModel
 
         self.model, self.progress, self.inferer = model, progress, None
         if isinstance(model, StainModel):
-            self.inferer = inferer_for(inferer, lambda **kw: default_inferer(model, **kw), **sampling)
+            self.inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
+            self.inferer.check(model)  # a bad setting ends before any image is read
             self.settings = settings_of(self.inferer)
         else:
             self.settings = sampling if inferer is None else settings_of(inferer)

@@ -13,6 +13,7 @@ The data flow::
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -74,8 +75,7 @@ def translate(model, he: np.ndarray, *, inferer: SlidingWindowInferer | None = N
     he = _check_he(he, model.divisor)
     x = torch.from_numpy(rgb_to_unit(he))
     if isinstance(model, StainModel):
-        inferer = inferer_for(inferer, lambda **kw: default_inferer(model, **kw), **sampling)
-        inferer.check(model)
+        inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
         y = inferer(x, model, None, progress)
     else:
         y = _predict_baseline(model, x, **sampling)
