@@ -20,8 +20,8 @@ from .cases import case_datalist
 from .model import Seg2MedModel
 from .transforms import CHANNELS, training_preprocessing
 
-__all__ = ["case_datalist", "Seg2MedTrainingSet", "task_channels", "seg2med_loss", "Seg2MedValidation",
-           "Seg2MedTrainer"]
+__all__ = ["case_datalist", "Seg2MedTrainingSet", "task_channels", "seg2med_loss", "organ_mean_loss",
+           "Seg2MedValidation", "Seg2MedTrainer"]
 
 
 class Seg2MedTrainingSet(TransformDataset):
@@ -30,22 +30,25 @@ class Seg2MedTrainingSet(TransformDataset):
 
     def __init__(self, dataset_dir, *, dims: int, divisor: int, preprocessing: dict, task: str = "total",
                  patch_size: Sequence[int] | None = None, tissue_dropout: float = 0.5, fov_augment: float = 0.0,
-                 mask_targets: Sequence[str] = (), seed: int = 0, cache: bool = True):
+                 mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int = 0, cache: bool = True):
         items = case_datalist(dataset_dir)
         transform = training_preprocessing(preprocessing, dims=dims, divisor=divisor, task=task,
                                            patch_size=patch_size, has_body="body" in items[0],
                                            has_tissues="tissues" in items[0], tissue_dropout=tissue_dropout,
-                                           fov_augment=fov_augment, mask_targets=mask_targets, seed=seed)
+                                           fov_augment=fov_augment, mask_targets=mask_targets,
+                                           keep_labels=keep_labels, seed=seed)
         super().__init__(items, transform, cache=cache)
 
     @classmethod
     def for_model(cls, model: Seg2MedModel, dataset_dir, *, task: str = "total",
                   patch_size: Sequence[int] | None = None, tissue_dropout: float = 0.5, fov_augment: float = 0.0,
-                  mask_targets: Sequence[str] = (), seed: int = 0, cache: bool = True) -> "Seg2MedTrainingSet":
-        """The training set with ``model``'s dimensionality, divisor, windows and prior table."""
+                  mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int = 0,
+                  cache: bool = True) -> "Seg2MedTrainingSet":
+        """The training set with ``model``'s dimensionality, divisor, windows and prior table (``keep_labels``: each
+        item also has its label map, for :func:`seg2med_loss`'s ``organ_weight``)."""
         return cls(dataset_dir, dims=model.dims, divisor=model.divisor, preprocessing=model.preprocessing,
                    task=task, patch_size=patch_size, tissue_dropout=tissue_dropout, fov_augment=fov_augment,
-                   mask_targets=mask_targets, seed=seed, cache=cache)
+                   mask_targets=mask_targets, keep_labels=keep_labels, seed=seed, cache=cache)
 
 
 
@@ -63,19 +66,46 @@ def _split(model: Seg2MedModel, image: torch.Tensor, labels: torch.Tensor) -> tu
 
 
 def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator, device, precision: str,
-                 small_t_fraction: float = 0.0, small_t_max: int = 100) -> torch.Tensor:
+                 small_t_fraction: float = 0.0, small_t_max: int = 100, organ_weight: float = 0.0) -> torch.Tensor:
     """The loss of a batch ``{"image": (B, 6, X, Y, Z')}``: a task per element (drawn at random, told to the
     network as its class label), MSE on the model's prediction type (ε for the published 2D model).
     ``small_t_fraction``, ``small_t_max``: how timesteps are drawn (:meth:`~medfusion.core.diffusion.
-    ConditionalDiffusion.forward_train`; 0: uniform, as published)."""
+    ConditionalDiffusion.forward_train`; 0: uniform, as published).
+    ``organ_weight``: plus this times :func:`organ_mean_loss` of ``x̂₀`` (the batch needs ``"labels"``, the label
+    maps: :class:`Seg2MedTrainingSet` with ``keep_labels``; 0: none, as published)."""
     image = batch["image"].to(device)
+    labels_map = batch.get("labels") if organ_weight else None
+    if organ_weight and labels_map is None:
+        raise ValueError("organ_weight needs the label maps in the batch: build the training set with keep_labels")
     if model.dims == 2:
         image = image[..., 0]  # (B, 6, X, Y): one axial slice each
+        labels_map = None if labels_map is None else labels_map[..., 0]
     labels = torch.randint(0, len(model.tasks), (image.shape[0],), generator=generator).to(device)
     target, cond = _split(model, image, labels)
     class_labels = labels if len(model.tasks) > 1 else None
-    return model.diffusion.loss(target, cond, class_labels, generator=generator, small_t_fraction=small_t_fraction,
-                                small_t_max=small_t_max, precision=precision)
+    o = model.diffusion.forward_train(target, cond, class_labels, generator=generator, precision=precision,
+                                      small_t_fraction=small_t_fraction, small_t_max=small_t_max)
+    loss = torch.nn.functional.mse_loss(o.prediction.float(), o.target.float())
+    if organ_weight:
+        loss = loss + float(organ_weight) * organ_mean_loss(o.x0_hat.float(), o.x0.float(), labels_map.to(device))
+    return loss
+
+
+def organ_mean_loss(x0_hat: torch.Tensor, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The mean, over every labelled structure of every image, of the squared difference between the means of
+    ``x0_hat`` and ``x0`` inside it: each organ's mean intensity, small organs counting as much as large ones.
+    ``x0_hat``, ``x0``: ``(B, 1, *S)`` (pixel space); ``labels``: ``(B, 1, *S)`` label maps (0: no structure)."""
+    b = x0.shape[0]
+    ids = labels.round().long().reshape(b, -1)
+    k = int(ids.max()) + 1
+    index = (ids + k * torch.arange(b, device=ids.device)[:, None]).reshape(-1)
+    diff = (x0_hat - x0).reshape(-1)
+    sums = torch.zeros(b * k, dtype=diff.dtype, device=diff.device).index_add_(0, index, diff)
+    counts = torch.zeros(b * k, dtype=diff.dtype, device=diff.device).index_add_(0, index, torch.ones_like(diff))
+    present = (counts > 0) & (torch.arange(b * k, device=ids.device) % k > 0)
+    if not bool(present.any()):
+        return diff.new_zeros(())
+    return ((sums[present] / counts[present]) ** 2).mean()
 
 
 class Seg2MedValidation:

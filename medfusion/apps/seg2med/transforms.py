@@ -162,8 +162,9 @@ class RandFieldOfViewd(Randomizable, MapTransform):
 def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task: str = "total",
                            patch_size: Sequence[int] | None = None, has_body: bool = True, has_tissues: bool = False,
                            tissue_dropout: float = 0.5, fov_augment: float = 0.0,
-                           mask_targets: Sequence[str] = (), seed: int | None = None):
-    """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order.
+                           mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int | None = None):
+    """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order
+    (with ``keep_labels``, also ``"labels"``: the label map ``(1, X, Y, Z')``, cropped and padded with the image).
 
     ``preprocessing``: a model's (``windows``; ``spacing``, ``size``, ``prior_table`` and ``prior_windows``,
     :class:`~.model.Seg2MedModel`). LoadVolumed → Orientationd RAS → ModelGridd (the model's spacing and window,
@@ -173,8 +174,7 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D: in-plane only).
     """
     from monai.transforms import (
-        Compose, ConcatItemsd, DivisiblePadd, EnsureTyped, Orientationd, RandSpatialCropd, ScaleIntensityRanged,
-        SelectItemsd,
+        Compose, ConcatItemsd, CopyItemsd, EnsureTyped, Orientationd, ScaleIntensityRanged, SelectItemsd,
     )
 
     from ...transforms import LoadVolumed
@@ -193,18 +193,28 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
         steps.append(MaskByBodyd(keys=list(mask_targets)))
     if has_tissues:
         steps.append(RandDropTissuesd([k for k in CHANNELS if k.startswith("prior_")], prob=tissue_dropout))
-    steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=["image"])]
-    if dims == 2:
-        steps.append(RandSpatialCropd(keys=["image"], roi_size=[-1, -1, 1], random_size=False))
-        if fov_augment > 0:
-            steps.append(RandFieldOfViewd(keys=["image"], prob=fov_augment))
-        steps.append(DivisiblePadd(keys=["image"], k=[int(divisor), int(divisor), 1], method="symmetric"))
-    else:
-        if patch_size is not None:
-            steps.append(RandSpatialCropd(keys=["image"], roi_size=list(patch_size), random_size=False))
-        steps.append(DivisiblePadd(keys=["image"], k=int(divisor), method="symmetric"))
-    steps.append(EnsureTyped(keys=["image"], dtype=np.float32, track_meta=False))
+    if keep_labels:
+        steps.append(CopyItemsd(keys=["mask"], names=["labels"]))
+    kept = ["image", "labels"] if keep_labels else ["image"]
+    steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=kept)]
+    steps += _crop_steps(kept, dims, divisor, patch_size, fov_augment)
+    steps.append(EnsureTyped(keys=kept, dtype=np.float32, track_meta=False))
     compose = Compose(steps)
     if seed is not None:
         compose.set_random_state(seed=seed)
     return compose
+
+
+def _crop_steps(keys: list[str], dims: int, divisor: int, patch_size: Sequence[int] | None, fov_augment: float) -> list:
+    """2D: one whole axial slice (``Z' = 1``), then :class:`RandFieldOfViewd` with probability ``fov_augment``,
+    padded in-plane to ``divisor``; 3D: ``patch_size`` (or the whole volume) padded to ``divisor``. The same crop for
+    every key."""
+    from monai.transforms import DivisiblePadd, RandSpatialCropd
+
+    if dims == 2:
+        steps = [RandSpatialCropd(keys=keys, roi_size=[-1, -1, 1], random_size=False)]
+        if fov_augment > 0:
+            steps.append(RandFieldOfViewd(keys=keys, prob=fov_augment))
+        return steps + [DivisiblePadd(keys=keys, k=[int(divisor), int(divisor), 1], method="symmetric")]
+    steps = [] if patch_size is None else [RandSpatialCropd(keys=keys, roi_size=list(patch_size), random_size=False)]
+    return steps + [DivisiblePadd(keys=keys, k=int(divisor), method="symmetric")]
