@@ -14,7 +14,6 @@ pins that copy.
 from __future__ import annotations
 
 import inspect
-import json
 import pydoc
 import subprocess
 
@@ -62,14 +61,6 @@ def _errors(text: str) -> str:
 def config_files(bundle: str, *names: str) -> str:
     """``--config_file`` value of ``bundle``'s configs ``names``, merged left to right (always a list)."""
     return "[" + ",".join(f"'{bundle}/configs/{n}'" for n in names) + "]"
-
-
-def merged_configs(bundle: str, *names: str) -> dict:
-    """``bundle``'s configs ``names`` read and merged left to right (top-level keys), as plain JSON."""
-    merged: dict = {}
-    for n in names:
-        merged.update(json.loads((REPO / bundle / "configs" / n).read_text()))
-    return merged
 
 
 def _components(node, path=""):

@@ -141,3 +141,36 @@ def test_training_names_its_loss_optimizer_and_scheduler_as_components(bundle):
     loss = parser.get_parsed_content("loss")
     params = inspect.signature(loss.func if isinstance(loss, functools.partial) else loss).parameters
     assert list(params)[:2] == ["model", "batch"] and {"generator", "device", "precision"} <= set(params)
+
+
+#: every training config with the inference config that runs its weights (merged onto their bases)
+PAIRS = [(b, "train.json", "inference.json") for b in BUNDLES] + [
+    ("totalseg_mask_to_ct_mr", "train_3d.json", "inference_3d.json"),
+    ("totalseg_mask_to_ct_mr", "train_published.json", "inference_published.json"),
+]
+
+
+def _parsed(bundle: str, name: str, **overrides):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(REPO / "bundles" / bundle / "configs" / n) for n in _base(name) + [name]])
+    parser.update({"bundle_root": str(REPO / "bundles" / bundle), **overrides})
+    return parser
+
+
+@pytest.mark.parametrize("bundle, train, inference", PAIRS, ids=lambda v: v)
+def test_weights_that_train_json_makes_load_where_inference_json_runs_them(bundle, train, inference, tmp_path):
+    """Each config runs alone, as the model zoo's do, so train and inference each describe the model; this is what
+    keeps them one model: the model train.json builds, saved, goes through inference.json's own loading — its
+    ``network_def`` (strict: every tensor must fit) and its check of the schedule, space, prediction type and
+    reference channel against the checkpoint — and comes back with the same weights."""
+    import torch
+
+    made = _parsed(bundle, train, device="cpu").get_parsed_content("model")
+    ckpt = tmp_path / "model.pt"
+    made.save(ckpt)
+    loaded = _parsed(bundle, inference, checkpoint=str(ckpt), device="cpu").get_parsed_content("model")
+    a, b = made.network.state_dict(), loaded.network.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert loaded.diffusion.config == made.diffusion.config

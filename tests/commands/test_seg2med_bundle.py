@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from bundle_helpers import assert_ok, run_bundle
-from conftest import REPO
 
 BUNDLE = "bundles/totalseg_mask_to_ct_mr"
-CONFIGS = REPO / BUNDLE / "configs"
 TINY = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8, "num_res_blocks": 1}
 TINY_DEF = [arg for k, v in TINY.items() for arg in (f"--network_def#{k}", repr(v))] + [
     "--network_def#attention_levels", "[False,True]"]
@@ -32,36 +30,6 @@ def cases(tmp_path_factory):
     out = tmp_path_factory.mktemp("abdomen_bundle")
     write_abdomen_dataset(out, 2, shape=(24, 20, 12), seed0=21)
     return out
-
-
-def test_train_and_inference_configs_agree():
-    """train.json's network_config gives exactly inference.json's network_def and diffusion (and so for the 3D
-    (residual) and published configs), merged as MONAI merges them (``#`` keys override nested values)."""
-    from monai.bundle import ConfigParser
-
-    from medfusion.apps.seg2med.model import Seg2MedModel
-
-    def merged(files):
-        parser = ConfigParser()
-        parser.read_config([str(CONFIGS / f) for f in files])
-        return parser.get()
-
-    for suffix in ("", "_3d", "_published"):
-        train = merged(["train.json"] + ([f"train{suffix}.json"] if suffix else []))
-        infer = merged(["inference.json"] + ([f"inference{suffix}.json"] if suffix else []))
-        model = Seg2MedModel.create(train["network_config"], dims=train["dims"], tasks=train["tasks"],
-                                    prediction=train["prediction"], residual=train["residual"],
-                                    sigma_data=train["sigma_data"], schedule=train["schedule"],
-                                    class_conditioning=train["class_conditioning"], clip_range=train["clip_range"])
-        net = {k: v for k, v in infer["network_def"].items() if k != "_target_"}
-        assert model.network_config == net, suffix
-        schedule = {k: v for k, v in infer["noise_schedule"].items() if k != "_target_"}
-        assert model.diffusion.schedule.config == schedule, suffix
-        assert list(model.diffusion.clip_range) == infer["diffusion"]["clip_range"], suffix
-        assert model.diffusion.prediction == infer["diffusion"]["prediction"], suffix
-        assert model.diffusion.reference == infer["diffusion"].get("reference"), suffix
-        assert model.diffusion.sigma_data == infer["diffusion"].get("sigma_data", 0.5), suffix
-    assert merged(["inference.json", "inference_3d.json"])["diffusion"]["reference"] == 0  # the 3D model is residual
 
 
 @pytest.mark.slow
