@@ -87,14 +87,16 @@ def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator
                                       small_t_fraction=small_t_fraction, small_t_max=small_t_max)
     loss = torch.nn.functional.mse_loss(o.prediction.float(), o.target.float())
     if organ_weight:
-        loss = loss + float(organ_weight) * organ_mean_loss(o.x0_hat.float(), o.x0.float(), labels_map.to(device))
+        decode = model.diffusion.space.decode  # to image space (the 3D model diffuses Haar coefficients)
+        loss = loss + float(organ_weight) * organ_mean_loss(decode(o.x0_hat.float()), decode(o.x0.float()),
+                                                            labels_map.to(device))
     return loss
 
 
 def organ_mean_loss(x0_hat: torch.Tensor, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The mean, over every labelled structure of every image, of the squared difference between the means of
     ``x0_hat`` and ``x0`` inside it: each organ's mean intensity, small organs counting as much as large ones.
-    ``x0_hat``, ``x0``: ``(B, 1, *S)`` (pixel space); ``labels``: ``(B, 1, *S)`` label maps (0: no structure)."""
+    ``x0_hat``, ``x0``: ``(B, 1, *S)`` in image space; ``labels``: ``(B, 1, *S)`` label maps (0: no structure)."""
     b = x0.shape[0]
     ids = labels.round().long().reshape(b, -1)
     k = int(ids.max()) + 1

@@ -72,10 +72,14 @@ def test_training_set_keeps_each_slice_label_map_beside_its_image(tiny_abdomen):
                 checked += 1
     assert checked > 4
 
-def test_seg2med_loss_adds_the_weighted_organ_term(tiny_abdomen):
+@pytest.mark.parametrize("dims", [2, 3])
+def test_seg2med_loss_adds_the_weighted_organ_term(tiny_abdomen, dims):
+    """The slice model in pixel space, the 3D model's Haar coefficients taken back to the label map's grid."""
     torch.manual_seed(0)
-    m = Seg2MedModel.create(TINY, dims=2, tasks=TASKS, residual=True, spacing=[12.0, 12.0], size=[32, 32])
-    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, cache=False, keep_labels=True)
+    grid = {"spacing": [12.0, 12.0], "size": [32, 32]} if dims == 2 else {}
+    m = Seg2MedModel.create(TINY, dims=dims, tasks=TASKS, residual=True, **grid)
+    data = Seg2MedTrainingSet.for_model(m, tiny_abdomen, cache=False, keep_labels=True,
+                                        patch_size=None if dims == 2 else (8, 8, 8))
     batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in ("image", "labels")}
 
     def loss(weight, b=batch):
