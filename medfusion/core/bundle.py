@@ -16,7 +16,7 @@ from ..errors import (BadCasesError, InputError, OutputExistsError, Terminated, 
                       signals_as_exceptions)
 from .checkpoint import load_checkpoint
 
-__all__ = ["BundleEntry", "Training", "Inference", "load_weights", "format_scores"]
+__all__ = ["BundleEntry", "Training", "Inference", "load_weights", "model_from_checkpoint", "format_scores"]
 
 logger = logging.getLogger("medfusion.bundle")
 
@@ -104,6 +104,18 @@ def load_weights(diffusion, checkpoint: str, kind: str):
         raise InputError(f"the weights in {checkpoint} do not fit network_def (was it changed?): {first_line(e)}") \
             from None
     return ckpt
+
+
+def model_from_checkpoint(model_class, diffusion, checkpoint: str, *, preprocessing: dict | None = None,
+                          settings: dict | None = None):
+    """``model_class`` (a :class:`~medfusion.core.model.DiffusionModel`) around the bundle's ``diffusion``, in eval
+    mode, with the weights of ``checkpoint`` (:func:`load_weights`) and its preprocessing, settings and provenance;
+    ``preprocessing`` / ``settings`` override single values of the checkpoint's (an application's bundle options)."""
+    ckpt = load_weights(diffusion, checkpoint, model_class.kind)
+    diffusion.network.eval()
+    return model_class(diffusion=diffusion, network_config=ckpt.network,
+                       preprocessing={**ckpt.preprocessing, **(preprocessing or {})},
+                       settings={**ckpt.settings, **(settings or {})}, info=ckpt.info)
 
 
 def format_scores(scores: dict) -> str:

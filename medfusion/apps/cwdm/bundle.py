@@ -13,8 +13,8 @@ steps, seed, device, precision), the ``predictor`` (:class:`~.files.Synthesizer`
 
 from __future__ import annotations
 
-from ...core.bundle import BundleEntry, format_scores, load_weights
-from .model import KIND, CWDMModel
+from ...core.bundle import BundleEntry, format_scores, model_from_checkpoint
+from .model import CWDMModel
 
 __all__ = ["assemble", "CWDMEvaluator"]
 
@@ -28,16 +28,9 @@ def assemble(diffusion, checkpoint: str, preprocessing=None, postprocessing=None
         preprocessing: a ``PercentileNormalize`` (its ``lower``/``upper``), or ``None`` for the checkpoint's.
         postprocessing: a ``ZeroBackground`` (its ``threshold``), or ``None`` for the checkpoint's.
     """
-    ckpt = load_weights(diffusion, checkpoint, KIND)
-    pre = dict(ckpt.preprocessing)
-    if preprocessing is not None:
-        pre.update(lower=float(preprocessing.lower), upper=float(preprocessing.upper))
-    settings = dict(ckpt.settings)
-    if postprocessing is not None:
-        settings["background_threshold"] = postprocessing.threshold
-    diffusion.network.eval()
-    return CWDMModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=pre, settings=settings,
-                     info=ckpt.info)
+    pre = None if preprocessing is None else {"lower": float(preprocessing.lower), "upper": float(preprocessing.upper)}
+    post = None if postprocessing is None else {"background_threshold": postprocessing.threshold}
+    return model_from_checkpoint(CWDMModel, diffusion, checkpoint, preprocessing=pre, settings=post)
 
 
 class CWDMEvaluator(BundleEntry):

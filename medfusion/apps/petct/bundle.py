@@ -16,18 +16,15 @@ folder (``imagesTr/``, ``labelsTr/``) with the ``hecktor`` protocol of :mod:`med
 
 from __future__ import annotations
 
-from ...core.bundle import BundleEntry, format_scores, load_weights
-from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, KIND, PetCtSegModel
+from ...core.bundle import BundleEntry, format_scores, model_from_checkpoint
+from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, PetCtSegModel
 
 __all__ = ["assemble", "PetCtEvaluator"]
 
 
 def assemble(diffusion, checkpoint: str) -> PetCtSegModel:
     """A :class:`PetCtSegModel` from the bundle's components and the weights and preprocessing in ``checkpoint``."""
-    ckpt = load_weights(diffusion, checkpoint, KIND)
-    diffusion.network.eval()
-    return PetCtSegModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
-                         settings=dict(ckpt.settings), info=ckpt.info)
+    return model_from_checkpoint(PetCtSegModel, diffusion, checkpoint)
 
 
 class PetCtEvaluator(BundleEntry):

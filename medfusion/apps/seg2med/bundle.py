@@ -16,8 +16,8 @@ the 2D model, :class:`~medfusion.core.inferers.WholeVolumeInferer` for the 3D on
 
 from __future__ import annotations
 
-from ...core.bundle import BundleEntry, format_scores, load_weights
-from .model import DEFAULT_SAMPLER, DEFAULT_STEPS, KIND, Seg2MedModel
+from ...core.bundle import BundleEntry, format_scores, model_from_checkpoint
+from .model import DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel
 
 __all__ = ["assemble", "Seg2MedEvaluator"]
 
@@ -30,13 +30,11 @@ def assemble(diffusion, checkpoint: str, windows: dict | None = None) -> Seg2Med
         checkpoint: a medfusion seg2med checkpoint (its weights must fit ``network_def``).
         windows: modality → ``[lo, hi]`` overriding the checkpoint's intensity windows (``None``: the checkpoint's).
     """
-    ckpt = load_weights(diffusion, checkpoint, KIND)
-    pre = dict(ckpt.preprocessing)
+    model = model_from_checkpoint(Seg2MedModel, diffusion, checkpoint)
     if windows:
+        pre = model.preprocessing
         pre["windows"] = {**pre["windows"], **{k: [float(v) for v in w] for k, w in windows.items()}}
-    diffusion.network.eval()
-    return Seg2MedModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=pre,
-                        settings=dict(ckpt.settings), info=ckpt.info)
+    return model
 
 
 class Seg2MedEvaluator(BundleEntry):

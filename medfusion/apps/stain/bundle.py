@@ -12,18 +12,15 @@ scores the diffusion model, the U-Net baseline and the no-learning references on
 
 from __future__ import annotations
 
-from ...core.bundle import BundleEntry, format_scores, load_weights
-from .model import KIND, StainModel
+from ...core.bundle import BundleEntry, format_scores, model_from_checkpoint
+from .model import StainModel
 
 __all__ = ["assemble", "StainEvaluator"]
 
 
 def assemble(diffusion, checkpoint: str) -> StainModel:
     """A :class:`StainModel` from the bundle's components and the weights and settings in ``checkpoint``."""
-    ckpt = load_weights(diffusion, checkpoint, KIND)
-    diffusion.network.eval()
-    return StainModel(diffusion=diffusion, network_config=ckpt.network, preprocessing=dict(ckpt.preprocessing),
-                      settings=dict(ckpt.settings), info=ckpt.info)
+    return model_from_checkpoint(StainModel, diffusion, checkpoint)
 
 
 class StainEvaluator(BundleEntry):

@@ -91,6 +91,12 @@ def test_bundle_refuses_weights_trained_with_another_diffusion(tmp_path):
     assert load_model(tmp_path / "s.pt").diffusion.sigma_data == 0.035
     assert assemble(tiny_model(3, tasks=gen, residual=True, prediction="v", sigma_data=0.1).diffusion,
                     str(tmp_path / "r.pt")).diffusion.prediction == "v"
+    # the bundle's `windows` overrides one modality's window of the checkpoint's, the rest as saved
+    saved = load_model(tmp_path / "r.pt")
+    got = assemble(tiny_model(3, tasks=gen, residual=True, prediction="v").diffusion, str(tmp_path / "r.pt"),
+                   windows={"t2": [0, 600]})
+    assert got.window("t2") == (0.0, 600.0) and got.window("ct") == saved.window("ct")
+    assert got.preprocessing["prior_table"] == saved.preprocessing["prior_table"] and got.info == saved.info
 
 
 def test_one_task_needs_no_class_label():
