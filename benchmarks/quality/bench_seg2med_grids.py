@@ -13,6 +13,8 @@ there).
     python benchmarks/quality/bench_seg2med_grids.py                   # shipped 2D model, 2 seeds per grid, DDIM 20
     python benchmarks/quality/bench_seg2med_grids.py --weights RUN/model.pt --seeds 1 --steps 5 --out smoke.json
     python benchmarks/quality/bench_seg2med_grids.py --first-seed 2004 --out val.json   # validation phantoms, to choose weights
+    python benchmarks/quality/bench_seg2med_grids.py --first-seed 2004 --sample-seed 1 --out val_s1.json  # other noise
+    python benchmarks/quality/bench_seg2med_grids.py --spread val.json val_s1.json   # how far apart the organ means are
 
 Results: benchmarks/results/seg2med_grids.json (or --out).
 """
@@ -52,7 +54,7 @@ def _affine(shape, spacing, degrees) -> np.ndarray:
     return a
 
 
-def _case(model, name, seed, folder, steps, sampler, tissues=False):
+def _case(model, name, seed, folder, steps, sampler, tissues=False, sample_seed=0):
     import nibabel as nib
 
     from medfusion.apps.seg2med.evaluation import SOFT_TISSUE, organ_errors
@@ -75,7 +77,7 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
         warnings.simplefilter("ignore")
         generate_file(model, paths["mask"], "ct", paths["out"], body=paths["body"] if with_body else None,
                       tissues=paths["tissues"] if tissues else None,
-                      steps=steps, sampler=sampler, overwrite=True)
+                      steps=steps, sampler=sampler, seed=sample_seed, overwrite=True)
     seconds = time.time() - t0
     ct = to_ras(nib.load(paths["out"]).get_fdata(dtype=np.float32), affine)
     lab = ph["labels"]
@@ -93,7 +95,22 @@ def _case(model, name, seed, folder, steps, sampler, tissues=False):
             "within_50_hu": all(abs(o["vs_prior"]) <= 50 for o in soft.values())}
 
 
+def spread(paths: list[str]) -> None:
+    """Print how far apart the soft-tissue organ means of runs on the same cases are (e.g. other ``--sample-seed``)."""
+    import json
+
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    soft = set(runs[0]["soft_tissue_organs"])
+    gaps = [max(vals) - min(vals) for i, case in enumerate(runs[0]["cases"]) for o in case["organs"] if o in soft
+            for vals in [[r["cases"][i]["organs"][o]["vs_prior"] for r in runs]]]
+    within = [sum(c["within_50_hu"] for c in r["cases"]) for r in runs]
+    print(f"{len(gaps)} (case, soft-tissue organ) pairs: the runs' organ means differ by {np.median(gaps):.1f} HU "
+          f"at the median, {max(gaps):.1f} HU at most; cases within 50 HU per run: {within}")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--spread"]:
+        return spread(sys.argv[2:])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="checkpoint (default: the shipped bundle's models/model.pt)")
     p.add_argument("--seeds", type=int, default=2, help="held-out phantoms per grid (seeds 3000, 3001, ...)")
@@ -102,6 +119,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--sampler", default="ddim")
     p.add_argument("--tissues", action="store_true", help="give the phantoms' tissue_types maps (default: none)")
+    p.add_argument("--sample-seed", type=int, default=0, help="the sampler's seed (its starting noise; default 0)")
     p.add_argument("--out")
     a = p.parse_args()
 
@@ -114,7 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in GRIDS:
             for seed in range(a.first_seed, a.first_seed + a.seeds):
-                rows.append(_case(model, name, seed, Path(tmp), a.steps, a.sampler, a.tissues))
+                rows.append(_case(model, name, seed, Path(tmp), a.steps, a.sampler, a.tissues, a.sample_seed))
                 r = rows[-1]
                 print(f"{name:45s} seed {seed}: worst {r['worst_organ']} {r['worst_vs_prior']:+.1f} HU, mean |vs prior| "
                       f"{r['mean_abs_vs_prior']:.1f} HU, |vs truth| {r['mean_abs_vs_truth']:.1f} HU, {r['seconds']:.1f} s",
@@ -122,7 +140,7 @@ def main() -> None:
     path = write_results("seg2med_grids", {
         "command": command_line(), "model": str(a.weights or "shipped models/model.pt"),
         "model_info": {k: model.info.get(k) for k in ("description", "train_steps")}, "steps": a.steps,
-        "sampler": a.sampler, "tissues": a.tissues,
+        "sampler": a.sampler, "sample_seed": a.sample_seed, "tissues": a.tissues,
         "target": "every soft-tissue organ's mean within 50 HU of its prior value",
         "soft_tissue_organs": list(SOFT_TISSUE),
         "all_within_50_hu": all(r["within_50_hu"] for r in rows), "cases": rows}, a.out)
