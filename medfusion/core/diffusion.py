@@ -55,6 +55,10 @@ class TrainOutput:
     x0: torch.Tensor
     timesteps: torch.Tensor
 
+    def mse(self) -> torch.Tensor:
+        """The diffusion loss: mean squared error between the network output and its target over the whole space."""
+        return F.mse_loss(self.prediction.float(), self.target.float())
+
 
 class ConditionalDiffusion:
     """A denoising network, a noise schedule and an image space.
@@ -212,8 +216,7 @@ class ConditionalDiffusion:
     def loss(self, target, conditions=None, class_labels=None, **kwargs) -> torch.Tensor:
         """Mean squared error between the network output and its target over the whole space (for
         ``"sample"``: MSE on every wavelet coefficient, as cWDM).  Keyword arguments: :meth:`forward_train`."""
-        o = self.forward_train(target, conditions, class_labels, **kwargs)
-        return F.mse_loss(o.prediction.float(), o.target.float())
+        return self.forward_train(target, conditions, class_labels, **kwargs).mse()
 
     # ---- sampling --------------------------------------------------------------------------------------------
     @torch.no_grad()

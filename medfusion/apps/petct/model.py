@@ -22,7 +22,6 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...core.losses import dice_bce, mask_probabilities
 from ...core.model import DiffusionModel
@@ -153,9 +152,8 @@ def segmentation_loss(model: PetCtSegModel, batch: dict, *, generator: torch.Gen
     cond = batch["image"].to(device)
     target = encode_labels(batch["label"]).to(device)
     o = model.diffusion.forward_train(target, cond, None, generator=generator, precision=precision)
-    mse = F.mse_loss(o.prediction.float(), o.target.float())
     prob = probabilities(model.diffusion.space.decode(o.x0_hat.float()))
-    return mse + dice_bce(prob, (target > 0).float(), dice_weight=dice_weight, bce_weight=bce_weight)
+    return o.mse() + dice_bce(prob, (target > 0).float(), dice_weight=dice_weight, bce_weight=bce_weight)
 
 
 def load_model(path, device: str | torch.device = "cpu") -> PetCtSegModel:

@@ -85,7 +85,7 @@ def seg2med_loss(model: Seg2MedModel, batch: dict, *, generator: torch.Generator
     class_labels = labels if len(model.tasks) > 1 else None
     o = model.diffusion.forward_train(target, cond, class_labels, generator=generator, precision=precision,
                                       small_t_fraction=small_t_fraction, small_t_max=small_t_max)
-    loss = torch.nn.functional.mse_loss(o.prediction.float(), o.target.float())
+    loss = o.mse()
     if organ_weight:
         decode = model.diffusion.space.decode  # to image space (the 3D model diffuses Haar coefficients)
         loss = loss + float(organ_weight) * organ_mean_loss(decode(o.x0_hat.float()), decode(o.x0.float()),

@@ -22,7 +22,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...core.losses import dice_bce, mask_probabilities
 from ...core.model import DiffusionModel
@@ -148,7 +147,7 @@ def stain_loss(model: StainModel, batch: dict, *, generator: torch.Generator, de
     cond = batch["he"].to(device)
     target = model.targets(batch.get("ihc"), batch.get("cells")).to(device)
     o = model.diffusion.forward_train(target, cond, None, generator=generator, precision=precision)
-    loss = F.mse_loss(o.prediction.float(), o.target.float())
+    loss = o.mse()
     if "cells" in model.tasks:
         x0_hat = model.split(model.diffusion.space.decode(o.x0_hat.float()))["cells"]
         truth = model.split(target)["cells"] > 0
