@@ -76,11 +76,12 @@ def _components(node, path=""):
 
 
 def check_components(config: dict, name: str) -> None:
-    """Every ``_target_`` of a parsed bundle config is a medfusion callable (or a PyTorch optimizer) that takes the
-    component's arguments."""
+    """Every ``_target_`` of a parsed bundle config is a medfusion callable (or a PyTorch optimizer, or a MONAI
+    transform: the ``Compose`` of a ``preprocessing`` / ``postprocessing``) that takes the component's arguments."""
     for cid, comp in _components(config):
         target = comp["_target_"]
-        assert target.startswith(("medfusion.", "torch.optim.")), f"{name}#{cid}: {target} is not a medfusion callable"
+        assert target.startswith(("medfusion.", "torch.optim.", "monai.transforms.")), \
+            f"{name}#{cid}: {target} is not a medfusion callable"
         obj = pydoc.locate(target)
         assert callable(obj), f"{name}#{cid}: {target} does not resolve"
         params = dict(inspect.signature(obj).parameters)

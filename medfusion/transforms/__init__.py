@@ -12,7 +12,7 @@ from ..utils.lazy import lazy_exports
 #: submodule -> the public names it defines
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "wavelet": ("HaarDWT", "HaarDWTd", "HaarIDWT", "HaarIDWTd", "WaveletDWT2D", "WaveletIDWT2D"),
-    "intensity": ("PercentileNormalize", "PercentileNormalized", "ZeroBackground"),
+    "intensity": ("PercentileNormalize", "PercentileNormalized", "ZeroBackground", "ZeroBackgroundd"),
     "io": ("LoadVolume", "LoadVolumed"),
 }
 

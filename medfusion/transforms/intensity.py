@@ -7,11 +7,11 @@ from typing import Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import ScaleIntensityRangePercentiles, Transform
+from monai.transforms import MapTransform, ScaleIntensityRangePercentiles, Transform
 
 from ._dictionary import KeyWise
 
-__all__ = ["PercentileNormalize", "PercentileNormalized", "ZeroBackground"]
+__all__ = ["PercentileNormalize", "PercentileNormalized", "ZeroBackground", "ZeroBackgroundd"]
 
 
 class PercentileNormalize(ScaleIntensityRangePercentiles):
@@ -53,6 +53,28 @@ class ZeroBackground(Transform):
                 fg = torch.as_tensor(fg, device=out.device)
             out[..., ~fg] = 0  # foreground is spatial (*S); broadcast over channels
         return out
+
+
+class ZeroBackgroundd(MapTransform):
+    """Dictionary form of :class:`ZeroBackground`: each of ``keys`` ``(C, *S)`` zeroed where it is ``<= threshold``
+    and, given a ``foreground_key``, outside the union of the non-zero voxels of that entry's channels (e.g. the raw
+    input contrasts ``(C_in, *S)``: cWDM's postprocessing, ``keys="pred", foreground_key="inputs"``)."""
+
+    def __init__(self, keys: KeysCollection, threshold: float | None = 0.04, foreground_key: str | None = None,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.zero, self.foreground_key = ZeroBackground(threshold), foreground_key
+
+    @property
+    def threshold(self) -> float | None:
+        return self.zero.threshold
+
+    def __call__(self, data):
+        d = dict(data)
+        fg = None if self.foreground_key is None else foreground_of(list(d[self.foreground_key]))
+        for key in self.key_iterator(d):
+            d[key] = self.zero(d[key], fg)
+        return d
 
 
 def foreground_of(images: Sequence[np.ndarray]) -> np.ndarray:

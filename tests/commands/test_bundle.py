@@ -156,7 +156,7 @@ def test_inference_cli(tiny_checkpoint, tiny_missing_dataset, tmp_path):
         return {c.name: np.asarray(nib.load(tmp_path / folder / f"{c.name}-t2f.nii.gz").dataobj) for c in cases}
 
     default = shipped("default")
-    renormalised = shipped("renormalised", "--preprocessing#upper", "90.0")
+    renormalised = shipped("renormalised", "--preprocessing#transforms#0#upper", "90.0")
     tiled = shipped("tiled", "--inferer#_target_", "medfusion.core.inferers.SlidingWindowInferer",
                     "--inferer#roi_size", "[8, 8, 8]")
     for case in cases:

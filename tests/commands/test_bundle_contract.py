@@ -1,7 +1,8 @@
 """What every medfusion bundle promises, checked the same way for all four: the model zoo's layout, metadata that
 verifies against MONAI's schema offline and whose version has a changelog entry, configs that parse (each override
 merged onto its base, as ``--config_file "['configs/train.json','configs/X.json']"`` merges them) with every
-``_target_`` a medfusion callable that takes the component's arguments, shipped weights that load as data
+``_target_`` a medfusion callable (or a MONAI transform) that takes the component's arguments, pre- and
+post-processing that are ``Compose`` lists the predictor runs (cWDM, PET/CT, stain, seg2med), shipped weights that load as data
 (``weights_only``), and a data licence that names the data.
 
 Each bundle's own test module runs its commands for real (train, inference, evaluation, DDP); the shared
@@ -119,6 +120,67 @@ def test_inference_is_composed_of_components_a_user_swaps_from_the_command_line(
     assert (inferer.steps, inferer.seed, inferer.sampler) == (3, 7, "ddpm")
     if swap is not None:
         assert type(inferer) is swap
+
+
+def _processing_sample(bundle: str) -> dict:
+    """What a bundle's inference gives its preprocessing (``image``: the raw inputs) and postprocessing (``pred``:
+    the sample, ``inputs``: the raw inputs), tiny and random."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if bundle == "hecktor_petct_diffseg":  # PET (SUV) and CT (HU) on the working grid; class probabilities
+        image = np.stack([rng.uniform(0, 40, (6, 6, 6)), rng.uniform(-1000, 1000, (6, 6, 6))])
+        pred = rng.uniform(0, 0.7, (2, 6, 6, 6))
+    elif bundle == "he_to_ihc_staindiffuser":  # H&E 0 … 255, channels first; IHC + cells in [-1, 1]
+        image, pred = rng.uniform(0, 255, (3, 8, 8)), rng.uniform(-1, 1, (4, 8, 8))
+    elif bundle == "totalseg_mask_to_ct_mr":  # the prior CT (HU) on the model's grid; the sample in [0, 1]
+        image, pred = rng.uniform(-1000, 1000, (1, 8, 8, 1)), rng.uniform(0, 1, (1, 8, 8, 1))
+    else:  # three MR contrasts; the synthesized one in [0, 1]
+        image, pred = rng.gamma(2.0, 100.0, (3, 6, 6, 6)), rng.uniform(0, 1, (1, 6, 6, 6))
+    return {"image": image.astype(np.float32), "pred": pred.astype(np.float32), "inputs": image.astype(np.float32)}
+
+
+#: a setting of each changed bundle's preprocessing or postprocessing, overridden as on the command line
+#: (``--preprocessing#transforms#0#upper 90.0``)
+PROCESSING_OVERRIDES = [
+    ("brats_mri_cwdm", "preprocessing#transforms#0#upper", 90.0),
+    ("brats_mri_cwdm", "postprocessing#transforms#0#threshold", 0.5),
+    ("hecktor_petct_diffseg", "preprocessing#transforms#0#ct_window", [-100.0, 100.0]),
+    ("he_to_ihc_staindiffuser", "preprocessing#transforms#0#a_max", 200.0),
+    ("totalseg_mask_to_ct_mr", "preprocessing#transforms#0#a_max", 500.0),
+    ("totalseg_mask_to_ct_mr", "postprocessing#transforms#0#b_max", 1500.0),
+]
+
+
+@pytest.mark.parametrize("bundle, override, value", PROCESSING_OVERRIDES, ids=lambda v: str(v))
+def test_preprocessing_and_postprocessing_are_compose_lists_the_predictor_runs(bundle, override, value):
+    """``preprocessing`` and ``postprocessing`` are MONAI ``Compose`` lists given to the ``predictor`` (not to the
+    ``model``), and a setting overridden from the command line reaches the transform the predictor runs."""
+    import numpy as np
+    from monai.bundle import ConfigParser
+    from monai.transforms import Compose
+
+    configs = REPO / "bundles" / bundle / "configs"
+    raw = ConfigParser.load_config_file(str(configs / "inference.json"))
+    assert {raw["predictor"].get(k) for k in ("preprocessing", "postprocessing")} == {"@preprocessing",
+                                                                                      "@postprocessing"}
+    assert not {"preprocessing", "postprocessing"} & set(raw["model"])
+    predictors = {}
+    for name, extra in (("default", {}), ("changed", {override: value})):
+        parser = ConfigParser()
+        parser.read_config(str(configs / "inference.json"))
+        parser.update({"bundle_root": str(REPO / "bundles" / bundle), "device": "cpu", **extra})
+        parser.parse()
+        predictor = parser.get_parsed_content("predictor")
+        for part in ("preprocessing", "postprocessing"):
+            assert raw[part]["_target_"] == "monai.transforms.Compose"
+            assert isinstance(getattr(predictor, part), Compose)
+            assert getattr(predictor, part) is parser.get_parsed_content(part)
+        predictors[name] = predictor
+    part = override.split("#")[0]
+    outputs = [getattr(predictors[name], part)(_processing_sample(bundle)) for name in ("default", "changed")]
+    key = "image" if part == "preprocessing" else "pred"
+    assert not np.array_equal(np.asarray(outputs[0][key]), np.asarray(outputs[1][key]))
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)

@@ -7,7 +7,9 @@ import torch
 
 from medfusion.metrics import brasyn_ssim, psnr, region_ssim, ssim
 from medfusion.metrics.image import percentile_scale
-from medfusion.transforms.intensity import PercentileNormalize, PercentileNormalized, ZeroBackground, foreground_of
+from medfusion.transforms.intensity import (
+    PercentileNormalize, PercentileNormalized, ZeroBackground, ZeroBackgroundd, foreground_of,
+)
 
 
 @pytest.fixture
@@ -163,6 +165,23 @@ def test_zero_background():
     t = ZeroBackground(None)(torch.tensor(img), fg)
     assert torch.all(t[0, 3] == 0) and t[0, 0, 0, 0] == pytest.approx(0.03)
     np.testing.assert_array_equal(foreground_of([np.array([0, 1, 0]), np.array([0, 0, 2])]), [False, True, True])
+
+
+def test_zero_background_dictionary_takes_the_foreground_from_another_key():
+    """``ZeroBackgroundd`` is :class:`ZeroBackground` of each key with the union of the non-zero voxels of
+    ``foreground_key``'s channels (cWDM's postprocessing: ``keys="pred", foreground_key="inputs"``)."""
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 1, (1, 5, 4, 3)).astype(np.float32)
+    inputs = rng.uniform(1, 2, (3, 5, 4, 3)).astype(np.float32)
+    inputs[:, 0] = 0
+    inputs[1, 1] = 0  # one channel zero is not background: the union counts
+    d = ZeroBackgroundd(keys="pred", threshold=0.3, foreground_key="inputs")({"pred": pred, "inputs": inputs})
+    expected = ZeroBackground(0.3)(pred, foreground_of(list(inputs)))
+    np.testing.assert_array_equal(d["pred"], expected)
+    assert np.all(d["pred"][:, 0] == 0) and d["pred"][:, 1].any() and d["inputs"] is inputs
+    only = ZeroBackgroundd(keys="pred", threshold=None)({"pred": pred})["pred"]
+    np.testing.assert_array_equal(only, pred)
+    assert ZeroBackgroundd(keys="pred", threshold=0.3).threshold == 0.3
 
 
 def test_region_mean_errors_against_scipy_labeled_means():

@@ -1,14 +1,16 @@
 """Entry points of the ``brats_mri_cwdm`` MONAI bundle.
 
 The bundle's configs build the parts as separate components — ``network_def`` (the MONAI ``DiffusionModelUNet``),
-``noise_schedule``, ``space`` and ``diffusion`` (:class:`~medfusion.core.diffusion.ConditionalDiffusion`),
-``preprocessing`` (:class:`~medfusion.transforms.PercentileNormalize`) and ``postprocessing``
-(:class:`~medfusion.transforms.ZeroBackground`) — and :func:`assemble` joins them with the checkpoint's weights,
-so a user can override any of them on the command line (``--steps 1000 --sampler ddpm``,
-``--preprocessing#upper 99.5``) without editing code. Inference is then composed of components too: a ``dataset``
+``noise_schedule``, ``space`` and ``diffusion`` (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) — and
+:func:`assemble` joins them with the checkpoint's weights, so a user can override any of them on the command line
+(``--steps 1000 --sampler ddpm``) without editing code. Inference is then composed of components too: a ``dataset``
 (:class:`~.files.BraTSFolder`), an ``inferer`` (:class:`~medfusion.core.inferers.WholeVolumeInferer`: sampler,
-steps, seed, device, precision), the ``predictor`` (:class:`~.files.Synthesizer`, the model and the inferer) and a
-``saver`` (:class:`~.files.SynthesisSaver`), run by :class:`~medfusion.core.runner.CaseInference`.
+steps, seed, device, precision), the ``preprocessing`` and ``postprocessing`` (MONAI ``Compose`` lists:
+:class:`~medfusion.transforms.PercentileNormalized`, :class:`~medfusion.transforms.ZeroBackgroundd`, as
+:mod:`.transforms` builds them), the ``predictor`` (:class:`~.files.Synthesizer`: the model, the inferer and the
+two lists, which it runs) and a ``saver`` (:class:`~.files.SynthesisSaver`), run by
+:class:`~medfusion.core.runner.CaseInference`; ``--preprocessing#transforms#0#upper 99.5`` changes the voxels
+written.
 """
 
 from __future__ import annotations
@@ -19,31 +21,29 @@ from .model import CWDMModel
 __all__ = ["assemble", "CWDMEvaluator"]
 
 
-def assemble(diffusion, checkpoint: str, preprocessing=None, postprocessing=None) -> CWDMModel:
-    """A :class:`CWDMModel` from the bundle's components and the weights in ``checkpoint``.
+def assemble(diffusion, checkpoint: str) -> CWDMModel:
+    """A :class:`CWDMModel` from the bundle's components and the weights and settings in ``checkpoint``.
 
     Args:
         diffusion: a :class:`~medfusion.core.diffusion.ConditionalDiffusion` around ``network_def``.
         checkpoint: a medfusion cWDM checkpoint (its weights must fit ``network_def``).
-        preprocessing: a ``PercentileNormalize`` (its ``lower``/``upper``), or ``None`` for the checkpoint's.
-        postprocessing: a ``ZeroBackground`` (its ``threshold``), or ``None`` for the checkpoint's.
     """
-    pre = None if preprocessing is None else {"lower": float(preprocessing.lower), "upper": float(preprocessing.upper)}
-    post = None if postprocessing is None else {"background_threshold": postprocessing.threshold}
-    return model_from_checkpoint(CWDMModel, diffusion, checkpoint, preprocessing=pre, settings=post)
+    return model_from_checkpoint(CWDMModel, diffusion, checkpoint)
 
 
 class CWDMEvaluator(BundleEntry):
-    """``evaluate.json``: every contrast of every complete case hidden in turn, synthesized and scored with the
-    ``brasyn`` protocol of :mod:`medfusion.metrics`, model against the no-learning baseline."""
+    """``evaluate.json``: every contrast of every complete case hidden in turn, synthesized (with inference.json's
+    ``preprocessing`` and ``postprocessing``) and scored with the ``brasyn`` protocol of :mod:`medfusion.metrics`,
+    model against the no-learning baseline."""
 
     name = "brats_mri_cwdm evaluate"
 
     def __init__(self, model, dataset_dir, report, *, missing=None, steps=50, sampler="ddim", seed=0, device="cpu",
-                 precision="float32", max_cases=None, overwrite=False):
+                 precision="float32", max_cases=None, overwrite=False, preprocessing=None, postprocessing=None):
         self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
         self.kwargs = dict(missing=missing, steps=steps, sampler=sampler, seed=seed, device=device,
-                           precision=precision, max_cases=max_cases)
+                           precision=precision, max_cases=max_cases, preprocessing=preprocessing,
+                           postprocessing=postprocessing)
 
     def _run(self) -> list[str]:
         import logging

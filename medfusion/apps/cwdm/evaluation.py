@@ -11,40 +11,51 @@ from typing import Sequence
 
 import numpy as np
 
+from ...core.processing import array_of, run_processing
 from ...errors import InputError
 from ...io import load_volume, write_atomic
 from .baseline import best_contrast_baseline
 from .inference import synthesize
 from .layout import CONTRASTS, BraTSCase, list_cases, load_case
 from .model import CWDMModel
-from .transforms import normalize
+from .transforms import inference_preprocessing
 
 __all__ = ["hide_and_synthesize", "score", "evaluate_heldout"]
 
 PROTOCOL = "brasyn"
 
 
-def hide_and_synthesize(model: CWDMModel, case: BraTSCase, missing: str, **kwargs) -> dict:
+def hide_and_synthesize(model: CWDMModel, case: BraTSCase, missing: str, *, preprocessing=None, **kwargs) -> dict:
     """Synthesize ``missing`` of a complete case from the other three; also the oracle baseline.
 
     Returns ``{"name", "missing", "pred", "truth", "baseline", "baseline_name", "inputs", "seg", "spacing",
     "reference", "seconds"}``: ``pred`` in [0, 1]; ``truth`` as stored; ``inputs`` and ``baseline`` normalised
-    like the model's inputs; ``reference`` the volume whose geometry outputs take.
+    like the model's inputs (by ``preprocessing``, default the model's own:
+    :func:`.transforms.inference_preprocessing`); ``reference`` the volume whose geometry outputs take.
+    ``kwargs``: :func:`.inference.synthesize`'s.
     """
     vols = load_case(case)
     if missing not in vols:
         raise InputError(f"case {case.name} has no {missing} to compare with")
     inputs = {c: v.data for c, v in vols.items() if c != missing}
     t0 = time.time()
-    pred = synthesize(model, inputs, missing, **kwargs)
+    pred = synthesize(model, inputs, missing, preprocessing=preprocessing, **kwargs)
     seconds = time.time() - t0
-    normed = dict(zip(inputs, normalize(list(inputs.values()), model.lower, model.upper)))
-    truth_n = normalize([vols[missing].data], model.lower, model.upper)[0]
+    pre = inference_preprocessing(model.lower, model.upper) if preprocessing is None else preprocessing
+    normed = dict(zip(inputs, _normalised(pre, list(inputs.values()))))
+    truth_n = _normalised(pre, [vols[missing].data])[0]
     base_name, baseline = best_contrast_baseline(normed, truth_n)
     seg = load_volume(case.seg).data if case.seg else None
     return {"name": case.name, "missing": missing, "pred": pred, "truth": vols[missing].data, "truth_normalised": truth_n,
             "baseline": baseline, "baseline_name": f"oracle histogram-matched {base_name}", "inputs": normed,
             "seg": seg, "spacing": vols[missing].spacing, "reference": vols[missing], "seconds": seconds}
+
+
+def _normalised(preprocessing, volumes: list) -> np.ndarray:
+    """``volumes`` stacked as the preprocessing's ``"image"`` and normalised by it."""
+    image = np.stack([np.asarray(v, np.float32) for v in volumes])
+    return array_of(run_processing(preprocessing, {"image": image}, "preprocessing"), "image", "preprocessing",
+                    shape=image.shape)
 
 
 def score(results: Sequence[dict], which: str = "pred"):
@@ -67,13 +78,15 @@ def _means(report, rows: Sequence[int]) -> dict:
 
 
 def evaluate_heldout(model: CWDMModel, dataset_dir: str | os.PathLike, *, missing: Sequence[str] | None = None,
-                     max_cases: int | None = None, report: str | os.PathLike | None = None, **kwargs) -> dict:
+                     max_cases: int | None = None, report: str | os.PathLike | None = None, preprocessing=None,
+                     postprocessing=None, **kwargs) -> dict:
     """Hide each contrast in ``missing`` (default: all the model can synthesize) of every complete case in
     ``dataset_dir``, synthesize it, and score model and baseline with the ``brasyn`` protocol.
 
     Returns ``{"protocol", "cases": [...], "summary": {contrast or "all": {"model": {metric: mean},
     "baseline": {...}, "n", "seconds_per_volume"}}}``, also written as JSON to ``report`` when given.  Keyword
-    arguments go to :func:`~medfusion.apps.cwdm.inference.synthesize` (steps, sampler, seed, device, precision).
+    arguments go to :func:`~medfusion.apps.cwdm.inference.synthesize` (steps, sampler, seed, device, precision,
+    and the ``preprocessing`` and ``postprocessing``, the former also normalising the baseline's contrasts).
     """
     import json
 
@@ -81,7 +94,8 @@ def evaluate_heldout(model: CWDMModel, dataset_dir: str | os.PathLike, *, missin
     if not cases:
         raise InputError(f"no complete cases in {dataset_dir}")
     targets = list(missing) if missing else ([model.target] if model.target else list(CONTRASTS))
-    results = [hide_and_synthesize(model, c, m, **kwargs) for c in cases for m in targets]
+    results = [hide_and_synthesize(model, c, m, preprocessing=preprocessing, postprocessing=postprocessing, **kwargs)
+               for c in cases for m in targets]
     reports = {"model": score(results, "pred"), "baseline": score(results, "baseline")}
     summary = {}
     for group in targets + ["all"]:

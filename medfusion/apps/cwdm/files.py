@@ -1,7 +1,8 @@
 """cWDM on files: one BraTS case folder, or a folder of them, synthesized and written in the input geometry.
 
     BraTSFolder.load: layout.load_case (medfusion.io.load_volume; shape/affine checked)   3 contrasts
-      → Synthesizer: inference.synthesize (arrays in, array out) with the inferer
+      → Synthesizer: inference.synthesize (arrays in, array out) with the preprocessing, the inferer and the
+        postprocessing
       → SynthesisSaver: io.save_like(reference = an input contrast): same shape, affine, orientation, spacing.
 
 A folder is the :class:`~medfusion.core.runner.CaseInference` of these three, as the bundle composes them.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 
 from ...core.inferers import inferer_for
+from ...core.processing import check_processing
 from ...core.runner import CaseInference
 from ...errors import InputError
 from ...io import save_like
@@ -67,16 +69,22 @@ class BraTSFolder:
 
 class Synthesizer:
     """The bundle's ``predictor``: a case's loaded contrasts → ``{"image": the missing contrast, "reference": the
-    first input}`` by :func:`~.inference.synthesize` with ``inferer`` (default: its default of ``sampling``)."""
+    first input}`` by :func:`~.inference.synthesize` with ``inferer`` (default: its default of ``sampling``),
+    ``preprocessing`` and ``postprocessing`` (MONAI dictionary transforms; default: the model's own,
+    :mod:`.transforms`)."""
 
-    def __init__(self, model: CWDMModel, inferer=None, **sampling) -> None:
+    def __init__(self, model: CWDMModel, inferer=None, preprocessing=None, postprocessing=None, **sampling) -> None:
         _check_order(model, inferer)
         self.model, self.inferer = model, inferer_for(inferer, default_inferer, **sampling)
         self.inferer.check(model)  # a bad setting ends before any case is read
+        check_processing(preprocessing, "preprocessing")
+        check_processing(postprocessing, "postprocessing")
+        self.preprocessing, self.postprocessing = preprocessing, postprocessing
 
     def __call__(self, data: dict) -> dict:
         vols = data["volumes"]
-        image = synthesize(self.model, {k: v.data for k, v in vols.items()}, data["missing"], inferer=self.inferer)
+        image = synthesize(self.model, {k: v.data for k, v in vols.items()}, data["missing"], inferer=self.inferer,
+                           preprocessing=self.preprocessing, postprocessing=self.postprocessing)
         return {"image": image, "reference": next(iter(vols.values()))}
 
 

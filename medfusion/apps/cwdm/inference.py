@@ -1,11 +1,11 @@
 """Missing-contrast synthesis of one case in memory: three contrasts in, the fourth out (files: :mod:`.files`).
 
-    3 contrasts (arrays, one grid)
-      → transforms.normalize (percentiles → [0, 1])
+    3 contrasts (arrays, one grid), stacked (3, X, Y, Z)
+      → the preprocessing (default: transforms.inference_preprocessing, percentiles → [0, 1])
       → the inferer (core.inferers.WholeVolumeInferer: sampler, steps, seed, device, precision): pad to
         model.divisor → ConditionalDiffusion.sample (Haar space, class label = missing contrast) → the padding's
         inverse
-      → transforms.postprocess (zero background).
+      → the postprocessing (default: transforms.inference_postprocessing, zero background).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from ...core.inferers import DiffusionInferer, WholeVolumeInferer, inferer_for
+from ...core.processing import array_of, check_processing, run_processing
 from ...errors import InputError
 from ...io import refuse_constant
 from .layout import CONTRASTS
 from .model import CWDMModel, check_contrast
-from .transforms import normalize, postprocess
+from .transforms import inference_postprocessing, inference_preprocessing
 
 __all__ = ["synthesize", "default_inferer"]
 
@@ -33,7 +34,7 @@ def default_inferer(**sampling) -> WholeVolumeInferer:
 
 def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str, *,
                inferer: DiffusionInferer | None = None, progress: Callable[[int, int], None] | None = None,
-               **sampling) -> np.ndarray:
+               preprocessing=None, postprocessing=None, **sampling) -> np.ndarray:
     """Synthesize the ``missing`` contrast from the three others.
 
     Args:
@@ -43,14 +44,22 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
         inferer: how the model is sampled (default: :func:`default_inferer` of ``sampling``: the whole volume at
             once).
         progress: ``(done, total)`` over the sampling steps.
+        preprocessing: a MONAI dictionary transform (a ``Compose``) from ``{"image": the three contrasts stacked
+            (3, X, Y, Z) float32, raw}`` to ``"image"`` as the network takes it, same shape (default: the model's
+            own, :func:`~.transforms.inference_preprocessing` of its ``lower`` / ``upper``).
+        postprocessing: one from ``{"pred": the sample (1, X, Y, Z), "inputs": the raw contrasts}`` to the final
+            ``"pred"`` (default: :func:`~.transforms.inference_postprocessing` of the model's
+            ``background_threshold``).
         sampling: the default inferer's settings: ``steps`` (50), ``sampler`` (``"ddim"`` with any number of steps,
             or ``"ddpm"``: 1000 steps is the published sampler), ``seed`` (0; a CPU generator: the same seed gives
             the same result on any device), ``device`` and ``precision`` (``"float32"``, ``"bfloat16"`` or
             ``"float16"`` on CUDA: autocast of the network).
     Returns:
-        float32 array of the input shape, intensities in [0, 1], background 0.
+        float32 array of the input shape; with the default processing intensities in [0, 1], background 0.
     """
     check_contrast(missing)
+    check_processing(preprocessing, "preprocessing")
+    check_processing(postprocessing, "postprocessing")
     if model.target is not None and model.target != missing:
         raise InputError(f"this model synthesizes {model.target} only, but {missing} is missing")
     conds = [c for c in CONTRASTS if c != missing]
@@ -63,6 +72,11 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
     for c, r in zip(conds, raw):
         refuse_constant(r, f"contrast {c}", "there is nothing to synthesize from")
     inferer = inferer_for(inferer, default_inferer, **sampling)
-    x = torch.from_numpy(normalize(raw, model.lower, model.upper))
-    y = inferer(x, model, model.class_labels(missing), progress)[0].numpy()
-    return postprocess(y, raw, model.background_threshold)
+    pre = inference_preprocessing(model.lower, model.upper) if preprocessing is None else preprocessing
+    post = inference_postprocessing(model.background_threshold) if postprocessing is None else postprocessing
+    inputs = np.stack(raw)
+    x = array_of(run_processing(pre, {"image": inputs.copy()}, "preprocessing"), "image", "preprocessing",
+                 shape=inputs.shape)
+    y = inferer(torch.from_numpy(x), model, model.class_labels(missing), progress)[0].numpy()
+    out = run_processing(post, {"pred": y[None], "inputs": inputs}, "postprocessing")
+    return np.ascontiguousarray(array_of(out, "pred", "postprocessing", shape=(1, *y.shape))[0])

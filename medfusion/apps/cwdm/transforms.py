@@ -8,8 +8,14 @@ Preprocessing of a case (``{contrast: file}``)::
     [training: SpatialPadd + RandSpatialCropd to patch_size]
     DivisiblePadd        zero-padded (symmetric) to the network's divisor — inference inverts it
 
-Postprocessing of a synthesized volume: the padding's inverse (in :func:`medfusion.core.inference.whole_volume`),
-then :class:`~medfusion.transforms.ZeroBackground` (voxels ≤ 0.04 and outside the inputs' union set to 0).
+Inference runs the same normalisation on the contrasts in memory as a dictionary ``Compose``
+(:func:`inference_preprocessing`: ``{"image": (3, X, Y, Z) raw}`` → ``PercentileNormalized``, channel by channel,
+as the training ``Compose`` normalises each contrast) and its postprocessing as another
+(:func:`inference_postprocessing`: ``{"pred": (1, X, Y, Z), "inputs": the raw contrasts}`` →
+:class:`~medfusion.transforms.ZeroBackgroundd`: voxels ≤ 0.04 and outside the inputs' union set to 0); the
+bundle's ``preprocessing`` and ``postprocessing`` are these lists, so a user swaps a transform or a setting there.
+The padding to the network's divisor and its inverse stay in the inferer
+(:class:`~medfusion.core.inferers.WholeVolumeInferer`): they depend on the network, not on the data.
 """
 
 from __future__ import annotations
@@ -19,9 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InputError
-from ...transforms.intensity import PercentileNormalize, ZeroBackground, foreground_of
-
-__all__ = ["preprocessing", "normalize", "postprocess"]
+__all__ = ["preprocessing", "inference_preprocessing", "inference_postprocessing", "normalize", "postprocess"]
 
 
 def preprocessing(keys: Sequence[str], *, lower: float = 0.1, upper: float = 99.9, divisor: int | None = None,
@@ -59,14 +63,37 @@ def preprocessing(keys: Sequence[str], *, lower: float = 0.1, upper: float = 99.
     return compose
 
 
+def inference_preprocessing(lower: float = 0.1, upper: float = 99.9):
+    """The ``Compose`` inference gives the contrasts in memory: ``{"image": (3, X, Y, Z)}`` raw → each channel
+    clipped at its ``lower``/``upper`` percentiles and scaled to [0, 1] (a model's own: its ``lower``, ``upper``)."""
+    from monai.transforms import Compose
+
+    from ...transforms import PercentileNormalized
+
+    return Compose([PercentileNormalized(keys="image", lower=lower, upper=upper)])
+
+
+def inference_postprocessing(threshold: float | None = 0.04):
+    """The ``Compose`` inference gives the synthesized contrast: ``{"pred": (1, X, Y, Z), "inputs": the raw
+    contrasts (3, X, Y, Z)}`` → ``"pred"`` zeroed at voxels ≤ ``threshold`` and outside the union of the inputs'
+    non-zero voxels (a model's own: its ``background_threshold``)."""
+    from monai.transforms import Compose
+
+    from ...transforms import ZeroBackgroundd
+
+    return Compose([ZeroBackgroundd(keys="pred", threshold=threshold, foreground_key="inputs")])
+
+
 def normalize(arrays: Sequence[np.ndarray], lower: float = 0.1, upper: float = 99.9) -> np.ndarray:
-    """The preprocessing's normalisation for arrays already in memory: ``(C, *S)`` float32 in [0, 1]."""
-    return np.asarray(PercentileNormalize(lower, upper)(np.stack([np.asarray(a, np.float32) for a in arrays])),
-                      dtype=np.float32)
+    """The preprocessing's normalisation for arrays already in memory (:func:`inference_preprocessing`):
+    ``(C, *S)`` float32 in [0, 1]."""
+    image = np.stack([np.asarray(a, np.float32) for a in arrays])
+    return np.asarray(inference_preprocessing(lower, upper)({"image": image})["image"], dtype=np.float32)
 
 
 def postprocess(synth: np.ndarray, inputs: Sequence[np.ndarray], threshold: float | None = 0.04) -> np.ndarray:
-    """Zero the background of a synthesized ``(X, Y, Z)`` volume: voxels ≤ ``threshold`` and voxels outside the
-    union of the inputs' non-zero voxels (BraTS volumes are skull-stripped with a zero background)."""
-    out = ZeroBackground(threshold)(synth[None], foreground_of(list(inputs)))
+    """Zero the background of a synthesized ``(X, Y, Z)`` volume (:func:`inference_postprocessing`): voxels ≤
+    ``threshold`` and voxels outside the union of the inputs' non-zero voxels (BraTS volumes are skull-stripped
+    with a zero background)."""
+    out = inference_postprocessing(threshold)({"pred": synth[None], "inputs": np.stack(list(inputs))})["pred"]
     return np.ascontiguousarray(out[0], dtype=np.float32)

@@ -11,10 +11,10 @@ head-and-neck region at once, and writes the label map (0 background, 1 GTVp, 2 
 uncertainty maps on the CT grid, as HECKTOR evaluates them.
 
 Modules: :mod:`.geometry` (checks, the working grid, back to the CT grid) with :mod:`.headneck_box` (the
-head-and-neck box placed from the PET), :mod:`.model` (the mask diffusion and its loss), :mod:`.inference`
-(ensemble → probabilities, labels, uncertainty), :mod:`.files` (files and HECKTOR folders), :mod:`.baseline`
-(SegResNet), :mod:`.train`, :mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`, and the head-and-neck phantoms
-(:mod:`medfusion.phantoms.headneck`).  Names below load their module on first use.
+head-and-neck box placed from the PET), :mod:`.model` (the mask diffusion and its loss), :mod:`.transforms`
+(pre/post-processing), :mod:`.inference` (ensemble → probabilities, labels, uncertainty), :mod:`.files` (files and
+HECKTOR folders), :mod:`.baseline` (SegResNet), :mod:`.train`, :mod:`.evaluation`, :mod:`.bundle`, :mod:`.cli`,
+and the head-and-neck phantoms (:mod:`medfusion.phantoms.headneck`).  Names below load their module on first use.
 """
 
 from __future__ import annotations

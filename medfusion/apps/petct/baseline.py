@@ -2,7 +2,7 @@
 
 SegResNet is the family of the HECKTOR 2022 winner (an ensemble of SegResNets, aggregated Dice 0.788).  Here it is
 one network of comparable capacity to the diffusion model's (``init_filters`` 16: 4.7 M parameters), trained on the
-same working grid, normalisation (:func:`~.model.normalise_pet_ct`) and patches, with MONAI's ``DiceCELoss``
+same working grid, normalisation (:func:`~.transforms.inference_preprocessing`) and patches, with MONAI's ``DiceCELoss``
 (softmax over background, GTVp, GTVn) and the winners' kind of augmentation, until its validation score stops
 improving (the bundle's ``train_baseline.json``; the curve and the stopping rule are in the bundle docs).  Its output
 has the diffusion model's form — per-class probabilities of GTVp and GTVn — so both are labelled, written and
@@ -22,7 +22,8 @@ import torch
 
 from ...core.baseline import DeterministicModel
 from ...core.inference import whole_volume
-from .model import normalise_pet_ct, preprocessing_settings
+from .model import preprocessing_settings
+from .transforms import preprocess, stacked_pet_ct
 
 __all__ = ["SegResNetBaseline", "BASELINE_KIND", "segresnet_loss"]
 
@@ -63,10 +64,12 @@ class SegResNetBaseline(DeterministicModel):
         return 2 ** (len(self.network_config["blocks_down"]) - 1)
 
     # ---- inference --------------------------------------------------------------------------------------------
-    def predict(self, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu") -> np.ndarray:
+    def predict(self, pet_suv: np.ndarray, ct_hu: np.ndarray, *, device="cpu", preprocessing=None) -> np.ndarray:
         """Per-class probabilities ``(2, X, Y, Z)`` (GTVp, GTVn; softmax over three classes) for PET (SUV) and
-        CT (HU) on one grid, the whole volume at once (padded to :attr:`divisor`)."""
-        cond = torch.from_numpy(normalise_pet_ct(pet_suv, ct_hu, self.preprocessing)).to(device)
+        CT (HU) on one grid, the whole volume at once (padded to :attr:`divisor`), normalised by ``preprocessing``
+        (default: its own, :func:`.transforms.inference_preprocessing` of its settings)."""
+        cond = torch.from_numpy(preprocess(stacked_pet_ct(pet_suv, ct_hu), self.preprocessing, preprocessing))
+        cond = cond.to(device)
         self.to(device).network.eval()
         with torch.no_grad():
             out = whole_volume(lambda x: torch.softmax(self.network(x).float(), dim=1), cond, self.divisor)

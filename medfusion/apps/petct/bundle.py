@@ -2,11 +2,14 @@
 
 The configs build ``network_def`` (MONAI ``DiffusionModelUNet``), ``noise_schedule``, ``space`` and ``diffusion``
 (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) as components; :func:`assemble` joins them with a
-checkpoint's weights and preprocessing, so the sampler, steps, ensemble size or network can be overridden on the
-command line. Inference is composed of components: the ``dataset`` (:class:`~.files.HecktorFolder`), the
-``inferer`` (:class:`~medfusion.core.inferers.EnsembleInferer`: samples, sampler, steps, seed, device, precision),
-the ``predictor`` (:class:`~.files.Segmenter`) and the ``saver`` (:class:`~.files.SegmentationSaver`), run by
-:class:`~medfusion.core.runner.CaseInference`.
+checkpoint's weights and settings (the working grid), so the sampler, steps, ensemble size or network can be
+overridden on the command line. Inference is composed of components: the ``dataset`` (:class:`~.files.HecktorFolder`),
+the ``inferer`` (:class:`~medfusion.core.inferers.EnsembleInferer`: samples, sampler, steps, seed, device,
+precision), the ``preprocessing`` and ``postprocessing`` (MONAI ``Compose`` lists:
+:class:`~.transforms.PetCtNormalized` with the checkpoint's intensity settings, :class:`~.transforms.LabelMapd`),
+the ``predictor`` (:class:`~.files.Segmenter`, which runs them around the ensemble on the working grid) and the
+``saver`` (:class:`~.files.SegmentationSaver`), run by :class:`~medfusion.core.runner.CaseInference`;
+``--preprocessing#transforms#0#ct_window "[-200, 300]"`` changes the labels written.
 
 Inference reads a folder of HECKTOR-named cases (``<case>__PT.nii.gz`` in SUV, ``<case>__CT.nii.gz`` in HU) and
 writes ``<output_dir>/<case>.nii.gz`` (labels on the CT grid), and when asked the probability and uncertainty maps
@@ -29,17 +32,18 @@ def assemble(diffusion, checkpoint: str) -> PetCtSegModel:
 
 class PetCtEvaluator(BundleEntry):
     """``evaluate.json``: the diffusion ensemble and the SegResNet baseline (``baseline_checkpoint``) on every case
-    of a HECKTOR-layout ``dataset_dir``, scored with the ``hecktor`` protocol; the report goes to ``report``."""
+    of a HECKTOR-layout ``dataset_dir``, both with inference.json's ``preprocessing`` and ``postprocessing``,
+    scored with the ``hecktor`` protocol; the report goes to ``report``."""
 
     name = "hecktor_petct_diffseg evaluate"
 
     def __init__(self, model, dataset_dir, report, *, baseline_checkpoint=None, samples=DEFAULT_SAMPLES,
                  steps=DEFAULT_STEPS, sampler="ddim", seed=0, device="cpu", precision="float32", max_cases=None,
-                 overwrite=False):
+                 overwrite=False, preprocessing=None, postprocessing=None):
         self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
         self.baseline_checkpoint, self.max_cases = baseline_checkpoint, max_cases
         self.kwargs = dict(samples=samples, steps=steps, sampler=sampler, seed=seed, device=device,
-                           precision=precision)
+                           precision=precision, preprocessing=preprocessing, postprocessing=postprocessing)
 
     def _run(self) -> list[str]:
         import logging

@@ -5,7 +5,9 @@ A case flows through:
   PET (SUV) + CT (HU) files → :func:`~.geometry.load_pet_ct` (checks: overlap, SUV, HU, NaN, 3D)
   → :func:`~.geometry.working_grid` (the model's spacing; the head-and-neck box or the CT∩PET overlap; sizes a
     multiple of the model's divisor) → PET (linear, 0 outside) and CT (linear, −1000 HU outside) on it
-  → :func:`~.inference.run_segmenter`: the diffusion ensemble or the baseline's ``predict``
+    (:func:`~.geometry.prepare_case`)
+  → :func:`~.inference.run_segmenter`: the preprocessing, the diffusion ensemble or the baseline's ``predict``,
+    the postprocessing (:mod:`.transforms`)
   → :func:`~.geometry.to_ct_grid`: labels by nearest neighbour, probabilities and uncertainty linearly; CT voxels
     outside the working grid are background
   → files on the CT grid (the CT's affine and header): labels uint8 (0, 1 GTVp, 2 GTVn), probabilities 4D float32
@@ -18,14 +20,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from ...core.inferers import inferer_for
+from ...core.processing import check_processing
 from ...errors import InputError
-from ...io import PathLike, Volume, save_like
-from .geometry import WorkingGrid, load_pet_ct, to_ct_grid, to_working_grid, working_grid
+from ...io import PathLike, save_like
+from .geometry import WorkingCase, load_pet_ct, prepare_case, to_ct_grid
 from .inference import Segmentation, default_inferer, run_segmenter
 
 __all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "write_outputs", "HecktorFolder",
@@ -35,27 +37,6 @@ __all__ = ["WorkingCase", "prepare_case", "segment_case", "segment_folder", "wri
 #: the volumes of an uncertainty file, in order
 UNCERTAINTY_MAPS = ("entropy", "variance_gtvp", "variance_gtvn")
 _CASE = re.compile(r"^(?P<case>.+)__(?P<kind>CT|PT)\.nii(\.gz)?$")
-
-
-@dataclass
-class WorkingCase:
-    """A PET/CT pair read, checked and resampled onto the working grid (PET in SUV, CT in HU)."""
-
-    pet: Volume
-    ct: Volume
-    grid: WorkingGrid
-    pet_suv: np.ndarray
-    ct_hu: np.ndarray
-
-
-def prepare_case(pet_path: PathLike, ct_path: PathLike, preprocessing: dict, divisor: int) -> WorkingCase:
-    """Read and check a PET/CT pair and resample both onto the working grid of a model's ``preprocessing``
-    (``spacing``, ``box_mm``) with sizes a multiple of ``divisor``."""
-    pet, ct = load_pet_ct(pet_path, ct_path)
-    grid = working_grid(pet, ct, spacing=preprocessing["spacing"], box_mm=preprocessing.get("box_mm"),
-                        divisor=divisor)
-    return WorkingCase(pet, ct, grid, to_working_grid(pet, grid, order=1, fill=0.0),
-                       to_working_grid(ct, grid, order=1, fill=-1000.0))
 
 
 def write_outputs(seg: Segmentation, case: WorkingCase, out: PathLike, *, probabilities: PathLike | None = None,
@@ -159,9 +140,10 @@ class HecktorFolder:
 class Segmenter:
     """The bundle's ``predictor``: a PET/CT pair → its :class:`WorkingCase` and :class:`~.inference.Segmentation`,
     by the diffusion ensemble (``inferer``, default: :func:`~.inference.default_inferer` of ``sampling``) or the
-    SegResNet baseline (``device`` only)."""
+    SegResNet baseline (``device`` only), with ``preprocessing`` and ``postprocessing`` (MONAI dictionary
+    transforms run on the working grid; default: the model's own, :mod:`.transforms`)."""
 
-    def __init__(self, model, inferer=None, **sampling) -> None:
+    def __init__(self, model, inferer=None, preprocessing=None, postprocessing=None, **sampling) -> None:
         from .model import PetCtSegModel
 
         self.model, self.inferer, self.device = model, None, None
@@ -170,10 +152,14 @@ class Segmenter:
             self.inferer.check(model)  # a bad setting ends before any case is read
         else:
             self.device = sampling.get("device") or getattr(inferer, "device", "cpu")
+        check_processing(preprocessing, "preprocessing")
+        check_processing(postprocessing, "postprocessing")
+        self.preprocessing, self.postprocessing = preprocessing, postprocessing
 
     def __call__(self, data: dict) -> dict:
         case = prepare_case(data["pet"], data["ct"], self.model.preprocessing, self.model.divisor)
-        seg = run_segmenter(self.model, case.pet_suv, case.ct_hu, inferer=self.inferer, device=self.device)
+        seg = run_segmenter(self.model, case.pet_suv, case.ct_hu, inferer=self.inferer, device=self.device,
+                            preprocessing=self.preprocessing, postprocessing=self.postprocessing)
         return {"segmentation": seg, "case": case}
 
 

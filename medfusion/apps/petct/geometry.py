@@ -8,7 +8,11 @@ on the CT grid, and predictions are evaluated there. This module
 * defines the working grid both are resampled onto (:func:`working_grid`): an axis-aligned RAS+ grid over the
   CT∩PET overlap (HECKTOR 2022 rule) or over a box around the head and neck found from the PET (earlier
   editions; :mod:`.headneck_box`), its size rounded up to a multiple of what the network needs;
-* moves images onto it (:func:`to_working_grid`) and predictions back onto the CT grid (:func:`to_ct_grid`).
+* moves images onto it (:func:`to_working_grid`; a read pair at once: :func:`prepare_case`) and predictions back
+  onto the CT grid (:func:`to_ct_grid`).
+
+Resampling onto the working grid happens before the preprocessing (:mod:`.transforms`): it needs the files' affines,
+and the network's input size depends on it.
 
 All positions are world RAS+ millimetres: voxel ``[i, j, k]`` of a volume is at ``affine @ [i, j, k, 1]``.
 Resampling is :func:`medfusion.io.resample_array` (nibabel's ``resample_from_to``); a sample
@@ -32,6 +36,8 @@ from .headneck_box import BODY_SUV, BRAIN_MIN_ML, BRAIN_SMOOTH_SIGMA_MM, BRAIN_S
 
 __all__ = [
     "WorkingGrid",
+    "WorkingCase",
+    "prepare_case",
     "load_pet_ct",
     "world_bounds",
     "overlap_bounds",
@@ -361,3 +367,24 @@ def to_ct_grid(array: np.ndarray, grid: WorkingGrid, ct: Volume, *, order: int =
     for c, channel in enumerate(channels):
         out[c] = resample_array(channel.astype(work), grid.affine, ct.shape, ct.affine, order=order).astype(dtype)
     return out if array.ndim == 4 else out[0]
+
+
+@dataclass
+class WorkingCase:
+    """A PET/CT pair read, checked and resampled onto the working grid (PET in SUV, CT in HU)."""
+
+    pet: Volume
+    ct: Volume
+    grid: WorkingGrid
+    pet_suv: np.ndarray
+    ct_hu: np.ndarray
+
+
+def prepare_case(pet_path: PathLike, ct_path: PathLike, preprocessing: dict, divisor: int) -> WorkingCase:
+    """Read and check a PET/CT pair and resample both onto the working grid of a model's ``preprocessing``
+    (``spacing``, ``box_mm``) with sizes a multiple of ``divisor``."""
+    pet, ct = load_pet_ct(pet_path, ct_path)
+    grid = working_grid(pet, ct, spacing=preprocessing["spacing"], box_mm=preprocessing.get("box_mm"),
+                        divisor=divisor)
+    return WorkingCase(pet, ct, grid, to_working_grid(pet, grid, order=1, fill=0.0),
+                       to_working_grid(ct, grid, order=1, fill=-1000.0))

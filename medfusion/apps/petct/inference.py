@@ -1,11 +1,13 @@
 """Ensemble segmentation on the working grid: N diffusion samples → probabilities, label map and uncertainty.
 
-PET (SUV) and CT (HU) on one grid
-  → :meth:`PetCtSegModel.conditions` (normalised, ``(2, X, Y, Z)``)
+PET (SUV) and CT (HU) on one grid, stacked ``(2, X, Y, Z)``
+  → the preprocessing (default :func:`.transforms.inference_preprocessing` of the model's settings: normalised)
   → the inferer (core.inferers.EnsembleInferer: N samples with seeds ``seed … seed + N − 1``, each
         the whole volume padded to the divisor ∘ ConditionalDiffusion.sample, DDIM/DDPM, few steps)
         → per-class probabilities ``(x̂₀ + 1) / 2`` per sample
-  → mean probability per class, its variance over the samples, the label map and the predictive entropy.
+  → mean probability per class and its variance over the samples
+  → the postprocessing (default :func:`.transforms.inference_postprocessing`: the label map) and the predictive
+    entropy of its probabilities.
 
 Arrays only; files and grids are :mod:`.files`'s.
 """
@@ -19,11 +21,13 @@ import numpy as np
 import torch
 
 from ...core.inferers import EnsembleInferer, inferer_for
+from ...core.processing import array_of, check_processing, run_processing
 from ...errors import InputError
 from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, PetCtSegModel, probabilities
+from .transforms import class_distribution, inference_postprocessing, label_map, preprocess, stacked_pet_ct
 
 __all__ = ["Segmentation", "segment", "default_inferer", "run_segmenter", "as_segmentation", "class_distribution",
-           "label_map", "predictive_entropy"]
+           "label_map", "predictive_entropy"]  # class_distribution, label_map: from .transforms
 
 
 @dataclass
@@ -45,20 +49,6 @@ class Segmentation:
     samples: int
 
 
-def class_distribution(prob: np.ndarray) -> np.ndarray:
-    """Per-voxel distribution over (background, GTVp, GTVn) from the two class probabilities ``(2, *S)``:
-    ``(max(1 − p₁ − p₂, 0), p₁, p₂)`` normalised to sum 1 → ``(3, *S)`` float32."""
-    p = np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0)
-    q = np.concatenate([np.clip(1.0 - p.sum(axis=0, keepdims=True), 0.0, 1.0), p])
-    q /= np.maximum(q.sum(axis=0, keepdims=True), 1e-12)
-    return q.astype(np.float32)
-
-
-def label_map(prob: np.ndarray) -> np.ndarray:
-    """The most probable class per voxel (ties → the lower label), uint8: 0 background, 1 GTVp, 2 GTVn."""
-    return np.argmax(class_distribution(prob), axis=0).astype(np.uint8)
-
-
 def predictive_entropy(prob: np.ndarray) -> np.ndarray:
     """Entropy (nats) of :func:`class_distribution` per voxel, float32: 0 where the ensemble agrees on a class
     with certainty, ln 3 ≈ 1.10 at most."""
@@ -76,12 +66,19 @@ def default_inferer(**sampling) -> EnsembleInferer:
 
 def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *,
             inferer: EnsembleInferer | None = None, progress: Callable[[int, int], None] | None = None,
-            **sampling) -> Segmentation:
+            preprocessing=None, postprocessing=None, **sampling) -> Segmentation:
     """Segment GTVp and GTVn from PET (SUV) and CT (HU) already on one grid (any size: padded to the divisor).
 
     Args:
-        inferer: how the model is sampled (default: :func:`default_inferer` of ``sampling``); each sample's mask channels become probabilities before the ensemble's statistics.
+        inferer: how the model is sampled (default: :func:`default_inferer` of ``sampling``); each sample's mask
+            channels become probabilities before the ensemble's statistics.
         progress: ``(done, total)`` over all samples' steps.
+        preprocessing: a MONAI dictionary transform (a ``Compose``) from ``{"image": PET, CT (2, X, Y, Z) float32}``
+            to the network's conditions as ``"image"``, same shape (default: the model's own,
+            :func:`.transforms.inference_preprocessing` of its settings).
+        postprocessing: one from ``{"pred": the mean GTVp, GTVn probabilities (2, X, Y, Z), "inputs": PET, CT}`` to
+            the final ``"pred"`` and the label map ``"label"`` (1, X, Y, Z) (default:
+            :func:`.transforms.inference_postprocessing`; without a ``"label"``, the label map of ``"pred"``).
         sampling: the default inferer's settings: ``samples`` (the ensemble size N ≥ 1; sample ``i`` uses seed
             ``seed + i``, a CPU generator: the same result on any device up to rounding), ``steps`` and ``sampler``
             (DDIM steps — few suffice for the x₀-predicting model — or ``"ddpm"``), ``seed``, ``device``,
@@ -91,27 +88,53 @@ def segment(model: PetCtSegModel, pet_suv: np.ndarray, ct_hu: np.ndarray, *,
     if not isinstance(inferer, EnsembleInferer):
         raise InputError(f"PET/CT segmentation samples an ensemble: give an EnsembleInferer, not a "
                          f"{type(inferer).__name__}")
-    cond = torch.from_numpy(model.conditions(pet_suv, ct_hu))
+    check_processing(postprocessing, "postprocessing")
+    raw = stacked_pet_ct(pet_suv, ct_hu)
+    cond = torch.from_numpy(preprocess(raw, model.preprocessing, preprocessing))
     result = inferer(cond, model, None, progress, transform=probabilities)
-    prob = result.mean.numpy().astype(np.float32)
-    return Segmentation(labels=label_map(prob), probabilities=prob,
-                        variance=result.variance.numpy().astype(np.float32), entropy=predictive_entropy(prob),
-                        samples=inferer.samples)
+    return as_segmentation(result.mean.numpy().astype(np.float32), result.variance.numpy().astype(np.float32),
+                           samples=inferer.samples, inputs=raw, postprocessing=postprocessing)
 
 
-def as_segmentation(prob: np.ndarray) -> Segmentation:
-    """A deterministic prediction's probabilities ``(2, X, Y, Z)`` in :class:`Segmentation` form (no variance)."""
-    return Segmentation(labels=label_map(prob), probabilities=prob, variance=np.zeros_like(prob),
-                        entropy=predictive_entropy(prob), samples=1)
+def as_segmentation(prob: np.ndarray, variance: np.ndarray | None = None, *, samples: int = 1,
+                    inputs: np.ndarray | None = None, postprocessing=None) -> Segmentation:
+    """Probabilities ``(2, X, Y, Z)`` (an ensemble's mean with its ``variance``, or a deterministic prediction's:
+    no variance) through the ``postprocessing`` (default :func:`.transforms.inference_postprocessing`; ``inputs``:
+    the raw PET, CT (2, X, Y, Z)) in :class:`Segmentation` form."""
+    post = inference_postprocessing() if postprocessing is None else postprocessing
+    data = {"pred": prob} if inputs is None else {"pred": prob, "inputs": inputs}
+    out = run_processing(post, data, "postprocessing")
+    prob = array_of(out, "pred", "postprocessing", shape=np.shape(prob))
+    labels = label_map(prob) if "label" not in out else _labels(out["label"], prob.shape[1:])
+    return Segmentation(labels=labels, probabilities=prob,
+                        variance=np.zeros_like(prob) if variance is None else variance,
+                        entropy=predictive_entropy(prob), samples=samples)
+
+
+def _labels(label, spatial: tuple) -> np.ndarray:
+    """The postprocessing's ``"label"`` ``(1, *S)`` or ``(*S)`` as a uint8 label map, checked."""
+    lab = label.detach().cpu().numpy() if hasattr(label, "detach") else np.asarray(label)
+    if lab.shape == (1, *spatial):
+        lab = lab[0]
+    if lab.shape != tuple(spatial):
+        raise InputError(f"postprocessing must give 'label' of shape (1, *{tuple(spatial)}), got {lab.shape}")
+    if not np.isin(lab, (0, 1, 2)).all():
+        raise InputError(f"postprocessing gave 'label' values other than 0, 1 (GTVp), 2 (GTVn): "
+                         f"{sorted(set(np.unique(lab).tolist()) - {0, 1, 2})[:5]}")
+    return lab.astype(np.uint8)
 
 
 def run_segmenter(model, pet_suv: np.ndarray, ct_hu: np.ndarray, *, inferer: EnsembleInferer | None = None,
-                  device=None, **sampling) -> Segmentation:
+                  device=None, preprocessing=None, postprocessing=None, **sampling) -> Segmentation:
     """Either segmenter on PET (SUV) and CT (HU) on one grid: the diffusion ensemble (:func:`segment`, by ``inferer``
     or the default one of ``device`` and ``sampling``) or a deterministic model's probabilities (its ``predict``,
-    e.g. the SegResNet baseline, on ``device`` or the inferer's; sampling options do not apply to it)."""
+    e.g. the SegResNet baseline, on ``device`` or the inferer's; sampling options do not apply to it); both with
+    the ``preprocessing`` and ``postprocessing`` (default: the model's own, :mod:`.transforms`)."""
     if isinstance(model, PetCtSegModel):
         if inferer is None:
             sampling["device"] = device or "cpu"
-        return segment(model, pet_suv, ct_hu, inferer=inferer, **sampling)
-    return as_segmentation(model.predict(pet_suv, ct_hu, device=device or getattr(inferer, "device", "cpu")))
+        return segment(model, pet_suv, ct_hu, inferer=inferer, preprocessing=preprocessing,
+                       postprocessing=postprocessing, **sampling)
+    prob = model.predict(pet_suv, ct_hu, device=device or getattr(inferer, "device", "cpu"),
+                         preprocessing=preprocessing)
+    return as_segmentation(prob, inputs=stacked_pet_ct(pet_suv, ct_hu), postprocessing=postprocessing)

@@ -117,15 +117,11 @@ def preprocessing_settings(suv_scale: float = 10.0, suv_clip: float = 30.0,
 
 def normalise_pet_ct(pet_suv: np.ndarray, ct_hu: np.ndarray, settings: Mapping) -> np.ndarray:
     """PET (SUV) and CT (HU) on one grid → ``(2, X, Y, Z)`` float32: SUV / ``suv_scale`` clipped to
-    [0, ``suv_clip`` / ``suv_scale``], and the CT window mapped to [−1, 1] (clipped)."""
-    pet = np.asarray(pet_suv, dtype=np.float32)
-    ct = np.asarray(ct_hu, dtype=np.float32)
-    if pet.ndim != 3 or pet.shape != ct.shape:
-        raise InputError(f"PET and CT must be 3D volumes on one grid, got shapes {pet.shape} and {ct.shape}")
-    lo, hi = settings["ct_window"]
-    pet_n = np.clip(pet, 0.0, settings["suv_clip"]) / settings["suv_scale"]
-    ct_n = np.clip((ct - lo) / (hi - lo), 0.0, 1.0) * 2.0 - 1.0
-    return np.stack([pet_n, ct_n]).astype(np.float32)
+    [0, ``suv_clip`` / ``suv_scale``], and the CT window mapped to [−1, 1] (clipped) — the preprocessing
+    :func:`.transforms.inference_preprocessing` builds from ``settings``."""
+    from .transforms import preprocess, stacked_pet_ct
+
+    return preprocess(stacked_pet_ct(pet_suv, ct_hu), settings)
 
 
 def encode_labels(labels: torch.Tensor | np.ndarray) -> torch.Tensor:

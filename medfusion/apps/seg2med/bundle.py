@@ -9,9 +9,13 @@ A case folder for inference holds ``mask.nii.gz`` (TotalSegmentator ``total`` la
 (``ct``, ``t1`` or ``t2``; with ``mask.nii.gz``, its label map, for the authors' way).  Outputs are
 ``<output_dir>/<case>_<target>.nii.gz`` in the input's geometry. Inference is composed of components: the
 ``dataset`` (:class:`~.files.Seg2MedFolder`), the ``inferer`` (:class:`~medfusion.core.inferers.SliceInferer` for
-the 2D model, :class:`~medfusion.core.inferers.WholeVolumeInferer` for the 3D one), the ``predictor``
-(:class:`~.files.Generator`) and the ``saver`` (:class:`~.files.ImageSaver`), run by
-:class:`~medfusion.core.runner.CaseInference`.
+the 2D model, :class:`~medfusion.core.inferers.WholeVolumeInferer` for the 3D one), the ``preprocessing`` and
+``postprocessing`` (MONAI ``Compose`` lists of ``ScaleIntensityRanged`` on the model's grid: the condition windowed
+to [0, 1], the sample back to HU or MR units, their limits read from the model's windows for the configured task,
+as :mod:`.transforms` builds them), the ``predictor`` (:class:`~.files.Generator`: the model, the inferer and the
+two lists, which it runs) and the ``saver`` (:class:`~.files.ImageSaver`), run by
+:class:`~medfusion.core.runner.CaseInference`; ``--postprocessing#transforms#0#b_max 1200`` changes the voxels
+written.
 """
 
 from __future__ import annotations

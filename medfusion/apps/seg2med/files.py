@@ -5,8 +5,9 @@ that write a file in the input's geometry.
 * :func:`generate_file` (``medfusion generate``), :func:`convert_file` (``medfusion convert``) — through
   :mod:`.inference` (arrays in, arrays out);
 * :func:`write_prior` (``medfusion prior``) — a label map file → a prior image file (:mod:`.prior`);
-* the bundle's components: :class:`Seg2MedFolder` (``dataset``), :class:`Generator` (``predictor``: the model and
-  its inferer), :class:`ImageSaver` (``saver``), run by :class:`~medfusion.core.runner.CaseInference`.
+* the bundle's components: :class:`Seg2MedFolder` (``dataset``), :class:`Generator` (``predictor``: the model, its
+  inferer, the ``preprocessing`` and the ``postprocessing``), :class:`ImageSaver` (``saver``), run by
+  :class:`~medfusion.core.runner.CaseInference`.
 
 The training ``Compose`` is in :mod:`.transforms`.
 """
@@ -19,6 +20,7 @@ import os
 import numpy as np
 
 from ...core.inferers import inferer_for
+from ...core.processing import check_processing
 from ...errors import InputError
 from ...io import PathLike, check_same_geometry, load_volume, save_like
 from ...outputs import writing
@@ -211,18 +213,24 @@ class Generator:
     """The bundle's ``predictor``: a case's files → ``{"image": target, "reference": the input's volume}`` — from the
     label map (``source="prior"``, :func:`generate_volume`) or by converting the source image
     (:func:`convert_volume`, ``via`` the prior or the image) — sampled by ``inferer`` (default:
-    :func:`.inference.default_inferer` of ``sampling``). Checks that the model does the task before any work."""
+    :func:`.inference.default_inferer` of ``sampling``), with ``preprocessing`` and ``postprocessing`` (MONAI
+    dictionary transforms on the model's grid, see :func:`.inference.generate`; ``None``: the model's own windows,
+    :mod:`.transforms`). Checks that the model does the task before any work."""
 
     def __init__(self, model: Seg2MedModel, target: str = "ct", *, source: str = "prior", via: str = "prior",
-                 task: str | None = None, inferer=None, **sampling) -> None:
+                 task: str | None = None, inferer=None, preprocessing=None, postprocessing=None, **sampling) -> None:
         self.model, self.target, self.source, self.via = model, target, source, via
         self.task = task or SOURCE_TASK.get(source, "total")
         model.task_index("prior" if source == "prior" or via == "prior" else source, target)
         self.inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
         self.inferer.check(model)  # a bad setting ends before any case is read
+        check_processing(preprocessing, "preprocessing")
+        check_processing(postprocessing, "postprocessing")
+        self.preprocessing, self.postprocessing = preprocessing, postprocessing
 
     def __call__(self, data: dict) -> dict:
-        files = {"task": self.task, "body": data.get("body"), "inferer": self.inferer}
+        files = {"task": self.task, "body": data.get("body"), "inferer": self.inferer,
+                 "preprocessing": self.preprocessing, "postprocessing": self.postprocessing}
         if self.source == "prior":
             y, volume = generate_volume(self.model, data["path"], self.target, tissues=data.get("tissues"), **files)
         else:

@@ -5,12 +5,20 @@ The data flow of one volume::
 
     load_labels / load_volume (medfusion.io: 3D, finite, the file's affine)
       → to RAS+ voxel order (nibabel orientations; undone at the end), so axial slices are the last axis
-      → condition: prior.make_prior (mask [+ tissue map] → HU or MR signal, the model's prior table, windowed by
-        its prior window) or the source image (windowed by its own window), in [0, 1]
+      → the model's grid (model_grid: its spacing and window, centred on the body)
+      → condition: prior.make_prior (mask [+ tissue map] → HU or MR signal, the model's prior table) or the source
+        image
+      → the preprocessing (default: transforms.inference_preprocessing, the condition windowed to [0, 1] by the
+        model's prior window of the target, or the source's window)
       → the inferer: 2D model core.inferers.SliceInferer (in-plane padding to the divisor, batches of slices),
         3D model core.inferers.WholeVolumeInferer (padding to the divisor, the whole volume at once)
-      → ConditionalDiffusion.sample (class label = the task) → window undone → air outside the body
+      → ConditionalDiffusion.sample (class label = the task), clipped to [0, 1]
+      → the postprocessing (default: transforms.inference_postprocessing, the target's window undone)
+      → back onto the input grid, air outside the model's window and outside the body
       → io.save_like(reference = the input): same shape, affine, orientation and spacing; float32.
+
+The preprocessing and postprocessing are MONAI dictionary transforms (:mod:`medfusion.core.processing`; which steps
+they hold and why the others stay here: :mod:`.transforms`).
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import numpy as np
 import torch
 
 from ...core.inferers import DiffusionInferer, SliceInferer, WholeVolumeInferer, inferer_for
+from ...core.processing import array_of, check_processing, run_processing
 from ...errors import InputError
 from ...io import refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
+from .transforms import inference_postprocessing, inference_preprocessing
 
 __all__ = ["translate", "default_inferer", "generate", "convert", "to_ras", "from_ras", "ras_spacing", "CONVERSIONS",
            "SOURCE_TASK"]
@@ -77,9 +87,30 @@ def translate(model: Seg2MedModel, condition01: np.ndarray, source: str, target:
     return y[0].clamp(0, 1).numpy()
 
 
-def _finish(model: Seg2MedModel, y01: np.ndarray, target: str, body: np.ndarray | None, grid) -> np.ndarray:
-    """The sample in the target's units, back on the input grid, air outside the body."""
-    out = grid.from_model(model.denormalize(y01, target), fill=AIR[target]).astype(np.float32, copy=False)
+def _sample(model: Seg2MedModel, condition: np.ndarray, source: str, target: str, *, preprocessing=None,
+            postprocessing=None, **kwargs) -> np.ndarray:
+    """``target`` in its units on the model's grid from the raw ``condition`` there (a prior image for
+    ``source="prior"``, else the source image): the preprocessing, :func:`translate`, the postprocessing (``None``:
+    the model's own, :mod:`.transforms`)."""
+    check_processing(preprocessing, "preprocessing")
+    check_processing(postprocessing, "postprocessing")
+    check_task(source, target)
+    if preprocessing is None:
+        window = model.prior_window(target) if source == "prior" else model.window(source)
+        preprocessing = inference_preprocessing(window)
+    if postprocessing is None:
+        postprocessing = inference_postprocessing(model.window(target))
+    raw = np.asarray(condition, dtype=np.float32)[None]
+    x = array_of(run_processing(preprocessing, {"image": raw.copy()}, "preprocessing"), "image", "preprocessing",
+                 shape=raw.shape)
+    y = translate(model, x[0], source, target, **kwargs)
+    out = run_processing(postprocessing, {"pred": y[None], "inputs": raw}, "postprocessing")
+    return array_of(out, "pred", "postprocessing", shape=(1, *y.shape))[0]
+
+
+def _finish(y: np.ndarray, target: str, body: np.ndarray | None, grid) -> np.ndarray:
+    """The result (the target's units, the model's grid) back on the input grid, air outside the body."""
+    out = grid.from_model(y, fill=AIR[target]).astype(np.float32, copy=False)
     if body is not None:
         out[~body] = AIR[target]
     return out
@@ -94,7 +125,11 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
     ``tissues``: TotalSegmentator ``tissue_types`` map (fat and muscle; default none: the body outside the organs
     gets the body value). ``spacing``: the voxel size in mm (RAS+ order; ``None``: already the model's). The label
     maps are taken to the model's grid (:meth:`Seg2MedModel.grid`), the prior is made there from the model's table,
-    and the result comes back onto the input grid. Keyword arguments: :func:`translate`.
+    and the result comes back onto the input grid. ``preprocessing``: a MONAI dictionary transform from
+    ``{"image": the prior image (1, *W) on the model's grid}`` to ``"image"`` in [0, 1], same shape; ``postprocessing``:
+    one from ``{"pred": the sample in [0, 1] (1, *W), "inputs": the prior image}`` to ``"pred"`` in the target's
+    units (``None``: the model's own windows, :func:`~.transforms.inference_preprocessing`,
+    :func:`~.transforms.inference_postprocessing`). Other keyword arguments: :func:`translate`.
     """
     from .prior import check_label_map, check_tissue_map, make_prior, resolve_body
 
@@ -105,8 +140,7 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
     grid = model.grid(lab.shape, spacing, body)
     on_grid = [None if a is None else grid.to_model(a, labels=True) for a in (lab, tis, body)]
     prior = make_prior(on_grid[0], target, task=task, body=on_grid[2], tissues=on_grid[1], table=model.prior_table)
-    y = translate(model, model.normalize_prior(prior, target), "prior", target, **kwargs)
-    return _finish(model, y, target, body, grid)
+    return _finish(_sample(model, prior, "prior", target, **kwargs), target, body, grid)
 
 
 #: how ``convert`` works: ``prior`` — the authors' way, the source's label map → the target's prior → the mask→image
@@ -126,7 +160,9 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
     (classes mapped between ``total`` and ``total_mr``, :mod:`.prior_tables`), from which the mask→``target``
     model generates; ``tissues`` as :func:`generate`. ``via="image"``: the source image itself conditions a model
     trained for ``source``→``target``. ``body``: air outside it (default: for a CT the published rule, CT > −500
-    HU, largest component, filled; for an MR :func:`.prior.body_from_mr`). ``spacing``: as :func:`generate`.
+    HU, largest component, filled; for an MR :func:`.prior.body_from_mr`). ``spacing``, ``preprocessing`` and
+    ``postprocessing``: as :func:`generate` (``via="image"``: the condition is the source image, windowed by default
+    by the source's window).
     """
     from .prior import body_from_ct, body_from_mr
 
@@ -147,8 +183,8 @@ def convert(model: Seg2MedModel, image: np.ndarray, source: str, target: str, *,
         return generate(model, labels, target, task=task or SOURCE_TASK[source], body=body, tissues=tissues,
                         spacing=spacing, **kwargs)
     grid = model.grid(image.shape, model.input_spacing(image.shape, spacing), body)
-    y = translate(model, model.normalize(grid.to_model(image, labels=False), source), source, target, **kwargs)
-    return _finish(model, y, target, body, grid)
+    y = _sample(model, grid.to_model(image, labels=False), source, target, **kwargs)
+    return _finish(y, target, body, grid)
 
 
 def ras_spacing(spacing, affine) -> tuple[float, float, float]:

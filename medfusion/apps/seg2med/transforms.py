@@ -3,6 +3,25 @@
 Training reads every case through :func:`training_preprocessing`; inference builds the same channels in memory
 (:mod:`.inference`) with the same code: the model's grid and window (:class:`ModelGridd` runs
 :mod:`.model_grid`), :func:`~.prior.make_prior` and the model's intensity windows.
+
+Inference's ``preprocessing`` and ``postprocessing`` (MONAI dictionary ``Compose`` lists a user or the bundle can
+swap; ``None``: the model's own, built here from the windows saved with its weights) are its per-voxel intensity
+steps, on the model's grid:
+
+* :func:`inference_preprocessing`: ``{"image": the condition (1, *W)}`` — the prior image (HU or MR signal) or the
+  source image, already on the model's grid — → ``"image"`` windowed to [0, 1], clipped (``ScaleIntensityRanged``,
+  as training windows each channel): a prior by the model's prior window of the target, an image by its
+  modality's window;
+* :func:`inference_postprocessing`: ``{"pred": the sample in [0, 1] (1, *W), "inputs": the raw condition}`` →
+  ``"pred"`` in the target's units (HU or MR signal) by the target's window (``ScaleIntensityRanged`` from [0, 1]).
+
+Which window a list needs depends on the task (source and target), so the default lists are built per task.
+What stays in code (:mod:`.inference`), because it changes the grid or builds the condition rather than mapping
+voxel values: the RAS+ reordering, the body contour, the prior image from the label map and table
+(:func:`~.prior.make_prior`), the model's grid and its inverse (:mod:`.model_grid`: resampling, the centred window,
+the edge continuation), the inferer, and — on the input grid, after the result is resampled back — air outside
+the window and outside the body (the body mask is the input's; masking on the model's grid before resampling would
+blur the skin and change the output).
 """
 
 from __future__ import annotations
@@ -17,7 +36,7 @@ from .prior import body_from_ct, make_prior
 from .prior_tables import DEFAULT_PRIOR_TABLE, UNNAMED_TABLE
 
 __all__ = ["CHANNELS", "CASE_FILES", "ModelGridd", "PriorImaged", "MaskByBodyd", "RandDropTissuesd", "RandFieldOfViewd",
-           "training_preprocessing"]
+           "training_preprocessing", "inference_preprocessing", "inference_postprocessing"]
 
 #: the channels of a training item, in order: the prior images of the three targets, then the three images
 CHANNELS = ("prior_ct", "prior_t1", "prior_t2", "ct", "t1", "t2")
@@ -218,3 +237,24 @@ def _crop_steps(keys: list[str], dims: int, divisor: int, patch_size: Sequence[i
         return steps + [DivisiblePadd(keys=keys, k=[int(divisor), int(divisor), 1], method="symmetric")]
     steps = [] if patch_size is None else [RandSpatialCropd(keys=keys, roi_size=list(patch_size), random_size=False)]
     return steps + [DivisiblePadd(keys=keys, k=int(divisor), method="symmetric")]
+
+
+def inference_preprocessing(window: Sequence[float]):
+    """The ``Compose`` inference gives the condition on the model's grid: ``{"image": (1, *W)}`` raw (a prior image
+    or a source image) → clipped to ``window`` (``[lo, hi]``) and scaled to [0, 1], as training windows it. A
+    model's own: its prior window of the target for a prior (:meth:`~.model.Seg2MedModel.prior_window`), else the
+    source's window (:meth:`~.model.Seg2MedModel.window`)."""
+    from monai.transforms import Compose, ScaleIntensityRanged
+
+    lo, hi = (float(v) for v in window)
+    return Compose([ScaleIntensityRanged(keys="image", a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)])
+
+
+def inference_postprocessing(window: Sequence[float]):
+    """The ``Compose`` inference gives the sample on the model's grid: ``{"pred": (1, *W)}`` in [0, 1] (and
+    ``"inputs"``, the raw condition) → ``"pred"`` in the target's units, [0, 1] mapped onto ``window``
+    (``[lo, hi]``; a model's own: the target's window, :meth:`~.model.Seg2MedModel.window`)."""
+    from monai.transforms import Compose, ScaleIntensityRanged
+
+    lo, hi = (float(v) for v in window)
+    return Compose([ScaleIntensityRanged(keys="pred", a_min=0.0, a_max=1.0, b_min=lo, b_max=hi, clip=False)])

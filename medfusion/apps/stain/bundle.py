@@ -3,6 +3,9 @@
 The configs build ``network_def`` (:class:`~.network.DualBranchDenoiser`), ``noise_schedule``, ``space`` and
 ``diffusion`` (:class:`~medfusion.core.diffusion.ConditionalDiffusion`) as components; :func:`assemble` joins them
 with a checkpoint's weights and settings, so steps, tiles or the network can be overridden on the command line.
+The ``preprocessing`` (MONAI ``ScaleIntensityRanged``: H&E 0 … 255 → −1 … 1) and ``postprocessing`` (empty) are
+``Compose`` lists that the ``predictor`` (:class:`~.files.Translator`) runs around the model, per band for a
+streamed image (:mod:`.transforms`); ``--preprocessing#transforms#0#a_max 240`` changes the images written.
 
 Inference reads a folder of H&E images (8-bit RGB PNG, TIFF or JPEG) and writes ``<output_dir>/<name>.png`` (the
 virtual IHC image) and, when ``cells_dir`` is set, ``<cells_dir>/<name>.png`` (16-bit cell labels).  Evaluation
@@ -24,17 +27,19 @@ def assemble(diffusion, checkpoint: str) -> StainModel:
 
 
 class StainEvaluator(BundleEntry):
-    """``evaluate.json``: the diffusion model, the U-Net baseline (``baseline_checkpoint``) and the no-learning
-    references on held-out case folders, every number from :mod:`medfusion.metrics`; a JSON report."""
+    """``evaluate.json``: the diffusion model, the U-Net baseline (``baseline_checkpoint``) — both with
+    inference.json's ``preprocessing`` and ``postprocessing`` — and the no-learning references on held-out case
+    folders, every number from :mod:`medfusion.metrics`; a JSON report."""
 
     name = "he_to_ihc_staindiffuser evaluate"
 
     def __init__(self, model, dataset_dir, report, *, baseline_checkpoint=None, steps=10, sampler="ddim", seed=0,
-                 tile=None, overlap=None, device="cpu", precision="float32", max_cases=None, overwrite=False):
+                 tile=None, overlap=None, device="cpu", precision="float32", max_cases=None, overwrite=False,
+                 preprocessing=None, postprocessing=None):
         self.model, self.dataset_dir, self.report, self.overwrite = model, dataset_dir, report, overwrite
         self.baseline_checkpoint, self.max_cases = baseline_checkpoint, max_cases
         self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, tile=tile, overlap=overlap, device=device,
-                           precision=precision)
+                           precision=precision, preprocessing=preprocessing, postprocessing=postprocessing)
 
     def _run(self) -> list[str]:
         import logging

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ...core.inferers import inferer_for
+from ...core.processing import check_processing
 from ...errors import InputError
 from ...outputs import OutputPlan
 from .images import LABEL_FORMATS, RGB_FORMATS
@@ -98,14 +99,20 @@ class Translator:
     """The bundle's ``predictor``: an H&E image (``{"path", "stream"}``) → ``{"ihc", "cells", "cell_probability"}``
     by :func:`~.inference.translate` — sampled by ``inferer`` (default: :func:`~.inference.default_inferer` of
     ``sampling``: ``steps``, ``sampler``, ``seed``, ``tile``, ``overlap``, ``batch_size``, ``device``,
-    ``precision``); the U-Net baseline takes the tiling and device settings only. A streamed image's result is
-    ``{"bands": function, "shape"}``: the function translates it band by band (:func:`.stream.translate_rows`)
-    into the ``on_ihc`` / ``on_cells`` writers it is given."""
+    ``precision``); the U-Net baseline takes the tiling and device settings only. Either model runs with
+    ``preprocessing`` and ``postprocessing`` (MONAI dictionary transforms; default: the model's own,
+    :mod:`.transforms`). A streamed
+    image's result is ``{"bands": function, "shape"}``: the function translates it band by band
+    (:func:`.stream.translate_rows`, both lists run on each band) into the ``on_ihc`` / ``on_cells`` writers it is
+    given."""
 
-    def __init__(self, model, inferer=None, *, progress: Callable[[int, int], None] | None = None,
-                 **sampling) -> None:
+    def __init__(self, model, inferer=None, preprocessing=None, postprocessing=None, *,
+                 progress: Callable[[int, int], None] | None = None, **sampling) -> None:
         from .model import StainModel
 
+        check_processing(preprocessing, "preprocessing")
+        check_processing(postprocessing, "postprocessing")
+        self.preprocessing, self.postprocessing = preprocessing, postprocessing
         self.model, self.progress, self.inferer = model, progress, None
         if isinstance(model, StainModel):
             self.inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
@@ -114,14 +121,20 @@ class Translator:
         else:
             self.settings = sampling if inferer is None else settings_of(inferer)
 
+    @property
+    def processing(self) -> dict:
+        """The keyword arguments ``preprocessing`` and ``postprocessing`` of every translation."""
+        return {"preprocessing": self.preprocessing, "postprocessing": self.postprocessing}
+
     def __call__(self, data: dict) -> dict:
         from .images import load_he
 
         if data["stream"]:
             return {"bands": functools.partial(self._bands, data["path"]), "shape": image_size(data["path"])}
         if self.inferer is not None:
-            return translate(self.model, load_he(data["path"]), inferer=self.inferer, progress=self.progress)
-        return translate(self.model, load_he(data["path"]), **self.settings)
+            return translate(self.model, load_he(data["path"]), inferer=self.inferer, progress=self.progress,
+                             **self.processing)
+        return translate(self.model, load_he(data["path"]), **self.settings, **self.processing)
 
     def _bands(self, path: str, *, on_ihc, on_cells) -> None:
         from .slides import open_rows
@@ -129,7 +142,7 @@ class Translator:
 
         with open_rows(path) as source:
             translate_rows(self.model, source, on_ihc=on_ihc, on_cells=on_cells, progress=self.progress,
-                           **self.settings)
+                           **self.settings, **self.processing)
 
 
 def list_images(folder: str) -> list[str]:

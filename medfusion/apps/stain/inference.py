@@ -2,11 +2,13 @@
 
 The data flow::
 
-    H&E uint8 RGB (H, W, 3) → [−1, 1], channels first
+    H&E uint8 RGB (H, W, 3) → channels first (3, H, W), 0 … 255
+      → the preprocessing (default: transforms.inference_preprocessing, → [−1, 1])
       → the inferer (medfusion.core.inferers.SlidingWindowInferer): an image ≤ tile whole (mirror-padded to the
         model's divisor), a larger one in tiles of ``tile`` pixels overlapping by ``overlap`` pixels, blended with
         Gaussian weights (MONAI ``sliding_window_inference``), ``batch_size`` tiles per network call
       → ConditionalDiffusion.sample (DDIM ``steps``, one seeded generator)
+      → the postprocessing (default: transforms.inference_postprocessing, none)
       → IHC: uint8 RGB of the input's size; cells: probability (x + 1) / 2 → threshold 0.5 → touching nuclei
         split by a distance-transform watershed → uint16 labels 1..N.
 """
@@ -22,10 +24,12 @@ import torch
 from ...core.inference import sliding_window, whole_volume
 from ...core.inferers import SlidingWindowInferer, inferer_for
 from ...core.losses import mask_probabilities
+from ...core.processing import array_of, check_processing, run_processing
 from ...errors import InputError
-from .model import StainModel, rgb_to_unit, split_tasks, unit_to_rgb
+from .model import StainModel, split_tasks, unit_to_rgb
+from .transforms import channels_first, inference_postprocessing, scaled
 
-__all__ = ["translate", "default_inferer", "settings_of", "cell_labels", "check_tiling", "tile_edges"]
+__all__ = ["translate", "postprocess", "default_inferer", "settings_of", "cell_labels", "check_tiling", "tile_edges"]
 
 
 def check_tiling(model: StainModel, tile: int | None, overlap: int | None) -> tuple[int, int]:
@@ -63,22 +67,30 @@ def default_inferer(model: StainModel, *, tile: int | None = None, overlap: int 
 
 
 def translate(model, he: np.ndarray, *, inferer: SlidingWindowInferer | None = None,
-              progress: Callable[[int, int], None] | None = None, **sampling) -> dict:
+              progress: Callable[[int, int], None] | None = None, preprocessing=None, postprocessing=None,
+              **sampling) -> dict:
     """Virtual IHC stain and/or cell labels for one H&E image (uint8 RGB ``(H, W, 3)``), by a
     :class:`~.model.StainModel` sampled by ``inferer`` (default: :func:`default_inferer` of ``sampling``: ``steps``,
     ``sampler``, ``seed``, ``tile``, ``overlap``, ``batch_size``, ``device``, ``precision``) or by a
     :class:`~.baseline.UNetBaseline` (tiled the same way; the sampling settings do not apply to it).
 
+    ``preprocessing``: a MONAI dictionary transform (a ``Compose``) from ``{"image": the H&E (3, H, W) float32,
+    0 … 255}`` to the network's input, same shape (default: :func:`.transforms.inference_preprocessing`, [−1, 1]);
+    ``postprocessing``: one from ``{"pred": the output (C, H, W) in [−1, 1], "inputs": the H&E (3, H, W)}`` to the
+    final ``"pred"`` (default: :func:`.transforms.inference_postprocessing`, none). Both apply to either model.
+
     Returns ``{"ihc": uint8 (H, W, 3)}`` and/or ``{"cells": uint16 (H, W), "cell_probability": float32 (H, W)}``
     by the model's tasks.
     """
     he = _check_he(he, model.divisor)
-    x = torch.from_numpy(rgb_to_unit(he))
+    check_processing(postprocessing, "postprocessing")
+    x = torch.from_numpy(scaled(he, preprocessing))
     if isinstance(model, StainModel):
         inferer = inferer_for(inferer, functools.partial(default_inferer, model), **sampling)
         y = inferer(x, model, None, progress)
     else:
         y = _predict_baseline(model, x, **sampling)
+    y = torch.from_numpy(postprocess(y, channels_first(he), postprocessing))
     out = {}
     parts = split_tasks(model.tasks, y[None].float())
     if "ihc" in parts:
@@ -87,6 +99,15 @@ def translate(model, he: np.ndarray, *, inferer: SlidingWindowInferer | None = N
         prob = mask_probabilities(parts["cells"][0, 0]).numpy().astype(np.float32)
         out["cell_probability"], out["cells"] = prob, cell_labels(prob)
     return out
+
+
+def postprocess(pred: torch.Tensor, inputs: np.ndarray, postprocessing=None) -> np.ndarray:
+    """The model's output ``(C, H, W)`` (or a band of its rows) through ``postprocessing`` (default:
+    :func:`.transforms.inference_postprocessing`), ``inputs`` the H&E rows ``(3, H, W)``, 0 … 255: float32."""
+    post = inference_postprocessing() if postprocessing is None else postprocessing
+    y = np.asarray(pred.detach().cpu().numpy() if hasattr(pred, "detach") else pred, dtype=np.float32)
+    return array_of(run_processing(post, {"pred": y, "inputs": inputs}, "postprocessing"), "pred",
+                    "postprocessing", shape=y.shape)
 
 
 def _predict_baseline(model, x: torch.Tensor, *, tile: int | None = None, overlap: int | None = None,

@@ -129,8 +129,11 @@ def split_tasks(tasks: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor
 
 
 def rgb_to_unit(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``(H, W, 3)`` → float32 ``(3, H, W)`` in [−1, 1]."""
-    return (np.moveaxis(np.asarray(rgb, dtype=np.float32), -1, 0) / 127.5 - 1.0).astype(np.float32)
+    """uint8 RGB ``(H, W, 3)`` → float32 ``(3, H, W)`` in [−1, 1]: the preprocessing
+    (:func:`.transforms.inference_preprocessing`, 0 … 255 → −1 … 1)."""
+    from .transforms import scaled
+
+    return scaled(rgb)
 
 
 def unit_to_rgb(x: np.ndarray) -> np.ndarray:

@@ -3,10 +3,12 @@
 The data flow::
 
     row source (:mod:`.slides`: TIFF tiles/strips, whole-slide level 0, or a decoded PNG/JPEG)
+      → the preprocessing (:mod:`.transforms`) of each band of rows read
       → one row of overlapping tiles at a time (:func:`medfusion.core.streaming.stream_tiles`: MONAI's tile grid
         and Gaussian blend, the same numbers :func:`.inference.translate` gives with ``batch_size=1``)
         — background tiles (under 1 % tissue pixels, mean RGB < 220) are not run: they blend in white and no cells
-      → each finished band of rows: IHC uint8 RGB, cell probability → :class:`BandLabels` → uint32 labels
+      → each finished band of rows: the postprocessing (with the band's H&E rows as its inputs), then IHC uint8
+        RGB, cell probability → :class:`BandLabels` → uint32 labels
       → written into the output TIFFs (:class:`.slides.TiffRowWriter`) as they come.
 
 Memory is bounded by the image's width, not its area: the tile band, the blend accumulator (tile + step rows) and a
@@ -25,7 +27,8 @@ from scipy import ndimage as ndi
 
 from ...core.losses import mask_probabilities
 from ...core.streaming import stream_tiles
-from .model import TASK_CHANNELS, rgb_to_unit, split_tasks, unit_to_rgb
+from .model import TASK_CHANNELS, split_tasks, unit_to_rgb
+from .transforms import channels_first, inference_postprocessing, scaled
 
 __all__ = ["translate_rows", "BandLabels", "TISSUE_LEVEL", "TISSUE_FRACTION"]
 
@@ -94,20 +97,31 @@ def _is_background(tile: torch.Tensor) -> bool:
     return float((tile.mean(0) < level).float().mean()) < TISSUE_FRACTION
 
 
+def _is_empty(postprocessing) -> bool:
+    """An empty ``Compose`` (as the model's own postprocessing is): nothing to run on a band."""
+    return not getattr(postprocessing, "transforms", True)
+
+
 def translate_rows(model, source, *, on_ihc: Callable[[int, np.ndarray], None] | None = None,
                    on_cells: Callable[[int, np.ndarray], None] | None = None, steps: int = 10, sampler: str = "ddim",
                    seed: int = 0, tile: int | None = None, overlap: int | None = None, batch_size: int = 4,
                    device="cpu", precision: str = "float32", skip_background: bool = True,
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+                   progress: Callable[[int, int], None] | None = None, preprocessing=None,
+                   postprocessing=None) -> dict:
     """Translate the image of a row ``source`` (:func:`.slides.open_rows`) band by band.
 
     ``on_ihc(y0, uint8 (h, W, 3))`` and ``on_cells(y0, uint32 (h, W))`` receive the output rows in order, top to
-    bottom.  Returns ``{"tiles": run, "skipped": background tiles, "cells": nuclei}``.
+    bottom.  ``preprocessing`` and ``postprocessing`` (:func:`.inference.translate`'s) run on each band of rows.
+    Returns ``{"tiles": run, "skipped": background tiles, "cells": nuclei}``.
     """
+    from ...core.processing import check_processing
     from ...errors import InputError
-    from .inference import _tile_function, check_tiling
+    from .inference import _tile_function, check_tiling, postprocess
 
     tile, overlap = check_tiling(model, tile, overlap)
+    check_processing(preprocessing, "preprocessing")
+    check_processing(postprocessing, "postprocessing")
+    post = inference_postprocessing() if postprocessing is None else postprocessing
     height, width = source.shape
     if height < tile or width < tile:
         raise InputError(f"image is {height}×{width}, smaller than a tile ({tile}): use the whole-image mode")
@@ -128,9 +142,13 @@ def translate_rows(model, source, *, on_ihc: Callable[[int, np.ndarray], None] |
     fill = [v for t in model.tasks for v in [1.0 if t == "ihc" else -1.0] * TASK_CHANNELS[t]]  # white, no cells
     out_channels = sum(TASK_CHANNELS[t] for t in model.tasks)
     labels = BandLabels(height, width) if "cells" in model.tasks else None
-    bands = stream_tiles(run, lambda y0, y1: torch.from_numpy(rgb_to_unit(source.read(y0, y1))), (height, width),
-                         tile, overlap, out_channels, batch_size=batch_size, skip=skip, fill=fill, progress=progress)
+    bands = stream_tiles(run, lambda y0, y1: torch.from_numpy(scaled(source.read(y0, y1), preprocessing)),
+                         (height, width), tile, overlap, out_channels, batch_size=batch_size, skip=skip, fill=fill,
+                         progress=progress)
     for y0, rows in bands:
+        if not _is_empty(post):  # the band's H&E rows read again for the postprocessing's inputs
+            inputs = channels_first(source.read(y0, y0 + rows.shape[1]))
+            rows = torch.from_numpy(postprocess(rows, inputs, post))
         parts = split_tasks(model.tasks, rows[None])
         if "ihc" in parts and on_ihc is not None:
             on_ihc(y0, unit_to_rgb(parts["ihc"][0].numpy()))

@@ -455,3 +455,70 @@ def test_the_trainer_takes_its_loss_as_a_component(tmp_path, tiny_dataset):
 
     CWDMTrainer(model, data, tmp_path / "mine", loss_fn=counted, max_steps=2, device="cpu", log_every=1).run()
     assert len(calls) == 2
+
+
+# ---- preprocessing and postprocessing: MONAI dictionary transforms that synthesis runs -----------------------
+def _bundle_processing(**overrides):
+    """The ``preprocessing`` and ``postprocessing`` that the bundle's ``inference.json`` builds (``overrides``:
+    config ids → values, as the command line gives them)."""
+    from monai.bundle import ConfigParser
+
+    from conftest import REPO
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / "brats_mri_cwdm" / "configs" / "inference.json"))
+    parser.update(overrides)
+    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+
+
+def test_the_bundles_processing_is_the_models_own_and_a_changed_setting_reaches_the_voxels(lively_model,
+                                                                                            case_volumes):
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    assert (lively_model.lower, lively_model.upper, lively_model.background_threshold) == (0.1, 99.9, 0.04)
+    default = synthesize(lively_model, inputs, "t2f", steps=2, seed=0)
+    pre, post = _bundle_processing()
+    np.testing.assert_array_equal(
+        synthesize(lively_model, inputs, "t2f", steps=2, seed=0, preprocessing=pre, postprocessing=post), default)
+
+    pre90, _ = _bundle_processing(**{"preprocessing#transforms#0#upper": 90.0})
+    renormalised = synthesize(lively_model, inputs, "t2f", steps=2, seed=0, preprocessing=pre90)
+    assert renormalised.any() and not np.array_equal(renormalised, default)
+    _, post_high = _bundle_processing(**{"postprocessing#transforms#0#threshold": 0.5})
+    cut = synthesize(lively_model, inputs, "t2f", steps=2, seed=0, postprocessing=post_high)
+    assert np.count_nonzero(cut) < np.count_nonzero(default)
+    np.testing.assert_array_equal(cut[cut > 0.5], default[cut > 0.5])
+
+
+def test_the_predictor_runs_the_processing_it_is_given(lively_model, tiny_missing_dataset):
+    from monai.transforms import Compose, Lambdad
+
+    from medfusion.apps.cwdm.files import BraTSFolder, Synthesizer
+    from medfusion.apps.cwdm.transforms import inference_postprocessing, inference_preprocessing
+
+    case = BraTSFolder(tiny_missing_dataset).cases()[0]
+    data = BraTSFolder.load(case)
+    default = Synthesizer(lively_model, steps=2)(data)["image"]
+    halved = Compose([*inference_postprocessing(0.04).transforms, Lambdad(keys="pred", func=lambda x: x / 2)])
+    predictor = Synthesizer(lively_model, steps=2, preprocessing=inference_preprocessing(0.1, 99.9),
+                            postprocessing=halved)
+    assert predictor.postprocessing is halved
+    np.testing.assert_array_equal(predictor(data)["image"], default / 2)
+    with pytest.raises(InputError, match="preprocessing must be a MONAI transform"):
+        Synthesizer(lively_model, preprocessing=0.5)
+
+
+def test_processing_that_breaks_the_contract_is_an_input_error(lively_model, case_volumes):
+    from monai.transforms import Compose, Lambdad
+
+    from medfusion.transforms import PercentileNormalized
+
+    inputs = {c: v for c, v in case_volumes.items() if c != "t2f"}
+    with pytest.raises(InputError, match="preprocessing: Key `img` .* missing .* keys 'image'"):
+        synthesize(lively_model, inputs, "t2f", steps=1, preprocessing=Compose([PercentileNormalized(keys="img")]))
+    cropped = Compose([Lambdad(keys="image", func=lambda x: x[:, 1:])])
+    with pytest.raises(InputError, match=r"preprocessing must keep 'image' of shape \(3, 20, 24, 18\)"):
+        synthesize(lively_model, inputs, "t2f", steps=1, preprocessing=cropped)
+    with pytest.raises(InputError, match="postprocessing returned no 'pred' .*'other'"):
+        synthesize(lively_model, inputs, "t2f", steps=1, postprocessing=lambda d: {"other": d["pred"]})
+    with pytest.raises(InputError, match="postprocessing must return a dict, got ndarray"):
+        synthesize(lively_model, inputs, "t2f", steps=1, postprocessing=lambda d: d["pred"])

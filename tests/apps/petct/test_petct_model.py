@@ -187,3 +187,96 @@ def test_segresnet_baseline_checkpoint_prediction_and_training(tmp_path):
         loss.backward()
         opt.step()
     assert loss.item() < 0.7 * first
+
+
+# ---- preprocessing and postprocessing: MONAI dictionary transforms that segmentation runs --------------------
+def _bundle_processing(**overrides):
+    """The ``preprocessing`` and ``postprocessing`` that the bundle's ``inference.json`` builds (``overrides``:
+    config ids → values, as the command line gives them)."""
+    from monai.bundle import ConfigParser
+
+    from conftest import REPO
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / "hecktor_petct_diffseg" / "configs" / "inference.json"))
+    parser.update(overrides)
+    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+
+
+def _lively() -> PetCtSegModel:
+    m = tiny()
+    with torch.no_grad():  # MONAI zero-initialises the output layer: perturb every weight so samples differ
+        for p in m.network.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return m
+
+
+def _assert_same(a, b):
+    for field in ("labels", "probabilities", "variance", "entropy"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    assert a.labels.dtype == b.labels.dtype == np.uint8 and a.samples == b.samples
+
+
+def test_the_bundles_processing_is_the_models_own():
+    from monai.transforms import Compose
+
+    m = _lively()
+    rng = np.random.default_rng(2)
+    pet, ct = rng.uniform(0, 5, (8, 8, 8)).astype(np.float32), rng.uniform(-300, 300, (8, 8, 8)).astype(np.float32)
+    default = segment(m, pet, ct, samples=2, steps=2, seed=5)
+    assert default.variance.any()
+    pre, post = _bundle_processing()
+    _assert_same(segment(m, pet, ct, samples=2, steps=2, seed=5, preprocessing=pre, postprocessing=post), default)
+    # a postprocessing that leaves no "label" gets the label map of its probabilities
+    _assert_same(segment(m, pet, ct, samples=2, steps=2, seed=5, postprocessing=Compose([])), default)
+    np.testing.assert_array_equal(m.conditions(pet, ct), pre({"image": np.stack([pet, ct])})["image"])
+
+
+def test_a_changed_ct_window_and_an_appended_transform_reach_the_labels():
+    from monai.transforms import Compose, KeepLargestConnectedComponentd
+
+    from medfusion.apps.petct.transforms import inference_postprocessing
+
+    m = tiny()
+    m.diffusion.network = _Oracle(m.diffusion.space)  # GTVp where SUV > 2.5, GTVn where the normalised CT > 0.5
+    rng = np.random.default_rng(1)
+    pet = rng.uniform(0, 5, (12, 8, 8)).astype(np.float32)
+    ct = rng.uniform(-300, 300, (12, 8, 8)).astype(np.float32)
+    pre, _ = _bundle_processing(**{"preprocessing#transforms#0#ct_window": [-100.0, 100.0]})
+    seg = segment(m, pet, ct, samples=1, steps=2, preprocessing=pre)
+    np.testing.assert_array_equal(seg.labels, np.where(pet > 2.5, 1, np.where(ct > 50, 2, 0)))  # not HU > 125
+    largest = Compose([*inference_postprocessing().transforms,
+                       KeepLargestConnectedComponentd(keys="label", applied_labels=[1], connectivity=1)])
+    default = segment(m, pet, ct, samples=1, steps=2)
+    kept = segment(m, pet, ct, samples=1, steps=2, postprocessing=largest)
+    assert 0 < np.count_nonzero(kept.labels == 1) < np.count_nonzero(default.labels == 1)
+    np.testing.assert_array_equal(kept.probabilities, default.probabilities)
+    np.testing.assert_array_equal(kept.labels[kept.labels == 1], default.labels[kept.labels == 1])
+
+
+def test_the_baseline_runs_the_same_processing(tmp_path):
+    from monai.transforms import Compose, Lambdad
+
+    from medfusion.apps.petct.baseline import SegResNetBaseline
+    from medfusion.apps.petct.files import Segmenter
+    from medfusion.apps.petct.inference import run_segmenter
+
+    torch.manual_seed(0)
+    b = SegResNetBaseline.create({"init_filters": 4, "blocks_down": [1, 1], "blocks_up": [1],
+                                  "norm": ["group", {"num_groups": 2}]})
+    rng = np.random.default_rng(3)
+    pet, ct = rng.uniform(0, 5, (8, 8, 6)).astype(np.float32), rng.uniform(-300, 300, (8, 8, 6)).astype(np.float32)
+    default = run_segmenter(b, pet, ct)
+    pre, post = _bundle_processing()
+    _assert_same(run_segmenter(b, pet, ct, preprocessing=pre, postprocessing=post), default)
+    pre_narrow, _ = _bundle_processing(**{"preprocessing#transforms#0#ct_window": [-50.0, 50.0]})
+    assert not np.array_equal(run_segmenter(b, pet, ct, preprocessing=pre_narrow).probabilities,
+                              default.probabilities)
+    nothing = Compose([Lambdad(keys="label", func=lambda lab: lab * 0)])
+    with pytest.raises(InputError, match="postprocessing: Key `label`"):
+        run_segmenter(b, pet, ct, postprocessing=nothing)
+    three = Compose([*post.transforms, Lambdad(keys="label", func=lambda lab: lab + 3)])
+    with pytest.raises(InputError, match=r"'label' values other than 0, 1 \(GTVp\), 2 \(GTVn\): \[3"):
+        run_segmenter(b, pet, ct, postprocessing=three)
+    with pytest.raises(InputError, match="postprocessing must be a MONAI transform"):
+        Segmenter(b, postprocessing="label")

@@ -304,3 +304,70 @@ def test_training_and_inference_give_the_network_the_same_h_and_e(tmp_path, monk
     monkeypatch.setattr(model.diffusion, "sample", capture)
     stain_file(model, f"{folder}/he.png", str(tmp_path / "ihc.png"), steps=2)
     torch.testing.assert_close(seen["he"][0], trained["he"], rtol=0, atol=1e-6)
+
+
+# ---- preprocessing and postprocessing: MONAI dictionary transforms that translation runs ---------------------
+def bundle_processing(**overrides):
+    """The ``preprocessing`` and ``postprocessing`` that the bundle's ``inference.json`` builds (``overrides``:
+    config ids → values, as the command line gives them)."""
+    from monai.bundle import ConfigParser
+
+    from conftest import REPO
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / "he_to_ihc_staindiffuser" / "configs" / "inference.json"))
+    parser.update(overrides)
+    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_the_bundles_processing_is_the_models_own_and_a_changed_setting_reaches_the_pixels():
+    from monai.transforms import Compose, Lambdad
+
+    he = np.random.default_rng(4).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    pre, post = bundle_processing()
+    for model in (tiny(), copy_model()):
+        default = translate(model, he, steps=2, seed=3)
+        _same(translate(model, he, steps=2, seed=3, preprocessing=pre, postprocessing=post), default)
+    np.testing.assert_array_equal(pre({"image": np.moveaxis(he, -1, 0).astype(np.float32)})["image"],
+                                  rgb_to_unit(he))  # the one scaling: training reads its images with it
+
+    default = translate(copy_model(), he, steps=2)  # the network copies the H&E: IHC = H&E
+    pre300, _ = bundle_processing(**{"preprocessing#transforms#0#a_max": 300.0})
+    darker = translate(copy_model(), he, steps=2, preprocessing=pre300)
+    assert np.abs(darker["ihc"].astype(int) - np.rint(he.astype(float) * 255 / 300)).max() <= 1
+    assert not np.array_equal(darker["ihc"], default["ihc"])
+    inverted = translate(copy_model(), he, steps=2, postprocessing=Compose([Lambdad(keys="pred", func=lambda p: -p)]))
+    assert np.abs(inverted["ihc"].astype(int) - (255 - default["ihc"].astype(int))).max() <= 1
+    np.testing.assert_array_equal(inverted["cell_probability"], 1 - default["cell_probability"])
+
+
+def test_the_baseline_and_the_predictor_run_the_processing_they_are_given(tmp_path):
+    from monai.transforms import Compose, Lambdad
+
+    from medfusion.apps.stain.files import Translator
+    from medfusion.apps.stain.images import save_rgb
+
+    torch.manual_seed(0)
+    unet = UNetBaseline.create({"channels": [8, 16], "strides": [2]}, tile=16)
+    he = np.random.default_rng(5).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    pre, post = bundle_processing()
+    _same(translate(unet, he, preprocessing=pre, postprocessing=post), translate(unet, he))
+    pre300, _ = bundle_processing(**{"preprocessing#transforms#0#a_max": 300.0})
+    assert not np.array_equal(translate(unet, he, preprocessing=pre300)["ihc"], translate(unet, he)["ihc"])
+
+    path = save_rgb(tmp_path / "he.png", he)
+    inverted = Compose([Lambdad(keys="pred", func=lambda p: -p)])
+    predictor = Translator(copy_model(), steps=2, preprocessing=pre300, postprocessing=inverted)
+    assert predictor.processing == {"preprocessing": pre300, "postprocessing": inverted}
+    _same(predictor({"path": str(path), "stream": False}),
+          translate(copy_model(), he, steps=2, preprocessing=pre300, postprocessing=inverted))
+    with pytest.raises(InputError, match="preprocessing must be a MONAI transform"):
+        Translator(copy_model(), preprocessing=[pre300])
+    with pytest.raises(InputError, match=r"preprocessing must keep 'image' of shape \(3, 16, 20\)"):
+        translate(unet, he, preprocessing=Compose([Lambdad(keys="image", func=lambda x: x[:1])]))

@@ -186,6 +186,38 @@ def test_streamed_translation_equals_the_in_memory_one():
     assert stats["cells"] == cells.max() and stats["skipped"] == 0 and set(reads) == {16}  # a tile of rows per read
 
 
+def test_streamed_translation_runs_the_processing_on_each_band_as_the_in_memory_one_does():
+    """A preprocessing and a postprocessing that look at each pixel alone give, run band by band, what they give
+    on the whole image; the postprocessing's inputs are the band's H&E rows."""
+    from monai.bundle import ConfigParser
+    from monai.transforms import Compose, Lambdad, MapTransform
+
+    from conftest import REPO
+
+    class GlassToWhite(MapTransform):  # uses the inputs: pixels of bright H&E become white IHC
+        def __call__(self, data):
+            d = dict(data)
+            glass = np.asarray(d["inputs"]).mean(0) > 150
+            d["pred"] = np.where(glass[None], 1.0, np.asarray(d["pred"])).astype(np.float32)
+            return d
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / "he_to_ihc_staindiffuser" / "configs" / "inference.json"))
+    parser.update({"preprocessing#transforms#0#a_max": 300.0})
+    pre = parser.get_parsed_content("preprocessing")
+    post = Compose([GlassToWhite(keys="pred"), Lambdad(keys="pred", func=lambda p: p * 0.9)])
+    model = tiny_model()
+    he = np.random.default_rng(3).integers(0, 200, (45, 38, 3), dtype=np.uint8)
+    ref = translate(model, he, steps=2, seed=5, tile=16, overlap=4, batch_size=1, preprocessing=pre,
+                    postprocessing=post)
+    assert not np.array_equal(ref["ihc"], translate(model, he, steps=2, seed=5, tile=16, overlap=4)["ihc"])
+    ihc = np.zeros_like(ref["ihc"])
+    stats = translate_rows(model, ArrayRows(he), on_ihc=lambda y, r: ihc.__setitem__(slice(y, y + len(r)), r),
+                           steps=2, seed=5, tile=16, overlap=4, batch_size=1, preprocessing=pre, postprocessing=post)
+    np.testing.assert_array_equal(ihc, ref["ihc"])
+    assert stats["skipped"] == 0 and (ihc[he.mean(-1) > 150] == np.rint(1.9 * 127.5)).all()
+
+
 def test_stain_file_streams_tiffs_skips_glass_and_refuses_other_outputs(tmp_path):
     model = tiny_model()
     he = np.random.default_rng(4).integers(0, 200, (70, 90, 3), dtype=np.uint8)
