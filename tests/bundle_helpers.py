@@ -102,3 +102,14 @@ def verify_metadata_in_process(bundle: str) -> None:
 
     verify_metadata(meta_file=str(REPO / bundle / "configs" / "metadata.json"), filepath=str(REPO / SCHEMA),
                     hash_val=SCHEMA_MD5)
+
+
+def bundle_processing(bundle: str, config: str = "inference.json", **overrides):
+    """The ``preprocessing`` and ``postprocessing`` that ``bundles/<bundle>/configs/<config>`` builds (``overrides``:
+    config ids → values, as the command line gives them)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / bundle / "configs" / config))
+    parser.update(overrides)
+    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")

@@ -459,16 +459,11 @@ def test_the_trainer_takes_its_loss_as_a_component(tmp_path, tiny_dataset):
 
 # ---- preprocessing and postprocessing: MONAI dictionary transforms that synthesis runs -----------------------
 def _bundle_processing(**overrides):
-    """The ``preprocessing`` and ``postprocessing`` that the bundle's ``inference.json`` builds (``overrides``:
-    config ids → values, as the command line gives them)."""
-    from monai.bundle import ConfigParser
+    """The ``preprocessing`` and ``postprocessing`` of the bundle's ``inference.json`` (``overrides``: as the command
+    line gives them)."""
+    from bundle_helpers import bundle_processing
 
-    from conftest import REPO
-
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundles" / "brats_mri_cwdm" / "configs" / "inference.json"))
-    parser.update(overrides)
-    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+    return bundle_processing("brats_mri_cwdm", **overrides)
 
 
 def test_the_bundles_processing_is_the_models_own_and_a_changed_setting_reaches_the_voxels(lively_model,

@@ -191,16 +191,11 @@ def test_segresnet_baseline_checkpoint_prediction_and_training(tmp_path):
 
 # ---- preprocessing and postprocessing: MONAI dictionary transforms that segmentation runs --------------------
 def _bundle_processing(**overrides):
-    """The ``preprocessing`` and ``postprocessing`` that the bundle's ``inference.json`` builds (``overrides``:
-    config ids → values, as the command line gives them)."""
-    from monai.bundle import ConfigParser
+    """The ``preprocessing`` and ``postprocessing`` of the bundle's ``inference.json`` (``overrides``: as the command
+    line gives them)."""
+    from bundle_helpers import bundle_processing
 
-    from conftest import REPO
-
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundles" / "hecktor_petct_diffseg" / "configs" / "inference.json"))
-    parser.update(overrides)
-    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+    return bundle_processing("hecktor_petct_diffseg", **overrides)
 
 
 def _lively() -> PetCtSegModel:

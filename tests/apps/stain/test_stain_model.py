@@ -308,16 +308,11 @@ def test_training_and_inference_give_the_network_the_same_h_and_e(tmp_path, monk
 
 # ---- preprocessing and postprocessing: MONAI dictionary transforms that translation runs ---------------------
 def bundle_processing(**overrides):
-    """The ``preprocessing`` and ``postprocessing`` that the bundle's ``inference.json`` builds (``overrides``:
-    config ids → values, as the command line gives them)."""
-    from monai.bundle import ConfigParser
+    """The ``preprocessing`` and ``postprocessing`` of the bundle's ``inference.json`` (``overrides``: as the command
+    line gives them)."""
+    from bundle_helpers import bundle_processing
 
-    from conftest import REPO
-
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundles" / "he_to_ihc_staindiffuser" / "configs" / "inference.json"))
-    parser.update(overrides)
-    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+    return bundle_processing("he_to_ihc_staindiffuser", **overrides)
 
 
 def _same(a: dict, b: dict) -> None:
