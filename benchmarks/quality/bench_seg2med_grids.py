@@ -2,7 +2,8 @@
 
 Each case is a held-out abdomen phantom drawn on another grid — a small anisotropic field of view on an oblique
 affine without a body mask (the grid of a TotalSegmentator mask made outside this repository: 67×59×23 voxels at
-1.4×1.1×3 mm), a large field of view, a finer in-plane grid, an oblique one — written as NIfTI files and generated
+1.4×1.1×3 mm), a large field of view, a finer in-plane grid, an oblique one, and a 117 mm field of view at the
+training pixel size (added in bundle 0.8.0: the slice model darkened such small fields of view) — written as NIfTI files and generated
 through ``medfusion.apps.seg2med.files.generate_file`` (the ``medfusion generate`` path). For every class with
 at least 50 voxels it reports the generated CT's mean minus the prior's value for that class and minus the phantom
 CT's own mean. The target — every organ within 50 HU of its prior value — is scored on the soft-tissue organs of
@@ -41,6 +42,7 @@ GRIDS = {
     "large field of view (512 mm)": ((128, 128, 16), (4.0, 4.0, 5.0), 0.0, True),
     "fine in-plane (2.1 mm), 6 mm slices": ((192, 192, 12), (H / 2, H / 2, 6.0), 0.0, True),
     "oblique (35 degrees), no body mask": ((96, 96, 16), (H, H, 4.6875), 35.0, False),
+    "small field of view (117 mm), training pixels": ((28, 28, 16), (H, H, 4.6875), 0.0, True),
 }
 
 
@@ -99,13 +101,14 @@ def spread(paths: list[str]) -> None:
     """Print how far apart the soft-tissue organ means of runs on the same cases are (e.g. other ``--sample-seed``)."""
     import json
 
-    runs = [json.loads(Path(p).read_text()) for p in paths]
-    soft = set(runs[0]["soft_tissue_organs"])
-    gaps = [max(vals) - min(vals) for i, case in enumerate(runs[0]["cases"]) for o in case["organs"] if o in soft
-            for vals in [[r["cases"][i]["organs"][o]["vs_prior"] for r in runs]]]
-    within = [sum(c["within_50_hu"] for c in r["cases"]) for r in runs]
+    runs = [{(c["grid"], c["seed"]): c for c in json.loads(Path(p).read_text())["cases"]} for p in paths]
+    shared = [k for k in runs[0] if all(k in r for r in runs)]  # files of another benchmark version: their common cases
+    soft = set(json.loads(Path(paths[0]).read_text())["soft_tissue_organs"])
+    gaps = [max(vals) - min(vals) for k in shared for o in runs[0][k]["organs"] if o in soft
+            for vals in [[r[k]["organs"][o]["vs_prior"] for r in runs]]]
+    within = [sum(r[k]["within_50_hu"] for k in shared) for r in runs]
     print(f"{len(gaps)} (case, soft-tissue organ) pairs: the runs' organ means differ by {np.median(gaps):.1f} HU "
-          f"at the median, {max(gaps):.1f} HU at most; cases within 50 HU per run: {within}")
+          f"at the median, {max(gaps):.1f} HU at most; cases within 50 HU per run (of the {len(shared)} all runs share): {within}")
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ The data flow of one volume::
 
     load_labels / load_volume (medfusion.io: 3D, finite, the file's affine)
       → to RAS+ voxel order (nibabel orientations; undone at the end), so axial slices are the last axis
-      → the model's grid (model_grid: its spacing and window, centred on the body)
+      → the model's grid (model_grid: its spacing and window, centred on the body; a field of view that cuts the
+        body set in a body of the training bodies' size, ModelGrid.body_context)
       → condition: prior.make_prior (mask [+ tissue map] → HU or MR signal, the model's prior table) or the source
         image
       → the preprocessing (default: transforms.inference_preprocessing, the condition windowed to [0, 1] by the
@@ -124,8 +125,9 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
     ``body``: the body contour (default: :func:`.prior.body_from_labels`, with a warning); air outside it.
     ``tissues``: TotalSegmentator ``tissue_types`` map (fat and muscle; default none: the body outside the organs
     gets the body value). ``spacing``: the voxel size in mm (RAS+ order; ``None``: already the model's). The label
-    maps are taken to the model's grid (:meth:`Seg2MedModel.grid`), the prior is made there from the model's table,
-    and the result comes back onto the input grid. ``preprocessing``: a MONAI dictionary transform from
+    maps are taken to the model's grid (:meth:`Seg2MedModel.grid`; a field of view that cuts the body is set in a
+    body of the training bodies' size there, :meth:`~.model_grid.ModelGrid.body_context`), the prior is made there
+    from the model's table, and the result comes back onto the input grid. ``preprocessing``: a MONAI dictionary transform from
     ``{"image": the prior image (1, *W) on the model's grid}`` to ``"image"`` in [0, 1], same shape; ``postprocessing``:
     one from ``{"pred": the sample in [0, 1] (1, *W), "inputs": the prior image}`` to ``"pred"`` in the target's
     units (``None``: the model's own windows, :func:`~.transforms.inference_preprocessing`,
@@ -139,7 +141,8 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
     body = resolve_body(lab, tis, body, spacing, warn=True)
     grid = model.grid(lab.shape, spacing, body)
     on_grid = [None if a is None else grid.to_model(a, labels=True) for a in (lab, tis, body)]
-    prior = make_prior(on_grid[0], target, task=task, body=on_grid[2], tissues=on_grid[1], table=model.prior_table)
+    body_window = grid.body_context(on_grid[2])  # a cut field of view set in a body of the training bodies' size
+    prior = make_prior(on_grid[0], target, task=task, body=body_window, tissues=on_grid[1], table=model.prior_table)
     return _finish(_sample(model, prior, "prior", target, **kwargs), target, body, grid)
 
 

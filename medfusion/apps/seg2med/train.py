@@ -30,25 +30,26 @@ class Seg2MedTrainingSet(TransformDataset):
 
     def __init__(self, dataset_dir, *, dims: int, divisor: int, preprocessing: dict, task: str = "total",
                  patch_size: Sequence[int] | None = None, tissue_dropout: float = 0.5, fov_augment: float = 0.0,
-                 mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int = 0, cache: bool = True):
+                 fov_scale: str = "linear", mask_targets: Sequence[str] = (), keep_labels: bool = False,
+                 seed: int = 0, cache: bool = True):
         items = case_datalist(dataset_dir)
         transform = training_preprocessing(preprocessing, dims=dims, divisor=divisor, task=task,
                                            patch_size=patch_size, has_body="body" in items[0],
                                            has_tissues="tissues" in items[0], tissue_dropout=tissue_dropout,
-                                           fov_augment=fov_augment, mask_targets=mask_targets,
-                                           keep_labels=keep_labels, seed=seed)
+                                           fov_augment=fov_augment, fov_scale=fov_scale,
+                                           mask_targets=mask_targets, keep_labels=keep_labels, seed=seed)
         super().__init__(items, transform, cache=cache)
 
     @classmethod
     def for_model(cls, model: Seg2MedModel, dataset_dir, *, task: str = "total",
                   patch_size: Sequence[int] | None = None, tissue_dropout: float = 0.5, fov_augment: float = 0.0,
-                  mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int = 0,
+                  fov_scale: str = "linear", mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int = 0,
                   cache: bool = True) -> "Seg2MedTrainingSet":
         """The training set with ``model``'s dimensionality, divisor, windows and prior table (``keep_labels``: each
         item also has its label map, for :func:`seg2med_loss`'s ``organ_weight``)."""
         return cls(dataset_dir, dims=model.dims, divisor=model.divisor, preprocessing=model.preprocessing,
                    task=task, patch_size=patch_size, tissue_dropout=tissue_dropout, fov_augment=fov_augment,
-                   mask_targets=mask_targets, keep_labels=keep_labels, seed=seed, cache=cache)
+                   fov_scale=fov_scale, mask_targets=mask_targets, keep_labels=keep_labels, seed=seed, cache=cache)
 
 
 

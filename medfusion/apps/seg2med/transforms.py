@@ -149,18 +149,27 @@ class RandFieldOfViewd(Randomizable, MapTransform):
     ``min_fraction`` to all of each side (0.15 of a 400 mm slice: 60 mm), moved to the centre with air around — a
     smaller or shifted field of view, the body cut by its edges, as scans other than the training phantoms show
     (:mod:`.model_grid` pads them with air the same way, after continuing the cut 3 voxels, which training does
-    not)."""
+    not). ``scale``: each side's length drawn uniformly (``"linear"``, as the 0.6.0 weights were trained) or its
+    logarithm uniformly (``"log"``: a window below a third of the side as often as one above it)."""
 
-    def __init__(self, keys: Sequence[str], prob: float = 0.5, min_fraction: float = 0.15):
+    def __init__(self, keys: Sequence[str], prob: float = 0.5, min_fraction: float = 0.15, scale: str = "linear"):
         MapTransform.__init__(self, keys)
-        self.prob, self.min_fraction = float(prob), float(min_fraction)
+        if scale not in ("linear", "log"):
+            raise ValueError(f"scale must be 'linear' or 'log', got {scale!r}")
+        self.prob, self.min_fraction, self.scale = float(prob), float(min_fraction), scale
         self._window = None
+
+    def _side(self, n: int) -> int:
+        lo = max(1, int(np.ceil(self.min_fraction * n)))
+        if self.scale == "linear":
+            return int(self.R.randint(lo, n + 1))
+        return int(min(n, np.floor(np.exp(self.R.uniform(np.log(lo), np.log(n + 1))))))
 
     def randomize(self, shape) -> None:
         self._window = None
         if self.R.random_sample() >= self.prob:
             return
-        sizes = [int(self.R.randint(max(1, int(np.ceil(self.min_fraction * n))), n + 1)) for n in shape]
+        sizes = [self._side(n) for n in shape]
         self._window = [(int(self.R.randint(0, n - w + 1)), w) for n, w in zip(shape, sizes)]
 
     def __call__(self, data):
@@ -180,7 +189,7 @@ class RandFieldOfViewd(Randomizable, MapTransform):
 
 def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task: str = "total",
                            patch_size: Sequence[int] | None = None, has_body: bool = True, has_tissues: bool = False,
-                           tissue_dropout: float = 0.5, fov_augment: float = 0.0,
+                           tissue_dropout: float = 0.5, fov_augment: float = 0.0, fov_scale: str = "linear",
                            mask_targets: Sequence[str] = (), keep_labels: bool = False, seed: int | None = None):
     """The MONAI ``Compose`` from a case's files to ``{"image": (6, X, Y, Z')}`` in [0, 1], :data:`CHANNELS` order
     (with ``keep_labels``, also ``"labels"``: the label map ``(1, X, Y, Z')``, cropped and padded with the image).
@@ -190,7 +199,8 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     centred on the body: the code inference runs) → PriorImaged → each channel windowed (``ScaleIntensityRanged``,
     clipped; a prior by its prior window) → MaskByBodyd (``mask_targets``) → RandDropTissuesd (with a tissue map:
     ``tissue_dropout``) → ConcatItemsd → random crop (2D: one whole axial slice, ``Z' = 1``, then RandFieldOfViewd
-    with probability ``fov_augment``; 3D: ``patch_size`` or the whole volume) → DivisiblePadd (2D: in-plane only).
+    with probability ``fov_augment`` and side lengths drawn on ``fov_scale``; 3D: ``patch_size`` or the whole
+    volume) → DivisiblePadd (2D: in-plane only).
     """
     from monai.transforms import (
         Compose, ConcatItemsd, CopyItemsd, EnsureTyped, Orientationd, ScaleIntensityRanged, SelectItemsd,
@@ -216,7 +226,7 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
         steps.append(CopyItemsd(keys=["mask"], names=["labels"]))
     kept = ["image", "labels"] if keep_labels else ["image"]
     steps += [ConcatItemsd(keys=list(CHANNELS), name="image", dim=0), SelectItemsd(keys=kept)]
-    steps += _crop_steps(kept, dims, divisor, patch_size, fov_augment)
+    steps += _crop_steps(kept, dims, divisor, patch_size, fov_augment, fov_scale)
     steps.append(EnsureTyped(keys=kept, dtype=np.float32, track_meta=False))
     compose = Compose(steps)
     if seed is not None:
@@ -224,7 +234,8 @@ def training_preprocessing(preprocessing: dict, *, dims: int, divisor: int, task
     return compose
 
 
-def _crop_steps(keys: list[str], dims: int, divisor: int, patch_size: Sequence[int] | None, fov_augment: float) -> list:
+def _crop_steps(keys: list[str], dims: int, divisor: int, patch_size: Sequence[int] | None, fov_augment: float,
+                fov_scale: str = "linear") -> list:
     """2D: one whole axial slice (``Z' = 1``), then :class:`RandFieldOfViewd` with probability ``fov_augment``,
     padded in-plane to ``divisor``; 3D: ``patch_size`` (or the whole volume) padded to ``divisor``. The same crop for
     every key."""
@@ -233,7 +244,7 @@ def _crop_steps(keys: list[str], dims: int, divisor: int, patch_size: Sequence[i
     if dims == 2:
         steps = [RandSpatialCropd(keys=keys, roi_size=[-1, -1, 1], random_size=False)]
         if fov_augment > 0:
-            steps.append(RandFieldOfViewd(keys=keys, prob=fov_augment))
+            steps.append(RandFieldOfViewd(keys=keys, prob=fov_augment, scale=fov_scale))
         return steps + [DivisiblePadd(keys=keys, k=[int(divisor), int(divisor), 1], method="symmetric")]
     steps = [] if patch_size is None else [RandSpatialCropd(keys=keys, roi_size=list(patch_size), random_size=False)]
     return steps + [DivisiblePadd(keys=keys, k=int(divisor), method="symmetric")]

@@ -69,6 +69,55 @@ def test_a_body_wider_than_the_window_is_said():
         model_grid((40, 40, 2), (2.0, 2.0, 2.0), None, (16, 16), body=body)
 
 
+def test_a_field_of_view_that_cuts_the_body_is_set_in_a_body_of_the_training_size():
+    """body_context: on a slice whose body reaches a cut edge, the padding gets an ellipse of BODY_CONTEXT_MM
+    (here 60 × 40 mm at 2 mm: 30 × 20 voxels across its axes) centred in the window; the volume's own voxels and
+    its continued edge keep their values. A slice whose body ends in air, and a window without padding, are left."""
+    from medfusion.apps.seg2med.model_grid import BODY_CONTEXT_MM
+
+    assert BODY_CONTEXT_MM == (300.0, 200.0)
+    grid = model_grid((10, 8, 3), (2.0, 2.0, 5.0), None, (40, 40))
+    body = np.zeros((10, 8, 3), bool)
+    body[:, :, 0] = True  # cut by the field of view on every side
+    body[2:8, 2:6, 1] = True  # ends in air inside the field of view
+    body[:, :, 2] = False  # no body
+    win = grid.to_model(body, labels=True)
+    out = grid.body_context(win, extent_mm=(60.0, 40.0))
+    cover = grid.to_model(np.ones((10, 8, 3), np.uint8), labels=True) > 0
+    assert np.array_equal(out[cover], win[cover])  # the volume and its continued edge unchanged
+    assert np.array_equal(out[..., 1:], win[..., 1:])  # not cut: nothing added
+    added = out[..., 0] & ~cover[..., 0]
+    assert added.any() and not added[0].any() and not added[:, 0].any()  # inside the window, not up to its border
+    assert out[:, 20, 0].sum() == 30 and out[20, :, 0].sum() == 20  # the ellipse's axes: 60 mm and 40 mm at 2 mm
+    full = model_grid((40, 40, 2), (2.0, 2.0, 5.0), None, (40, 40))
+    whole = np.ones((40, 40, 2), bool)
+    assert np.array_equal(full.body_context(full.to_model(whole, labels=True)), whole)  # no padding: unchanged
+
+
+def test_generate_sets_a_cut_field_of_view_in_a_body():
+    """generate: the prior the network sees has the body's value, not air, in the padding around a field of view
+    that cuts the body (without the context it is air there: the volume and its continued edge reach x 7–24 of 32)."""
+    from medfusion.apps.seg2med.inference import generate
+    from medfusion.apps.seg2med.model import Seg2MedModel
+
+    torch.manual_seed(0)
+    m = Seg2MedModel.create({"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}, dims=2,
+                            tasks=[("prior", "ct")], spacing=(10.0, 10.0), size=(32, 32))
+    seen = []
+    sample = m.diffusion.sample
+    m.diffusion.sample = lambda x, *a, **k: seen.append(x.clone()) or sample(x, *a, **k)
+    lab = np.zeros((12, 10, 2), np.int64)
+    lab[3:9, 3:7, :] = 5  # liver
+    body = np.ones(lab.shape, bool)  # the field of view (120 × 100 mm) cuts the body
+    out = generate(m, lab, "ct", body=body, spacing=(10.0, 10.0, 5.0), steps=1)
+    assert out.shape == lab.shape and np.isfinite(out).all()
+    cond = seen[0][:, 0]  # (slices, X, Y): the condition, windowed to [0, 1]
+    air = cond[0, 0, 0]
+    assert float(cond[0, 16, 16]) > float(air)  # the centre holds the field of view's tissue
+    # the ellipse: 300 mm left-right (x), 200 mm front-back (y), centred in the 320 mm window
+    assert float(cond[0, 2, 16]) > float(air) and float(cond[0, 16, 30]) == float(air)
+
+
 def test_generate_runs_on_the_model_grid_and_returns_the_input_grid():
     """A model that records its spacing and window: an anisotropic, small-field label map goes there and back;
     the result has the input's shape and air outside the body."""
@@ -110,6 +159,28 @@ def test_field_of_view_augmentation_keeps_a_centred_window(seed):
                                          img[1, hits[0][0]:hits[0][0] + h, hits[0][1]:hits[0][1] + w, 0])
     t.prob = 0.0
     assert torch.equal(t({"image": img})["image"], img)
+
+def test_field_of_view_sides_on_a_log_scale_are_log_uniform():
+    """``scale="log"``: a side's logarithm is uniform between the smallest side and the whole, so a window below a
+    third of the side comes as often as its share of that log range (4000 draws, within 3 %),
+    and every side stays within its bounds; ``"linear"`` keeps its uniform lengths; another scale is refused."""
+    from medfusion.apps.seg2med.transforms import RandFieldOfViewd
+
+    n, lo = 96, int(np.ceil(0.15 * 96))
+    sides = {}
+    for scale in ("linear", "log"):
+        t = RandFieldOfViewd(keys=["image"], prob=1.0, scale=scale)
+        t.set_random_state(0)
+        sides[scale] = np.array([t._side(n) for _ in range(4000)])
+        assert sides[scale].min() >= lo and sides[scale].max() <= n
+    small = n // 3
+    expected_log = np.log((small + 1) / lo) / np.log((n + 1) / lo)
+    expected_linear = (small - lo + 1) / (n - lo + 1)
+    assert abs(np.mean(sides["log"] <= small) - expected_log) < 0.03
+    assert abs(np.mean(sides["linear"] <= small) - expected_linear) < 0.03
+    with pytest.raises(ValueError, match="scale"):
+        RandFieldOfViewd(keys=["image"], scale="square")
+
 
 
 def test_training_and_inference_give_the_network_the_same_prior_window(tmp_path):
