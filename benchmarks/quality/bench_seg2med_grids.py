@@ -3,7 +3,8 @@
 Each case is a held-out abdomen phantom drawn on another grid — a small anisotropic field of view on an oblique
 affine without a body mask (the grid of a TotalSegmentator mask made outside this repository: 67×59×23 voxels at
 1.4×1.1×3 mm), a large field of view, a finer in-plane grid, an oblique one, and a 117 mm field of view at the
-training pixel size (added in bundle 0.8.0: the slice model darkened such small fields of view) — written as NIfTI files and generated
+training pixel size (added in bundle 0.8.0: the slice model darkened such small fields of view) — written as NIfTI
+files and generated
 through ``medfusion.apps.seg2med.files.generate_file`` (the ``medfusion generate`` path). For every class with
 at least 50 voxels it reports the generated CT's mean minus the prior's value for that class and minus the phantom
 CT's own mean. The target — every organ within 50 HU of its prior value — is scored on the soft-tissue organs of
@@ -108,7 +109,8 @@ def spread(paths: list[str]) -> None:
             for vals in [[r[k]["organs"][o]["vs_prior"] for r in runs]]]
     within = [sum(r[k]["within_50_hu"] for k in shared) for r in runs]
     print(f"{len(gaps)} (case, soft-tissue organ) pairs: the runs' organ means differ by {np.median(gaps):.1f} HU "
-          f"at the median, {max(gaps):.1f} HU at most; cases within 50 HU per run (of the {len(shared)} all runs share): {within}")
+          f"at the median, {max(gaps):.1f} HU at most; cases within 50 HU per run (of the {len(shared)} all runs "
+          f"share): {within}")
 
 
 def main() -> None:

@@ -127,9 +127,9 @@ def generate(model: Seg2MedModel, labels: np.ndarray, target: str, *, task: str 
     gets the body value). ``spacing``: the voxel size in mm (RAS+ order; ``None``: already the model's). The label
     maps are taken to the model's grid (:meth:`Seg2MedModel.grid`; a field of view that cuts the body is set in a
     body of the training bodies' size there, :meth:`~.model_grid.ModelGrid.body_context`), the prior is made there
-    from the model's table, and the result comes back onto the input grid. ``preprocessing``: a MONAI dictionary transform from
-    ``{"image": the prior image (1, *W) on the model's grid}`` to ``"image"`` in [0, 1], same shape; ``postprocessing``:
-    one from ``{"pred": the sample in [0, 1] (1, *W), "inputs": the prior image}`` to ``"pred"`` in the target's
+    from the model's table, and the result comes back onto the input grid. ``preprocessing``: a MONAI dictionary
+    transform from ``{"image": the prior image (1, *W) on the model's grid}`` to ``"image"`` in [0, 1], same shape;
+    ``postprocessing``: one from ``{"pred": the sample in [0, 1] (1, *W), "inputs": the prior image}`` to ``"pred"`` in the target's
     units (``None``: the model's own windows, :func:`~.transforms.inference_preprocessing`,
     :func:`~.transforms.inference_postprocessing`). Other keyword arguments: :func:`translate`.
     """
