@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError, first_line
 
-__all__ = ["check_processing", "run_processing", "array_of"]
+__all__ = ["check_processing", "run_processing", "array_of", "as_numpy", "preprocessed", "postprocessed"]
 
 
 def check_processing(transform, what: str) -> None:
@@ -54,10 +54,7 @@ def array_of(data: Mapping, key: str, what: str, shape: Sequence[int] | None = N
     finite, of ``shape`` (or of the ``spatial`` size after its channels)."""
     if key not in data:
         raise InputError(f"{what} returned no {key!r} (it returned {', '.join(map(repr, data)) or 'nothing'})")
-    value = data[key]
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    value = np.asarray(value, dtype=np.float32)
+    value = np.asarray(as_numpy(data[key]), dtype=np.float32)
     if shape is not None and value.shape != tuple(shape):
         raise InputError(f"{what} must keep {key!r} of shape {tuple(shape)}, got {value.shape}")
     if spatial is not None and value.shape[1:] != tuple(spatial):
@@ -65,3 +62,24 @@ def array_of(data: Mapping, key: str, what: str, shape: Sequence[int] | None = N
     if not np.isfinite(value).all():
         raise InputError(f"{what} gave {key!r} with NaN or infinite values")
     return value
+
+
+def as_numpy(value) -> np.ndarray:
+    """A NumPy array, a tensor or a MONAI ``MetaTensor`` as a NumPy array (on the CPU)."""
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+
+
+def preprocessed(transform, image: np.ndarray) -> np.ndarray:
+    """``{"image": image}`` (the raw inputs ``(C, *S)``; not modified) through ``transform``: the network's input,
+    float32, checked to keep ``image``'s shape."""
+    out = run_processing(transform, {"image": np.array(image, dtype=np.float32)}, "preprocessing")
+    return array_of(out, "image", "preprocessing", shape=np.shape(image))
+
+
+def postprocessed(transform, pred: np.ndarray, inputs: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    """``{"pred": pred, "inputs": inputs}`` (no ``"inputs"`` when ``None``) through ``transform``: the final
+    ``"pred"`` (float32, checked to keep ``pred``'s shape) and the whole output dict (for keys a postprocessing
+    adds, e.g. PET/CT's ``"label"``)."""
+    data = {"pred": pred} if inputs is None else {"pred": pred, "inputs": inputs}
+    out = run_processing(transform, data, "postprocessing")
+    return array_of(out, "pred", "postprocessing", shape=np.shape(pred)), out

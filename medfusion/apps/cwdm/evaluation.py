@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...core.processing import array_of, run_processing
+from ...core.processing import preprocessed
 from ...errors import InputError
 from ...io import load_volume, write_atomic
 from .baseline import best_contrast_baseline
@@ -53,9 +53,7 @@ def hide_and_synthesize(model: CWDMModel, case: BraTSCase, missing: str, *, prep
 
 def _normalised(preprocessing, volumes: list) -> np.ndarray:
     """``volumes`` stacked as the preprocessing's ``"image"`` and normalised by it."""
-    image = np.stack([np.asarray(v, np.float32) for v in volumes])
-    return array_of(run_processing(preprocessing, {"image": image}, "preprocessing"), "image", "preprocessing",
-                    shape=image.shape)
+    return preprocessed(preprocessing, np.stack([np.asarray(v, np.float32) for v in volumes]))
 
 
 def score(results: Sequence[dict], which: str = "pred"):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ...core.inferers import DiffusionInferer, WholeVolumeInferer, inferer_for
-from ...core.processing import array_of, check_processing, run_processing
+from ...core.processing import check_processing, postprocessed, preprocessed
 from ...errors import InputError
 from ...io import refuse_constant
 from .layout import CONTRASTS
@@ -75,8 +75,6 @@ def synthesize(model: CWDMModel, volumes: Mapping[str, np.ndarray], missing: str
     pre = inference_preprocessing(model.lower, model.upper) if preprocessing is None else preprocessing
     post = inference_postprocessing(model.background_threshold) if postprocessing is None else postprocessing
     inputs = np.stack(raw)
-    x = array_of(run_processing(pre, {"image": inputs.copy()}, "preprocessing"), "image", "preprocessing",
-                 shape=inputs.shape)
+    x = preprocessed(pre, inputs)
     y = inferer(torch.from_numpy(x), model, model.class_labels(missing), progress)[0].numpy()
-    out = run_processing(post, {"pred": y[None], "inputs": inputs}, "postprocessing")
-    return np.ascontiguousarray(array_of(out, "pred", "postprocessing", shape=(1, *y.shape))[0])
+    return np.ascontiguousarray(postprocessed(post, y[None], inputs)[0][0])

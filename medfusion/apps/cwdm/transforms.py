@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InputError
-__all__ = ["preprocessing", "inference_preprocessing", "inference_postprocessing", "normalize", "postprocess"]
+__all__ = ["preprocessing", "inference_preprocessing", "inference_postprocessing", "normalize"]
 
 
 def preprocessing(keys: Sequence[str], *, lower: float = 0.1, upper: float = 99.9, divisor: int | None = None,
@@ -89,11 +89,3 @@ def normalize(arrays: Sequence[np.ndarray], lower: float = 0.1, upper: float = 9
     ``(C, *S)`` float32 in [0, 1]."""
     image = np.stack([np.asarray(a, np.float32) for a in arrays])
     return np.asarray(inference_preprocessing(lower, upper)({"image": image})["image"], dtype=np.float32)
-
-
-def postprocess(synth: np.ndarray, inputs: Sequence[np.ndarray], threshold: float | None = 0.04) -> np.ndarray:
-    """Zero the background of a synthesized ``(X, Y, Z)`` volume (:func:`inference_postprocessing`): voxels ≤
-    ``threshold`` and voxels outside the union of the inputs' non-zero voxels (BraTS volumes are skull-stripped
-    with a zero background)."""
-    out = inference_postprocessing(threshold)({"pred": synth[None], "inputs": np.stack(list(inputs))})["pred"]
-    return np.ascontiguousarray(out[0], dtype=np.float32)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ...core.inferers import EnsembleInferer, inferer_for
-from ...core.processing import array_of, check_processing, run_processing
+from ...core.processing import as_numpy, check_processing, postprocessed
 from ...errors import InputError
 from .model import DEFAULT_SAMPLES, DEFAULT_STEPS, PetCtSegModel, probabilities
 from .transforms import class_distribution, inference_postprocessing, label_map, preprocess, stacked_pet_ct
@@ -102,9 +102,7 @@ def as_segmentation(prob: np.ndarray, variance: np.ndarray | None = None, *, sam
     no variance) through the ``postprocessing`` (default :func:`.transforms.inference_postprocessing`; ``inputs``:
     the raw PET, CT (2, X, Y, Z)) in :class:`Segmentation` form."""
     post = inference_postprocessing() if postprocessing is None else postprocessing
-    data = {"pred": prob} if inputs is None else {"pred": prob, "inputs": inputs}
-    out = run_processing(post, data, "postprocessing")
-    prob = array_of(out, "pred", "postprocessing", shape=np.shape(prob))
+    prob, out = postprocessed(post, prob, inputs)
     labels = label_map(prob) if "label" not in out else _labels(out["label"], prob.shape[1:])
     return Segmentation(labels=labels, probabilities=prob,
                         variance=np.zeros_like(prob) if variance is None else variance,
@@ -113,7 +111,7 @@ def as_segmentation(prob: np.ndarray, variance: np.ndarray | None = None, *, sam
 
 def _labels(label, spatial: tuple) -> np.ndarray:
     """The postprocessing's ``"label"`` ``(1, *S)`` or ``(*S)`` as a uint8 label map, checked."""
-    lab = label.detach().cpu().numpy() if hasattr(label, "detach") else np.asarray(label)
+    lab = as_numpy(label)
     if lab.shape == (1, *spatial):
         lab = lab[0]
     if lab.shape != tuple(spatial):

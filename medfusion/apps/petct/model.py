@@ -29,7 +29,7 @@ from ...errors import InputError
 from ...networks import conditional_unet, spatial_divisor
 
 __all__ = ["PetCtSegModel", "KIND", "DEFAULT_STEPS", "DEFAULT_SAMPLES", "CLASSES", "preprocessing_settings",
-           "normalise_pet_ct", "encode_labels",
+           "encode_labels",
            "probabilities", "segmentation_loss", "load_model"]
 
 KIND = "petct"
@@ -94,15 +94,18 @@ class PetCtSegModel(DiffusionModel):
         return spatial_divisor(self.network_config["channels"], wavelet_levels=1 if haar else 0)
 
     def conditions(self, pet_suv: np.ndarray, ct_hu: np.ndarray) -> np.ndarray:
-        """The network's conditions ``(2, X, Y, Z)``: see :func:`normalise_pet_ct`."""
-        return normalise_pet_ct(pet_suv, ct_hu, self.preprocessing)
+        """The network's conditions ``(2, X, Y, Z)`` from PET (SUV) and CT (HU) on one grid: the model's own
+        preprocessing (:func:`.transforms.inference_preprocessing`)."""
+        from .transforms import preprocess, stacked_pet_ct
+
+        return preprocess(stacked_pet_ct(pet_suv, ct_hu), self.preprocessing)
 
 
 def preprocessing_settings(suv_scale: float = 10.0, suv_clip: float = 30.0,
                            ct_window: tuple[float, float] = (-250.0, 250.0),
                            spacing: tuple[float, float, float] = (2.0, 2.0, 2.0),
                            box_mm: float | None = 144.0) -> dict:
-    """The checked preprocessing settings (saved in checkpoints): intensities (:func:`normalise_pet_ct`) and the
+    """The checked preprocessing settings (saved in checkpoints): intensities (:func:`.transforms.inference_preprocessing`) and the
     working grid (:func:`~.geometry.working_grid`: voxel ``spacing`` in mm, and the head-and-neck box of ``box_mm``
     found from PET, or ``None`` for the whole CT∩PET overlap)."""
     if not suv_scale > 0 or not suv_clip > 0 or not ct_window[1] > ct_window[0]:
@@ -113,15 +116,6 @@ def preprocessing_settings(suv_scale: float = 10.0, suv_clip: float = 30.0,
     return {"suv_scale": float(suv_scale), "suv_clip": float(suv_clip),
             "ct_window": [float(ct_window[0]), float(ct_window[1])], "spacing": [float(s) for s in spacing],
             "box_mm": None if box_mm is None else float(box_mm)}
-
-
-def normalise_pet_ct(pet_suv: np.ndarray, ct_hu: np.ndarray, settings: Mapping) -> np.ndarray:
-    """PET (SUV) and CT (HU) on one grid → ``(2, X, Y, Z)`` float32: SUV / ``suv_scale`` clipped to
-    [0, ``suv_clip`` / ``suv_scale``], and the CT window mapped to [−1, 1] (clipped) — the preprocessing
-    :func:`.transforms.inference_preprocessing` builds from ``settings``."""
-    from .transforms import preprocess, stacked_pet_ct
-
-    return preprocess(stacked_pet_ct(pet_suv, ct_hu), settings)
 
 
 def encode_labels(labels: torch.Tensor | np.ndarray) -> torch.Tensor:

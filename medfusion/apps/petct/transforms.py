@@ -30,7 +30,7 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-from ...core.processing import array_of, run_processing
+from ...core.processing import as_numpy, preprocessed
 from ...errors import InputError
 from ...io import load_volume
 from ...transforms._dictionary import KeyWise
@@ -39,10 +39,6 @@ from .geometry import prepare_case, to_working_grid
 __all__ = ["PetCtNormalize", "PetCtNormalized", "LabelMapd", "inference_preprocessing", "inference_postprocessing",
            "stacked_pet_ct", "preprocess", "class_distribution", "label_map", "WorkingGridd", "working_case",
            "training_preprocessing"]
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 class PetCtNormalize(Transform):
@@ -58,7 +54,7 @@ class PetCtNormalize(Transform):
         self.ct_window = (float(ct_window[0]), float(ct_window[1]))
 
     def __call__(self, img) -> np.ndarray:
-        x = np.asarray(_numpy(img), dtype=np.float32)
+        x = np.asarray(as_numpy(img), dtype=np.float32)
         if x.ndim != 4 or x.shape[0] != 2:
             raise InputError(f"expected PET and CT stacked as (2, X, Y, Z), got shape {x.shape}")
         lo, hi = self.ct_window
@@ -101,7 +97,7 @@ class LabelMapd(MapTransform):
     def __call__(self, data):
         d = dict(data)
         for key in self.key_iterator(d):
-            d[self.label_key] = label_map(_numpy(d[key]))[None]
+            d[self.label_key] = label_map(as_numpy(d[key]))[None]
         return d
 
 
@@ -135,8 +131,7 @@ def preprocess(raw: np.ndarray, settings: Mapping, preprocessing=None) -> np.nda
     """The network's conditions ``(2, X, Y, Z)`` float32 from :func:`stacked_pet_ct`'s ``raw``, by
     ``preprocessing`` (default: :func:`inference_preprocessing` of ``settings``, a model's)."""
     pre = inference_preprocessing(settings) if preprocessing is None else preprocessing
-    return array_of(run_processing(pre, {"image": raw.copy()}, "preprocessing"), "image", "preprocessing",
-                    shape=raw.shape)
+    return preprocessed(pre, raw)
 
 
 class WorkingGridd(MapTransform):

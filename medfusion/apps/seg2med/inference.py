@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ...core.inferers import DiffusionInferer, SliceInferer, WholeVolumeInferer, inferer_for
-from ...core.processing import array_of, check_processing, run_processing
+from ...core.processing import check_processing, postprocessed, preprocessed
 from ...errors import InputError
 from ...io import refuse_constant
 from .model import AIR, DEFAULT_SAMPLER, DEFAULT_STEPS, Seg2MedModel, check_task
@@ -102,11 +102,8 @@ def _sample(model: Seg2MedModel, condition: np.ndarray, source: str, target: str
     if postprocessing is None:
         postprocessing = inference_postprocessing(model.window(target))
     raw = np.asarray(condition, dtype=np.float32)[None]
-    x = array_of(run_processing(preprocessing, {"image": raw.copy()}, "preprocessing"), "image", "preprocessing",
-                 shape=raw.shape)
-    y = translate(model, x[0], source, target, **kwargs)
-    out = run_processing(postprocessing, {"pred": y[None], "inputs": raw}, "postprocessing")
-    return array_of(out, "pred", "postprocessing", shape=(1, *y.shape))[0]
+    y = translate(model, preprocessed(preprocessing, raw)[0], source, target, **kwargs)
+    return postprocessed(postprocessing, y[None], raw)[0][0]
 
 
 def _finish(y: np.ndarray, target: str, body: np.ndarray | None, grid) -> np.ndarray:

@@ -92,12 +92,23 @@ class ModelGrid:
             src, dst = self._affines()
             work = out.astype(np.int32 if labels else np.float32)  # types NIfTI resampling takes
             out = resample_array(work, src, self.model_shape, dst, order=0 if labels else 1).astype(out.dtype)
-        pads = tuple((min(self.margin, max(0, -s)), min(self.margin, max(0, s + n - m)))
-                     for s, n, m in zip(self.start, self.size, self.model_shape))
+        pads = self._edge_pads()
         window = np.zeros(self.size, dtype=out.dtype)
         grid, win = self._overlap(pads)
         window[win] = np.pad(out, pads, mode="edge")[grid]
         return window
+
+    def _edge_pads(self) -> tuple[tuple[int, int], ...]:
+        """Voxels (before, after) per axis by which the volume's edge is continued into the window's padding."""
+        return tuple((min(self.margin, max(0, -s)), min(self.margin, max(0, s + n - m)))
+                     for s, n, m in zip(self.start, self.size, self.model_shape))
+
+    def covered(self) -> np.ndarray:
+        """The window's voxels that :meth:`to_model` fills from the volume or its continued edge (bool, ``size``);
+        the rest is padding."""
+        cover = np.zeros(self.size, dtype=bool)
+        cover[self._overlap(self._edge_pads())[1]] = True
+        return cover
 
     def body_context(self, body: np.ndarray, extent_mm: Sequence[float] = BODY_CONTEXT_MM) -> np.ndarray:
         """The body on the network's window (``body``, from :meth:`to_model`) set in an elliptical body of
@@ -112,7 +123,7 @@ class ModelGrid:
         training does not add this body: bundle docs, "Small fields of view"). What the network draws in the padding
         is discarded by :meth:`from_model`."""
         body = np.asarray(body, dtype=bool)
-        cover = self.to_model(np.ones(self.shape, dtype=np.uint8), labels=True) > 0
+        cover = self.covered()
         if cover.all():
             return body
         beside_padding = np.zeros_like(cover)  # covered voxels with a padding neighbour in-plane

@@ -24,7 +24,7 @@ import torch
 from ...core.inference import sliding_window, whole_volume
 from ...core.inferers import SlidingWindowInferer, inferer_for
 from ...core.losses import mask_probabilities
-from ...core.processing import array_of, check_processing, run_processing
+from ...core.processing import as_numpy, check_processing, postprocessed
 from ...errors import InputError
 from .model import StainModel, split_tasks, unit_to_rgb
 from .transforms import channels_first, inference_postprocessing, scaled
@@ -105,9 +105,7 @@ def postprocess(pred: torch.Tensor, inputs: np.ndarray, postprocessing=None) -> 
     """The model's output ``(C, H, W)`` (or a band of its rows) through ``postprocessing`` (default:
     :func:`.transforms.inference_postprocessing`), ``inputs`` the H&E rows ``(3, H, W)``, 0 … 255: float32."""
     post = inference_postprocessing() if postprocessing is None else postprocessing
-    y = np.asarray(pred.detach().cpu().numpy() if hasattr(pred, "detach") else pred, dtype=np.float32)
-    return array_of(run_processing(post, {"pred": y, "inputs": inputs}, "postprocessing"), "pred",
-                    "postprocessing", shape=y.shape)
+    return postprocessed(post, np.asarray(as_numpy(pred), dtype=np.float32), inputs)[0]
 
 
 def _predict_baseline(model, x: torch.Tensor, *, tile: int | None = None, overlap: int | None = None,

@@ -29,7 +29,7 @@ from ...errors import InputError
 from ...networks import spatial_divisor
 from .network import TASK_CHANNELS, DualBranchDenoiser
 
-__all__ = ["StainModel", "TaskSettings", "KIND", "TASKS", "split_tasks", "rgb_to_unit", "unit_to_rgb", "stain_loss", "load_model"]
+__all__ = ["StainModel", "TaskSettings", "KIND", "TASKS", "split_tasks", "unit_to_rgb", "stain_loss", "load_model"]
 
 KIND = "stain"
 #: the task sets a model can be built for: multitask (as published) and the two single-task variants
@@ -126,14 +126,6 @@ class StainModel(TaskSettings, DiffusionModel):
 def split_tasks(tasks: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Channels ``(B, C, H, W)`` of ``tasks`` in order → one tensor per task (IHC: 3 channels, cells: 1)."""
     return dict(zip(tasks, torch.split(x, [TASK_CHANNELS[t] for t in tasks], dim=1)))
-
-
-def rgb_to_unit(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``(H, W, 3)`` → float32 ``(3, H, W)`` in [−1, 1]: the preprocessing
-    (:func:`.transforms.inference_preprocessing`, 0 … 255 → −1 … 1)."""
-    from .transforms import scaled
-
-    return scaled(rgb)
 
 
 def unit_to_rgb(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ Inference (:func:`~.inference.translate`; :func:`~.stream.translate_rows` for im
 :func:`inference_preprocessing` and :func:`inference_postprocessing` build the model's own (a stain model saves no
 settings for them); the bundle's ``preprocessing`` and ``postprocessing`` are these lists, so a user changes a
 setting (``--preprocessing#transforms#0#a_max 240``) or adds a transform to either. The same scaling reads the
-training images (:class:`LoadStainCased`: H&E and IHC) and is :func:`~.model.rgb_to_unit`.
+training images (:class:`LoadStainCased`: H&E and IHC; :func:`scaled`).
 
 A streamed image (:mod:`.stream`: slides and TIFFs band by band) runs both lists on each band of rows, so
 transforms that look only at each pixel give the whole-image result; one that looks at neighbouring pixels or at the
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform
 
-from ...core.processing import array_of, run_processing
+from ...core.processing import preprocessed
 from ...errors import InputError
 from .images import CASE_FILES
 
@@ -65,8 +65,7 @@ def scaled(rgb: np.ndarray, preprocessing=None) -> np.ndarray:
     ``(3, H, W)`` in [−1, 1])."""
     image = channels_first(rgb)
     pre = inference_preprocessing() if preprocessing is None else preprocessing
-    return array_of(run_processing(pre, {"image": image}, "preprocessing"), "image", "preprocessing",
-                    shape=image.shape)
+    return preprocessed(pre, image)
 
 
 class LoadStainCased(MapTransform):

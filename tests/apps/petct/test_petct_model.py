@@ -11,9 +11,10 @@ import torch
 from scipy.stats import entropy as scipy_entropy
 
 from medfusion.apps.petct.model import (
-    CLASSES, PetCtSegModel, encode_labels, normalise_pet_ct, probabilities, segmentation_loss,
+    CLASSES, PetCtSegModel, encode_labels, probabilities, segmentation_loss,
 )
 from medfusion.apps.petct.inference import class_distribution, label_map, predictive_entropy, segment
+from medfusion.apps.petct.transforms import preprocess, stacked_pet_ct
 from medfusion.errors import InputError
 
 TINY = {"channels": [8, 8], "norm_num_groups": 4, "num_head_channels": 4}
@@ -177,7 +178,7 @@ def test_segresnet_baseline_checkpoint_prediction_and_training(tmp_path):
         PetCtSegModel.load(tmp_path / "b.pt")
     pet, ct = pet[:8, :8, :6], ct[:8, :8, :6]  # training patches are multiples of the divisor
     labels = torch.as_tensor(np.where(pet > 2.5, 1, np.where(ct > 125, 2, 0)))[None, None]
-    batch = {"image": torch.from_numpy(normalise_pet_ct(pet, ct, b.preprocessing))[None], "label": labels}
+    batch = {"image": torch.from_numpy(preprocess(stacked_pet_ct(pet, ct), b.preprocessing))[None], "label": labels}
     opt = torch.optim.Adam(b.network.parameters(), 1e-2)
     first = None
     for _ in range(30):

@@ -84,6 +84,7 @@ def test_a_field_of_view_that_cuts_the_body_is_set_in_a_body_of_the_training_siz
     win = grid.to_model(body, labels=True)
     out = grid.body_context(win, extent_mm=(60.0, 40.0))
     cover = grid.to_model(np.ones((10, 8, 3), np.uint8), labels=True) > 0
+    assert np.array_equal(grid.covered(), cover)  # the covered voxels from the geometry alone
     assert np.array_equal(out[cover], win[cover])  # the volume and its continued edge unchanged
     assert np.array_equal(out[..., 1:], win[..., 1:])  # not cut: nothing added
     added = out[..., 0] & ~cover[..., 0]

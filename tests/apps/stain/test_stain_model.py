@@ -11,7 +11,8 @@ import torch
 
 from medfusion.apps.stain.baseline import UNetBaseline, baseline_loss
 from medfusion.apps.stain.inference import cell_labels, translate
-from medfusion.apps.stain.model import StainModel, load_model, rgb_to_unit, stain_loss, unit_to_rgb
+from medfusion.apps.stain.model import StainModel, load_model, stain_loss, unit_to_rgb
+from medfusion.apps.stain.transforms import scaled
 from medfusion.errors import InputError
 
 TINY = {"channels": [8, 16], "norm_num_groups": 8, "num_head_channels": 8}
@@ -80,7 +81,7 @@ def test_create_refuses_bad_tasks_and_tiles():
 def test_rgb_unit_round_trip_is_exact_for_every_8_bit_value():
     rgb = np.stack(np.meshgrid(np.arange(256), np.arange(3), indexing="ij"), -1)[..., :1].repeat(3, -1)
     rgb = rgb.astype(np.uint8)  # (256, 3, 3): every value in every channel
-    x = rgb_to_unit(rgb)
+    x = scaled(rgb)
     assert x.shape == (3, 256, 3) and x.min() == -1.0 and x.max() == 1.0
     np.testing.assert_array_equal(unit_to_rgb(x), rgb)
 
@@ -330,7 +331,7 @@ def test_the_bundles_processing_is_the_models_own_and_a_changed_setting_reaches_
         default = translate(model, he, steps=2, seed=3)
         _same(translate(model, he, steps=2, seed=3, preprocessing=pre, postprocessing=post), default)
     np.testing.assert_array_equal(pre({"image": np.moveaxis(he, -1, 0).astype(np.float32)})["image"],
-                                  rgb_to_unit(he))  # the one scaling: training reads its images with it
+                                  scaled(he))  # the one scaling: training reads its images with it
 
     default = translate(copy_model(), he, steps=2)  # the network copies the H&E: IHC = H&E
     pre300, _ = bundle_processing(**{"preprocessing#transforms#0#a_max": 300.0})
