@@ -105,8 +105,8 @@ def preprocessing_settings(suv_scale: float = 10.0, suv_clip: float = 30.0,
                            ct_window: tuple[float, float] = (-250.0, 250.0),
                            spacing: tuple[float, float, float] = (2.0, 2.0, 2.0),
                            box_mm: float | None = 144.0) -> dict:
-    """The checked preprocessing settings (saved in checkpoints): intensities (:func:`.transforms.inference_preprocessing`) and the
-    working grid (:func:`~.geometry.working_grid`: voxel ``spacing`` in mm, and the head-and-neck box of ``box_mm``
+    """The checked preprocessing settings (saved in checkpoints): intensities
+    (:func:`.transforms.inference_preprocessing`) and the working grid (:func:`~.geometry.working_grid`: voxel ``spacing`` in mm, and the head-and-neck box of ``box_mm``
     found from PET, or ``None`` for the whole CT∩PET overlap)."""
     if not suv_scale > 0 or not suv_clip > 0 or not ct_window[1] > ct_window[0]:
         raise InputError(f"bad intensity settings: suv_scale {suv_scale}, suv_clip {suv_clip}, "
